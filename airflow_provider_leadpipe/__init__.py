@@ -1,0 +1,68 @@
+"""Apache Airflow provider for Leadpipe's Identification API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+_INTEGRATION = "Leadpipe"
+_PACKAGE = "airflow_provider_leadpipe"
+
+
+def _modules(*names: str) -> list[dict[str, Any]]:
+    return [{"integration-name": _INTEGRATION, "python-modules": [f"{_PACKAGE}.{name}" for name in names]}]
+
+
+# Shared by get_provider_info() (read by Airflow >= 3.2 without importing the hook) and by
+# LeadpipeHook.get_ui_field_behaviour() (read by Airflow < 3.2), so the two cannot drift apart.
+UI_FIELD_BEHAVIOUR: dict[str, Any] = {
+    "hidden-fields": ["login", "schema", "port"],
+    "relabeling": {"password": "API key", "host": "Base URL"},
+    "placeholders": {
+        "password": "sk_... (Settings > API Keys in the Leadpipe dashboard)",
+        "host": "https://api.aws53.cloud",
+        "extra": '{"timeout": 30, "max_retries": 3}',
+    },
+}
+
+CONN_FIELDS: dict[str, Any] = {
+    "timeout": {
+        "label": "Request timeout (seconds)",
+        "description": "Per-request timeout for calls to the Leadpipe API. Default 30.",
+        "schema": {"type": ["number", "null"], "minimum": 1, "maximum": 600},
+    },
+    "max_retries": {
+        "label": "Retries on transient errors",
+        "description": "Retries on connection errors, timeouts, HTTP 429 and 5xx. Default 3.",
+        "schema": {"type": ["integer", "null"], "minimum": 0, "maximum": 10},
+    },
+}
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Describe the provider to Airflow's ProvidersManager (no I/O, no Airflow imports)."""
+    return {
+        "package-name": "airflow-provider-leadpipe",
+        "name": "Leadpipe",
+        "description": "Leadpipe Identification API: account health and credit gating, visitor data "
+        "pulls and pixel management.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": _INTEGRATION,
+                "external-doc-url": "https://docs.leadpipe.com/api-reference/introduction",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": _modules("hooks.leadpipe"),
+        "connection-types": [
+            {
+                "connection-type": "leadpipe",
+                "hook-class-name": f"{_PACKAGE}.hooks.leadpipe.LeadpipeHook",
+                "hook-name": "Leadpipe",
+                "ui-field-behaviour": UI_FIELD_BEHAVIOUR,
+                "conn-fields": CONN_FIELDS,
+            }
+        ],
+    }
