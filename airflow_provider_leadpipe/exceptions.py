@@ -1,0 +1,77 @@
+"""Typed errors raised by the Leadpipe provider.
+
+Every error is an :class:`~airflow.exceptions.AirflowException`, so Airflow treats it as a task
+failure, and every message names what was wrong without ever containing the API key.
+"""
+
+from __future__ import annotations
+
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+
+
+class LeadpipeError(AirflowException):
+    """Base class of every error the provider raises.
+
+    :param status_code: HTTP status of the response that caused the error, if any.
+    :param api_code: the ``error.code`` of Leadpipe's error body, if any.
+    """
+
+    def __init__(self, message: str, *, status_code: int | None = None, api_code: str | None = None):
+        super().__init__(message)
+        self.status_code = status_code
+        self.api_code = api_code
+
+
+class LeadpipeConfigError(LeadpipeError, ValueError):
+    """A connection, parameter or argument is unusable (missing key, bad base URL, bad value)."""
+
+
+class LeadpipeAuthError(LeadpipeError, AirflowFailException):
+    """HTTP 401/403: the key is invalid or revoked, or the organization is not active.
+
+    Subclasses :class:`AirflowFailException`, so the task fails at once: retrying cannot help.
+    """
+
+
+class LeadpipeRateLimitError(LeadpipeError):
+    """HTTP 429 after every retry. ``retry_after`` is the server's advice in seconds, if any."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs):
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class LeadpipeServerError(LeadpipeError):
+    """HTTP 5xx after every retry."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs):
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class LeadpipeConnectionError(LeadpipeError):
+    """The API could not be reached (refused, DNS, timeout, reset) after every retry."""
+
+
+class LeadpipeRequestError(LeadpipeError):
+    """Any other HTTP 4xx: the request itself was rejected (bad query or body)."""
+
+
+class LeadpipeNotFoundError(LeadpipeRequestError):
+    """HTTP 404: the addressed object (e.g. a pixel id) does not exist."""
+
+
+class LeadpipeConflictError(LeadpipeRequestError):
+    """HTTP 409: the object already exists (e.g. a pixel for that domain)."""
+
+
+class LeadpipeResponseError(LeadpipeError):
+    """The API answered, but not with the documented shape; the message names the field."""
+
+
+#: Errors worth retrying (transient); everything else fails at once.
+TRANSIENT_ERRORS: tuple[type[LeadpipeError], ...] = (
+    LeadpipeRateLimitError,
+    LeadpipeServerError,
+    LeadpipeConnectionError,
+)

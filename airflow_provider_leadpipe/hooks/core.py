@@ -1,0 +1,378 @@
+"""The request core shared by the sync and the async Leadpipe client.
+
+Everything except the line that sends (``client.send`` vs ``await client.send``) lives here once:
+settings from the connection, client construction, response and error classification, and the
+retry policy. :class:`~airflow_provider_leadpipe.hooks.leadpipe.LeadpipeHook` only wires it up.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ipaddress
+import logging
+import ssl
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import tenacity
+from tenacity.wait import wait_base
+
+from airflow_provider_leadpipe import __version__
+from airflow_provider_leadpipe.exceptions import (
+    TRANSIENT_ERRORS,
+    LeadpipeAuthError,
+    LeadpipeConfigError,
+    LeadpipeConflictError,
+    LeadpipeConnectionError,
+    LeadpipeError,
+    LeadpipeNotFoundError,
+    LeadpipeRateLimitError,
+    LeadpipeRequestError,
+    LeadpipeResponseError,
+    LeadpipeServerError,
+)
+
+DEFAULT_BASE_URL = "https://api.aws53.cloud"
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_MAX_RETRIES = 3
+DEFAULT_RETRY_BACKOFF = 1.0
+MAX_BACKOFF = 30.0
+#: The longest ``Retry-After`` honoured; a longer one is shortened to this.
+MAX_RETRY_AFTER = 60.0
+USER_AGENT = f"airflow-provider-leadpipe/{__version__}"
+_LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+_MAX_MESSAGE = 200
+
+log = logging.getLogger("airflow.providers.leadpipe")
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """Everything needed to talk to the API, resolved once from the connection.
+
+    The key is excluded from ``repr`` so a settings object can be logged or shown in a traceback.
+    """
+
+    conn_id: str
+    base_url: str
+    api_key: str = field(repr=False)
+    timeout: float = DEFAULT_TIMEOUT
+    max_retries: int = DEFAULT_MAX_RETRIES
+    retry_backoff: float = DEFAULT_RETRY_BACKOFF
+
+    @classmethod
+    def from_connection(
+        cls,
+        conn: Any,
+        extra: Mapping[str, Any],
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        retry_backoff: float | None = None,
+    ) -> ApiSettings:
+        """Build settings from an Airflow connection; arguments override the connection's extra."""
+        conn_id = conn.conn_id
+        api_key = (conn.password or "").strip()
+        if not api_key:
+            raise LeadpipeConfigError(
+                f"Leadpipe connection '{conn_id}' has no API key: put the organization key (sk_...) "
+                "in the connection's password field ('API key' in the UI)."
+            )
+        return cls(
+            conn_id=conn_id,
+            base_url=normalize_base_url(conn.host, conn.port, conn_id=conn_id),
+            api_key=api_key,
+            timeout=_positive_number(
+                timeout if timeout is not None else extra.get("timeout"), "timeout", conn_id, DEFAULT_TIMEOUT
+            ),
+            max_retries=_retry_count(
+                max_retries if max_retries is not None else extra.get("max_retries"), conn_id
+            ),
+            retry_backoff=_positive_number(retry_backoff, "retry_backoff", conn_id, DEFAULT_RETRY_BACKOFF),
+        )
+
+
+def _positive_number(value: Any, name: str, conn_id: str, default: float) -> float:
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if isinstance(value, bool) or not number > 0 or number == float("inf"):
+        raise LeadpipeConfigError(
+            f"Leadpipe connection '{conn_id}': {name} must be a positive number of seconds, got {value!r}"
+        )
+    return number
+
+
+def _retry_count(value: Any, conn_id: str) -> int:
+    if value is None or value == "":
+        return DEFAULT_MAX_RETRIES
+    try:
+        count = int(str(value))
+    except ValueError:
+        count = -1
+    if isinstance(value, bool) or not 0 <= count <= 10:
+        raise LeadpipeConfigError(
+            f"Leadpipe connection '{conn_id}': max_retries must be a whole number from 0 to 10, got {value!r}"
+        )
+    return count
+
+
+def is_loopback(hostname: str) -> bool:
+    """True for localhost and 127.0.0.0/8 / ::1 addresses."""
+    if hostname.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
+
+
+def normalize_base_url(host: str | None, port: int | None = None, *, conn_id: str = "?") -> str:
+    """Turn the connection's host (with or without scheme) and port into a base URL.
+
+    No host means the production API. A host without a scheme gets ``https://``, except a loopback
+    host (the sandbox or a local tunnel), which gets ``http://``. Plain ``http://`` is refused for
+    any non-loopback host so the key never crosses a network unencrypted. Paths, queries and
+    credentials in the URL are refused: the key belongs in the password field.
+    """
+    host = (host or "").strip()
+    if not host:
+        return DEFAULT_BASE_URL
+    raw = host if "://" in host else f"//{host}"
+    try:
+        parts = urlsplit(raw)
+        hostname = parts.hostname or ""
+        url_port = parts.port
+    except ValueError as exc:
+        raise LeadpipeConfigError(f"Leadpipe connection '{conn_id}': base URL is not a valid URL ({exc})") from None
+    problem = None
+    if not hostname:
+        problem = "it has no host name"
+    elif parts.username is not None or parts.password is not None:
+        problem = "it contains credentials; put the API key in the password field instead"
+    elif parts.path not in ("", "/"):
+        problem = f"it has a path ({parts.path!r}); give only scheme, host and port"
+    elif parts.query or parts.fragment:
+        problem = "it has a query or fragment; give only scheme, host and port"
+    scheme = parts.scheme.lower() or ("http" if hostname and is_loopback(hostname) else "https")
+    if problem is None and scheme not in ("http", "https"):
+        problem = f"scheme {parts.scheme!r} is not http or https"
+    if problem is None and scheme == "http" and not is_loopback(hostname):
+        problem = "plain http:// is only allowed for loopback hosts (the sandbox); use https://"
+    if problem:
+        raise LeadpipeConfigError(f"Leadpipe connection '{conn_id}': base URL refused: {problem}")
+    port = url_port or (port if port else None)  # the 3.3.1 UI sends port=0 for "no port"
+    netloc = f"[{hostname}]" if ":" in hostname else hostname
+    if port:
+        netloc = f"{netloc}:{port}"
+    return f"{scheme}://{netloc}"
+
+
+@lru_cache(maxsize=1)
+def _ssl_context() -> ssl.SSLContext:
+    # Creating an SSLContext and loading CA certificates costs milliseconds; httpx would do it for
+    # every client. One shared, read-only context keeps per-connection clients cheap in a triggerer.
+    return httpx.create_ssl_context()
+
+
+def client_kwargs(settings: ApiSettings) -> dict[str, Any]:
+    """Constructor arguments shared by ``httpx.Client`` and ``httpx.AsyncClient``."""
+    return {
+        "base_url": settings.base_url,
+        "headers": {"X-API-Key": settings.api_key, "User-Agent": USER_AGENT, "Accept": "application/json"},
+        "timeout": httpx.Timeout(settings.timeout, connect=min(settings.timeout, 10.0)),
+        "verify": _ssl_context(),
+        "follow_redirects": False,
+    }
+
+
+def redact(text: str, settings: ApiSettings) -> str:
+    """Remove the API key from any text that came from outside (e.g. an echoed error body)."""
+    return text.replace(settings.api_key, "***") if settings.api_key else text
+
+
+def summarize_error_body(response: httpx.Response) -> str:
+    """A short human summary of an error body, whatever its shape; never the whole body."""
+    try:
+        body = response.json()
+    except (ValueError, UnicodeDecodeError):
+        body = None
+    message = None
+    code = None
+    if isinstance(body, Mapping):
+        error = body.get("error")
+        if isinstance(error, Mapping):
+            message, code = error.get("message"), error.get("code")
+        elif isinstance(error, str):
+            message = error
+        for key in ("message", "detail", "title"):
+            if message is None and isinstance(body.get(key), str):
+                message = body[key]
+    if message is None:
+        kind = response.headers.get("content-type", "no content type").split(";")[0]
+        return f"{kind} body, {len(response.content)} bytes"
+    text = " ".join(str(message).split())
+    if len(text) > _MAX_MESSAGE:
+        text = text[: _MAX_MESSAGE - 1] + "…"
+    return f"{text} [{code}]" if isinstance(code, str) and code != "HTTP_ERROR" else text
+
+
+def _api_code(response: httpx.Response) -> str | None:
+    try:
+        error = response.json().get("error")
+        return error.get("code") if isinstance(error, Mapping) else None
+    except Exception:
+        return None
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None or when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def describe(request: httpx.Request) -> str:
+    return f"{request.method} {request.url.path}"
+
+
+def handle_response(response: httpx.Response, settings: ApiSettings) -> Any:
+    """Return the JSON payload of a 2xx response; raise the matching typed error otherwise."""
+    status = response.status_code
+    where = describe(response.request)
+    if 200 <= status < 300:
+        try:
+            payload = response.json()
+        except (ValueError, UnicodeDecodeError):
+            kind = response.headers.get("content-type", "no content type").split(";")[0]
+            raise LeadpipeResponseError(
+                f"Leadpipe {where} answered HTTP {status} with a body that is not JSON "
+                f"({kind}, {len(response.content)} bytes)",
+                status_code=status,
+            ) from None
+        if not isinstance(payload, Mapping) or "data" not in payload:
+            raise LeadpipeResponseError(
+                f"Leadpipe {where} answered HTTP {status} without the documented 'data' envelope",
+                status_code=status,
+            )
+        return payload
+    detail = redact(summarize_error_body(response), settings)
+    code = _api_code(response)
+    base = f"Leadpipe {where} failed with HTTP {status}: {detail}"
+    retry_after = parse_retry_after(response.headers.get("retry-after"))
+    if status in (401, 403):
+        raise LeadpipeAuthError(
+            f"{base} (connection '{settings.conn_id}': check the API key and that the organization "
+            "is active)",
+            status_code=status,
+            api_code=code,
+        )
+    if status == 429:
+        raise LeadpipeRateLimitError(base, retry_after=retry_after, status_code=status, api_code=code)
+    if status >= 500:
+        raise LeadpipeServerError(base, retry_after=retry_after, status_code=status, api_code=code)
+    if status == 404:
+        raise LeadpipeNotFoundError(base, status_code=status, api_code=code)
+    if status == 409:
+        raise LeadpipeConflictError(base, status_code=status, api_code=code)
+    if 400 <= status < 500:
+        raise LeadpipeRequestError(base, status_code=status, api_code=code)
+    raise LeadpipeResponseError(f"Leadpipe {where} answered with unexpected HTTP {status}", status_code=status)
+
+
+def transport_error(exc: httpx.TransportError, request: httpx.Request) -> LeadpipeConnectionError:
+    """Wrap an httpx network error; records whether the request may have reached the server."""
+    reason = type(exc).__name__
+    text = str(exc).strip()
+    error = LeadpipeConnectionError(
+        f"Leadpipe {describe(request)} to {request.url.host} failed: {reason}" + (f" ({text})" if text else "")
+    )
+    # Connect-phase failures never reached the server, so even a POST may be retried safely.
+    error.request_sent = not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
+    return error
+
+
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "PATCH"})
+
+
+def _is_retryable(exc: BaseException | None, method: str) -> bool:
+    if not isinstance(exc, TRANSIENT_ERRORS):
+        return False
+    if method in _IDEMPOTENT:
+        return True
+    # Non-idempotent (POST): retry only what certainly was not processed.
+    if isinstance(exc, LeadpipeConnectionError):
+        return not getattr(exc, "request_sent", True)
+    return isinstance(exc, LeadpipeRateLimitError) or exc.status_code == 503
+
+
+class wait_retry_after(wait_base):
+    """Wait what the server's ``Retry-After`` says (capped); otherwise the fallback backoff.
+
+    tenacity has no built-in notion of a server-advised delay, hence this small strategy.
+    """
+
+    def __init__(self, fallback: wait_base, cap: float = MAX_RETRY_AFTER):
+        self.fallback = fallback
+        self.cap = cap
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            return min(float(retry_after), self.cap)
+        return self.fallback(retry_state)
+
+
+def retry_kwargs(settings: ApiSettings, method: str) -> dict[str, Any]:
+    """Arguments for ``tenacity.Retrying`` / ``AsyncRetrying``: the one retry policy."""
+    method = method.upper()
+
+    def log_retry(state: tenacity.RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        log.warning(
+            "%s; retry %d of %d in %.1f s", exc, state.attempt_number, settings.max_retries, wait
+        )
+
+    return {
+        "stop": tenacity.stop_after_attempt(settings.max_retries + 1),
+        # Exponential backoff plus jitter; spelled as a sum because tenacity 9.2 renamed
+        # wait_exponential_jitter's arguments and we support tenacity >= 8.3.
+        "wait": wait_retry_after(
+            tenacity.wait_exponential(multiplier=settings.retry_backoff, max=MAX_BACKOFF)
+            + tenacity.wait_random(0, settings.retry_backoff)
+        ),
+        "retry": tenacity.retry_if_exception(lambda exc: _is_retryable(exc, method)),
+        "before_sleep": log_retry,
+        "reraise": True,
+    }
+
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "ApiSettings",
+    "client_kwargs",
+    "handle_response",
+    "normalize_base_url",
+    "parse_retry_after",
+    "retry_kwargs",
+    "transport_error",
+]

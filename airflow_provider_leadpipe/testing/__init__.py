@@ -1,0 +1,1 @@
+"""Offline Leadpipe API sandbox (see docs/sandbox.md)."""

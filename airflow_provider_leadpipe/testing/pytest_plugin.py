@@ -1,0 +1,1 @@
+"""pytest plugin: the leadpipe_sandbox fixture (provided by the sandbox package)."""

@@ -1,0 +1,22 @@
+# Shared setup for scripts/*.sh: uv, the project venv, and Airflow 3.3.2 with the provider.
+AIRFLOW_VERSION="${AIRFLOW_VERSION:-3.3.2}"
+VENV="${VENV:-.venv}"
+PYTHON_VERSION="${PYTHON_VERSION:-3.11}"
+
+ensure_uv() {
+  if command -v uv >/dev/null 2>&1; then UV=uv; return; fi
+  local boot="${UV_BOOTSTRAP_DIR:-$HOME/.cache/airflow-provider-leadpipe/uv}"
+  if [ ! -x "$boot/bin/uv" ]; then
+    echo "[setup] installing uv into $boot" >&2
+    python3 -m venv "$boot" >&2
+    "$boot/bin/pip" install -q uv >&2
+  fi
+  UV="$boot/bin/uv"
+}
+
+ensure_venv() {
+  ensure_uv
+  [ -x "$VENV/bin/python" ] || "$UV" venv -q -p "$PYTHON_VERSION" "$VENV" >&2
+  echo "[setup] installing Airflow $AIRFLOW_VERSION and the provider into $VENV" >&2
+  "$UV" pip install -q --python "$VENV/bin/python" -e '.[test]' "apache-airflow==$AIRFLOW_VERSION" >&2
+}
