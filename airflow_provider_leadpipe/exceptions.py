@@ -12,13 +12,14 @@ from airflow.providers.common.compat.sdk import AirflowException, AirflowFailExc
 class LeadpipeError(AirflowException):
     """Base class of every error the provider raises.
 
-    :param status_code: HTTP status of the response that caused the error, if any.
+    :param http_status: HTTP status of the response that caused the error, if any. (Not
+        ``status_code``: Airflow's own ``AirflowException.status_code`` means something else.)
     :param api_code: the ``error.code`` of Leadpipe's error body, if any.
     """
 
-    def __init__(self, message: str, *, status_code: int | None = None, api_code: str | None = None):
+    def __init__(self, message: str, *, http_status: int | None = None, api_code: str | None = None):
         super().__init__(message)
-        self.status_code = status_code
+        self.http_status = http_status
         self.api_code = api_code
 
 
@@ -50,7 +51,15 @@ class LeadpipeServerError(LeadpipeError):
 
 
 class LeadpipeConnectionError(LeadpipeError):
-    """The API could not be reached (refused, DNS, timeout, reset) after every retry."""
+    """The API could not be reached (refused, DNS, timeout, reset) after every retry.
+
+    ``request_sent`` is False when the failure happened before the request left (connect phase),
+    so even a non-idempotent request may be retried safely.
+    """
+
+    def __init__(self, message: str, *, request_sent: bool = True, **kwargs):
+        super().__init__(message, **kwargs)
+        self.request_sent = request_sent
 
 
 class LeadpipeRequestError(LeadpipeError):

@@ -63,9 +63,7 @@ DateTime = Annotated[
 
 
 class _ApiModel(BaseModel):
-    model_config = ConfigDict(
-        extra="allow", frozen=True, populate_by_name=True, arbitrary_types_allowed=True
-    )
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True, arbitrary_types_allowed=True)
 
 
 class Organization(_ApiModel):

@@ -1,7 +1,9 @@
 # Shared setup for scripts/*.sh: uv, the project venv, and Airflow 3.3.2 with the provider.
 AIRFLOW_VERSION="${AIRFLOW_VERSION:-3.3.2}"
 VENV="${VENV:-.venv}"
-PYTHON_VERSION="${PYTHON_VERSION:-3.11}"
+# The machine's own interpreter: uv must never try to download one (no internet here).
+PYTHON="${PYTHON:-$(command -v python3.11 || command -v python3)}"
+export UV_PYTHON_DOWNLOADS=never
 
 ensure_uv() {
   if command -v uv >/dev/null 2>&1; then UV=uv; return; fi
@@ -16,7 +18,7 @@ ensure_uv() {
 
 ensure_venv() {
   ensure_uv
-  [ -x "$VENV/bin/python" ] || "$UV" venv -q -p "$PYTHON_VERSION" "$VENV" >&2
+  [ -x "$VENV/bin/python" ] || "$UV" venv -q -p "$PYTHON" "$VENV" >&2
   echo "[setup] installing Airflow $AIRFLOW_VERSION and the provider into $VENV" >&2
   "$UV" pip install -q --python "$VENV/bin/python" -e '.[test]' "apache-airflow==$AIRFLOW_VERSION" >&2
 }

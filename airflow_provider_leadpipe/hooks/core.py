@@ -29,7 +29,6 @@ from airflow_provider_leadpipe.exceptions import (
     LeadpipeConfigError,
     LeadpipeConflictError,
     LeadpipeConnectionError,
-    LeadpipeError,
     LeadpipeNotFoundError,
     LeadpipeRateLimitError,
     LeadpipeRequestError,
@@ -152,7 +151,9 @@ def normalize_base_url(host: str | None, port: int | None = None, *, conn_id: st
         hostname = parts.hostname or ""
         url_port = parts.port
     except ValueError as exc:
-        raise LeadpipeConfigError(f"Leadpipe connection '{conn_id}': base URL is not a valid URL ({exc})") from None
+        raise LeadpipeConfigError(
+            f"Leadpipe connection '{conn_id}': base URL is not a valid URL ({exc})"
+        ) from None
     problem = None
     if not hostname:
         problem = "it has no host name"
@@ -265,12 +266,12 @@ def handle_response(response: httpx.Response, settings: ApiSettings) -> Any:
             raise LeadpipeResponseError(
                 f"Leadpipe {where} answered HTTP {status} with a body that is not JSON "
                 f"({kind}, {len(response.content)} bytes)",
-                status_code=status,
+                http_status=status,
             ) from None
         if not isinstance(payload, Mapping) or "data" not in payload:
             raise LeadpipeResponseError(
                 f"Leadpipe {where} answered HTTP {status} without the documented 'data' envelope",
-                status_code=status,
+                http_status=status,
             )
         return payload
     detail = redact(summarize_error_body(response), settings)
@@ -281,32 +282,34 @@ def handle_response(response: httpx.Response, settings: ApiSettings) -> Any:
         raise LeadpipeAuthError(
             f"{base} (connection '{settings.conn_id}': check the API key and that the organization "
             "is active)",
-            status_code=status,
+            http_status=status,
             api_code=code,
         )
     if status == 429:
-        raise LeadpipeRateLimitError(base, retry_after=retry_after, status_code=status, api_code=code)
+        raise LeadpipeRateLimitError(base, retry_after=retry_after, http_status=status, api_code=code)
     if status >= 500:
-        raise LeadpipeServerError(base, retry_after=retry_after, status_code=status, api_code=code)
+        raise LeadpipeServerError(base, retry_after=retry_after, http_status=status, api_code=code)
     if status == 404:
-        raise LeadpipeNotFoundError(base, status_code=status, api_code=code)
+        raise LeadpipeNotFoundError(base, http_status=status, api_code=code)
     if status == 409:
-        raise LeadpipeConflictError(base, status_code=status, api_code=code)
+        raise LeadpipeConflictError(base, http_status=status, api_code=code)
     if 400 <= status < 500:
-        raise LeadpipeRequestError(base, status_code=status, api_code=code)
-    raise LeadpipeResponseError(f"Leadpipe {where} answered with unexpected HTTP {status}", status_code=status)
+        raise LeadpipeRequestError(base, http_status=status, api_code=code)
+    raise LeadpipeResponseError(
+        f"Leadpipe {where} answered with unexpected HTTP {status}", http_status=status
+    )
 
 
 def transport_error(exc: httpx.TransportError, request: httpx.Request) -> LeadpipeConnectionError:
     """Wrap an httpx network error; records whether the request may have reached the server."""
     reason = type(exc).__name__
     text = str(exc).strip()
-    error = LeadpipeConnectionError(
-        f"Leadpipe {describe(request)} to {request.url.host} failed: {reason}" + (f" ({text})" if text else "")
-    )
     # Connect-phase failures never reached the server, so even a POST may be retried safely.
-    error.request_sent = not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
-    return error
+    sent = not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
+    suffix = f" ({text})" if text else ""
+    return LeadpipeConnectionError(
+        f"Leadpipe {describe(request)} to {request.url.host} failed: {reason}{suffix}", request_sent=sent
+    )
 
 
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "PATCH"})
@@ -319,8 +322,8 @@ def _is_retryable(exc: BaseException | None, method: str) -> bool:
         return True
     # Non-idempotent (POST): retry only what certainly was not processed.
     if isinstance(exc, LeadpipeConnectionError):
-        return not getattr(exc, "request_sent", True)
-    return isinstance(exc, LeadpipeRateLimitError) or exc.status_code == 503
+        return not exc.request_sent
+    return isinstance(exc, LeadpipeRateLimitError) or exc.http_status == 503
 
 
 class wait_retry_after(wait_base):
@@ -348,9 +351,7 @@ def retry_kwargs(settings: ApiSettings, method: str) -> dict[str, Any]:
     def log_retry(state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         wait = state.next_action.sleep if state.next_action else 0.0
-        log.warning(
-            "%s; retry %d of %d in %.1f s", exc, state.attempt_number, settings.max_retries, wait
-        )
+        log.warning("%s; retry %d of %d in %.1f s", exc, state.attempt_number, settings.max_retries, wait)
 
     return {
         "stop": tenacity.stop_after_attempt(settings.max_retries + 1),

@@ -50,7 +50,11 @@ class LeadpipeHook(BaseHook):
     ) -> None:
         super().__init__(**kwargs)
         self.leadpipe_conn_id = leadpipe_conn_id
-        self._overrides = {"timeout": timeout, "max_retries": max_retries, "retry_backoff": retry_backoff}
+        self._overrides: dict[str, Any] = {
+            "timeout": timeout,
+            "max_retries": max_retries,
+            "retry_backoff": retry_backoff,
+        }
         self._settings: ApiSettings | None = None
         self._aclient: httpx.AsyncClient | None = None
         self._aclient_loop: asyncio.AbstractEventLoop | None = None
@@ -199,4 +203,7 @@ class LeadpipeHook(BaseHook):
             return False, message
         credits = status.credits
         left = "unlimited" if credits.remaining is None else f"{credits.remaining:g}"
-        return True, f"Connected to {status.organization.name} ({status.organization.status}): {left} credits left"
+        return (
+            True,
+            f"Connected to {status.organization.name} ({status.organization.status}): {left} credits left",
+        )

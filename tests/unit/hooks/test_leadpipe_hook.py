@@ -87,9 +87,18 @@ def test_to_dict_round_trips_api_names_and_keeps_unknown_fields(get_status):
 @pytest.mark.parametrize(
     ("status_code", "body", "error", "text"),
     [
-        (401, {"error": {"code": "HTTP_ERROR", "message": "Invalid API key"}}, LeadpipeAuthError, "Invalid API key"),
-        (403, {"error": {"code": "HTTP_ERROR", "message": "Organization is expired"}}, LeadpipeAuthError,
-         "Organization is expired"),
+        (
+            401,
+            {"error": {"code": "HTTP_ERROR", "message": "Invalid API key"}},
+            LeadpipeAuthError,
+            "Invalid API key",
+        ),
+        (
+            403,
+            {"error": {"code": "HTTP_ERROR", "message": "Organization is expired"}},
+            LeadpipeAuthError,
+            "Organization is expired",
+        ),
         (404, {"message": "Not here"}, LeadpipeNotFoundError, "Not here"),
     ],
 )
@@ -99,7 +108,7 @@ def test_client_errors_fail_at_once_with_the_api_message(get_status, status_code
         with pytest.raises(error, match=text) as info:
             get_status(fast_hook())
     assert route.call_count == 1, "4xx must never be retried"
-    assert info.value.status_code == status_code
+    assert info.value.http_status == status_code
 
 
 def test_auth_error_fails_the_task_without_retries(leadpipe_conn):
@@ -112,16 +121,20 @@ def test_auth_error_fails_the_task_without_retries(leadpipe_conn):
 def test_5xx_is_retried_then_succeeds(get_status, status_code):
     with respx.mock() as mock:
         route = mock.get(ACCOUNT_URL)
-        route.side_effect = [httpx.Response(status_code), httpx.Response(status_code),
-                             httpx.Response(200, json={"data": account_data()})]
+        route.side_effect = [
+            httpx.Response(status_code),
+            httpx.Response(status_code),
+            httpx.Response(200, json={"data": account_data()}),
+        ]
         assert get_status(fast_hook()).healthy
     assert route.call_count == 3
 
 
 def test_5xx_exhausts_retries_into_a_typed_error(get_status):
     with respx.mock() as mock:
-        route = mock.get(ACCOUNT_URL).respond(503, text="<html><body>Service Unavailable</body></html>",
-                                              headers={"content-type": "text/html"})
+        route = mock.get(ACCOUNT_URL).respond(
+            503, text="<html><body>Service Unavailable</body></html>", headers={"content-type": "text/html"}
+        )
         with pytest.raises(LeadpipeServerError, match=r"HTTP 503: text/html body") as info:
             get_status(fast_hook(max_retries=2))
     assert route.call_count == 3
@@ -138,8 +151,10 @@ def test_429_honours_retry_after_both_forms(get_status, retry_after):
         retry_after = email.utils.formatdate(time.time() + 1.5, usegmt=True)
     with respx.mock() as mock:
         route = mock.get(ACCOUNT_URL)
-        route.side_effect = [httpx.Response(429, headers={"Retry-After": retry_after}),
-                             httpx.Response(200, json={"data": account_data()})]
+        route.side_effect = [
+            httpx.Response(429, headers={"Retry-After": retry_after}),
+            httpx.Response(200, json={"data": account_data()}),
+        ]
         started = time.monotonic()
         get_status(fast_hook())
         waited = time.monotonic() - started
@@ -149,7 +164,9 @@ def test_429_honours_retry_after_both_forms(get_status, retry_after):
 
 def test_429_exhausted_is_a_rate_limit_error(get_status):
     with respx.mock() as mock:
-        mock.get(ACCOUNT_URL).respond(429, headers={"Retry-After": "0"}, json={"error": {"message": "Slow down"}})
+        mock.get(ACCOUNT_URL).respond(
+            429, headers={"Retry-After": "0"}, json={"error": {"message": "Slow down"}}
+        )
         with pytest.raises(LeadpipeRateLimitError, match="Slow down") as info:
             get_status(fast_hook(max_retries=1))
     assert info.value.retry_after == 0
@@ -169,7 +186,10 @@ def test_network_errors_retry_then_raise_typed(get_status, exc):
 def test_network_error_then_success(get_status):
     with respx.mock() as mock:
         route = mock.get(ACCOUNT_URL)
-        route.side_effect = [httpx.ConnectError("refused"), httpx.Response(200, json={"data": account_data()})]
+        route.side_effect = [
+            httpx.ConnectError("refused"),
+            httpx.Response(200, json={"data": account_data()}),
+        ]
         assert get_status(fast_hook()).healthy
 
 
