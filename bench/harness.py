@@ -163,6 +163,10 @@ class StubServer:
     def set_account(self, **fields: Any) -> None:
         httpx.post(f"{self.url}/_sandbox/account", json=fields, timeout=10).raise_for_status()
 
+    def set_visitors(self, total: int, latency_ms: float) -> None:
+        body = {"total": total, "latency_ms": latency_ms}
+        httpx.post(f"{self.url}/_sandbox/visitors", json=body, timeout=10).raise_for_status()
+
 
 def api_server() -> StubServer:
     """The loopback API the benchmarks talk to."""
@@ -176,7 +180,12 @@ def emit(result: dict[str, Any]) -> None:
 
 def run_child(module: str, args: Iterable[str], timeout: float = 600) -> list[dict[str, Any]]:
     """Run ``python -m bench.<module> args`` in a fresh process; return the results it emitted."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+    }
     proc = subprocess.run(
         [sys.executable, "-m", f"bench.{module}", *args],
         cwd=ROOT,

@@ -16,10 +16,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextvars
+import gc
 import itertools
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any, ClassVar
+
+import httpx
 
 from bench.harness import GcPauses, LoopLag, Window, api_server, emit, env_connections, percentile
 
@@ -167,7 +171,48 @@ class LeadpipeTriggerImpl(Impl):
         return trigger.run()
 
 
-IMPLS: dict[str, Callable[..., Impl]] = {"http": HttpSensorImpl, "leadpipe": LeadpipeTriggerImpl}
+class RawHttpxImpl(Impl):
+    """Reference, not a trigger: one bare poll loop per connection on ``httpx.AsyncClient``
+    (GET + ``json()`` every interval, start to start), to choose a client layout by measurement.
+    ``per-connection``: each connection its own client. ``shared``: one client, pool size N.
+    """
+
+    has_condition = False
+    shared = False
+
+    def connections(self) -> dict[str, dict[str, Any]]:
+        return {}
+
+    def client(self) -> httpx.AsyncClient:
+        if not self.shared:
+            return httpx.AsyncClient(base_url=self.url)
+        if not hasattr(self, "_client"):
+            limits = httpx.Limits(max_connections=self.n, max_keepalive_connections=self.n)
+            self._client = httpx.AsyncClient(base_url=self.url, limits=limits)
+        return self._client
+
+    async def run(self, i: int) -> AsyncIterator[Any]:  # type: ignore[override]
+        client, stamps = self.client(), self.stamps[i]
+        headers = {"X-API-Key": f"sk_bench_{i % self.conns:05d}"}
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            (await client.get("/v1/data/account", headers=headers)).json()
+            stamps.append(clock())
+            await asyncio.sleep(max(0.0, started + self.interval - loop.time()))
+        yield  # pragma: no cover -- makes this an async generator like trigger.run()
+
+
+class SharedHttpxImpl(RawHttpxImpl):
+    shared = True
+
+
+IMPLS: dict[str, Callable[..., Impl]] = {
+    "http": HttpSensorImpl,
+    "leadpipe": LeadpipeTriggerImpl,
+    "httpx-per-connection": RawHttpxImpl,
+    "httpx-shared": SharedHttpxImpl,
+}
 
 
 def per_trigger_fraction(stamps: list[float], start: float, end: float, interval: float) -> float:
@@ -182,6 +227,47 @@ def per_trigger_fraction(stamps: list[float], start: float, end: float, interval
     if len(inside) >= 2 and inside[0] - start <= 1.5 * interval and end - inside[-1] <= 1.5 * interval:
         return (len(inside) - 1) * interval / (inside[-1] - inside[0])
     return len(inside) / expected
+
+
+async def propagate(
+    impl: Impl, server: Any, events: dict[int, float], lag: LoopLag, settle: float
+) -> dict[str, Any]:
+    """Change the account so every trigger's condition holds; time until all N have their event.
+
+    The change is made at the worst moment, just after an answer arrived, so the next poll is a
+    whole interval away. Reported: the delay to the last trigger's event, the spread between the
+    first and the last delivery of the answer that carried the change (fan-out), and the number of
+    polls per connection that were needed (1 = every trigger got it from the first poll after it).
+    """
+    early = len(events)
+    window_lag = lag.samples
+    lag.samples = []
+    seen = sum(map(len, impl.stamps))
+    waited = clock()
+    while sum(map(len, impl.stamps)) == seen and clock() - waited < 3 * impl.interval:
+        await asyncio.sleep(0.001)
+    requests_before = await asyncio.to_thread(server.requests)
+    await asyncio.to_thread(server.set_account, **impl.changed_account)
+    changed = clock()
+    lag.record()
+    while len(events) < impl.n and clock() < changed + settle:
+        await asyncio.sleep(0.01)
+    lag.record(False)
+    polls = (await asyncio.to_thread(server.requests)) - requests_before
+    delays = [t - changed for t in events.values() if t >= changed]
+    delivered = [s[-1] - changed for s in impl.stamps if s and s[-1] >= changed]
+    fanout_lag = max(lag.samples, default=0.0)
+    lag.samples = window_lag
+    return {
+        "fired_before_change": early,
+        "fired": len(delays),
+        "propagation_max_s": max(delays, default=float("nan")),
+        "propagation_p50_s": percentile(delays, 50),
+        "delivery_spread_ms": 1000 * (max(delivered) - min(delivered)) if delivered else float("nan"),
+        "event_spread_ms": 1000 * (max(delays) - min(delays)) if delays else float("nan"),
+        "polls_per_conn_to_propagate": polls / impl.conns,
+        "fanout_lag_max_ms": 1000 * fanout_lag,
+    }
 
 
 async def measure(
@@ -213,6 +299,9 @@ async def measure(
     while clock() - began < max_startup and not all(impl.stamps) and not errors:
         await asyncio.sleep(0.05)
     startup = clock() - began
+    heap_objects = len(gc.get_objects())
+    if os.environ.get("BENCH_GC_FREEZE"):  # a what-if (see README): Airflow's triggerer does not
+        gc.freeze()
     await asyncio.sleep(warmup)
 
     requests_before = await asyncio.to_thread(server.requests)
@@ -231,25 +320,7 @@ async def measure(
 
     result: dict[str, Any] = {}
     if impl.has_condition and not errors:
-        early = len(events)
-        # The worst moment for a change: just after an answer arrived, so the next poll is a whole
-        # interval away. Wait for a fresh evaluation, then change the account at once.
-        seen = sum(map(len, impl.stamps))
-        while sum(map(len, impl.stamps)) == seen and clock() - end < 3 * impl.interval:
-            await asyncio.sleep(0.001)
-        await asyncio.to_thread(server.set_account, **impl.changed_account)
-        changed = clock()
-        deadline = changed + settle
-        while len(events) < impl.n and clock() < deadline:
-            await asyncio.sleep(0.02)
-        delays = [events[i] - changed for i in events if events[i] >= changed]
-        result.update(
-            fired_before_change=early,
-            fired=len(delays),
-            propagation_max_s=max(delays, default=float("nan")),
-            propagation_p50_s=percentile(delays, 50),
-            fanout_ms=1000 * (max(delays) - min(delays)) if delays else float("nan"),
-        )
+        result.update(await propagate(impl, server, events, lag, settle))
 
     for task in tasks:
         task.cancel()
@@ -262,6 +333,7 @@ async def measure(
     gaps = [b - a for s in impl.stamps for a, b in itertools.pairwise(s) if start <= b < end]
     result.update(
         startup_s=startup,
+        heap_objects=heap_objects,
         evaluations=evaluations,
         evals_pct=100 * evaluations / expected,
         evals_min_pct=100 * min(fractions),
