@@ -7,7 +7,6 @@ import gc
 import json
 import os
 import resource
-import socket
 import subprocess
 import sys
 import time
@@ -16,8 +15,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULT_MARK = "BENCH-RESULT "
@@ -124,53 +121,16 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def api_sandbox(**options: Any) -> Any:
+    """The provider's API sandbox (``LeadpipeSandbox``), which serves from its own process."""
+    from airflow_provider_leadpipe.testing import LeadpipeSandbox
+
+    return LeadpipeSandbox(**options)
 
 
-class StubServer:
-    """The throwaway loopback API (``bench/_stub_server.py``) in its own process."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> StubServer:
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "bench._stub_server", str(self.port)], cwd=ROOT, stdin=subprocess.DEVNULL
-        )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(f"{self.url}/_sandbox/stats", timeout=1)
-                return self
-            except httpx.TransportError:
-                time.sleep(0.05)
-        self.__exit__()
-        raise RuntimeError("bench server did not start")
-
-    def __exit__(self, *exc: object) -> None:
-        if self._proc:
-            self._proc.terminate()
-            self._proc.wait(10)
-
-    def requests(self) -> int:
-        return int(httpx.get(f"{self.url}/_sandbox/stats", timeout=10).json()["requests"])
-
-    def set_account(self, **fields: Any) -> None:
-        httpx.post(f"{self.url}/_sandbox/account", json=fields, timeout=10).raise_for_status()
-
-    def set_visitors(self, total: int, latency_ms: float) -> None:
-        body = {"total": total, "latency_ms": latency_ms}
-        httpx.post(f"{self.url}/_sandbox/visitors", json=body, timeout=10).raise_for_status()
-
-
-def api_server() -> StubServer:
-    """The loopback API the benchmarks talk to."""
-    return StubServer()
+def request_total(sandbox: Any) -> int:
+    """Data API requests the sandbox has answered so far (control calls are not counted)."""
+    return int(sandbox.stats()["total"])
 
 
 def emit(result: dict[str, Any]) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from bench.harness import api_server, emit, env_connections
+from bench.harness import api_sandbox, emit, env_connections
 
 PATH = "/v1/data/account"
 
@@ -37,7 +37,11 @@ async def atimed(fn: Callable[[], Awaitable[Any]], calls: int) -> tuple[float, f
     return (time.perf_counter() - wall) / calls, (time.process_time() - cpu) / calls
 
 
-def summarize(kind: str, rounds: list[tuple[tuple[float, float], tuple[float, float]]]) -> dict[str, Any]:
+#: Per round: ((hook wall, hook CPU), (raw wall, raw CPU)), seconds per call.
+Rounds = list[tuple[tuple[float, float], tuple[float, float]]]
+
+
+def summarize(kind: str, rounds: Rounds) -> dict[str, Any]:
     hook_wall = statistics.median(h[0] for h, _ in rounds)
     raw_wall = statistics.median(r[0] for _, r in rounds)
     return {
@@ -52,11 +56,11 @@ def summarize(kind: str, rounds: list[tuple[tuple[float, float], tuple[float, fl
     }
 
 
-def sync_rounds(url: str, rounds: int, calls: int) -> list[tuple[tuple[float, float], tuple[float, float]]]:
+def sync_rounds(url: str, api_key: str, rounds: int, calls: int) -> Rounds:
     from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 
     hook = LeadpipeHook("bench_hook")
-    raw = httpx.Client(base_url=url, headers={"X-API-Key": "sk_bench_hook"})
+    raw = httpx.Client(base_url=url, headers={"X-API-Key": api_key})
     timed(hook.get_account_status, 50)
     timed(lambda: raw.get(PATH).json(), 50)
     out = []
@@ -69,13 +73,11 @@ def sync_rounds(url: str, rounds: int, calls: int) -> list[tuple[tuple[float, fl
     return out
 
 
-async def async_rounds(
-    url: str, rounds: int, calls: int
-) -> list[tuple[tuple[float, float], tuple[float, float]]]:
+async def async_rounds(url: str, api_key: str, rounds: int, calls: int) -> Rounds:
     from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 
     hook = LeadpipeHook("bench_hook")
-    raw = httpx.AsyncClient(base_url=url, headers={"X-API-Key": "sk_bench_hook"})
+    raw = httpx.AsyncClient(base_url=url, headers={"X-API-Key": api_key})
 
     async def raw_call() -> Any:
         return (await raw.get(PATH)).json()
@@ -97,11 +99,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--calls", type=int, default=500)
     args = parser.parse_args()
-    with api_server() as server:
-        conn = {"conn_type": "leadpipe", "host": server.url, "password": "sk_bench_hook"}
+    with api_sandbox() as sandbox:
+        conn = {"conn_type": "leadpipe", "host": sandbox.url, "password": sandbox.api_key}
         with env_connections({"bench_hook": conn}):
-            emit(summarize("sync", sync_rounds(server.url, args.rounds, args.calls)))
-            emit(summarize("async", asyncio.run(async_rounds(server.url, args.rounds, args.calls))))
+            emit(summarize("sync", sync_rounds(sandbox.url, sandbox.api_key, args.rounds, args.calls)))
+            rounds = asyncio.run(async_rounds(sandbox.url, sandbox.api_key, args.rounds, args.calls))
+            emit(summarize("async", rounds))
 
 
 if __name__ == "__main__":

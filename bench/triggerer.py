@@ -25,7 +25,16 @@ from typing import Any, ClassVar
 
 import httpx
 
-from bench.harness import GcPauses, LoopLag, Window, api_server, emit, env_connections, percentile
+from bench.harness import (
+    GcPauses,
+    LoopLag,
+    Window,
+    api_sandbox,
+    emit,
+    env_connections,
+    percentile,
+    request_total,
+)
 
 clock = time.perf_counter
 
@@ -34,8 +43,8 @@ class Impl:
     """One way of waiting on the account; subclasses build the N waiters and count evaluations."""
 
     has_condition = True
-    initial_account: ClassVar[dict[str, Any]] = {}
-    changed_account: ClassVar[dict[str, Any]] = {}
+    #: Sandbox configuration of every connection's API key (a healthy trial account by default).
+    key_config: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, n: int, conns: int, interval: float, url: str) -> None:
         self.n, self.conns, self.interval, self.url = n, conns, interval, url
@@ -43,6 +52,17 @@ class Impl:
 
     def conn_id(self, i: int) -> str:
         return f"bench_{i % self.conns}"
+
+    def api_key(self, i: int) -> str:
+        return f"sk_bench_{i % self.conns:05d}"
+
+    def prepare(self, sandbox: Any) -> None:
+        """One sandbox organisation per connection."""
+        for c in range(self.conns):
+            sandbox.configure_key(self.api_key(c), self.key_config)
+
+    def change(self, sandbox: Any) -> None:
+        """Make every trigger's condition true (implementations with a condition)."""
 
     def connections(self) -> dict[str, dict[str, Any]]:
         raise NotImplementedError
@@ -63,15 +83,10 @@ class HttpSensorImpl(Impl):
     has_condition = False
 
     def connections(self) -> dict[str, dict[str, Any]]:
-        # With credentials, like a real API: Airflow masks each connection's password on lookup,
-        # a cost the Leadpipe connections (API key in the password field) pay too.
+        # The key goes in as a header from the extra, as HttpAsyncHook does it; Airflow masks it
+        # (the name contains "api_key") on lookup, a cost the Leadpipe connections pay too.
         return {
-            self.conn_id(i): {
-                "conn_type": "http",
-                "host": self.url,
-                "login": "bench",
-                "password": f"pw_bench_{i:05d}",
-            }
+            self.conn_id(i): {"conn_type": "http", "host": self.url, "extra": {"X-API-Key": self.api_key(i)}}
             for i in range(self.conns)
         }
 
@@ -116,21 +131,20 @@ class LeadpipeTriggerImpl(Impl):
     An evaluation is one ``Subscription.deliver`` call: one trigger judging one (shared) answer.
     Ten distinct conditions (``min_credits`` 1..10) are spread over the triggers, so the poller's
     per-condition memo does not reduce the work to a single evaluation. The account starts with
-    0 credits left; the status change sets 480.
+    all 500 credits used; the status change sets 20 used (480 left).
     """
 
-    initial_account: ClassVar[dict[str, Any]] = {
-        "credits": {"used": 500, "limit": 500, "remaining": 0, "percentUsed": 100.0, "resetsAt": None}
-    }
-    changed_account: ClassVar[dict[str, Any]] = {
-        "credits": {"used": 20, "limit": 500, "remaining": 480, "percentUsed": 4.0, "resetsAt": None}
-    }
+    key_config: ClassVar[dict[str, Any]] = {"credits": {"used": 500, "limit": 500}}
 
     def connections(self) -> dict[str, dict[str, Any]]:
         return {
-            self.conn_id(i): {"conn_type": "leadpipe", "host": self.url, "password": f"sk_bench_{i:05d}"}
+            self.conn_id(i): {"conn_type": "leadpipe", "host": self.url, "password": self.api_key(i)}
             for i in range(self.conns)
         }
+
+    def change(self, sandbox: Any) -> None:
+        for c in range(self.conns):
+            sandbox.set_credits(used=20, api_key=self.api_key(c))
 
     def install(self) -> None:
         from airflow_provider_leadpipe.triggers.poller import AccountPoller, Subscription
@@ -184,16 +198,19 @@ class RawHttpxImpl(Impl):
         return {}
 
     def client(self) -> httpx.AsyncClient:
+        # One SSL context for all clients, as the provider's hook does (building one costs ~30 ms).
+        if not hasattr(self, "_ssl"):
+            self._ssl = httpx.create_ssl_context()
         if not self.shared:
-            return httpx.AsyncClient(base_url=self.url)
+            return httpx.AsyncClient(base_url=self.url, verify=self._ssl)
         if not hasattr(self, "_client"):
             limits = httpx.Limits(max_connections=self.n, max_keepalive_connections=self.n)
-            self._client = httpx.AsyncClient(base_url=self.url, limits=limits)
+            self._client = httpx.AsyncClient(base_url=self.url, verify=self._ssl, limits=limits)
         return self._client
 
     async def run(self, i: int) -> AsyncIterator[Any]:  # type: ignore[override]
         client, stamps = self.client(), self.stamps[i]
-        headers = {"X-API-Key": f"sk_bench_{i % self.conns:05d}"}
+        headers = {"X-API-Key": self.api_key(i)}
         loop = asyncio.get_running_loop()
         while True:
             started = loop.time()
@@ -230,7 +247,7 @@ def per_trigger_fraction(stamps: list[float], start: float, end: float, interval
 
 
 async def propagate(
-    impl: Impl, server: Any, events: dict[int, float], lag: LoopLag, settle: float
+    impl: Impl, sandbox: Any, events: dict[int, float], lag: LoopLag, settle: float
 ) -> dict[str, Any]:
     """Change the account so every trigger's condition holds; time until all N have their event.
 
@@ -246,14 +263,14 @@ async def propagate(
     waited = clock()
     while sum(map(len, impl.stamps)) == seen and clock() - waited < 3 * impl.interval:
         await asyncio.sleep(0.001)
-    requests_before = await asyncio.to_thread(server.requests)
-    await asyncio.to_thread(server.set_account, **impl.changed_account)
+    requests_before = await asyncio.to_thread(request_total, sandbox)
+    await asyncio.to_thread(impl.change, sandbox)
     changed = clock()
     lag.record()
     while len(events) < impl.n and clock() < changed + settle:
         await asyncio.sleep(0.01)
     lag.record(False)
-    polls = (await asyncio.to_thread(server.requests)) - requests_before
+    polls = (await asyncio.to_thread(request_total, sandbox)) - requests_before
     delays = [t - changed for t in events.values() if t >= changed]
     delivered = [s[-1] - changed for s in impl.stamps if s and s[-1] >= changed]
     fanout_lag = max(lag.samples, default=0.0)
@@ -271,7 +288,7 @@ async def propagate(
 
 
 async def measure(
-    impl: Impl, server: Any, warmup: float, duration: float, settle: float, max_startup: float = 120.0
+    impl: Impl, sandbox: Any, warmup: float, duration: float, settle: float, max_startup: float = 120.0
 ) -> dict[str, Any]:
     events: dict[int, float] = {}
     errors: list[str] = []
@@ -304,7 +321,7 @@ async def measure(
         gc.freeze()
     await asyncio.sleep(warmup)
 
-    requests_before = await asyncio.to_thread(server.requests)
+    requests_before = await asyncio.to_thread(request_total, sandbox)
     window = Window()
     lag.record()
     gc_pauses.record()
@@ -316,11 +333,11 @@ async def measure(
     lag.record(False)
     gc_pauses.record(False)
     gc_pauses.__exit__()
-    requests_after = await asyncio.to_thread(server.requests)
+    requests_after = await asyncio.to_thread(request_total, sandbox)
 
     result: dict[str, Any] = {}
-    if impl.has_condition and not errors:
-        result.update(await propagate(impl, server, events, lag, settle))
+    if impl.has_condition and impl.conns == 1 and not errors:
+        result.update(await propagate(impl, sandbox, events, lag, settle))
 
     for task in tasks:
         task.cancel()
@@ -364,13 +381,18 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=5.0, help="longest wait for the status change")
     args = parser.parse_args()
 
-    with api_server() as server:
-        impl = IMPLS[args.impl](args.n, args.conns, args.interval, server.url)
-        if impl.initial_account:
-            server.set_account(**impl.initial_account)
+    # Every case carries what a triggerer process has loaded (Airflow, both providers' triggers),
+    # so the garbage collector walks a comparable heap whatever is measured.
+    import airflow.providers.http.triggers.http
+    import airflow.sdk  # noqa: F401
+    import airflow_provider_leadpipe.triggers.leadpipe  # noqa: F401
+
+    with api_sandbox() as sandbox:
+        impl = IMPLS[args.impl](args.n, args.conns, args.interval, sandbox.url)
+        impl.prepare(sandbox)
         with env_connections(impl.connections()):
             impl.install()
-            result = asyncio.run(measure(impl, server, args.warmup, args.duration, args.settle))
+            result = asyncio.run(measure(impl, sandbox, args.warmup, args.duration, args.settle))
     emit(
         {
             "bench": "triggerer",

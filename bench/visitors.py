@@ -1,8 +1,9 @@
 """Benchmark 5: visitor pulls, the visitors-to-storage operator vs a sequential page loop.
 
-One process per case: ``python -m bench.visitors --impl operator --records 10000``. The server
-answers each ``GET /v1/data`` page after ``--latency-ms`` (default 50 ms, the low end of what real
-APIs take per page: a lower latency favours the sequential loop). The operator runs with its
+One process per case: ``python -m bench.visitors --impl operator --records 10000``. The sandbox
+answers each ``GET /v1/data`` page ``--latency-ms`` late (a queued ``Fault.slow`` per page; default
+50 ms, the low end of what real APIs take per page: a lower latency favours the sequential loop),
+on top of its own ~1.5 ms per page. The operator runs with its
 default settings, writing JSON Lines to a local file; the baseline is the loop a user would write
 by hand: one keep-alive ``httpx.Client``, page after page, each page's records appended to a file.
 Peak RSS is the process's high-water mark (``ru_maxrss``), Airflow and all.
@@ -19,9 +20,10 @@ from typing import Any
 
 import httpx
 
-from bench.harness import api_server, emit, env_connections, peak_rss_mb
+from bench.harness import api_sandbox, emit, env_connections, peak_rss_mb
 
 CONN_ID = "bench_visitors"
+PAGE_SIZE = 50
 
 
 def current_rss_mb() -> float:
@@ -76,16 +78,21 @@ def main() -> None:
     args = parser.parse_args()
     import airflow_provider_leadpipe.operators.visitors  # noqa: F401 -- same imports for both pulls
 
-    api_key = "sk_bench_visitors_0001"
-    with api_server() as server, tempfile.TemporaryDirectory() as tmp:
-        server.set_visitors(args.records, args.latency_ms)
-        conn = {"conn_type": "leadpipe", "host": server.url, "password": api_key}
+    from airflow_provider_leadpipe.testing import Fault
+
+    with api_sandbox(visitors=args.records) as sandbox, tempfile.TemporaryDirectory() as tmp:
+        pages = -(-args.records // PAGE_SIZE)
+        sandbox.queue_faults(Fault.slow(args.latency_ms / 1000, count=pages + 1, path="/v1/data"))
+        api_key = sandbox.api_key
+        conn = {"conn_type": "leadpipe", "host": sandbox.url, "password": api_key}
         with env_connections({CONN_ID: conn}):
             warm_up_object_storage(Path(tmp) / "warm-up")
             target = Path(tmp) / "visitors.jsonl"
             rss_before = current_rss_mb()
             started = time.perf_counter()
-            records = operator(target) if args.impl == "operator" else sequential(server.url, api_key, target)
+            records = (
+                operator(target) if args.impl == "operator" else sequential(sandbox.url, api_key, target)
+            )
             seconds = time.perf_counter() - started
             lines = sum(1 for _ in target.open("rb"))
     result: dict[str, Any] = {
