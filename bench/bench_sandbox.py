@@ -4,14 +4,15 @@ The sandbox runs in its own process (``LeadpipeSandbox``); this script is the cl
 
     python bench/bench_sandbox.py                       # raw client, 64 connections, 5 s, account endpoint
     python bench/bench_sandbox.py --client httpx -c 8   # httpx.AsyncClient, as the provider's hook uses it
+    python bench/bench_sandbox.py --client httpx -p 2   # two httpx client processes
     python bench/bench_sandbox.py --path "/v1/data?page=3" --min-rps 200
     python bench/bench_sandbox.py --url http://127.0.0.1:8765   # an already running sandbox
 
 Two clients, because they measure different things. ``raw`` writes HTTP/1.1 requests on asyncio
 streams and parses answers with httptools (both already in the sandbox's dependency tree); it costs
 little CPU, so it measures the server. ``httpx`` costs ~0.5 ms of client CPU per request, so with
-one client process it measures httpx more than the server - useful to see what a hook can get.
-Exit status 1 when the rate is below ``--min-rps``.
+one client process it measures httpx more than the server - useful to see what a hook can get;
+``--processes`` runs several client processes in step. Exit status 1 below ``--min-rps``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ import asyncio
 import sys
 import time
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
+from multiprocessing import get_context
 from urllib.parse import urlsplit
 
 import httptools
@@ -83,12 +86,26 @@ async def measure(
     return statuses
 
 
+def client_process(
+    url: str, client: str, connections: int, start_at: float, seconds: float, path: str, api_key: str
+) -> tuple[Counter[int], float]:
+    """One client process: warm up, wait for the common start (wall clock), measure; (statuses, elapsed)."""
+    asyncio.run(measure(url, client=client, connections=connections, seconds=0.3, path=path, api_key=api_key))
+    time.sleep(max(0.0, start_at - time.time()))
+    started = time.perf_counter()
+    statuses = asyncio.run(
+        measure(url, client=client, connections=connections, seconds=seconds, path=path, api_key=api_key)
+    )
+    return statuses, time.perf_counter() - started
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--client", choices=("raw", "httpx"), default="raw")
-    parser.add_argument("-c", "--connections", type=int, default=64)
+    parser.add_argument("-c", "--connections", type=int, default=64, help="in total, over all processes")
+    parser.add_argument("-p", "--processes", type=int, default=1, help="client processes (default 1)")
     parser.add_argument("-s", "--seconds", type=float, default=5.0)
     parser.add_argument("--path", default="/v1/data/account")
     parser.add_argument("--api-key", default=DEFAULT_API_KEY)
@@ -97,35 +114,26 @@ def main() -> int:
     parser.add_argument("--min-rps", type=float, default=1000.0)
     args = parser.parse_args()
 
+    per_process = max(1, args.connections // args.processes)
     with ExitStack() as stack:
         url = args.url or stack.enter_context(LeadpipeSandbox(visitors=args.visitors)).url
-        asyncio.run(
-            measure(
-                url,
-                client=args.client,
-                connections=args.connections,
-                seconds=0.5,
-                path=args.path,
-                api_key=args.api_key,
+        pool = stack.enter_context(ProcessPoolExecutor(args.processes, mp_context=get_context("spawn")))
+        start_at = time.time() + 2.0 + 0.5 * args.processes  # time to spawn, import and warm up
+        jobs = [
+            pool.submit(
+                client_process, url, args.client, per_process, start_at, args.seconds, args.path, args.api_key
             )
-        )  # warm-up
-        started = time.perf_counter()
-        statuses = asyncio.run(
-            measure(
-                url,
-                client=args.client,
-                connections=args.connections,
-                seconds=args.seconds,
-                path=args.path,
-                api_key=args.api_key,
-            )
-        )
-        elapsed = time.perf_counter() - started
+            for _ in range(args.processes)
+        ]
+        results = [job.result() for job in jobs]
+    statuses = sum((counts for counts, _ in results), Counter())
+    elapsed = max(seconds for _, seconds in results)
     total = sum(statuses.values())
     rate = total / elapsed
     print(
         f"{rate:,.0f} req/s  ({total:,} requests in {elapsed:.2f} s; client={args.client}, "
-        f"connections={args.connections}, path={args.path}, statuses={dict(statuses)})"
+        f"processes={args.processes}, connections={per_process * args.processes}, path={args.path}, "
+        f"statuses={dict(statuses)})"
     )
     if rate < args.min_rps:
         print(f"below --min-rps {args.min_rps:,.0f}", file=sys.stderr)

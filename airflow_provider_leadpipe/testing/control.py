@@ -23,7 +23,7 @@ _FAULTS = TypeAdapter(list[Fault])
 
 
 class _Amount(BaseModel):
-    amount: int = Field(1, ge=0)
+    amount: int = Field(default=1, ge=0)
 
 
 class ControlApi:

@@ -13,10 +13,13 @@ from __future__ import annotations
 import random
 from collections import deque
 from fnmatch import fnmatchcase
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing.Unpack from Python 3.11
 
 FaultKind = Literal[
     "rate_limit", "unavailable", "error", "slow", "malformed_json", "html", "truncated", "wrong_shape"
@@ -26,23 +29,36 @@ RetryAfterFormat = Literal["seconds", "http-date"]
 DEFAULT_STATUS: dict[str, int] = {"rate_limit": 429, "unavailable": 503, "error": 500, "html": 502}
 
 
+class Where(TypedDict, total=False):
+    """Which requests a fault applies to: a glob on the path, an HTTP method."""
+
+    path: str | None
+    method: str | None
+
+
+class RetryOptions(Where, total=False):
+    retry_after_format: RetryAfterFormat
+
+
 class Fault(BaseModel):
     """One scripted misbehaviour, answered ``count`` times to requests matching ``path``/``method``."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
 
     kind: FaultKind
-    count: int = Field(1, ge=1, description="How many matching requests get this fault.")
-    path: str | None = Field(None, description="Glob on the request path, e.g. /v1/data/pixels*.")
-    method: str | None = Field(None, description="Only requests with this HTTP method.")
+    count: int = Field(default=1, ge=1, description="How many matching requests get this fault.")
+    path: str | None = Field(default=None, description="Glob on the request path, e.g. /v1/data/pixels*.")
+    method: str | None = Field(default=None, description="Only requests with this HTTP method.")
     status: int | None = Field(
-        None, ge=100, le=599, description="Status for rate_limit/unavailable/error/html."
+        default=None, ge=100, le=599, description="Status for rate_limit/unavailable/error/html."
     )
-    retry_after: int | None = Field(None, ge=0, description="Retry-After in whole seconds (none: no header).")
+    retry_after: int | None = Field(
+        default=None, ge=0, description="Retry-After in whole seconds (none: no header)."
+    )
     retry_after_format: RetryAfterFormat = "seconds"
-    seconds: float = Field(0.0, ge=0, le=600, description="Delay of a slow response.")
-    message: str | None = Field(None, description="Error message in the error envelope.")
-    body: Any = Field(None, description="JSON body of a wrong_shape response.")
+    seconds: float = Field(default=0.0, ge=0, le=600, description="Delay of a slow response.")
+    message: str | None = Field(default=None, description="Error message in the error envelope.")
+    body: Any = Field(default=None, description="JSON body of a wrong_shape response.")
 
     @model_validator(mode="after")
     def _slow_needs_seconds(self) -> Fault:
@@ -60,91 +76,53 @@ class Fault(BaseModel):
         """The control-API form (camelCase, defaults left out)."""
         return self.model_dump(mode="json", by_alias=True, exclude_defaults=True)
 
-    # -- constructors --------------------------------------------------------------------------
+    # -- constructors (every one also takes path= and method=) ---------------------------------
 
     @classmethod
     def rate_limit(
-        cls,
-        count: int = 1,
-        *,
-        retry_after: int | None = 1,
-        retry_after_format: RetryAfterFormat = "seconds",
-        path: str | None = None,
-        method: str | None = None,
+        cls, count: int = 1, *, retry_after: int | None = 1, **options: Unpack[RetryOptions]
     ) -> Fault:
         """429 Too Many Requests, with ``Retry-After`` as delta-seconds or an HTTP-date."""
-        return cls(
-            kind="rate_limit",
-            count=count,
-            retry_after=retry_after,
-            retry_after_format=retry_after_format,
-            path=path,
-            method=method,
-        )
+        return cls(kind="rate_limit", count=count, retry_after=retry_after, **options)
 
     @classmethod
     def unavailable(
-        cls,
-        count: int = 1,
-        *,
-        retry_after: int | None = None,
-        retry_after_format: RetryAfterFormat = "seconds",
-        path: str | None = None,
-        method: str | None = None,
+        cls, count: int = 1, *, retry_after: int | None = None, **options: Unpack[RetryOptions]
     ) -> Fault:
         """503 Service Unavailable (a burst when ``count`` > 1)."""
-        return cls(
-            kind="unavailable",
-            count=count,
-            retry_after=retry_after,
-            retry_after_format=retry_after_format,
-            path=path,
-            method=method,
-        )
+        return cls(kind="unavailable", count=count, retry_after=retry_after, **options)
 
     @classmethod
     def error(
-        cls,
-        status: int = 500,
-        count: int = 1,
-        *,
-        message: str | None = None,
-        path: str | None = None,
-        method: str | None = None,
+        cls, status: int = 500, count: int = 1, *, message: str | None = None, **where: Unpack[Where]
     ) -> Fault:
         """Any status with the API's error envelope."""
-        return cls(kind="error", status=status, count=count, message=message, path=path, method=method)
+        return cls(kind="error", status=status, count=count, message=message, **where)
 
     @classmethod
-    def slow(
-        cls, seconds: float, count: int = 1, *, path: str | None = None, method: str | None = None
-    ) -> Fault:
+    def slow(cls, seconds: float, count: int = 1, **where: Unpack[Where]) -> Fault:
         """The normal response, sent ``seconds`` late."""
-        return cls(kind="slow", seconds=seconds, count=count, path=path, method=method)
+        return cls(kind="slow", seconds=seconds, count=count, **where)
 
     @classmethod
-    def malformed_json(cls, count: int = 1, *, path: str | None = None, method: str | None = None) -> Fault:
+    def malformed_json(cls, count: int = 1, **where: Unpack[Where]) -> Fault:
         """200 with ``Content-Type: application/json`` and a body that is not JSON."""
-        return cls(kind="malformed_json", count=count, path=path, method=method)
+        return cls(kind="malformed_json", count=count, **where)
 
     @classmethod
-    def html(
-        cls, status: int = 502, count: int = 1, *, path: str | None = None, method: str | None = None
-    ) -> Fault:
+    def html(cls, status: int = 502, count: int = 1, **where: Unpack[Where]) -> Fault:
         """An HTML error page, as a proxy or load balancer sends."""
-        return cls(kind="html", status=status, count=count, path=path, method=method)
+        return cls(kind="html", status=status, count=count, **where)
 
     @classmethod
-    def truncated(cls, count: int = 1, *, path: str | None = None, method: str | None = None) -> Fault:
+    def truncated(cls, count: int = 1, **where: Unpack[Where]) -> Fault:
         """The normal headers, half the body, then the connection is dropped."""
-        return cls(kind="truncated", count=count, path=path, method=method)
+        return cls(kind="truncated", count=count, **where)
 
     @classmethod
-    def wrong_shape(
-        cls, body: Any = None, count: int = 1, *, path: str | None = None, method: str | None = None
-    ) -> Fault:
+    def wrong_shape(cls, body: Any = None, count: int = 1, **where: Unpack[Where]) -> Fault:
         """200 with valid JSON of the wrong shape (default ``{"data": {"status": "ok"}}``)."""
-        return cls(kind="wrong_shape", body=body, count=count, path=path, method=method)
+        return cls(kind="wrong_shape", body=body, count=count, **where)
 
 
 DEFAULT_RANDOM_FAULTS: tuple[Fault, ...] = (Fault.rate_limit(retry_after=1), Fault.unavailable())
@@ -157,7 +135,7 @@ class FaultRate(BaseModel):
 
     rate: float = Field(ge=0, le=1)
     seed: int = 0
-    faults: tuple[Fault, ...] = Field(DEFAULT_RANDOM_FAULTS, min_length=1)
+    faults: tuple[Fault, ...] = Field(default=DEFAULT_RANDOM_FAULTS, min_length=1)
     path: str | None = None
 
 

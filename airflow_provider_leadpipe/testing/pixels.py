@@ -15,6 +15,8 @@ from airflow_provider_leadpipe.testing.timeutil import iso
 
 PIXEL_SCRIPT_URL = "https://leadpipe.aws53.cloud/p/{id}.js"
 PAUSED_REASON = "manual"
+CREATED_FIELDS = ("id", "domain", "name", "status", "createdAt")
+UPDATED_FIELDS = ("id", "domain", "name", "status", "excludedPaths", "includedPaths", "updatedAt")
 
 PathPrefix = Annotated[str, StringConstraints(min_length=2, max_length=500, pattern=r"^/")]
 PathList = Annotated[list[PathPrefix], Field(max_length=50)]
@@ -28,8 +30,8 @@ class PixelConflict(Exception):
 class _Body(BaseModel):
     model_config = ConfigDict(populate_by_name=False, extra="ignore", str_strip_whitespace=True)
 
-    included_paths: PathList | None = Field(None, alias="includedPaths")
-    excluded_paths: PathList | None = Field(None, alias="excludedPaths")
+    included_paths: PathList | None = Field(default=None, alias="includedPaths")
+    excluded_paths: PathList | None = Field(default=None, alias="excludedPaths")
 
     @model_validator(mode="after")
     def _one_path_list(self) -> _Body:
@@ -42,7 +44,7 @@ class PixelCreate(_Body):
     """Body of ``POST /v1/data/pixels``."""
 
     domain: str = Field(min_length=1, max_length=255)
-    name: str | None = Field(None, min_length=1, max_length=255)
+    name: str | None = Field(default=None, min_length=1, max_length=255)
 
 
 class PixelUpdate(_Body):
@@ -86,18 +88,6 @@ class Pixel:
     def paused_reason(self) -> str | None:
         return PAUSED_REASON if self.status == "paused" else None
 
-    def created_json(self) -> dict[str, Any]:
-        """The 201 body's ``data`` of ``POST /v1/data/pixels`` (observed shape)."""
-        src = PIXEL_SCRIPT_URL.format(id=self.id)
-        return {
-            "id": self.id,
-            "domain": self.domain,
-            "name": self.name,
-            "status": self.status,
-            "code": f'<script src="{src}" async></script>',
-            "createdAt": iso(self.created_at),
-        }
-
     def row_json(self) -> dict[str, Any]:
         """One row of ``GET /v1/data/pixels``."""
         return {
@@ -112,17 +102,16 @@ class Pixel:
             "updatedAt": iso(self.updated_at),
         }
 
+    def created_json(self) -> dict[str, Any]:
+        """The 201 body's ``data`` of ``POST /v1/data/pixels`` (observed shape, with the embed code)."""
+        row = self.row_json()
+        code = f'<script src="{PIXEL_SCRIPT_URL.format(id=self.id)}" async></script>'
+        return {field: row[field] for field in CREATED_FIELDS} | {"code": code}
+
     def updated_json(self) -> dict[str, Any]:
         """The 200 body's ``data`` of ``PATCH /v1/data/pixels/{id}`` (documented shape)."""
-        return {
-            "id": self.id,
-            "domain": self.domain,
-            "name": self.name,
-            "status": self.status,
-            "excludedPaths": self.excluded_paths,
-            "includedPaths": self.included_paths,
-            "updatedAt": iso(self.updated_at),
-        }
+        row = self.row_json()
+        return {field: row[field] for field in UPDATED_FIELDS}
 
 
 class PixelStore:

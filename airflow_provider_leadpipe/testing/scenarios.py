@@ -31,25 +31,27 @@ class Organization(_Model):
 
 
 class Credits(_Model):
-    used: int = Field(0, ge=0)
-    limit: int | None = Field(500, ge=0, description="null: unlimited plan (remaining/percentUsed null).")
+    used: int = Field(default=0, ge=0)
+    limit: int | None = Field(
+        default=500, ge=0, description="null: unlimited plan (remaining/percentUsed null)."
+    )
     resets_at: Timestamp | None = None
 
 
 class Intent(_Model):
     audience_slots: int = Field(ge=0)
-    audience_slots_used: int = Field(0, ge=0)
-    audience_slots_available: int | None = Field(None, ge=0, description="Default: slots minus used.")
+    audience_slots_used: int = Field(default=0, ge=0)
+    audience_slots_available: int | None = Field(default=None, ge=0, description="Default: slots minus used.")
     status: str = "active"
 
 
 class Recovery(_Model):
     """Exhausted credits that come back: after N more account calls, or at/after a moment."""
 
-    after_account_calls: int | None = Field(None, ge=0)
+    after_account_calls: int | None = Field(default=None, ge=0)
     at: Timestamp | None = None
-    in_seconds: float | None = Field(None, ge=0)
-    used: int = Field(0, ge=0, description="credits.used once recovered.")
+    in_seconds: float | None = Field(default=None, ge=0)
+    used: int = Field(default=0, ge=0, description="credits.used once recovered.")
 
     @model_validator(mode="after")
     def _exactly_one_trigger(self) -> Recovery:
@@ -67,9 +69,11 @@ class KeyConfig(_Model):
     credits: Credits = Credits()
     intent: Intent | None = None
     revoked: bool = False
-    visitors: int | None = Field(None, ge=0, le=10**9, description="null: the sandbox's --visitors.")
-    visitor_seed: int | None = Field(None, description="null: the sandbox's --seed.")
-    domains: list[str] = Field(list(DEFAULT_DOMAINS), min_length=1, description="Sites visitors are seen on.")
+    visitors: int | None = Field(default=None, ge=0, le=10**9, description="null: the sandbox's --visitors.")
+    visitor_seed: int | None = Field(default=None, description="null: the sandbox's --seed.")
+    domains: list[str] = Field(
+        default=list(DEFAULT_DOMAINS), min_length=1, description="Sites visitors are seen on."
+    )
     pixels: list[PixelSeed] = Field(default_factory=list, description="Pixels that exist from the start.")
     recovery: Recovery | None = None
     fault_rate: FaultRate | None = None

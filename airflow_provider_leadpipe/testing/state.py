@@ -179,7 +179,8 @@ class KeyState:
         }
 
     def describe(self) -> dict[str, Any]:
-        """The control API's view of this key."""
+        """The control API's view of this key (a due time-based recovery is applied first)."""
+        self.tick(utcnow(), account_call=False)
         return {
             "apiKey": self.api_key,
             "config": self.config_json(),
