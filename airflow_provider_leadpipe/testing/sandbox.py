@@ -300,8 +300,6 @@ class LeadpipeSandbox:
         api_key: str | None = None,
     ) -> dict[str, Any]:
         """Fail a share of requests at random (seeded; default 429 or 503); ``rate=0`` switches it off."""
-        if rate == 0:
-            return self.update_key({"faultRate": None}, api_key=api_key)
         fault_rate = FaultRate(
             rate=rate, seed=seed, path=path, **({"faults": tuple(faults)} if faults else {})
         )

@@ -191,3 +191,17 @@ def test_builtin_flaky_key(client_for: ClientFactory) -> None:
     statuses = _statuses(client_for("sk_test_flaky"), 200)
     assert 5 <= sum(s != 200 for s in statuses) <= 40
     assert set(statuses) <= {200, 429, 503}
+
+
+async def test_server_wide_fault_rate_applies_to_every_key_without_its_own() -> None:
+    """``--fault-rate`` / ``LeadpipeSandbox(fault_rate=...)``, checked in-process through ASGI."""
+    from airflow_provider_leadpipe.testing.server import create_app
+    from airflow_provider_leadpipe.testing.state import SandboxOptions
+
+    app = create_app(SandboxOptions(fault_rate=1.0, fault_seed=5))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sandbox") as client:
+        for key in ("sk_test_sandbox", "sk_test_active"):
+            response = await client.get(ACCOUNT, headers={"X-API-Key": key})
+            assert response.status_code in (429, 503)
+        await client.patch("/_sandbox/keys/sk_test_active", json={"faultRate": {"rate": 0}})
+        assert (await client.get(ACCOUNT, headers={"X-API-Key": "sk_test_active"})).status_code == 200
