@@ -156,6 +156,7 @@ class AccountPoller:
         self._hook: LeadpipeHook | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Future[None] | None = None
+        self._closing = False
         #: Account fetches started (each is one request, plus the hook's retries).
         self.fetches = 0
 
@@ -230,7 +231,7 @@ class AccountPoller:
             if not pollers:
                 del _REGISTRY[self._loop]
         task = self._task
-        if task is not None and not task.done() and task is not asyncio.current_task():
+        if task is not None and not self._closing and not task.done() and task is not asyncio.current_task():
             task.cancel()  # its finally block closes the client
 
     # -- the poll loop ---------------------------------------------------------------------------
@@ -246,6 +247,7 @@ class AccountPoller:
                 await self._sleep_until_due(started)
         finally:
             self._stop()
+            self._closing = True  # a late unsubscribe must not cancel the closing of the client
             await self._close_hook()
 
     def _deliver(self, subscription: Subscription, answer: Answer) -> None:

@@ -187,12 +187,22 @@ async def test_the_poller_stops_and_closes_its_client_when_the_last_trigger_leav
     assert closed == ["leadpipe_default"]
 
 
-async def test_the_poller_ends_when_every_trigger_has_its_event():
+async def test_the_poller_ends_and_closes_its_client_when_every_trigger_has_its_event(monkeypatch):
+    closed = []
+    original_aclose = LeadpipeHook.aclose
+
+    async def slow_aclose(self):
+        await asyncio.sleep(0.02)  # the triggers leave meanwhile; closing must not be cancelled
+        await original_aclose(self)
+        closed.append(self.leadpipe_conn_id)
+
+    monkeypatch.setattr(LeadpipeHook, "aclose", slow_aclose)
     with respx.mock() as router:
         AccountAPI(router, account(480))
         await asyncio.gather(*(t.run().__anext__() for t in [trigger(), trigger()]))
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
         assert not _REGISTRY.get(asyncio.get_running_loop())
+    assert closed == ["leadpipe_default"]
 
 
 def test_fresh_state_in_every_event_loop():
