@@ -8,11 +8,14 @@ request and returning one of those. ``switch()`` replaces the script mid-test.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import httpx
 import respx
 
+from airflow_provider_leadpipe.conditions import AccountCondition
+from airflow_provider_leadpipe.triggers.leadpipe import LeadpipeAccountTrigger
 from tests.unit.conftest import BASE_URL, account_data
 
 RESETS_AT = "2026-12-01T00:00:00Z"
@@ -33,6 +36,18 @@ def account(remaining: float | None = 480, *, healthy: bool = True, org_status: 
         }
     return account_data(
         healthy=healthy, organization={"name": "Acme", "status": org_status}, credits=credits, **overrides
+    )
+
+
+def make_trigger(
+    *, min_credits=100, interval=0.05, timeout=10.0, conn_id="leadpipe_default", **condition
+) -> LeadpipeAccountTrigger:
+    """A trigger waiting for ``min_credits`` (and ``condition``), with a deadline ``timeout`` s away."""
+    return LeadpipeAccountTrigger(
+        leadpipe_conn_id=conn_id,
+        condition=AccountCondition(min_credits=min_credits, **condition).to_dict(),
+        poke_interval=interval,
+        deadline=time.time() + timeout,
     )
 
 

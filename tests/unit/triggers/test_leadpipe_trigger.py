@@ -15,7 +15,7 @@ from airflow_provider_leadpipe.exceptions import LeadpipeConfigError
 from airflow_provider_leadpipe.triggers.leadpipe import LeadpipeAccountTrigger
 from airflow_provider_leadpipe.triggers.poller import _REGISTRY
 from tests.unit.conftest import API_KEY
-from tests.unit.triggers.account_api import AccountAPI, account
+from tests.unit.triggers.account_api import AccountAPI, account, make_trigger
 
 CLASSPATH = "airflow_provider_leadpipe.triggers.leadpipe.LeadpipeAccountTrigger"
 
@@ -24,15 +24,6 @@ CLASSPATH = "airflow_provider_leadpipe.triggers.leadpipe.LeadpipeAccountTrigger"
 def fast_retries(leadpipe_conn):
     # No hook retries: a transient error reaches the trigger at once.
     leadpipe_conn(extra=json.dumps({"max_retries": 0}))
-
-
-def make_trigger(*, min_credits=100, interval=0.02, timeout=5.0, conn_id="leadpipe_default", **condition):
-    return LeadpipeAccountTrigger(
-        leadpipe_conn_id=conn_id,
-        condition=AccountCondition(min_credits=min_credits, **condition).to_dict(),
-        poke_interval=interval,
-        deadline=time.time() + timeout,
-    )
 
 
 async def all_events(trigger: LeadpipeAccountTrigger) -> list[TriggerEvent]:
@@ -56,7 +47,7 @@ def test_serialize_holds_primitives_only_and_round_trips():
             "min_audience_slots": None,
             "fail_on_statuses": ["expired", "suspended"],
         },
-        "poke_interval": 0.02,
+        "poke_interval": 0.05,
         "deadline": trigger.deadline,
     }
     rebuilt = LeadpipeAccountTrigger(**kwargs)

@@ -12,12 +12,12 @@ import weakref
 import pytest
 import respx
 
-from airflow_provider_leadpipe.conditions import AccountCondition
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.triggers.leadpipe import LeadpipeAccountTrigger
 from airflow_provider_leadpipe.triggers.poller import _REGISTRY, AccountPoller
 from tests.unit.conftest import API_KEY
 from tests.unit.triggers.account_api import AccountAPI, account
+from tests.unit.triggers.account_api import make_trigger as trigger
 
 
 @pytest.fixture(autouse=True)
@@ -27,15 +27,6 @@ def connections(leadpipe_conn):
     leadpipe_conn(extra=extra)
     for name in ("a", "b", "c"):
         leadpipe_conn(f"lp_{name}", host=f"https://{name}.api.test", extra=extra)
-
-
-def trigger(*, min_credits=100, interval=0.05, timeout=10.0, conn_id="leadpipe_default", **condition):
-    return LeadpipeAccountTrigger(
-        leadpipe_conn_id=conn_id,
-        condition=AccountCondition(min_credits=min_credits, **condition).to_dict(),
-        poke_interval=interval,
-        deadline=time.time() + timeout,
-    )
 
 
 def start(*triggers: LeadpipeAccountTrigger) -> list[asyncio.Task]:
