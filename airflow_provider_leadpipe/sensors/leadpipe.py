@@ -30,16 +30,28 @@ from airflow_provider_leadpipe.triggers import events
 from airflow_provider_leadpipe.triggers.leadpipe import LeadpipeAccountTrigger
 
 try:  # not in common-compat's map
-    from airflow.sdk.exceptions import TaskDeferralTimeout
-except ImportError:  # Airflow 2.x
-    from airflow.exceptions import TaskDeferralTimeout  # type: ignore[no-redef]
+    from airflow.sdk.exceptions import TaskDeferralError, TaskDeferralTimeout
+except ImportError:  # Airflow 2.x: a framework deferral timeout is a TaskDeferralError
+    from airflow.exceptions import TaskDeferralError  # type: ignore[no-redef]
+
+    TaskDeferralTimeout = None  # type: ignore[assignment,misc]
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
-#: Errors that ``soft_fail`` turns into a skip in poke mode (``BaseSensorOperator.execute``), plus
-#: the framework's deferral timeout, which Airflow reports as a sensor timeout.
-_SOFT_FAIL_SKIPS = (AirflowSensorTimeout, AirflowTaskTimeout, AirflowFailException, TaskDeferralTimeout)
+#: Errors that ``soft_fail`` turns into a skip in poke mode (``BaseSensorOperator.execute``).
+_SOFT_FAIL_SKIPS = (AirflowSensorTimeout, AirflowTaskTimeout, AirflowFailException, AirflowSkipException)
+
+
+def _skipped_in_poke_mode(exc: BaseException) -> bool:
+    """Whether poke mode's ``soft_fail`` would skip ``exc`` (the framework's deferral timeout counts)."""
+    if isinstance(exc, _SOFT_FAIL_SKIPS):
+        return True
+    if TaskDeferralTimeout is not None:
+        return isinstance(exc, TaskDeferralTimeout)
+    return isinstance(exc, TaskDeferralError) and "timeout" in str(exc).lower()  # Airflow 2.x
+
+
 #: Extra time given to the framework's deferral timeout, so the trigger's own timeout event (which
 #: reaches ``execute_complete``) always comes first; the framework timeout only backs it up.
 DEFERRAL_GRACE = 60.0
@@ -181,21 +193,21 @@ class LeadpipeAccountSensor(BaseSensorOperator):
         return account
 
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
-        """Apply ``soft_fail`` exactly as poke mode does.
+        """Apply ``soft_fail`` and ``never_fail`` after a deferral exactly as poke mode does.
 
         Airflow's sensor skips on *any* ``AirflowException`` after a deferral when ``soft_fail`` is
-        set (apache/airflow#71255), so a malformed event or a bad connection would be skipped in
-        deferrable mode but fail in poke mode. Only timeouts and fail-fast errors are skipped here.
+        set (apache/airflow#71255), so a malformed event or a broken connection would be skipped in
+        deferrable mode but fail in poke mode: only timeouts and fail-fast errors are skipped here.
+        Airflow 2.x also ignores ``never_fail`` after a deferral.
         """
         try:
             return super().resume_execution(next_method, next_kwargs, context)
         except AirflowSkipException as skip:
             cause = skip.__cause__
-            if (
-                self.soft_fail
-                and not getattr(self, "never_fail", False)
-                and cause is not None
-                and not isinstance(cause, (*_SOFT_FAIL_SKIPS, AirflowSkipException))
-            ):
+            if self.soft_fail and cause is not None and not _skipped_in_poke_mode(cause):
                 raise cause from None
+            raise
+        except Exception as exc:
+            if getattr(self, "never_fail", False):
+                raise AirflowSkipException("Skipping due to never_fail is set to True.") from exc
             raise

@@ -1,18 +1,28 @@
 from __future__ import annotations
 
+import contextlib
+import logging
+
 import pytest
-import structlog.testing
+
+try:
+    from structlog.testing import capture_logs
+except ImportError:  # Airflow 2.x: task and trigger loggers are plain stdlib loggers
+    capture_logs = None
 
 
 class TaskLog:
-    """Messages logged through Airflow's (structlog) task and trigger loggers."""
+    """Messages logged through Airflow's task and trigger loggers (structlog on 3.x, stdlib on 2.x)."""
 
-    def __init__(self, entries: list[dict]):
+    def __init__(self, entries: list[dict], caplog: pytest.LogCaptureFixture):
         self._entries = entries
+        self._caplog = caplog
 
     @property
     def messages(self) -> list[str]:
-        return [str(entry.get("event")) for entry in self._entries]
+        return [str(entry.get("event")) for entry in self._entries] + [
+            record.getMessage() for record in self._caplog.records
+        ]
 
     def waiting(self) -> list[str]:
         return [m for m in self.messages if m.startswith("waiting:")]
@@ -22,6 +32,7 @@ class TaskLog:
 
 
 @pytest.fixture
-def task_log():
-    with structlog.testing.capture_logs() as entries:
-        yield TaskLog(entries)
+def task_log(caplog):
+    caplog.set_level(logging.INFO)
+    with capture_logs() if capture_logs else contextlib.nullcontext([]) as entries:
+        yield TaskLog(entries, caplog)
