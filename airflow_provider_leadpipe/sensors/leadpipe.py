@@ -108,7 +108,8 @@ class LeadpipeAccountSensor(BaseSensorOperator):
         super().__init__(**kwargs)
         if not isinstance(leadpipe_conn_id, str) or not leadpipe_conn_id.strip():
             raise LeadpipeConfigError(
-                f"leadpipe_conn_id must be a non-empty string, got {leadpipe_conn_id!r}"
+                f"{type(self).__name__} '{self.task_id}': leadpipe_conn_id must be a non-empty string, "
+                f"got {leadpipe_conn_id!r}"
             )
         self.leadpipe_conn_id = leadpipe_conn_id
         self.require_healthy = require_healthy
