@@ -7,7 +7,6 @@ import json
 
 import pytest
 
-from airflow_provider_leadpipe.testing import Fault
 from tests.unit.triggers.account_api import make_trigger
 
 pytestmark = pytest.mark.integration
@@ -20,8 +19,12 @@ def connect(leadpipe_sandbox, monkeypatch):
     """Define connection ``conn_id`` to the sandbox with ``api_key`` (no hook retries)."""
 
     def connect(conn_id: str, api_key: str) -> str:
-        conn = {"conn_type": "leadpipe", "host": leadpipe_sandbox.url, "password": api_key,
-                "extra": json.dumps({"max_retries": 0})}
+        conn = {
+            "conn_type": "leadpipe",
+            "host": leadpipe_sandbox.url,
+            "password": api_key,
+            "extra": json.dumps({"max_retries": 0}),
+        }
         monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
         return conn_id
 
@@ -42,6 +45,8 @@ async def test_hundreds_of_triggers_share_one_request_per_interval(leadpipe_sand
 
 
 async def test_connections_are_isolated(leadpipe_sandbox, connect):
+    from airflow_provider_leadpipe.testing import Fault
+
     healthy = connect("lp_healthy", leadpipe_sandbox.api_key)
     revoked = connect("lp_revoked", "sk_test_revoked")
     expired = connect("lp_expired", "sk_test_expired")
