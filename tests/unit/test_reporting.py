@@ -182,15 +182,14 @@ def test_to_dict_is_json_and_feeds_the_next_report():
     assert data["daily_burn_rate"] == pytest.approx(12.0)
     assert data["elapsed_seconds"] == 172_800
     assert data["runs_out_before_reset"] is False
-    assert data["projected_exhaustion_at"] == T0.add(days=2).add(seconds=456 / 12 * 86_400).to_iso8601_string()
+    exhaustion = T0.add(days=2).add(seconds=456 / 12 * 86_400)  # 456 left at 12/day
+    assert data["projected_exhaustion_at"] == exhaustion.to_iso8601_string()
 
 
 def test_render_is_a_short_readable_block():
     text = report_between(seen(T0, used=20), T0.add(days=1), used=30).render()
     lines = text.splitlines()
-    assert lines[0] == (
-        "Leadpipe credit report: Acme (trial, healthy), observed 2026-11-02T00:00:00Z"
-    )
+    assert lines[0] == ("Leadpipe credit report: Acme (trial, healthy), observed 2026-11-02T00:00:00Z")
     assert lines[1] == "  Credits:     470 of 500 left (6% used); resets 2026-12-01T00:00:00Z"
     assert lines[2] == (
         "  Since last:  10 used since the previous report (previous report 2026-11-01T00:00:00Z, 24.0 h ago)"
@@ -208,7 +207,10 @@ def test_render_is_a_short_readable_block():
         ({"observed_at": "2026-11-01T00:00:00Z"}, "no 'account'"),
         ({"observed_at": "yesterday", "account": account_data()}, "'observed_at' is not an ISO 8601"),
         ({"observed_at": 1_700_000_000, "account": account_data()}, "'observed_at' is not an ISO 8601"),
-        ({"observed_at": "2026-11-01T00:00:00Z", "account": {"healthy": True}}, "'account' is not an account status.*data.organization"),
+        (
+            {"observed_at": "2026-11-01T00:00:00Z", "account": {"healthy": True}},
+            "'account' is not an account status.*data.organization",
+        ),
     ],
 )
 def test_from_report_rejects_values_that_are_not_reports(value, message):

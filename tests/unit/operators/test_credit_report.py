@@ -30,17 +30,25 @@ class FakeTI:
         return self.pulled
 
 
+def credits(used):
+    return {
+        "used": used,
+        "limit": 500,
+        "remaining": 500 - used,
+        "percentUsed": used / 5,
+        "resetsAt": "2026-12-01T00:00:00Z",
+    }
+
+
 def earlier_report(at, used):
-    credits = {"used": used, "limit": 500, "remaining": 500 - used, "percentUsed": used / 5, "resetsAt": "2026-12-01T00:00:00Z"}
-    return {"observed_at": at.to_iso8601_string(), "account": account_data(credits=credits)}
+    return {"observed_at": at.to_iso8601_string(), "account": account_data(credits=credits(used))}
 
 
 def run_report(pulled, *, used=40, capsys=None):
     ti = FakeTI(pulled)
     op = LeadpipeCreditReportOperator(task_id="credit_report")
-    credits = {"used": used, "limit": 500, "remaining": 500 - used, "percentUsed": used / 5, "resetsAt": "2026-12-01T00:00:00Z"}
     with respx.mock(assert_all_called=True) as mock, time_machine.travel(NOW, tick=False):
-        mock.get(ACCOUNT_URL).respond(200, json={"data": account_data(credits=credits)})
+        mock.get(ACCOUNT_URL).respond(200, json={"data": account_data(credits=credits(used))})
         value = op.execute(context={"ti": ti})
     return value, ti
 
