@@ -103,12 +103,12 @@ class CreditReport:
             "elapsed_seconds": self.elapsed_seconds,
             "credits_used": self.credits_used,
             "reset_detected": self.reset_detected,
-            "daily_burn_rate": self.daily_burn_rate,
+            "daily_burn_rate": _round(self.daily_burn_rate, 3),
             "unlimited": self.unlimited,
             "remaining": credits.remaining,
             "resets_at": _iso(credits.resets_at),
             "projected_exhaustion_at": _iso(self.projected_exhaustion_at),
-            "days_until_exhaustion": self.days_until_exhaustion,
+            "days_until_exhaustion": _round(self.days_until_exhaustion, 2),
             "runs_out_before_reset": self.runs_out_before_reset,
             "notes": list(self.notes),
         }
@@ -120,7 +120,7 @@ class CreditReport:
         health = "healthy" if status.healthy else "NOT healthy"
         lines = [
             f"Leadpipe credit report: {status.organization.name} "
-            f"({status.organization.status}, {health}), observed {_iso(self.observed_at)}"
+            f"({status.organization.status}, {health}), observed {_iso(self.observed_at, seconds=True)}"
         ]
         if self.unlimited:
             balance = f"{_fmt(credits.used)} used, no credit cap"
@@ -136,13 +136,14 @@ class CreditReport:
             since = "since the reset" if self.reset_detected else "since the previous report"
             lines.append(
                 f"  Since last:  {_fmt(self.credits_used)} used {since} "
-                f"(previous report {_iso(self.previous.observed_at)}, "
+                f"(previous report {_iso(self.previous.observed_at, seconds=True)}, "
                 f"{_hours(self.elapsed_seconds)} ago)"
             )
         rate = "unknown" if self.daily_burn_rate is None else f"{_fmt(round(self.daily_burn_rate, 2))}/day"
         lines.append(f"  Burn rate:   {rate}")
         lines.append(f"  Exhaustion:  {self._outlook()}")
-        lines.extend(f"  Note:        {note}" for note in self.notes)
+        if self.previous is not None:  # on a first run the "Since last" line says it all
+            lines.extend(f"  Note:        {note}" for note in self.notes)
         return "\n".join(lines)
 
     def _outlook(self) -> str:
@@ -152,7 +153,7 @@ class CreditReport:
             if self.runs_out_before_reset is False:
                 return "not at the current burn rate"
             return "unknown until a second report"
-        when = _iso(self.projected_exhaustion_at)
+        when = _iso(self.projected_exhaustion_at, seconds=True)
         days = self.days_until_exhaustion or 0.0
         eta = "now" if days <= 0 else f"{when} (in {days:.1f} days)"
         if self.runs_out_before_reset:
@@ -224,7 +225,8 @@ def _project(
         return None, None
     if rate <= 0:
         return None, False
-    exhaustion = observed_at.add(seconds=remaining / rate * SECONDS_PER_DAY)
+    # Whole seconds: a projection has no sub-second meaning.
+    exhaustion = observed_at.add(seconds=round(remaining / rate * SECONDS_PER_DAY))
     # No reset date (e.g. a trial without a billing cycle): nothing will top the credits up.
     runs_out = credits.resets_at is None or exhaustion < credits.resets_at
     return exhaustion, runs_out
@@ -244,8 +246,16 @@ def _parse_datetime(value: Any, name: str) -> pendulum.DateTime:
     return parsed
 
 
-def _iso(value: pendulum.DateTime | None) -> str | None:
-    return None if value is None else value.in_timezone("UTC").to_iso8601_string()
+def _iso(value: pendulum.DateTime | None, *, seconds: bool = False) -> str | None:
+    """ISO 8601 in UTC; ``seconds=True`` drops the fraction (for the log)."""
+    if value is None:
+        return None
+    value = value.in_timezone("UTC")
+    return (value.replace(microsecond=0) if seconds else value).to_iso8601_string()
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
 
 
 def _hours(seconds: float | None) -> str:

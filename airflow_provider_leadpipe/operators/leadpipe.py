@@ -27,7 +27,9 @@ class LeadpipeBaseOperator(BaseOperator):
 
     def __init__(self, *, leadpipe_conn_id: str = LeadpipeHook.default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if not isinstance(leadpipe_conn_id, str) or not leadpipe_conn_id.strip():
+        # A string (maybe a template), or an XComArg that Airflow resolves before execute().
+        resolvable = hasattr(leadpipe_conn_id, "resolve")
+        if not resolvable and (not isinstance(leadpipe_conn_id, str) or not leadpipe_conn_id.strip()):
             raise LeadpipeConfigError("leadpipe_conn_id must be a non-empty string")
         self.leadpipe_conn_id = leadpipe_conn_id
 

@@ -116,3 +116,16 @@ def test_key_never_in_logs_xcom_or_repr(leadpipe_conn, caplog, capsys):
     assert "Leadpipe account: Acme" in output  # the log was captured
     seen = output + str(exc.value) + repr(op) + repr(op.hook)
     assert API_KEY not in seen
+
+
+def test_conn_id_may_come_from_an_upstream_xcom():
+    from airflow.providers.common.compat.sdk import DAG, task
+
+    with DAG("conn_from_xcom", schedule=None):
+
+        @task
+        def pick() -> str:
+            return "leadpipe_other"
+
+        op = LeadpipeAccountStatusOperator(task_id="account", leadpipe_conn_id=pick())
+    assert op.upstream_task_ids == {"pick"}
