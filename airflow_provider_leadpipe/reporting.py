@@ -115,21 +115,10 @@ class CreditReport:
 
     def render(self) -> str:
         """A short human-readable block for the task log."""
-        status = self.current.status
-        credits = status.credits
-        health = "healthy" if status.healthy else "NOT healthy"
         lines = [
-            f"Leadpipe credit report: {status.organization.name} "
-            f"({status.organization.status}, {health}), observed {_iso(self.observed_at, seconds=True)}"
+            f"Leadpipe credit report, observed {_iso(self.observed_at, seconds=True)}",
+            f"  Account:     {self.current.status.summary()}",
         ]
-        if self.unlimited:
-            balance = f"{_fmt(credits.used)} used, no credit cap"
-        else:
-            balance = f"{_fmt(credits.remaining)} of {_fmt(credits.limit)} left"
-            if credits.percent_used is not None:
-                balance += f" ({_fmt(round(credits.percent_used, 1))}% used)"
-        resets = f"resets {_iso(credits.resets_at)}" if credits.resets_at else "no reset date"
-        lines.append(f"  Credits:     {balance}; {resets}")
         if self.previous is None:
             lines.append("  Since last:  first report, nothing to compare with")
         else:

@@ -90,6 +90,7 @@ def test_reports_chain_across_runs_without_logical_date(airflow_db, account, mon
     assert xcom_value(fourth, "check_runway") == "ok"
 
     out = capsys.readouterr().out
-    assert "Leadpipe credit report: Acme (active, healthy)" in out
+    assert "Leadpipe credit report, observed" in out
+    assert "Account:     Acme (active, healthy): 380 of 1000 credits left" in out
     assert "BEFORE the next reset" in out
     assert KEY not in out

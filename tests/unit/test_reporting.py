@@ -189,8 +189,10 @@ def test_to_dict_is_json_and_feeds_the_next_report():
 def test_render_is_a_short_readable_block():
     text = report_between(seen(T0, used=20), T0.add(days=1), used=30).render()
     lines = text.splitlines()
-    assert lines[0] == ("Leadpipe credit report: Acme (trial, healthy), observed 2026-11-02T00:00:00Z")
-    assert lines[1] == "  Credits:     470 of 500 left (6% used); resets 2026-12-01T00:00:00Z"
+    assert lines[0] == "Leadpipe credit report, observed 2026-11-02T00:00:00Z"
+    assert lines[1] == (
+        "  Account:     Acme (trial, healthy): 470 of 500 credits left, resets 2026-12-01T00:00:00Z"
+    )
     assert lines[2] == (
         "  Since last:  10 used since the previous report (previous report 2026-11-01T00:00:00Z, 24.0 h ago)"
     )

@@ -62,7 +62,8 @@ def test_first_run_without_history(leadpipe_conn, capsys):
     assert value["account"]["credits"]["used"] == 40
     json.dumps(value)
     out = capsys.readouterr().out
-    assert "Leadpipe credit report: Acme (trial, healthy), observed 2026-11-10T06:00:00Z" in out
+    assert "Leadpipe credit report, observed 2026-11-10T06:00:00Z" in out
+    assert "Account:     Acme (trial, healthy): 460 of 500 credits left" in out
     assert "first report, nothing to compare with" in out
 
 
