@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import pendulum
@@ -46,7 +47,8 @@ class LeadpipeCreditReportOperator(LeadpipeBaseOperator):
         newest ``observed_at`` before ``before`` wins, which needs no logical date.
         """
         pulled = context["ti"].xcom_pull(task_ids=self.task_id, include_prior_dates=True)
-        candidates = pulled if isinstance(pulled, list) else [pulled]
+        one_value = pulled is None or isinstance(pulled, (Mapping, str)) or not isinstance(pulled, Iterable)
+        candidates = [pulled] if one_value else list(pulled)
         latest: Observation | None = None
         ignored = 0
         for value in candidates:

@@ -8,10 +8,13 @@ from typing import Any
 
 import httpx
 import pendulum
+from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
 
 from tests.conftest import DAGS_FOLDER, REPO
 
 EXAMPLE_DAGS = REPO / "example_dags"
+#: dag.test() keyword for a run without a logical date, as the REST API creates them (Airflow 3).
+NO_LOGICAL_DATE: dict[str, Any] = {"logical_date": None} if AIRFLOW_V_3_0_PLUS else {}
 
 
 def dagbag(path: Path) -> Any:
@@ -42,7 +45,9 @@ def xcom_value(dag_run: Any, task_id: str, key: str = "return_value") -> Any:
     try:
         from airflow.models.xcom import XComModel
     except ImportError:  # Airflow 2.x
-        from airflow.models.xcom import BaseXCom as XComModel
+        from airflow.models.xcom import XCom
+
+        return XCom.get_one(dag_id=dag_run.dag_id, run_id=dag_run.run_id, task_id=task_id, key=key)
 
     with create_session() as session:
         row = session.scalars(

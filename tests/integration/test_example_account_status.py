@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 import respx
 
-from tests.integration.dag_runs import EXAMPLE_DAGS, FakeAccount, dagbag, load_dag, task_states, xcom_value
+from tests.integration.dag_runs import (
+    EXAMPLE_DAGS,
+    NO_LOGICAL_DATE,
+    FakeAccount,
+    dagbag,
+    load_dag,
+    task_states,
+    xcom_value,
+)
 
 pytestmark = pytest.mark.integration
 DAG_ID = "leadpipe_account_status_downstream"
@@ -28,9 +36,10 @@ def test_status_flows_to_jinja_and_taskflow(airflow_db, monkeypatch, respx_mock,
     account = FakeAccount(monkeypatch, respx_mock, key=KEY)
     account.used = 120
 
-    run = load_dag(DAG_ID).test(logical_date=None)
+    run = load_dag(DAG_ID).test(**NO_LOGICAL_DATE)
 
-    assert run.logical_date is None  # like a run triggered through the API
+    if NO_LOGICAL_DATE:
+        assert run.logical_date is None  # like a run triggered through the API
     assert run.state == "success"
     assert task_states(run) == {"account": "success", "credits_left": "success", "pull_budget": "success"}
     status = xcom_value(run, "account")
@@ -54,7 +63,7 @@ def test_conn_id_comes_from_the_run_conf(airflow_db, monkeypatch, respx_mock):
     other = FakeAccount(monkeypatch, respx_mock, key="sk_test_OTHER", conn_id="leadpipe_other")
     other.name, other.limit = "Other Org", None  # an uncapped plan
 
-    run = load_dag(DAG_ID).test(logical_date=None, run_conf={"leadpipe_conn_id": "leadpipe_other"})
+    run = load_dag(DAG_ID).test(run_conf={"leadpipe_conn_id": "leadpipe_other"}, **NO_LOGICAL_DATE)
 
     assert run.state == "success"
     assert not default.route.called and other.route.called

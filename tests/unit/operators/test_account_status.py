@@ -6,7 +6,7 @@ import logging
 
 import pytest
 import respx
-from airflow.providers.common.compat.sdk import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
 from airflow_provider_leadpipe.exceptions import (
     LeadpipeAccountUnusableError,
@@ -20,6 +20,14 @@ ACCOUNT_URL = f"{BASE_URL}/v1/data/account"
 UNCAPPED = {"used": 9000, "limit": None, "remaining": None, "percentUsed": None, "resetsAt": None}
 
 
+@pytest.fixture
+def task_log(capsys, caplog, monkeypatch):
+    """What the operator logged: Airflow 3 prints via structlog to stdout, Airflow 2 uses logging."""
+    monkeypatch.setattr(logging.getLogger("airflow.task"), "propagate", True)
+    caplog.set_level(logging.DEBUG)
+    return lambda: capsys.readouterr().out + caplog.text
+
+
 def run(op: LeadpipeAccountStatusOperator, data: dict, status_code: int = 200):
     with respx.mock(assert_all_called=True) as mock:
         body = {"data": data} if status_code == 200 else {"error": {"code": "HTTP_ERROR", "message": "no"}}
@@ -27,14 +35,13 @@ def run(op: LeadpipeAccountStatusOperator, data: dict, status_code: int = 200):
         return op.execute(context={})
 
 
-def test_pushes_the_data_object_with_api_key_names(leadpipe_conn, capsys):
+def test_pushes_the_data_object_with_api_key_names(leadpipe_conn, task_log):
     op = LeadpipeAccountStatusOperator(task_id="account")
     value = run(op, account_data())
     assert value == account_data()
     assert value["credits"]["remaining"] == 480
     assert value["credits"]["percentUsed"] == 4.0
-    # Task SDK operators log through structlog to stdout: one summary line.
-    summary = [line for line in capsys.readouterr().out.splitlines() if "Leadpipe account:" in line]
+    summary = [line for line in task_log().splitlines() if "Leadpipe account:" in line]
     assert len(summary) == 1
     assert "Acme (trial, healthy): 480 of 500 credits left, resets 2026-12-01T00:00:00Z" in summary[0]
 
@@ -104,15 +111,16 @@ def test_bad_arguments_name_the_argument(kwargs, argument):
 
 
 def test_arguments_are_keyword_only():
-    with pytest.raises(TypeError):
+    # Airflow 3: TypeError; Airflow 2: "Use keyword arguments when initializing operators".
+    with pytest.raises((TypeError, AirflowException)):
         LeadpipeAccountStatusOperator("leadpipe_default", task_id="a")  # type: ignore[misc]
 
 
-def test_key_never_in_logs_xcom_or_repr(leadpipe_conn, caplog, capsys):
+def test_key_never_in_logs_xcom_or_repr(leadpipe_conn, task_log, capsys):
     op = LeadpipeAccountStatusOperator(task_id="a", min_credits=1000)
-    with caplog.at_level(logging.DEBUG), pytest.raises(LeadpipeAccountUnusableError) as exc:
+    with pytest.raises(LeadpipeAccountUnusableError) as exc:
         run(op, account_data())
-    output = caplog.text + "".join(capsys.readouterr())
+    output = task_log() + capsys.readouterr().err
     assert "Leadpipe account: Acme" in output  # the log was captured
     seen = output + str(exc.value) + repr(op) + repr(op.hook)
     assert API_KEY not in seen

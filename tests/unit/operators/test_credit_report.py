@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pendulum
 import pytest
@@ -16,6 +17,14 @@ from tests.unit.conftest import API_KEY, BASE_URL, account_data
 
 ACCOUNT_URL = f"{BASE_URL}/v1/data/account"
 NOW = pendulum.datetime(2026, 11, 10, 6, tz="UTC")
+
+
+@pytest.fixture
+def task_log(capsys, caplog, monkeypatch):
+    """What the operator logged: Airflow 3 prints via structlog to stdout, Airflow 2 uses logging."""
+    monkeypatch.setattr(logging.getLogger("airflow.task"), "propagate", True)
+    caplog.set_level(logging.DEBUG)
+    return lambda: capsys.readouterr().out + caplog.text
 
 
 class FakeTI:
@@ -44,7 +53,7 @@ def earlier_report(at, used):
     return {"observed_at": at.to_iso8601_string(), "account": account_data(credits=credits(used))}
 
 
-def run_report(pulled, *, used=40, capsys=None):
+def run_report(pulled, *, used=40):
     ti = FakeTI(pulled)
     op = LeadpipeCreditReportOperator(task_id="credit_report")
     with respx.mock(assert_all_called=True) as mock, time_machine.travel(NOW, tick=False):
@@ -53,7 +62,7 @@ def run_report(pulled, *, used=40, capsys=None):
     return value, ti
 
 
-def test_first_run_without_history(leadpipe_conn, capsys):
+def test_first_run_without_history(leadpipe_conn, task_log):
     value, ti = run_report(None)
     assert ti.calls == [{"task_ids": "credit_report", "include_prior_dates": True}]
     assert value["observed_at"] == "2026-11-10T06:00:00Z"
@@ -61,7 +70,7 @@ def test_first_run_without_history(leadpipe_conn, capsys):
     assert value["credits_used"] is None and value["daily_burn_rate"] is None
     assert value["account"]["credits"]["used"] == 40
     json.dumps(value)
-    out = capsys.readouterr().out
+    out = task_log()
     assert "Leadpipe credit report, observed 2026-11-10T06:00:00Z" in out
     assert "Account:     Acme (trial, healthy): 460 of 500 credits left" in out
     assert "first report, nothing to compare with" in out
@@ -74,7 +83,7 @@ def test_single_earlier_value_airflow2_shape(leadpipe_conn):
     assert value["daily_burn_rate"] == pytest.approx(10.0)
 
 
-def test_picks_newest_earlier_report_from_an_unordered_list_airflow3_shape(leadpipe_conn, capsys):
+def test_picks_newest_earlier_report_from_an_unordered_list_airflow3_shape(leadpipe_conn, task_log):
     pulled = [
         earlier_report(NOW.subtract(days=3), used=0),
         earlier_report(NOW.subtract(hours=12), used=35),  # the newest before now: wins
@@ -86,7 +95,7 @@ def test_picks_newest_earlier_report_from_an_unordered_list_airflow3_shape(leadp
     assert value["previous_observed_at"] == "2026-11-09T18:00:00Z"
     assert value["credits_used"] == 5
     assert value["daily_burn_rate"] == pytest.approx(10.0)
-    assert "Ignored 1 earlier XCom value(s) that are not credit reports" in capsys.readouterr().out
+    assert "Ignored 1 earlier XCom value(s) that are not credit reports" in task_log()
 
 
 def test_report_feeds_the_next_run(leadpipe_conn):
@@ -102,9 +111,9 @@ def test_reset_between_runs(leadpipe_conn):
     assert value["credits_used"] == 12
 
 
-def test_key_not_in_report_or_log(leadpipe_conn, capsys):
+def test_key_not_in_report_or_log(leadpipe_conn, task_log):
     value, _ = run_report(earlier_report(NOW.subtract(days=1), used=30))
-    out = capsys.readouterr().out
+    out = task_log()
     assert "Burn rate:" in out
     assert API_KEY not in json.dumps(value) + out
 
