@@ -20,7 +20,7 @@ Rules, in the order they apply:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pendulum
@@ -76,7 +76,7 @@ class CreditReport:
     projected_exhaustion_at: pendulum.DateTime | None = None
     #: True/False, or None when unknown (first run, no elapsed time).
     runs_out_before_reset: bool | None = None
-    notes: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = ()
 
     @property
     def observed_at(self) -> pendulum.DateTime:
@@ -174,7 +174,7 @@ def build_credit_report(
         reset = credits.used < before.used or reset_passed
         if reset:
             used = credits.used
-            if reset_passed:
+            if reset_passed and reset_at is not None:
                 window_start = reset_at
             else:
                 notes.append("credits were reset at an unknown time: the burn rate is a lower bound")
