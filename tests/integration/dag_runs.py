@@ -26,6 +26,13 @@ def dagbag(path: Path) -> Any:
     return DagBag(dag_folder=str(path))  # examples are off: AIRFLOW__CORE__LOAD_EXAMPLES=False
 
 
+def example_task_ids(dag_id: str) -> set[str]:
+    """Parse ``example_dags/<dag_id>.py`` on its own; fail on any import error."""
+    bag = dagbag(EXAMPLE_DAGS / f"{dag_id}.py")
+    assert not bag.import_errors, bag.import_errors
+    return set(bag.dags[dag_id].task_ids)
+
+
 def load_dag(dag_id: str) -> Any:
     """The DAG from its copy in the test DAG folder (dag.test() only runs DAGs found there)."""
     bag = dagbag(DAGS_FOLDER / f"{dag_id}.py")

@@ -6,10 +6,9 @@ import pytest
 import respx
 
 from tests.integration.dag_runs import (
-    EXAMPLE_DAGS,
     NO_LOGICAL_DATE,
     FakeAccount,
-    dagbag,
+    example_task_ids,
     load_dag,
     task_states,
     xcom_value,
@@ -21,9 +20,7 @@ KEY = "sk_test_DOWNSTREAMKEY_0123456789"
 
 
 def test_parses_without_import_errors():
-    bag = dagbag(EXAMPLE_DAGS / f"{DAG_ID}.py")
-    assert not bag.import_errors
-    assert set(bag.dags[DAG_ID].task_ids) == {"account", "credits_left", "pull_budget"}
+    assert example_task_ids(DAG_ID) == {"account", "credits_left", "pull_budget"}
 
 
 @pytest.fixture
