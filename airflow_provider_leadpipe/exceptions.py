@@ -84,3 +84,10 @@ TRANSIENT_ERRORS: tuple[type[LeadpipeError], ...] = (
     LeadpipeServerError,
     LeadpipeConnectionError,
 )
+
+
+class LeadpipeAccountUnusableError(LeadpipeError, AirflowFailException):
+    """The account cannot serve the task (not healthy, or fewer credits than required).
+
+    Subclasses :class:`AirflowFailException`: an immediate retry cannot change the account.
+    """
