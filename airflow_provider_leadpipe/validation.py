@@ -71,7 +71,9 @@ def visitor_query(
     if email is not None:
         local, at, host = email.partition("@")
         if not (local and at and host) or any(ch.isspace() for ch in email):
-            raise LeadpipeConfigError(f"email must be an email address like name@example.com, got {_shown(email)}")
+            raise LeadpipeConfigError(
+                f"email must be an email address like name@example.com, got {_shown(email)}"
+            )
         query["email"] = email
     return query
 
@@ -149,7 +151,9 @@ def create_pixel_body(
     return body
 
 
-def update_pixel_body(status: Any = None, included_paths: Any = None, excluded_paths: Any = None) -> dict[str, Any]:
+def update_pixel_body(
+    status: Any = None, included_paths: Any = None, excluded_paths: Any = None
+) -> dict[str, Any]:
     """JSON body for ``PATCH /v1/data/pixels/{id}``.
 
     For each path list: ``None`` leaves it unchanged (the key is not sent); ``[]`` clears it (sent

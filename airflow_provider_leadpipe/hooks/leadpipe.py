@@ -15,11 +15,10 @@ import tenacity
 from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
 from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseHook
 
-from airflow_provider_leadpipe import UI_FIELD_BEHAVIOUR
+from airflow_provider_leadpipe import UI_FIELD_BEHAVIOUR, validation
+from airflow_provider_leadpipe.exceptions import LeadpipeConflictError
 from airflow_provider_leadpipe.hooks import core
 from airflow_provider_leadpipe.hooks.core import ApiSettings
-from airflow_provider_leadpipe import validation
-from airflow_provider_leadpipe.exceptions import LeadpipeConflictError
 from airflow_provider_leadpipe.hooks.paging import VISITORS_PATH, VisitorPager
 from airflow_provider_leadpipe.models import AccountStatus, Pixel, VisitorPage
 
@@ -197,12 +196,14 @@ class LeadpipeHook(BaseHook):
         Records are the API's own JSON objects, unchanged. Arguments are checked at once, before
         any request.
 
-        :param timeframe: one of ``24h``, ``7d``, ``14d``, ``30d``, ``90d``, ``all``; None for the API default.
+        :param timeframe: ``24h``, ``7d``, ``14d``, ``30d``, ``90d`` or ``all``; None: the API default.
         :param domain: only visitors of this tracked domain.
         :param email: one person's visit journey.
         :raises LeadpipeConfigError: for a bad filter value.
         """
-        return (record for page in self.iter_visitor_pages(timeframe, domain, email) for record in page.records)
+        return (
+            record for page in self.iter_visitor_pages(timeframe, domain, email) for record in page.records
+        )
 
     def iter_visitor_pages(
         self, timeframe: str | None = None, domain: str | None = None, email: str | None = None
@@ -287,7 +288,7 @@ class LeadpipeHook(BaseHook):
         call safe to repeat. ``name`` and the path lists are then *not* applied; use
         :meth:`update_pixel` for the path lists.
 
-        :param included_paths: track only these path prefixes (each starts with ``/``, 2-500 chars, at most 50).
+        :param included_paths: track only these path prefixes (each starts with ``/``, 2-500 chars; <= 50).
         :param excluded_paths: track everything except these prefixes. Exclusive with ``included_paths``.
         :param if_exists: ``"error"`` (raise :class:`LeadpipeConflictError`) or ``"return"``.
         :raises LeadpipeConfigError: for an argument Leadpipe would reject, before anything is sent.

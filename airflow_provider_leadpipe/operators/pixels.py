@@ -37,7 +37,13 @@ class LeadpipeCreatePixelOperator(BaseOperator):
     :param leadpipe_conn_id: the Leadpipe connection (templated).
     """
 
-    template_fields: Sequence[str] = ("domain", "name", "included_paths", "excluded_paths", "leadpipe_conn_id")
+    template_fields: Sequence[str] = (
+        "domain",
+        "name",
+        "included_paths",
+        "excluded_paths",
+        "leadpipe_conn_id",
+    )
     ui_color = "#e8f1fd"
 
     def __init__(

@@ -114,7 +114,9 @@ class LeadpipeVisitorsToStorageOperator(BaseOperator):
         self._temporary = temporary
         try:
             with temporary.open("wb") as raw:
-                out: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="wb", filename="", mtime=0) if use_gzip else raw
+                out: IO[bytes] = (
+                    gzip.GzipFile(fileobj=raw, mode="wb", filename="", mtime=0) if use_gzip else raw
+                )
                 try:
                     records, pages = asyncio.run(self._pull(out))
                 finally:
@@ -172,4 +174,6 @@ class LeadpipeVisitorsToStorageOperator(BaseOperator):
 
 def jsonl(records: Iterable[dict[str, Any]]) -> bytes:
     """Records as UTF-8 JSON Lines: one compact object per line, key order kept."""
-    return "".join(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n" for record in records).encode()
+    return "".join(
+        json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n" for record in records
+    ).encode()

@@ -71,7 +71,11 @@ def test_create_sends_the_api_names_and_returns_the_snippet(hook):
     with respx.mock() as mock:
         route = mock.post(PIXELS_URL).respond(201, json={"data": created()})
         pixel = hook.create_pixel("acme.com", name="Acme", excluded_paths=["/admin", "/internal"])
-    assert sent_json(route) == {"domain": "acme.com", "name": "Acme", "excludedPaths": ["/admin", "/internal"]}
+    assert sent_json(route) == {
+        "domain": "acme.com",
+        "name": "Acme",
+        "excludedPaths": ["/admin", "/internal"],
+    }
     assert pixel.id == PIXEL_ID and pixel.code.startswith("<script")
     assert pixel.to_dict() == created()
 
@@ -100,7 +104,9 @@ def test_create_409_with_no_matching_pixel_is_a_clear_conflict(hook):
     with respx.mock() as mock:
         mock.post(PIXELS_URL).respond(409, json=CONFLICT)
         mock.get(PIXELS_URL).respond(200, json={"data": [listed("other.com")]})
-        with pytest.raises(LeadpipeConflictError, match=r"none of the organization's 1 pixel\(s\) has domain"):
+        with pytest.raises(
+            LeadpipeConflictError, match=r"none of the organization's 1 pixel\(s\) has domain"
+        ):
             hook.create_pixel("acme.com", if_exists="return")
 
 
@@ -132,16 +138,24 @@ def test_create_is_not_retried_on_500(hook):
             {"included_paths": ["/shop"], "excluded_paths": []},
             {"includedPaths": ["/shop"], "excludedPaths": None},
         ),
-        ({"status": "active", "included_paths": [], "excluded_paths": []}, {
-            "status": "active",
-            "includedPaths": None,
-            "excludedPaths": None,
-        }),
+        (
+            {"status": "active", "included_paths": [], "excluded_paths": []},
+            {
+                "status": "active",
+                "includedPaths": None,
+                "excludedPaths": None,
+            },
+        ),
     ],
     ids=["pause", "allowlist", "clear-denylist", "switch-to-allowlist", "activate-and-clear-both"],
 )
 def test_update_sends_only_what_changes(hook, kwargs, body):
-    updated = {**listed(), "includedPaths": ["/shop"], "excludedPaths": [], "updatedAt": "2026-08-02T00:00:00Z"}
+    updated = {
+        **listed(),
+        "includedPaths": ["/shop"],
+        "excludedPaths": [],
+        "updatedAt": "2026-08-02T00:00:00Z",
+    }
     with respx.mock() as mock:
         route = mock.patch(f"{PIXELS_URL}/{PIXEL_ID}").respond(200, json={"data": updated})
         pixel = hook.update_pixel(PIXEL_ID, **kwargs)
@@ -175,8 +189,14 @@ def test_pixel_id_is_escaped_into_one_path_segment(hook):
             "mutually exclusive",
         ),
         (lambda h: h.create_pixel("a.com", included_paths="/blog"), r"must be a list of path prefixes"),
-        (lambda h: h.create_pixel("a.com", excluded_paths=["blog"]), r"excluded_paths\[0\] must start with '/'"),
-        (lambda h: h.create_pixel("a.com", excluded_paths=["/"]), r"excluded_paths\[0\] must be 2-500 characters"),
+        (
+            lambda h: h.create_pixel("a.com", excluded_paths=["blog"]),
+            r"excluded_paths\[0\] must start with '/'",
+        ),
+        (
+            lambda h: h.create_pixel("a.com", excluded_paths=["/"]),
+            r"excluded_paths\[0\] must be 2-500 characters",
+        ),
         (
             lambda h: h.create_pixel("a.com", excluded_paths=["/" + "a" * 500]),
             r"must be 2-500 characters long, got 501",
@@ -185,7 +205,10 @@ def test_pixel_id_is_escaped_into_one_path_segment(hook):
             lambda h: h.create_pixel("a.com", included_paths=[f"/p{i}" for i in range(51)]),
             "included_paths has 51 entries; Leadpipe allows at most 50",
         ),
-        (lambda h: h.create_pixel("a.com", included_paths=["/ok", 3]), r"included_paths\[1\] must be a string"),
+        (
+            lambda h: h.create_pixel("a.com", included_paths=["/ok", 3]),
+            r"included_paths\[1\] must be a string",
+        ),
         (lambda h: h.update_pixel(PIXEL_ID), "nothing to update"),
         (lambda h: h.update_pixel(PIXEL_ID, status="stopped"), "status must be one of active, paused"),
         (lambda h: h.update_pixel("", status="paused"), "pixel_id must be the pixel's id"),

@@ -8,7 +8,10 @@ import pytest
 import respx
 
 from airflow_provider_leadpipe.exceptions import LeadpipeConfigError, LeadpipeConflictError
-from airflow_provider_leadpipe.operators.pixels import LeadpipeCreatePixelOperator, LeadpipeUpdatePixelOperator
+from airflow_provider_leadpipe.operators.pixels import (
+    LeadpipeCreatePixelOperator,
+    LeadpipeUpdatePixelOperator,
+)
 from tests.unit.hooks.test_pixels import CONFLICT, PIXEL_ID, PIXELS_URL, created, listed
 
 
@@ -67,7 +70,9 @@ def test_update_with_nothing_to_change_fails_clearly(leadpipe_conn):
 
 
 def test_template_fields():
-    assert {"domain", "name", "included_paths", "excluded_paths"} <= set(LeadpipeCreatePixelOperator.template_fields)
+    assert {"domain", "name", "included_paths", "excluded_paths"} <= set(
+        LeadpipeCreatePixelOperator.template_fields
+    )
     assert {"pixel_id", "status", "included_paths", "excluded_paths"} <= set(
         LeadpipeUpdatePixelOperator.template_fields
     )
