@@ -10,12 +10,31 @@ from airflow.providers.common.compat.sdk import BaseOperator
 
 from airflow_provider_leadpipe import validation
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
+from airflow_provider_leadpipe.models import Pixel
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
 
-class LeadpipeCreatePixelOperator(BaseOperator):
+class _PixelOperator(BaseOperator):
+    """What both pixel operators share: the connection, the hook, and the XCom value."""
+
+    ui_color = "#e8f1fd"
+
+    def __init__(self, *, leadpipe_conn_id: str = LeadpipeHook.default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.leadpipe_conn_id = leadpipe_conn_id
+
+    @cached_property
+    def hook(self) -> LeadpipeHook:
+        return LeadpipeHook(leadpipe_conn_id=self.leadpipe_conn_id)
+
+    def _returned(self, pixel: Pixel) -> dict[str, Any]:
+        self.log.info("Pixel %s for %s: status %s", pixel.id, pixel.domain, pixel.status)
+        return pixel.to_dict()
+
+
+class LeadpipeCreatePixelOperator(_PixelOperator):
     """Create the tracking pixel for a domain; by default, return the existing one if there is one.
 
     Leadpipe allows one pixel per domain. With ``if_exists="return"`` (the default) a re-run finds
@@ -44,7 +63,6 @@ class LeadpipeCreatePixelOperator(BaseOperator):
         "excluded_paths",
         "leadpipe_conn_id",
     )
-    ui_color = "#e8f1fd"
 
     def __init__(
         self,
@@ -54,7 +72,6 @@ class LeadpipeCreatePixelOperator(BaseOperator):
         included_paths: list[str] | None = None,
         excluded_paths: list[str] | None = None,
         if_exists: str = "return",
-        leadpipe_conn_id: str = LeadpipeHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -63,21 +80,15 @@ class LeadpipeCreatePixelOperator(BaseOperator):
         self.included_paths = included_paths
         self.excluded_paths = excluded_paths
         self.if_exists = validation.if_exists_policy(if_exists)
-        self.leadpipe_conn_id = leadpipe_conn_id
-
-    @cached_property
-    def hook(self) -> LeadpipeHook:
-        return LeadpipeHook(leadpipe_conn_id=self.leadpipe_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
         pixel = self.hook.create_pixel(
             self.domain, self.name, self.included_paths, self.excluded_paths, if_exists=self.if_exists
         )
-        self.log.info("Pixel %s for %s: status %s", pixel.id, pixel.domain, pixel.status)
-        return pixel.to_dict()
+        return self._returned(pixel)
 
 
-class LeadpipeUpdatePixelOperator(BaseOperator):
+class LeadpipeUpdatePixelOperator(_PixelOperator):
     """Pause or activate a pixel, or set its path filters; only what is given changes.
 
     For each path list: None (default) leaves it as it is, ``[]`` clears it, a non-empty list
@@ -100,7 +111,6 @@ class LeadpipeUpdatePixelOperator(BaseOperator):
         "excluded_paths",
         "leadpipe_conn_id",
     )
-    ui_color = "#e8f1fd"
 
     def __init__(
         self,
@@ -109,7 +119,6 @@ class LeadpipeUpdatePixelOperator(BaseOperator):
         status: str | None = None,
         included_paths: list[str] | None = None,
         excluded_paths: list[str] | None = None,
-        leadpipe_conn_id: str = LeadpipeHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -117,13 +126,7 @@ class LeadpipeUpdatePixelOperator(BaseOperator):
         self.status = status
         self.included_paths = included_paths
         self.excluded_paths = excluded_paths
-        self.leadpipe_conn_id = leadpipe_conn_id
-
-    @cached_property
-    def hook(self) -> LeadpipeHook:
-        return LeadpipeHook(leadpipe_conn_id=self.leadpipe_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
         pixel = self.hook.update_pixel(self.pixel_id, self.status, self.included_paths, self.excluded_paths)
-        self.log.info("Pixel %s for %s: status %s", pixel.id, pixel.domain, pixel.status)
-        return pixel.to_dict()
+        return self._returned(pixel)
