@@ -217,8 +217,13 @@ def test_async_consumer_stopping_early_cancels_read_ahead(leadpipe_conn):
             await stream.aclose()
             return got, [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
 
+    async def slow(request):
+        # Read-ahead pages answer slowly, so they are still in flight when the consumer stops.
+        await asyncio.sleep(0.5 if int(request.url.params["page"]) > 2 else 0)
+        return api(request)
+
     with respx.mock() as mock:
-        mock.get(VISITORS_URL).mock(side_effect=api)
+        mock.get(VISITORS_URL).mock(side_effect=slow)
         got, leftover = asyncio.run(run())
     assert len(got) == 60
     assert leftover == [], "read-ahead tasks must not outlive the iterator"
