@@ -60,6 +60,9 @@ with DAG(
 
 class _Api(BaseHTTPRequestHandler):
     calls: ClassVar[list[tuple[str, str, dict]]] = []
+    records: ClassVar[list[dict]] = RECORDS
+    #: page number -> HTTP statuses to answer (in turn) before serving the page
+    faults: ClassVar[dict[int, list[int]]] = {}
 
     def log_message(self, *args):  # keep pytest output quiet
         pass
@@ -83,7 +86,11 @@ class _Api(BaseHTTPRequestHandler):
         url, _ = self._record()
         if url.path == "/v1/data":
             page = int(parse_qs(url.query)["page"][0])
-            self._send(200, {"data": RECORDS[(page - 1) * 50 : page * 50], "meta": {"total": len(RECORDS)}})
+            if self.faults.get(page):
+                self._send(self.faults[page].pop(0), {"error": {"code": "HTTP_ERROR", "message": "fault"}})
+                return
+            data = self.records[(page - 1) * 50 : page * 50]
+            self._send(200, {"data": data, "meta": {"total": len(self.records)}})
         elif url.path == "/v1/data/pixels":
             self._send(200, {"data": [{"id": PIXEL_ID, "domain": "acme.com", "status": "active"}]})
         else:
@@ -100,7 +107,7 @@ class _Api(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def api(monkeypatch):
-    _Api.calls = []
+    _Api.calls, _Api.records, _Api.faults = [], RECORDS, {}
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Api)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -159,3 +166,55 @@ def test_pixels_then_templated_pull_in_a_real_dag_run(airflow_db, api, dag, tmp_
     assert patch == [("PATCH", f"/v1/data/pixels/{PIXEL_ID}", {"query": {}, "body": {"status": "paused"}})]
     pulls = [c[2]["query"] for c in api.calls if c[1] == "/v1/data"]
     assert all(q["timeframe"] == ["7d"] and q["domain"] == ["acme.com"] for q in pulls)
+
+
+# -- the operator and the hook over real HTTP, outside a DAG run -----------------------------
+
+
+def test_10000_records_arrive_record_by_record_and_sync_async_agree(api, tmp_path):
+    import asyncio
+
+    from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
+    from airflow_provider_leadpipe.operators.visitors import LeadpipeVisitorsToStorageOperator
+
+    api.records = [{"email": f"v{i}@example.com", "n": i, "tags": ["a", i % 7]} for i in range(10_000)]
+    target = tmp_path / "v.jsonl"
+    result = LeadpipeVisitorsToStorageOperator(task_id="pull", path=str(target), concurrency=4).execute({})
+    assert result == {"path": str(target), "records": 10_000, "pages": 200}
+    written = [json.loads(line) for line in target.read_text().splitlines()]
+    assert len(written) == 10_000
+    for index, (got, expected) in enumerate(zip(written, api.records, strict=True)):
+        assert got == expected, f"record {index} differs"
+
+    hook = LeadpipeHook()
+    sync = list(hook.iter_visitors())
+
+    async def collect():
+        async with hook:
+            return [r async for r in hook.aiter_visitors(concurrency=3)]
+
+    assert sync == asyncio.run(collect()) == written
+
+
+def test_503_mid_pull_is_retried_and_the_file_complete(api, tmp_path):
+    from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
+    from airflow_provider_leadpipe.operators.visitors import LeadpipeVisitorsToStorageOperator
+
+    api.faults = {7: [503, 503]}
+    op = LeadpipeVisitorsToStorageOperator(task_id="pull", path=str(tmp_path / "v.jsonl.gz"))
+    op.hook = LeadpipeHook(retry_backoff=0.01)
+    assert op.execute({})["records"] == len(RECORDS)
+    assert [
+        json.loads(x) for x in gzip.decompress((tmp_path / "v.jsonl.gz").read_bytes()).splitlines()
+    ] == RECORDS
+    assert [c[2]["query"]["page"] for c in api.calls].count(["7"]) == 3
+
+
+def test_auth_failure_mid_pull_leaves_no_file_and_no_temporary(api, tmp_path):
+    from airflow_provider_leadpipe.exceptions import LeadpipeAuthError
+    from airflow_provider_leadpipe.operators.visitors import LeadpipeVisitorsToStorageOperator
+
+    api.faults = {12: [401]}
+    with pytest.raises(LeadpipeAuthError, match="HTTP 401"):
+        LeadpipeVisitorsToStorageOperator(task_id="pull", path=str(tmp_path / "out" / "v.jsonl")).execute({})
+    assert list((tmp_path / "out").iterdir()) == []
