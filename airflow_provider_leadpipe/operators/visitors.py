@@ -107,7 +107,9 @@ class LeadpipeVisitorsToStorageOperator(BaseOperator):
             target.parent.mkdir(parents=True, exist_ok=True)
         self.log.info(
             "Pulling Leadpipe visitors (%s) to %s%s",
-            ", ".join(f"{key}={value}" for key, value in query.items()) or "no filters",
+            # The email filter is personal data: say that it is set, not what it is.
+            ", ".join(f"{key}={'<set>' if key == 'email' else value}" for key, value in query.items())
+            or "no filters",
             target,
             " (gzip)" if use_gzip else "",
         )

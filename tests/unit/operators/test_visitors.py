@@ -39,6 +39,12 @@ def api(leadpipe_conn):
         yield fake
 
 
+def output(caplog, capsys) -> str:
+    """Everything logged: stdlib logging and Airflow 3's structlog output on stdout/stderr."""
+    captured = capsys.readouterr()
+    return "\n".join([caplog.text, captured.out, captured.err])
+
+
 def leftovers(folder) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
@@ -97,7 +103,9 @@ def test_503_mid_pull_is_retried_and_the_file_is_complete(leadpipe_conn, tmp_pat
     assert fake.pages.count(5) == 3
 
 
-def test_auth_failure_mid_pull_leaves_no_file_and_keeps_the_previous_one(leadpipe_conn, tmp_path, caplog):
+def test_auth_failure_mid_pull_leaves_no_file_and_keeps_the_previous_one(
+    leadpipe_conn, tmp_path, caplog, capsys
+):
     caplog.set_level(logging.DEBUG)
     target = tmp_path / "v.jsonl"
     target.write_text("previous complete run\n")
@@ -109,7 +117,9 @@ def test_auth_failure_mid_pull_leaves_no_file_and_keeps_the_previous_one(leadpip
             make(target).execute({})
     assert target.read_text() == "previous complete run\n", "a failed pull never touches the target"
     assert leftovers(tmp_path) == ["v.jsonl"], "the temporary file is removed"
-    assert API_KEY not in caplog.text and API_KEY not in str(info.value)
+    logged = output(caplog, capsys)
+    assert "Pulling Leadpipe visitors" in logged, "the operator's log is captured"
+    assert API_KEY not in logged and API_KEY not in str(info.value)
 
 
 def test_failure_before_any_page_leaves_nothing(leadpipe_conn, tmp_path):
@@ -208,3 +218,12 @@ def test_templated_fields():
 def test_an_existing_folder_is_not_a_target(leadpipe_conn, tmp_path):
     with pytest.raises(LeadpipeConfigError, match="path must name a file"):
         LeadpipeVisitorsToStorageOperator(task_id="pull", path=str(tmp_path)).execute({})
+
+
+def test_the_email_filter_is_sent_but_not_logged(api, tmp_path, caplog, capsys):
+    caplog.set_level(logging.DEBUG)
+    make(tmp_path / "v.jsonl", email="jane.doe@example.com").execute({})
+    assert api.queries[0] == {"email": "jane.doe@example.com"}
+    logged = output(caplog, capsys)
+    assert "email=<set>" in logged
+    assert "jane.doe@example.com" not in logged
