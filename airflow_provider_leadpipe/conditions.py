@@ -12,9 +12,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from airflow.providers.common.compat.sdk import AirflowFailException
+from airflow_provider_leadpipe.exceptions import LeadpipeAccountError, LeadpipeConfigError
 
-from airflow_provider_leadpipe.exceptions import LeadpipeConfigError, LeadpipeError
+__all__ = ["DEFAULT_FAIL_ON_STATUSES", "AccountCondition", "LeadpipeAccountError"]
 from airflow_provider_leadpipe.models import AccountStatus
 
 #: Organization statuses that waiting cannot fix. Leadpipe publishes no full list of statuses;
@@ -23,14 +23,6 @@ DEFAULT_FAIL_ON_STATUSES: tuple[str, ...] = ("expired",)
 
 _TRUE = {"true", "1", "yes", "y", "on"}
 _FALSE = {"false", "0", "no", "n", "off"}
-
-
-class LeadpipeAccountError(LeadpipeError, AirflowFailException):
-    """The account is in a state that waiting cannot fix (e.g. an expired organization).
-
-    Subclasses :class:`AirflowFailException`: the task fails at once, without retries, and a
-    sensor with ``soft_fail=True`` is skipped instead.
-    """
 
 
 def unavailable(message: str) -> str:
@@ -47,7 +39,7 @@ def is_template(value: Any) -> bool:
     return isinstance(value, str) and ("{{" in value or "{%" in value)
 
 
-def _parse_bool(name: str, value: Any) -> bool:
+def parse_bool(name: str, value: Any) -> bool:
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
@@ -125,7 +117,7 @@ class AccountCondition:
     def __post_init__(self) -> None:
         # Validates every construction path (keyword arguments, from_dict, templated strings).
         parsed = {
-            "require_healthy": _parse_bool("require_healthy", self.require_healthy),
+            "require_healthy": parse_bool("require_healthy", self.require_healthy),
             "min_credits": _parse_number("min_credits", self.min_credits),
             "max_percent_used": _parse_number("max_percent_used", self.max_percent_used, maximum=100),
             "min_audience_slots": _parse_number("min_audience_slots", self.min_audience_slots, whole=True),

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
-from airflow_provider_leadpipe.exceptions import LeadpipeAccountUnusableError, LeadpipeConfigError
+from airflow_provider_leadpipe.conditions import AccountCondition, is_template, parse_bool
+from airflow_provider_leadpipe.exceptions import LeadpipeAccountError, LeadpipeConfigError
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
-from airflow_provider_leadpipe.models import AccountStatus, _fmt
+from airflow_provider_leadpipe.models import AccountStatus
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -53,53 +53,49 @@ class LeadpipeAccountStatusOperator(LeadpipeBaseOperator):
     so ``{{ ti.xcom_pull(task_ids="account")["credits"]["remaining"] }}`` works. One summary line
     is logged.
 
+    The checks are the sensor's own :class:`~airflow_provider_leadpipe.conditions.AccountCondition`,
+    applied once instead of waited for.
+
     :param leadpipe_conn_id: the ``leadpipe`` connection (templated). Default ``leadpipe_default``.
-    :param fail_if_unhealthy: fail (without retries) when the API reports ``healthy: false``.
-    :param min_credits: fail (without retries) when fewer credits than this remain. An uncapped
-        plan (``remaining: null``) never fails this check.
-    :raises LeadpipeAccountUnusableError: when a check fails (an ``AirflowFailException``).
+    :param fail_if_unhealthy: fail (without retries) when the API reports ``healthy: false``
+        (templated).
+    :param min_credits: fail (without retries) when fewer credits than this remain (templated).
+        An uncapped plan (``remaining: null``) never fails this check.
+    :raises LeadpipeAccountError: when a check fails (an ``AirflowFailException``).
     """
+
+    template_fields: Sequence[str] = ("leadpipe_conn_id", "fail_if_unhealthy", "min_credits")
 
     def __init__(
         self,
         *,
         leadpipe_conn_id: str = LeadpipeHook.default_conn_name,
-        fail_if_unhealthy: bool = False,
-        min_credits: float | None = None,
+        fail_if_unhealthy: bool | str = False,
+        min_credits: float | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(leadpipe_conn_id=leadpipe_conn_id, **kwargs)
-        if not isinstance(fail_if_unhealthy, bool):
-            raise LeadpipeConfigError(
-                f"fail_if_unhealthy must be True or False, not {type(fail_if_unhealthy).__name__}"
-            )
-        if min_credits is not None and (
-            isinstance(min_credits, bool)
-            or not isinstance(min_credits, (int, float))
-            or not math.isfinite(min_credits)
-            or min_credits < 0
-        ):
-            raise LeadpipeConfigError("min_credits must be None or a finite number >= 0")
         self.fail_if_unhealthy = fail_if_unhealthy
         self.min_credits = min_credits
+        if not (is_template(fail_if_unhealthy) or is_template(min_credits)):
+            self.condition  # noqa: B018 - bad arguments fail at DAG parse, not at run time
+
+    @property
+    def condition(self) -> AccountCondition:
+        """The checks as an :class:`AccountCondition` (validated; re-read after templating)."""
+        return AccountCondition(
+            require_healthy=parse_bool("fail_if_unhealthy", self.fail_if_unhealthy),
+            min_credits=self.min_credits,
+            fail_on_statuses=(),
+        )
 
     def execute(self, context: Context) -> dict[str, Any]:
+        condition = self.condition
         status = self.fetch_account_status()
         self.log.info("Leadpipe account: %s", status.summary())
-        self.check(status)
+        satisfied, reason = condition.evaluate(status)
+        if not satisfied:
+            raise LeadpipeAccountError(
+                f"Leadpipe account {status.organization.name!r} fails the task's checks: {reason}"
+            )
         return status.to_dict()
-
-    def check(self, status: AccountStatus) -> None:
-        """Apply ``fail_if_unhealthy`` and ``min_credits`` to a status."""
-        name = status.organization.name
-        if self.fail_if_unhealthy and not status.healthy:
-            raise LeadpipeAccountUnusableError(
-                f"Leadpipe account {name!r} is not healthy (organization status "
-                f"{status.organization.status!r}) and fail_if_unhealthy=True"
-            )
-        remaining = status.credits.remaining
-        if self.min_credits is not None and remaining is not None and remaining < self.min_credits:
-            raise LeadpipeAccountUnusableError(
-                f"Leadpipe account {name!r} has {_fmt(remaining)} credits left, "
-                f"below min_credits={_fmt(self.min_credits)}"
-            )
