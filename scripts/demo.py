@@ -137,9 +137,8 @@ def main() -> int:
         f"(organization {account.get('organization', {}).get('name')!r}, healthy={account.get('healthy')})"
     )
     summary = gated_xcom.get("summary") or {}
-    print(
-        f"      pulled {summary.get('records')} visitor records in {summary.get('pages')} pages -> {summary.get('path')}"
-    )
+    pulled = f"{summary.get('records')} visitor records in {summary.get('pages')} pages"
+    print(f"      pulled {pulled} -> {summary.get('path')}")
     print(f"    leadpipe_daily_credit_report: {report_state}")
     report = report_xcom.get("credit_report") or {}
     for key in ("observed_at", "remaining", "credits_used", "daily_burn_rate", "runs_out_before_reset"):
