@@ -84,6 +84,10 @@ class LeadpipeHook(BaseHook):
             self._settings = ApiSettings.from_connection(conn, conn.extra_dejson, **self._overrides)
         return self._settings
 
+    def redact(self, text: str) -> str:
+        """``text`` without the API key (a no-op until the connection has been read)."""
+        return text if self._settings is None else core.redact(text, self._settings)
+
     async def aget_settings(self) -> ApiSettings:
         """Settings from the connection, looked up without blocking the event loop."""
         if self._settings is None:
@@ -341,10 +345,7 @@ class LeadpipeHook(BaseHook):
                     raise core.transport_error(exc, client.build_request("GET", ACCOUNT_PATH)) from None
                 status = AccountStatus.from_response(core.handle_response(response, quick))
         except Exception as exc:
-            message = str(exc) or type(exc).__name__
-            if self._settings is not None:
-                message = core.redact(message, self._settings)
-            return False, message
+            return False, self.redact(str(exc) or type(exc).__name__)
         credits = status.credits
         left = "unlimited" if credits.remaining is None else f"{credits.remaining:g}"
         return (

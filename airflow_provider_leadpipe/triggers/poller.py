@@ -36,7 +36,6 @@ from typing import Any
 
 from airflow_provider_leadpipe.conditions import AccountCondition, LeadpipeAccountError, unavailable
 from airflow_provider_leadpipe.exceptions import TRANSIENT_ERRORS, LeadpipeAuthError
-from airflow_provider_leadpipe.hooks import core
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.models import AccountStatus
 from airflow_provider_leadpipe.triggers import events
@@ -288,10 +287,7 @@ class AccountPoller:
             error: Exception = exc
         except Exception as exc:
             error = exc
-        message = str(error) or type(error).__name__
-        settings = getattr(hook, "_settings", None)  # only if the connection was read already
-        if isinstance(settings, core.ApiSettings):
-            message = core.redact(message, settings)
+        message = hook.redact(str(error) or type(error).__name__)
         if not isinstance(error, TRANSIENT_ERRORS):
             await self._close_hook()  # re-read the connection on the next fetch
         return Answer(self._loop.time(), error=error, message=message)
