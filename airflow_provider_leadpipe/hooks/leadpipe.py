@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import aclosing
 from functools import cached_property
 from typing import Any
@@ -243,12 +243,14 @@ class LeadpipeHook(BaseHook):
         email: str | None = None,
         *,
         concurrency: int = 1,
-    ) -> AsyncIterator[VisitorPage]:
+    ) -> AsyncGenerator[VisitorPage, None]:
         """Async :meth:`iter_visitor_pages`, optionally reading up to ``concurrency`` pages ahead."""
         pager = VisitorPager(validation.visitor_query(timeframe, domain, email))
         return self._avisitor_pages(pager, validation.concurrency(concurrency))
 
-    async def _avisitor_pages(self, pager: VisitorPager, concurrency: int) -> AsyncIterator[VisitorPage]:
+    async def _avisitor_pages(
+        self, pager: VisitorPager, concurrency: int
+    ) -> AsyncGenerator[VisitorPage, None]:
         # The sync loop plus read-ahead: up to `concurrency` requests in flight, fed back in order.
         pending: deque[asyncio.Task[dict[str, Any]]] = deque()
         ahead = pager.next_number
@@ -354,7 +356,7 @@ class LeadpipeHook(BaseHook):
         )
 
 
-async def _records(pages: AsyncIterator[VisitorPage]) -> AsyncIterator[dict[str, Any]]:
+async def _records(pages: AsyncGenerator[VisitorPage, None]) -> AsyncIterator[dict[str, Any]]:
     async with aclosing(pages):  # stop the read-ahead as soon as the consumer stops
         async for page in pages:
             for record in page.records:

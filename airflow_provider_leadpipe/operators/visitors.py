@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from contextlib import aclosing
 from functools import cached_property
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from airflow.providers.common.compat.sdk import BaseOperator, ObjectStoragePath
 
@@ -48,7 +48,8 @@ class LeadpipeVisitorsToStorageOperator(BaseOperator):
     :param timeframe: ``24h``, ``7d``, ``14d``, ``30d``, ``90d`` or ``all`` (templated); None or ``""``
         for the API default.
     :param domain: only visitors of this tracked domain (templated).
-    :param email: only this person's visit journey (templated).
+    :param visitor_email: only this person's visit journey (templated; the API's ``email`` filter).
+        Not ``email``: that is BaseOperator's address for failure alerts.
     :param compression: ``"gzip"``, None, or ``"infer"`` (gzip when ``path`` ends in ``.gz``; the default).
     :param concurrency: pages requested at once, 1-16 (default 4).
     :param storage_conn_id: Airflow connection for the object store (templated); None for the
@@ -60,7 +61,7 @@ class LeadpipeVisitorsToStorageOperator(BaseOperator):
         "path",
         "timeframe",
         "domain",
-        "email",
+        "visitor_email",
         "storage_conn_id",
         "leadpipe_conn_id",
     )
@@ -72,7 +73,7 @@ class LeadpipeVisitorsToStorageOperator(BaseOperator):
         path: str | ObjectStoragePath,
         timeframe: str | None = None,
         domain: str | None = None,
-        email: str | None = None,
+        visitor_email: str | None = None,
         compression: str | None = "infer",
         concurrency: int = 4,
         storage_conn_id: str | None = None,
@@ -85,7 +86,7 @@ class LeadpipeVisitorsToStorageOperator(BaseOperator):
         self.path = path
         self.timeframe = timeframe
         self.domain = domain
-        self.email = email
+        self.visitor_email = visitor_email
         self.compression = compression
         self.concurrency = validation.concurrency(concurrency)
         self.storage_conn_id = storage_conn_id
@@ -98,7 +99,7 @@ class LeadpipeVisitorsToStorageOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         # Every argument is checked before anything is requested or written.
-        query = validation.visitor_query(self.timeframe, self.domain, self.email)
+        query = validation.visitor_query(self.timeframe, self.domain, self.visitor_email)
         target = self._target()
         use_gzip = self.compression == "gzip" or (self.compression == "infer" and target.name.endswith(".gz"))
         self.hook.settings  # noqa: B018 -- resolve the connection here, synchronously, not in the loop
@@ -116,8 +117,9 @@ class LeadpipeVisitorsToStorageOperator(BaseOperator):
         self._temporary = temporary
         try:
             with temporary.open("wb") as raw:
-                out: IO[bytes] = (
-                    gzip.GzipFile(fileobj=raw, mode="wb", filename="", mtime=0) if use_gzip else raw
+                out = cast(
+                    "IO[bytes]",
+                    gzip.GzipFile(fileobj=raw, mode="wb", filename="", mtime=0) if use_gzip else raw,
                 )
                 try:
                     records, pages = asyncio.run(self._pull(out))
@@ -137,7 +139,7 @@ class LeadpipeVisitorsToStorageOperator(BaseOperator):
         records = pages = 0
         async with self.hook:  # closes the async client when the pull ends
             stream = self.hook.aiter_visitor_pages(
-                self.timeframe, self.domain, self.email, concurrency=self.concurrency
+                self.timeframe, self.domain, self.visitor_email, concurrency=self.concurrency
             )
             async with aclosing(stream):
                 async for page in stream:

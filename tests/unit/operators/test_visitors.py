@@ -186,7 +186,7 @@ def test_on_kill_mid_pull_removes_the_temporary_file(leadpipe_conn, tmp_path):
     ("kwargs", "match"),
     [
         ({"timeframe": "1w"}, "timeframe must be one of"),
-        ({"email": "not-an-email"}, "email must be an email address"),
+        ({"visitor_email": "not-an-email"}, "email must be an email address"),
         ({"path": ""}, "path must be a file path or URL"),
         ({"path": "file:///tmp/folder/"}, "path must name a file"),
     ],
@@ -212,7 +212,7 @@ def test_bad_settings_fail_when_the_dag_is_parsed(kwargs, match):
 
 
 def test_templated_fields():
-    assert set(LeadpipeVisitorsToStorageOperator.template_fields) >= {"path", "timeframe", "domain", "email"}
+    assert set(LeadpipeVisitorsToStorageOperator.template_fields) >= {"path", "timeframe", "domain", "visitor_email"}
 
 
 def test_an_existing_folder_is_not_a_target(leadpipe_conn, tmp_path):
@@ -222,7 +222,9 @@ def test_an_existing_folder_is_not_a_target(leadpipe_conn, tmp_path):
 
 def test_the_email_filter_is_sent_but_not_logged(api, tmp_path, caplog, capsys):
     caplog.set_level(logging.DEBUG)
-    make(tmp_path / "v.jsonl", email="jane.doe@example.com").execute({})
+    op = make(tmp_path / "v.jsonl", visitor_email="jane.doe@example.com", email="oncall@example.com")
+    op.execute({})
+    assert op.email == "oncall@example.com", "BaseOperator's alert address is not the visitor filter"
     assert api.queries[0] == {"email": "jane.doe@example.com"}
     logged = output(caplog, capsys)
     assert "email=<set>" in logged
