@@ -11,5 +11,8 @@ VENV="${BENCH_VENV:-.venv-bench}"
 ensure_venv
 echo "[setup] installing the baseline apache-airflow-providers-http into $VENV" >&2
 "$UV" pip install -q --python "$VENV/bin/python" apache-airflow-providers-http >&2
+# Bytecode caches as a deployment has them: imports would otherwise compile every module anew in
+# each fresh process (startup only, but the import benchmark would time the compiler).
+unset PYTHONDONTWRITEBYTECODE
 ulimit -n 20000 2>/dev/null || true   # 5,000 HttpSensorTrigger sockets plus the server's
 exec "$VENV/bin/python" -m bench.run "$@"

@@ -288,7 +288,13 @@ async def propagate(
 
 
 async def measure(
-    impl: Impl, sandbox: Any, warmup: float, duration: float, settle: float, max_startup: float = 120.0
+    impl: Impl,
+    sandbox: Any,
+    warmup: float,
+    duration: float,
+    settle: float,
+    calibrate: float = 2.0,
+    max_startup: float = 120.0,
 ) -> dict[str, Any]:
     events: dict[int, float] = {}
     errors: list[str] = []
@@ -309,6 +315,13 @@ async def measure(
 
     lag = LoopLag()
     lag.start()
+    # The harness's own CPU: the loop-lag ticker alone, before any trigger exists (subtracted
+    # from the window's CPU for the "net" figures; both are reported).
+    await asyncio.sleep(0.2)
+    idle = Window().start()
+    await asyncio.sleep(calibrate)
+    idle.stop()
+    harness_cpu_per_s = idle.cpu / idle.wall
     gc_pauses = GcPauses().__enter__()
     began = clock()
     tasks = [asyncio.create_task(drive(i)) for i in range(impl.n)]
@@ -345,6 +358,7 @@ async def measure(
     await lag.stop()
 
     evaluations = sum(1 for stamps in impl.stamps for t in stamps if start <= t < end)
+    net_cpu = max(0.0, window.cpu - harness_cpu_per_s * window.wall)
     expected = impl.n * (end - start) / impl.interval
     fractions = [per_trigger_fraction(s, start, end, impl.interval) for s in impl.stamps]
     gaps = [b - a for s in impl.stamps for a, b in itertools.pairwise(s) if start <= b < end]
@@ -358,6 +372,8 @@ async def measure(
         max_gap_intervals=max(gaps, default=float("nan")) / impl.interval,
         cpu_s=window.cpu,
         cpu_per_eval_ms=1000 * window.cpu / evaluations if evaluations else float("nan"),
+        harness_cpu_pct=100 * harness_cpu_per_s,
+        cpu_net_per_eval_ms=1000 * net_cpu / evaluations if evaluations else float("nan"),
         cpu_util_pct=100 * window.cpu / window.wall,
         requests_per_interval=(requests_after - requests_before) / ((end - start) / impl.interval),
         errors=len(errors),
@@ -379,12 +395,16 @@ def main() -> None:
     )
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--settle", type=float, default=5.0, help="longest wait for the status change")
+    parser.add_argument(
+        "--calibrate", type=float, default=2.0, help="seconds measuring the harness's own CPU, first"
+    )
     args = parser.parse_args()
 
     # Every case carries what a triggerer process has loaded (Airflow, both providers' triggers),
     # so the garbage collector walks a comparable heap whatever is measured.
     import airflow.providers.http.triggers.http
     import airflow.sdk  # noqa: F401
+
     import airflow_provider_leadpipe.triggers.leadpipe  # noqa: F401
 
     with api_sandbox() as sandbox:
@@ -392,7 +412,9 @@ def main() -> None:
         impl.prepare(sandbox)
         with env_connections(impl.connections()):
             impl.install()
-            result = asyncio.run(measure(impl, sandbox, args.warmup, args.duration, args.settle))
+            result = asyncio.run(
+                measure(impl, sandbox, args.warmup, args.duration, args.settle, args.calibrate)
+            )
     emit(
         {
             "bench": "triggerer",
