@@ -142,7 +142,7 @@ def trigger_rows(results: dict[tuple[str, int], dict[str, Any]]) -> list[list[An
                 f"{fmt(r['gc_total_ms'], 0)} ({r['gc_full_runs']})",
                 propagation(r),
                 fmt(r["startup_s"], 1),
-                r["errors"] or "",
+                f"{r['errors']} ({', '.join(r.get('error_kinds', []))})" if r["errors"] else "",
             ]
         )
     return rows
