@@ -12,7 +12,7 @@ import ipaddress
 import logging
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -312,6 +312,50 @@ def transport_error(exc: httpx.TransportError, request: httpx.Request) -> Leadpi
     )
 
 
+class _DeadlineStream(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A response body that stops with ``httpx.ReadTimeout`` once the attempt's deadline passes.
+
+    httpx's timeouts bound each socket operation, not a whole response, and it has no total
+    timeout: a server that trickles a byte per read would hold a request (and a triggerer slot)
+    open indefinitely. Checked per received body chunk; a chunk that never comes hits the read
+    timeout. (Trickled *headers* stay bounded only by httpcore's 100 KiB header-size limit.)
+    """
+
+    def __init__(self, stream: Any, deadline: float, timeout: float, request: httpx.Request):
+        self._stream, self._deadline, self._timeout, self._request = stream, deadline, timeout, request
+
+    def _check(self) -> None:
+        if time.monotonic() > self._deadline:
+            raise httpx.ReadTimeout(f"no complete answer within {self._timeout:g} s", request=self._request)
+
+    def __iter__(self) -> Iterator[bytes]:
+        self._check()
+        for chunk in self._stream:
+            self._check()
+            yield chunk
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        self._check()
+        async for chunk in self._stream:
+            self._check()
+            yield chunk
+
+    def close(self) -> None:
+        self._stream.close()
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
+def limit_body_time(response: httpx.Response, started: float, settings: ApiSettings) -> httpx.Response:
+    """Make reading ``response`` (sent with ``stream=True``) fail ``settings.timeout`` seconds after
+    ``started`` (``time.monotonic()`` before sending), so the timeout bounds the whole answer."""
+    response.stream = _DeadlineStream(
+        response.stream, started + settings.timeout, settings.timeout, response.request
+    )
+    return response
+
+
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "PATCH"})
 
 
@@ -372,6 +416,7 @@ __all__ = [
     "ApiSettings",
     "client_kwargs",
     "handle_response",
+    "limit_body_time",
     "normalize_base_url",
     "parse_retry_after",
     "retry_kwargs",

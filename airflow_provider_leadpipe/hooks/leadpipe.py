@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from functools import cached_property
 from typing import Any
 
@@ -29,7 +30,8 @@ class LeadpipeHook(BaseHook):
     and 5xx with exponential backoff, honouring ``Retry-After``; 401/403 fail at once.
 
     :param leadpipe_conn_id: the connection id.
-    :param timeout: per-request timeout in seconds (default: the connection's ``timeout`` extra, else 30).
+    :param timeout: per-request timeout in seconds: bounds each network operation and the time
+        until the answer's last byte (default: the connection's ``timeout`` extra, else 30).
     :param max_retries: retries of a transient failure (default: the ``max_retries`` extra, else 3).
     :param retry_backoff: first backoff delay in seconds; doubles per retry up to 30 s, with jitter.
     """
@@ -147,11 +149,7 @@ class LeadpipeHook(BaseHook):
         request = client.build_request(method, path, params=params, json=json)
         for attempt in tenacity.Retrying(**core.retry_kwargs(settings, method)):
             with attempt:
-                try:
-                    response = client.send(request)
-                except httpx.TransportError as exc:
-                    raise core.transport_error(exc, request) from None
-                payload = core.handle_response(response, settings)
+                payload = core.handle_response(self._send(client, request, settings), settings)
         return payload
 
     async def arequest(
@@ -162,12 +160,38 @@ class LeadpipeHook(BaseHook):
         request = client.build_request(method, path, params=params, json=json)
         async for attempt in tenacity.AsyncRetrying(**core.retry_kwargs(settings, method)):
             with attempt:
-                try:
-                    response = await client.send(request)
-                except httpx.TransportError as exc:
-                    raise core.transport_error(exc, request) from None
-                payload = core.handle_response(response, settings)
+                payload = core.handle_response(await self._asend(client, request, settings), settings)
         return payload
+
+    @staticmethod
+    def _send(client: httpx.Client, request: httpx.Request, settings: ApiSettings) -> httpx.Response:
+        """One attempt, read in full within ``settings.timeout``; network errors become typed."""
+        started = time.monotonic()
+        try:
+            response = client.send(request, stream=True)
+            try:
+                core.limit_body_time(response, started, settings).read()
+            finally:
+                response.close()
+        except httpx.TransportError as exc:
+            raise core.transport_error(exc, request) from None
+        return response
+
+    @staticmethod
+    async def _asend(
+        client: httpx.AsyncClient, request: httpx.Request, settings: ApiSettings
+    ) -> httpx.Response:
+        """Async :meth:`_send`."""
+        started = time.monotonic()
+        try:
+            response = await client.send(request, stream=True)
+            try:
+                await core.limit_body_time(response, started, settings).aread()
+            finally:
+                await response.aclose()
+        except httpx.TransportError as exc:
+            raise core.transport_error(exc, request) from None
+        return response
 
     # -- endpoints ----------------------------------------------------------------------------
 
@@ -191,10 +215,7 @@ class LeadpipeHook(BaseHook):
                 max_retries=0,
             )
             with httpx.Client(**core.client_kwargs(quick)) as client:
-                try:
-                    response = client.get(ACCOUNT_PATH)
-                except httpx.TransportError as exc:
-                    raise core.transport_error(exc, client.build_request("GET", ACCOUNT_PATH)) from None
+                response = self._send(client, client.build_request("GET", ACCOUNT_PATH), quick)
                 status = AccountStatus.from_response(core.handle_response(response, quick))
         except Exception as exc:
             message = str(exc) or type(exc).__name__
