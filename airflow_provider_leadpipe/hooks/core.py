@@ -239,7 +239,7 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # str.isdigit() alone also accepts "²" (latin-1 0xB2)
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
