@@ -23,7 +23,7 @@ class _PixelOperator(BaseOperator):
 
     def __init__(self, *, leadpipe_conn_id: str = LeadpipeHook.default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.leadpipe_conn_id = leadpipe_conn_id
+        self.leadpipe_conn_id = validation.conn_id(leadpipe_conn_id)
 
     @cached_property
     def hook(self) -> LeadpipeHook:
@@ -80,6 +80,9 @@ class LeadpipeCreatePixelOperator(_PixelOperator):
         self.included_paths = included_paths
         self.excluded_paths = excluded_paths
         self.if_exists = validation.if_exists_policy(if_exists)
+        # Bad literals fail at DAG parse time; templated values are checked once rendered.
+        if not validation.has_template(domain, name, included_paths, excluded_paths):
+            validation.create_pixel_body(domain, name, included_paths, excluded_paths)
 
     def execute(self, context: Context) -> dict[str, Any]:
         pixel = self.hook.create_pixel(
@@ -126,6 +129,11 @@ class LeadpipeUpdatePixelOperator(_PixelOperator):
         self.status = status
         self.included_paths = included_paths
         self.excluded_paths = excluded_paths
+        # Bad literals fail at DAG parse time; templated values are checked once rendered.
+        if not validation.has_template(pixel_id):
+            validation.pixel_id(pixel_id)
+        if not validation.has_template(status, included_paths, excluded_paths):
+            validation.update_pixel_body(status, included_paths, excluded_paths)
 
     def execute(self, context: Context) -> dict[str, Any]:
         pixel = self.hook.update_pixel(self.pixel_id, self.status, self.included_paths, self.excluded_paths)

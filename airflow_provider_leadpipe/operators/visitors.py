@@ -90,8 +90,13 @@ class LeadpipeVisitorsToStorageOperator(BaseOperator):
         self.compression = compression
         self.concurrency = validation.concurrency(concurrency)
         self.storage_conn_id = storage_conn_id
-        self.leadpipe_conn_id = leadpipe_conn_id
+        self.leadpipe_conn_id = validation.conn_id(leadpipe_conn_id)
         self._temporary: ObjectStoragePath | None = None
+        # Bad literals fail at DAG parse time; templated values are checked once rendered.
+        if not validation.has_template(timeframe, domain, visitor_email):
+            self._query()
+        if not validation.has_template(path):
+            _path_text(path)
 
     @cached_property
     def hook(self) -> LeadpipeHook:
@@ -99,7 +104,7 @@ class LeadpipeVisitorsToStorageOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         # Every argument is checked before anything is requested or written.
-        query = validation.visitor_query(self.timeframe, self.domain, self.visitor_email)
+        query = self._query()
         target = self._target()
         use_gzip = self.compression == "gzip" or (self.compression == "infer" and target.name.endswith(".gz"))
         self.hook.settings  # noqa: B018 -- resolve the connection here, synchronously, not in the loop
@@ -153,14 +158,17 @@ class LeadpipeVisitorsToStorageOperator(BaseOperator):
                         self.log.info("... %d records from %d pages so far", records, pages)
         return records, pages
 
+    def _query(self) -> dict[str, str]:
+        return validation.visitor_query(
+            self.timeframe, self.domain, self.visitor_email, email_name="visitor_email"
+        )
+
     def _target(self) -> ObjectStoragePath:
         if isinstance(self.path, ObjectStoragePath):
             return self.path
-        if not isinstance(self.path, str) or not self.path.strip():
-            raise LeadpipeConfigError(f"path must be a file path or URL, got {self.path!r}")
-        path = self.path.strip()
+        path = _path_text(self.path)
         target = ObjectStoragePath(path, conn_id=self.storage_conn_id or None)
-        if path.endswith("/") or not target.name or (target.protocol in _LOCAL_PROTOCOLS and target.is_dir()):
+        if not target.name or (target.protocol in _LOCAL_PROTOCOLS and target.is_dir()):
             raise LeadpipeConfigError(f"path must name a file, not a folder: {self.path!r}")
         return target
 
@@ -174,6 +182,17 @@ class LeadpipeVisitorsToStorageOperator(BaseOperator):
         """Remove the temporary file of a pull that is being killed (SIGTERM / timeout)."""
         if self._temporary is not None:
             self._discard(self._temporary)
+
+
+def _path_text(path: Any) -> str:
+    """The checks on ``path`` that need no storage access: a non-blank string not ending in ``/``."""
+    if isinstance(path, ObjectStoragePath):
+        return str(path)
+    if not isinstance(path, str) or not path.strip():
+        raise LeadpipeConfigError(f"path must be a file path or URL, got {path!r}")
+    if path.strip().endswith("/"):
+        raise LeadpipeConfigError(f"path must name a file, not a folder: {path!r}")
+    return path.strip()
 
 
 def jsonl(records: Iterable[dict[str, Any]]) -> bytes:
