@@ -15,7 +15,7 @@ import pytest
 
 from airflow_provider_leadpipe.hooks import core
 from airflow_provider_leadpipe.hooks.leadpipe import ACCOUNT_PATH, LeadpipeHook
-from tests.hardening.figures import FIGURES, markdown_table
+from tests.hardening.figures import FIGURES, markdown_report, markdown_table
 from tests.unit.conftest import API_KEY
 
 _LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
@@ -116,12 +116,27 @@ def recorded_sleeps(monkeypatch, mode) -> SleepRecorder:
     return recorder
 
 
+_REPORTS: list[Path] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def figures_report(tmp_path_factory) -> Any:
+    """After the session, write the figures table to ``hardening-report.md`` under pytest's tmp dir
+    (or to ``$LEADPIPE_HARDENING_FIGURES``)."""
+    yield
+    if FIGURES:
+        target = Path(
+            os.environ.get("LEADPIPE_HARDENING_FIGURES")
+            or tmp_path_factory.mktemp("hardening") / "hardening-report.md"
+        )
+        target.write_text(markdown_report())
+        _REPORTS.append(target)
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if not FIGURES:
         return
     terminalreporter.section("Leadpipe hardening figures")
     terminalreporter.write_line(markdown_table())
-    target = os.environ.get("LEADPIPE_HARDENING_FIGURES")
-    if target:
-        Path(target).write_text(markdown_table() + "\n")
-        terminalreporter.write_line(f"(also written to {target})")
+    for target in _REPORTS:
+        terminalreporter.write_line(f"(written to {target})")

@@ -48,3 +48,31 @@ def rows() -> list[list[str]]:
 def markdown_table() -> str:
     lines = [list(COLUMNS), ["---"] * len(COLUMNS), *rows()]
     return "\n".join("| " + " | ".join(line) + " |" for line in lines)
+
+
+def markdown_report() -> str:
+    """The table with a heading saying where and how it was measured (docs/hardening-report.md)."""
+    import os
+    import platform
+    from datetime import datetime, timezone
+
+    from airflow import __version__ as airflow_version
+
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return "\n".join(
+        [
+            "# Hardening figures",
+            "",
+            "Written by `pytest tests/hardening` (each run writes `hardening-report.md` under pytest's",
+            "temporary directory; `LEADPIPE_HARDENING_FIGURES=<file>` writes it there instead). One row per",
+            "proven case: a test records its row only after its assertions passed. `requests`: HTTP requests",
+            "the server saw; `retries`: requests that failed transiently and were tried again; `hits`:",
+            "occurrences of the API key found; `elapsed`: wall time of the measured part.",
+            "",
+            f"Measured {when} on Python {platform.python_version()}, Airflow {airflow_version}, "
+            f"{os.cpu_count()} CPU(s).",
+            "",
+            markdown_table(),
+            "",
+        ]
+    )
