@@ -132,16 +132,14 @@ def api_records(sandbox: Any, api_key: str | None = None, **params: Any) -> list
     Independent of the provider's hook and operators, so it can check what they wrote.
     """
     records: list[dict[str, Any]] = []
-    page = 1
-    while True:
-        response = httpx.get(
-            f"{sandbox.url}/v1/data",
-            params={**params, "page": page},
-            headers={"X-API-Key": api_key or sandbox.api_key},
-        )
-        response.raise_for_status()
-        data = response.json()["data"]
-        if not data:
-            return records
-        records.extend(data)
-        page += 1
+    headers = {"X-API-Key": api_key or sandbox.api_key}
+    with httpx.Client(base_url=sandbox.url, headers=headers) as client:  # one connection, reused
+        page = 1
+        while True:
+            response = client.get("/v1/data", params={**params, "page": page})
+            response.raise_for_status()
+            data = response.json()["data"]
+            if not data:
+                return records
+            records.extend(data)
+            page += 1

@@ -11,7 +11,7 @@ import pendulum
 import pytest
 
 from tests.conftest import DAGS_FOLDER
-from tests.integration.dag_runs import NO_LOGICAL_DATE, api_records, task_states
+from tests.integration.dag_runs import NO_LOGICAL_DATE, api_records, task_states, xcom_value
 
 pytestmark = pytest.mark.integration
 
@@ -69,22 +69,6 @@ def dag():
     path.unlink()
 
 
-def return_values(run) -> dict[str, object]:
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        rows = session.scalars(
-            select(XComModel).where(
-                XComModel.dag_id == run.dag_id,
-                XComModel.run_id == run.run_id,
-                XComModel.key == "return_value",
-            )
-        )
-        return {row.task_id: XComModel.deserialize_value(row) for row in rows}
-
-
 def listed_pixels(sandbox) -> list[dict]:
     """``GET /v1/data/pixels`` over plain HTTP, independent of the provider."""
     response = httpx.get(f"{sandbox.url}/v1/data/pixels", headers={"X-API-Key": sandbox.api_key})
@@ -102,20 +86,19 @@ def test_pixels_then_templated_pull_in_a_real_dag_run(airflow_db, leadpipe_sandb
     assert run.state == "success", task_states(run)
     if NO_LOGICAL_DATE:
         assert run.logical_date is None  # the output path is named after the run, not its date
-    values = return_values(run)
 
     # create met a 409 and returned the listed pixel; pause used its id from XCom
-    assert values["create_pixel"] == existing
+    assert xcom_value(run, "create_pixel") == existing
     assert leadpipe_sandbox.request_count("/v1/data/pixels", method="POST", status=409) == 1
-    assert values["pause_pixel"]["id"] == existing["id"]
-    assert values["pause_pixel"]["status"] == "paused"
+    paused = xcom_value(run, "pause_pixel")
+    assert (paused["id"], paused["status"]) == (existing["id"], "paused")
     [after] = listed_pixels(leadpipe_sandbox)  # still one pixel, now paused by hand
     assert (after["id"], after["status"], after["pausedReason"]) == (existing["id"], "paused", "manual")
     assert leadpipe_sandbox.request_count("/v1/data/pixels/{id}", method="PATCH", status=200) == 1
 
     run_file = run.run_id.replace(":", "-").replace("+", "_") + ".jsonl.gz"
     target = tmp_path / "visitors" / run_file
-    pulled = values["pull_visitors"]
+    pulled = xcom_value(run, "pull_visitors")
     assert pulled["path"] == str(target)
     assert leadpipe_sandbox.request_count(VISITORS, status=200) == pulled["pages"]
     assert [p.name for p in target.parent.iterdir()] == [run_file], "no temporary file left"

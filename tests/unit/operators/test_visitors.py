@@ -212,7 +212,8 @@ def test_bad_settings_fail_when_the_dag_is_parsed(kwargs, match):
 
 
 def test_templated_fields():
-    assert set(LeadpipeVisitorsToStorageOperator.template_fields) >= {"path", "timeframe", "domain", "visitor_email"}
+    fields = set(LeadpipeVisitorsToStorageOperator.template_fields)
+    assert fields >= {"path", "timeframe", "domain", "visitor_email"}
 
 
 def test_an_existing_folder_is_not_a_target(leadpipe_conn, tmp_path):
