@@ -73,15 +73,6 @@ def has_template(*values: Any) -> bool:
     return False
 
 
-def conn_id(value: Any) -> Any:
-    """A non-blank connection id (maybe a template), or an XComArg Airflow resolves before execute."""
-    if hasattr(value, "resolve"):
-        return value
-    if not isinstance(value, str) or not value.strip():
-        raise LeadpipeConfigError(f"leadpipe_conn_id must be a non-empty string, got {_shown(value)}")
-    return value
-
-
 def visitor_query(
     timeframe: str | None = None,
     domain: str | None = None,

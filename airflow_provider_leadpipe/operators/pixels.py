@@ -3,31 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import BaseOperator
-
 from airflow_provider_leadpipe import validation
-from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.models import Pixel
+from airflow_provider_leadpipe.operators.leadpipe import LeadpipeBaseOperator
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
 
-class _PixelOperator(BaseOperator):
+class _PixelOperator(LeadpipeBaseOperator):
     """What both pixel operators share: the connection, the hook, and the XCom value."""
 
     ui_color = "#e8f1fd"
-
-    def __init__(self, *, leadpipe_conn_id: str = LeadpipeHook.default_conn_name, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.leadpipe_conn_id = validation.conn_id(leadpipe_conn_id)
-
-    @cached_property
-    def hook(self) -> LeadpipeHook:
-        return LeadpipeHook(leadpipe_conn_id=self.leadpipe_conn_id)
 
     def _returned(self, pixel: Pixel) -> dict[str, Any]:
         self.log.info("Pixel %s for %s: status %s", pixel.id, pixel.domain, pixel.status)

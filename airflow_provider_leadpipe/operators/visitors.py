@@ -8,14 +8,14 @@ import json
 import uuid
 from collections.abc import Iterable, Sequence
 from contextlib import aclosing
-from functools import cached_property
 from typing import IO, TYPE_CHECKING, Any, cast
 
-from airflow.providers.common.compat.sdk import BaseOperator, ObjectStoragePath
+from airflow.providers.common.compat.sdk import ObjectStoragePath
 
 from airflow_provider_leadpipe import validation
 from airflow_provider_leadpipe.exceptions import LeadpipeConfigError
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
+from airflow_provider_leadpipe.operators.leadpipe import LeadpipeBaseOperator
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -26,7 +26,7 @@ PROGRESS_EVERY = 100
 _LOCAL_PROTOCOLS = ("", "file", "local")
 
 
-class LeadpipeVisitorsToStorageOperator(BaseOperator):
+class LeadpipeVisitorsToStorageOperator(LeadpipeBaseOperator):
     """Write every identified visitor matching the filters to one JSON Lines file.
 
     One record per line, exactly as the API returned it, in the API's order. The file goes to an
@@ -80,7 +80,7 @@ class LeadpipeVisitorsToStorageOperator(BaseOperator):
         leadpipe_conn_id: str = LeadpipeHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(leadpipe_conn_id=leadpipe_conn_id, **kwargs)
         if compression not in COMPRESSIONS:
             raise LeadpipeConfigError(f"compression must be 'infer', 'gzip' or None, got {compression!r}")
         self.path = path
@@ -90,17 +90,12 @@ class LeadpipeVisitorsToStorageOperator(BaseOperator):
         self.compression = compression
         self.concurrency = validation.concurrency(concurrency)
         self.storage_conn_id = storage_conn_id
-        self.leadpipe_conn_id = validation.conn_id(leadpipe_conn_id)
         self._temporary: ObjectStoragePath | None = None
         # Bad literals fail at DAG parse time; templated values are checked once rendered.
         if not validation.has_template(timeframe, domain, visitor_email):
             self._query()
         if not validation.has_template(path):
             _path_text(path)
-
-    @cached_property
-    def hook(self) -> LeadpipeHook:
-        return LeadpipeHook(leadpipe_conn_id=self.leadpipe_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
         # Every argument is checked before anything is requested or written.

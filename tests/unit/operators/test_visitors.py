@@ -230,9 +230,9 @@ def test_an_existing_folder_is_not_a_target(leadpipe_conn, tmp_path):
 
 def test_the_email_filter_is_sent_but_not_logged(api, tmp_path, caplog, capsys):
     caplog.set_level(logging.DEBUG)
-    op = make(tmp_path / "v.jsonl", visitor_email="jane.doe@example.com", email="oncall@example.com")
+    op = make(tmp_path / "v.jsonl", visitor_email="jane.doe@example.com")
     op.execute({})
-    assert op.email == "oncall@example.com", "BaseOperator's alert address is not the visitor filter"
+    assert not op.email, "BaseOperator's failure-alert address must not become the visitor filter"
     assert api.queries[0] == {"email": "jane.doe@example.com"}
     logged = output(caplog, capsys)
     assert "email=<set>" in logged
