@@ -23,14 +23,6 @@ from airflow_provider_leadpipe.hooks.core import ApiSettings
 from airflow_provider_leadpipe.hooks.paging import VISITORS_PATH, VisitorPager
 from airflow_provider_leadpipe.models import AccountStatus, Pixel, VisitorPage
 
-try:  # Airflow 3.1+: tells the supervisor without blocking the triggerer's event loop
-    from airflow.sdk.log import amask_secret
-except ImportError:  # Airflow 2.x / 3.0: masking is process-local, nothing to await
-
-    async def amask_secret(secret: Any, name: str | None = None) -> None:
-        mask_secret(secret, name)
-
-
 ACCOUNT_PATH = "/v1/data/account"
 PIXELS_PATH = "/v1/data/pixels"
 #: ``test_connection`` must answer quickly in the UI: one try, short timeout.
@@ -108,7 +100,7 @@ class LeadpipeHook(BaseHook):
             conn = await self._aget_leadpipe_connection()
             extra = await get_async_extra_dejson(conn)
             settings = ApiSettings.from_connection(conn, extra, **self._overrides)
-            await amask_secret(settings.api_key)  # as in :attr:`settings`
+            await _amask_secret(settings.api_key)  # as in :attr:`settings`
             self._settings = settings
         return self._settings
 
@@ -389,6 +381,16 @@ class LeadpipeHook(BaseHook):
             True,
             f"Connected to {status.organization.name} ({status.organization.status}): {left} credits left",
         )
+
+
+async def _amask_secret(secret: str) -> None:
+    """``mask_secret`` for async code: Airflow 3.1+ tells the supervisor without blocking the loop."""
+    try:
+        from airflow.sdk.log import amask_secret
+    except ImportError:  # Airflow 2.x / 3.0: masking is process-local, nothing to await
+        mask_secret(secret)
+        return
+    await amask_secret(secret)
 
 
 async def _records(pages: AsyncGenerator[VisitorPage, None]) -> AsyncIterator[dict[str, Any]]:
