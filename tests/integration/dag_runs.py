@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pendulum
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
 
 from tests.conftest import DAGS_FOLDER, REPO
@@ -96,40 +95,51 @@ def keep_earlier_runs_without_logical_date(monkeypatch) -> None:
     monkeypatch.setattr(dagrun_module, "get_or_create_dagrun", create_without_replacing)
 
 
-class FakeAccount:
-    """``GET /v1/data/account`` served by respx, with credits a test changes between runs.
+def sandbox_account(
+    sandbox: Any,
+    monkeypatch: Any,
+    api_key: str,
+    *,
+    conn_id: str = "leadpipe_default",
+    organization: str = "Acme",
+    limit: int | None = 1000,
+    resets_at: datetime | None = None,
+) -> None:
+    """Point connection ``conn_id`` at its own sandbox organisation, under a distinctive key.
 
-    Tasks run in the test process under dag.test(), so respx sees their requests.
+    The organisation is ``active``, has used none of ``limit`` credits (``None``: unlimited plan)
+    and resets at ``resets_at``. Tests then move its credits with
+    ``sandbox.set_credits(used=..., api_key=api_key)``; a key no built-in scenario knows keeps the
+    "key never in the logs" checks meaningful.
     """
+    sandbox.configure_key(
+        api_key,
+        {
+            "organization": {"name": organization, "status": "active"},
+            "credits": {
+                "used": 0,
+                "limit": limit,
+                "resetsAt": None if resets_at is None else resets_at.isoformat(),
+            },
+        },
+    )
+    monkeypatch.setenv(*sandbox.connection_env(conn_id, api_key=api_key).popitem())
 
-    def __init__(self, monkeypatch, respx_mock, *, key: str, conn_id: str = "leadpipe_default") -> None:
-        self.key = key
-        self.name = "Acme"
-        self.used = 0
-        self.limit: int | None = 1000
-        self.resets_at: pendulum.DateTime | None = pendulum.now("UTC").add(days=30)
-        # Loopback, so the hook allows plain http; one port per connection; never contacted.
-        base_url = f"http://127.0.0.1:{9000 + sum(conn_id.encode()) % 1000}"
-        conn = {"conn_type": "leadpipe", "host": base_url, "password": key}
-        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
-        self.route = respx_mock.get(f"{base_url}/v1/data/account").mock(side_effect=self._respond)
 
-    def _respond(self, request: httpx.Request) -> httpx.Response:
-        if request.headers.get("X-API-Key") != self.key:
-            return httpx.Response(401, json={"error": {"code": "HTTP_ERROR", "message": "Invalid API key"}})
-        remaining = None if self.limit is None else self.limit - self.used
-        credits = {
-            "used": self.used,
-            "limit": self.limit,
-            "remaining": remaining,
-            "percentUsed": None if self.limit is None else 100 * self.used / self.limit,
-            "resetsAt": None if self.resets_at is None else self.resets_at.to_iso8601_string(),
-        }
-        data = {
-            "healthy": True,
-            "organization": {"name": self.name, "status": "active"},
-            "credits": credits,
-            "pixels": {"total": 1, "active": 1, "paused": 0},
-            "intent": None,
-        }
-        return httpx.Response(200, json={"data": data})
+def api_records(sandbox: Any, api_key: str | None = None, **params: Any) -> list[dict[str, Any]]:
+    """Every visitor record the sandbox serves for ``params``, read page by page over plain HTTP.
+
+    Independent of the provider's hook and operators, so it can check what they wrote.
+    """
+    records: list[dict[str, Any]] = []
+    headers = {"X-API-Key": api_key or sandbox.api_key}
+    with httpx.Client(base_url=sandbox.url, headers=headers) as client:  # one connection, reused
+        page = 1
+        while True:
+            response = client.get("/v1/data", params={**params, "page": page})
+            response.raise_for_status()
+            data = response.json()["data"]
+            if not data:
+                return records
+            records.extend(data)
+            page += 1
