@@ -294,7 +294,7 @@ async def measure(
     duration: float,
     settle: float,
     calibrate: float = 2.0,
-    max_startup: float = 120.0,
+    max_startup: float = 300.0,
 ) -> dict[str, Any]:
     events: dict[int, float] = {}
     errors: list[str] = []
