@@ -61,8 +61,11 @@ def test_bad_base_url_is_a_config_error_before_any_request(conn_to, network_guar
 
 
 def test_bad_base_url_figure():
-    record("bad input", f"{len(BAD_BASE_URLS)} bad base URLs (path, query, userinfo, scheme, host, port)",
-           requests=0)
+    record(
+        "bad input",
+        f"{len(BAD_BASE_URLS)} bad base URLs (path, query, userinfo, scheme, host, port)",
+        requests=0,
+    )
 
 
 @given(host=st.text(max_size=40), port=st.none() | st.integers(-5, 70_000))
@@ -99,8 +102,13 @@ def test_bad_api_key_is_a_config_error_that_never_echoes_it(mode, conn_to, netwo
     for text in (str(info.value), repr(info.value)):
         assert API_KEY[:10] not in text and API_KEY[11:] not in text
     assert network_guard.refused == []
-    record("bad input", f"{len(BAD_KEYS)} unusable API keys (empty, control, space, non-ASCII)",
-           mode=mode, requests=0, hits=0)
+    record(
+        "bad input",
+        f"{len(BAD_KEYS)} unusable API keys (empty, control, space, non-ASCII)",
+        mode=mode,
+        requests=0,
+        hits=0,
+    )
 
 
 def test_padded_key_is_trimmed_and_sent_exactly(mode, conn_to):
@@ -138,8 +146,10 @@ def test_bad_settings_figure():
     record("bad input", f"{len(BAD_SETTINGS)} bad timeout / max_retries / retry_backoff values", requests=0)
 
 
-@given(timeout=st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
-       max_retries=st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8))
+@given(
+    timeout=st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    max_retries=st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+)
 @settings(max_examples=200, deadline=None)
 def test_any_extra_gives_settings_or_a_config_error(timeout, max_retries):
     conn = type("Conn", (), {"conn_id": "fuzz", "password": API_KEY, "host": None, "port": None})()

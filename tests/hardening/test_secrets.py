@@ -75,9 +75,7 @@ def _tables() -> dict[str, list[str]]:
         for row in session.scalars(select(Trigger)):
             texts["trigger"].append(f"{row.classpath} {row.kwargs!r} {row.encrypted_kwargs!r}")
         for row in session.scalars(select(TaskInstance)):
-            texts["task_instance"].append(
-                f"{row.task_id} {row.next_method} {row.next_kwargs!r} {row.state}"
-            )
+            texts["task_instance"].append(f"{row.task_id} {row.next_method} {row.next_kwargs!r} {row.state}")
         for row in session.scalars(select(SerializedDagModel)):
             texts["serialized_dag"].append(json.dumps(row.data, default=str))
     return texts
