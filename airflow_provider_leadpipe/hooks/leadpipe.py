@@ -17,7 +17,7 @@ from airflow.providers.common.compat.connection import get_async_connection, get
 from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseHook, mask_secret
 
 from airflow_provider_leadpipe import UI_FIELD_BEHAVIOUR, validation
-from airflow_provider_leadpipe.exceptions import LeadpipeConflictError
+from airflow_provider_leadpipe.exceptions import TRANSIENT_ERRORS, LeadpipeConflictError
 from airflow_provider_leadpipe.hooks import core
 from airflow_provider_leadpipe.hooks.core import ApiSettings
 from airflow_provider_leadpipe.hooks.paging import VISITORS_PATH, VisitorPager
@@ -164,8 +164,13 @@ class LeadpipeHook(BaseHook):
         """Send a request with retries; return the JSON payload or raise a typed LeadpipeError."""
         client, settings = self.get_conn(), self.settings
         request = client.build_request(method, path, params=params, json=json)
+        try:  # the first attempt runs outside tenacity: see core.replay_first_failure
+            return core.handle_response(self._send(client, request, settings), settings)
+        except TRANSIENT_ERRORS as exc:
+            failure = exc
         for attempt in tenacity.Retrying(**core.retry_kwargs(settings, method)):
             with attempt:
+                core.replay_first_failure(attempt, failure)
                 payload = core.handle_response(self._send(client, request, settings), settings)
         return payload
 
@@ -175,8 +180,13 @@ class LeadpipeHook(BaseHook):
         """Async :meth:`request`: the same retries, errors and payload, without blocking the loop."""
         client, settings = await self.aget_conn(), await self.aget_settings()
         request = client.build_request(method, path, params=params, json=json)
+        try:
+            return core.handle_response(await self._asend(client, request, settings), settings)
+        except TRANSIENT_ERRORS as exc:
+            failure = exc
         async for attempt in tenacity.AsyncRetrying(**core.retry_kwargs(settings, method)):
             with attempt:
+                core.replay_first_failure(attempt, failure)
                 payload = core.handle_response(await self._asend(client, request, settings), settings)
         return payload
 
