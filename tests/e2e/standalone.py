@@ -1,0 +1,224 @@
+"""`airflow standalone` in a subprocess: its own AIRFLOW_HOME, free ports, a clean environment.
+
+Started as the leader of a new process group so that :meth:`AirflowStandalone.stop` can end the
+api-server, scheduler, dag-processor, triggerer and every executor worker with one signal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+#: How long the whole stack may take to come up (≈ 12 s on an idle 2-core machine).
+START_TIMEOUT = 120.0
+#: How long `airflow standalone` may take to exit after SIGTERM (≈ 6 s) before SIGKILL.
+STOP_TIMEOUT = 20.0
+#: Components reported by /api/v2/monitor/health that must be healthy before tests run.
+COMPONENTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+
+
+class StandaloneError(RuntimeError):
+    """`airflow standalone` did not start or answer as expected (the message ends with its log)."""
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (other helpers may run Airflow on this machine)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def clean_env(**airflow_vars: str) -> dict[str, str]:
+    """This process's environment without any AIRFLOW_* setting, plus ``airflow_vars``.
+
+    tests/conftest.py points the pytest process at its own throwaway Airflow; the server must not
+    inherit that, nor anything a developer exported in their shell.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "_AIRFLOW"))}
+    # `airflow standalone` starts its components as `airflow <command>` from PATH.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.update(airflow_vars)
+    return env
+
+
+class AirflowStandalone:
+    """One `airflow standalone` stack on SQLite with LocalExecutor.
+
+    :param home: an empty directory for AIRFLOW_HOME (DB, config, logs, generated password).
+    :param dags_folder: the DAG folder to parse.
+    :param log_path: where the combined output of all components is written.
+    :param env: extra environment variables (e.g. ``AIRFLOW_CONN_*``), applied last.
+    """
+
+    def __init__(
+        self, *, home: Path, dags_folder: Path, log_path: Path, env: dict[str, str] | None = None
+    ) -> None:
+        self.home = home
+        self.dags_folder = dags_folder
+        self.log_path = log_path
+        self.port = free_port()
+        self.base_url = f"http://localhost:{self.port}"
+        self.env = clean_env(
+            AIRFLOW_HOME=str(home),
+            AIRFLOW__CORE__LOAD_EXAMPLES="False",
+            AIRFLOW__CORE__DAGS_FOLDER=str(dags_folder),
+            AIRFLOW__CORE__PARALLELISM="4",
+            AIRFLOW__CORE__TEST_CONNECTION="Enabled",
+            AIRFLOW__API__PORT=str(self.port),
+            AIRFLOW__API__BASE_URL=self.base_url,
+            AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"{self.base_url}/execution/",
+            AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()),
+            AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(free_port()),
+            **(env or {}),
+        )
+        self.process: subprocess.Popen[bytes] | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [str(Path(sys.executable).parent / "airflow"), "standalone"],
+                env=self.env,
+                cwd=self.home,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: stop() signals all of it at once
+            )
+
+    def wait_until_ready(self, timeout: float = START_TIMEOUT) -> None:
+        """Wait until the API answers and the scheduler, triggerer and dag-processor are healthy."""
+        deadline = time.monotonic() + timeout
+        health: Any = None
+        with httpx.Client(base_url=self.base_url, timeout=5.0) as client:
+            while time.monotonic() < deadline:
+                if self.process is None or self.process.poll() is not None:
+                    raise StandaloneError(f"airflow standalone exited early\n{self.log_tail()}")
+                with contextlib.suppress(httpx.HTTPError):
+                    response = client.get("/api/v2/monitor/health")
+                    if response.status_code == 200:
+                        health = response.json()
+                        if all((health.get(name) or {}).get("status") == "healthy" for name in COMPONENTS):
+                            return
+                time.sleep(0.5)
+        raise StandaloneError(f"not ready after {timeout:.0f} s (last health: {health})\n{self.log_tail()}")
+
+    def stop(self) -> list[str]:
+        """Stop the whole process group; return descriptions of any process that had to be killed."""
+        if self.process is None:
+            return []
+        killed: list[str] = []
+        pgid = self.process.pid
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            killed.append(f"airflow standalone (pid {pgid}) ignored SIGTERM for {STOP_TIMEOUT:.0f} s")
+        # Components can outlive the parent for a moment; give the group a few seconds, then KILL.
+        deadline = time.monotonic() + 10.0
+        while self._group_alive(pgid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if self._group_alive(pgid):
+            killed.append(f"process group {pgid} still alive after SIGTERM: sent SIGKILL")
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
+        killed.extend(self._kill_strays())
+        self.process = None
+        return killed
+
+    @staticmethod
+    def _group_alive(pgid: int) -> bool:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        # Zombies still count for killpg(0); ignore a group made only of zombies.
+        import psutil
+
+        return any(
+            p.status() != psutil.STATUS_ZOMBIE
+            for p in psutil.process_iter()
+            if _safe(lambda p=p: os.getpgid(p.pid)) == pgid
+        )
+
+    def _kill_strays(self) -> list[str]:
+        """Kill any process that left our process group but still runs with our AIRFLOW_HOME."""
+        import psutil
+
+        strays = []
+        marker = f"AIRFLOW_HOME={self.home}"
+        for proc in psutil.process_iter(["pid", "cmdline"]):
+            environ = _safe(proc.environ) or {}
+            if f"AIRFLOW_HOME={environ.get('AIRFLOW_HOME')}" == marker and proc.pid != os.getpid():
+                strays.append(f"stray pid {proc.pid}: {' '.join(proc.info['cmdline'] or [])[:120]}")
+                with contextlib.suppress(psutil.Error):
+                    proc.kill()
+        return strays
+
+    def __enter__(self) -> AirflowStandalone:
+        self.start()
+        try:
+            self.wait_until_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- access -------------------------------------------------------------------------------
+
+    @property
+    def admin_password(self) -> str:
+        path = self.home / "simple_auth_manager_passwords.json.generated"
+        return json.loads(path.read_text())["admin"]
+
+    def token(self) -> str:
+        response = httpx.post(
+            f"{self.base_url}/auth/token",
+            json={"username": "admin", "password": self.admin_password},
+            timeout=10.0,
+        )
+        response.raise_for_status()
+        return response.json()["access_token"]
+
+    def client(self) -> httpx.Client:
+        """An authenticated REST client for /api/v2 and /ui."""
+        return httpx.Client(
+            base_url=self.base_url, headers={"Authorization": f"Bearer {self.token()}"}, timeout=30.0
+        )
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def task_logs(self, dag_id: str, run_id: str, task_id: str) -> Iterator[Path]:
+        """Every log file (task attempts and trigger logs) written for one task instance."""
+        folder = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+        return folder.rglob("*.log") if folder.exists() else iter(())
+
+
+def _safe(fn: Any) -> Any:
+    try:
+        return fn()
+    except Exception:
+        return None
