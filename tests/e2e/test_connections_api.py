@@ -32,37 +32,34 @@ def test_connection_form_metadata_is_relabelled(api):
     assert extras["max_retries"]["schema"]["maximum"] == 10
 
 
+def _conn(conn_id: str, host: str, password: str, **fields) -> dict:
+    return {"connection_id": conn_id, "conn_type": "leadpipe", "host": host, "password": password, **fields}
+
+
+def _test(api: httpx.Client, body: dict) -> dict:
+    """POST /api/v2/connections/test; the endpoint itself must answer 200 with status + message."""
+    response = api.post("/api/v2/connections/test", json=body)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
 def test_create_connection_masks_the_key(api, sandbox):
-    body = {
-        "connection_id": "leadpipe_rest",
-        "conn_type": "leadpipe",
-        "host": sandbox.url,
-        "password": sandbox.api_key,
-        "extra": json.dumps({"timeout": 10, "max_retries": 1}),
-    }
-    created = api.post("/api/v2/connections", json=body)
+    extra = json.dumps({"timeout": 10, "max_retries": 1})
+    created = api.post(
+        "/api/v2/connections", json=_conn("leadpipe_rest", sandbox.url, sandbox.api_key, extra=extra)
+    )
     assert created.status_code == 201, created.text
     fetched = api.get("/api/v2/connections/leadpipe_rest")
     assert fetched.status_code == 200
     stored = fetched.json()
     assert stored["conn_type"] == "leadpipe" and stored["host"] == sandbox.url
-    assert stored["password"] == "***"
+    assert stored["password"] == "***" and json.loads(stored["extra"]) == json.loads(extra)
     assert sandbox.api_key not in created.text + fetched.text
 
 
 def test_connection_test_succeeds_with_a_good_key(api, sandbox):
     before = sandbox.request_count("/v1/data/account", api_key=sandbox.api_key)
-    response = api.post(
-        "/api/v2/connections/test",
-        json={
-            "connection_id": "leadpipe_probe",
-            "conn_type": "leadpipe",
-            "host": sandbox.url,
-            "password": sandbox.api_key,
-        },
-    )
-    assert response.status_code == 200, response.text
-    result = response.json()
+    result = _test(api, _conn("leadpipe_probe", sandbox.url, sandbox.api_key))
     assert result["status"] is True, result
     organization = sandbox.key_state()["config"]["organization"]["name"]
     assert result["message"].startswith(f"Connected to {organization}")
@@ -72,17 +69,7 @@ def test_connection_test_succeeds_with_a_good_key(api, sandbox):
 
 
 def test_connection_test_reports_a_bad_key_readably(api, sandbox):
-    response = api.post(
-        "/api/v2/connections/test",
-        json={
-            "connection_id": "leadpipe_probe",
-            "conn_type": "leadpipe",
-            "host": sandbox.url,
-            "password": BAD_KEY,
-        },
-    )
-    assert response.status_code == 200, response.text
-    result = response.json()
+    result = _test(api, _conn("leadpipe_probe", sandbox.url, BAD_KEY))
     assert result["status"] is False
     message = result["message"]
     assert "HTTP 401" in message and "check the API key" in message, message
@@ -98,34 +85,14 @@ def test_connection_test_reports_a_bad_key_readably(api, sandbox):
     ids=["insecure-url", "nothing-listening"],
 )
 def test_connection_test_explains_unusable_base_urls(api, host, expected):
-    response = api.post(
-        "/api/v2/connections/test",
-        json={"connection_id": "leadpipe_probe", "conn_type": "leadpipe", "host": host, "password": BAD_KEY},
-    )
-    result = response.json()
+    result = _test(api, _conn("leadpipe_probe", host, BAD_KEY))
     assert result["status"] is False and expected in result["message"], result
     assert BAD_KEY not in result["message"]
 
 
 def test_stored_connection_tests_with_its_own_key(api, sandbox):
     """Testing a saved connection by id: Airflow fills in the stored (masked) key server-side."""
-    api.post(
-        "/api/v2/connections",
-        json={
-            "connection_id": "leadpipe_stored",
-            "conn_type": "leadpipe",
-            "host": sandbox.url,
-            "password": sandbox.api_key,
-        },
-    ).raise_for_status()
-    response = api.post(
-        "/api/v2/connections/test",
-        json={
-            "connection_id": "leadpipe_stored",
-            "conn_type": "leadpipe",
-            "host": sandbox.url,
-            "password": "***",
-        },
-    )
-    assert response.status_code == 200, response.text
-    assert response.json()["status"] is True, response.json()
+    stored = _conn("leadpipe_stored", sandbox.url, sandbox.api_key)
+    api.post("/api/v2/connections", json=stored).raise_for_status()
+    result = _test(api, _conn("leadpipe_stored", sandbox.url, "***"))
+    assert result["status"] is True, result
