@@ -1,7 +1,9 @@
 """Fixtures for the end-to-end suite: a real `airflow standalone`, the sandbox, a headless browser.
 
-Everything here is session-scoped: one Airflow stack (≈ 12-60 s to start, depending on load) serves
-every e2e test, and is always stopped at the end, also when tests fail or are interrupted.
+Package-scoped: one Airflow stack (≈ 12-60 s to start, depending on load) serves every e2e test and
+is stopped as soon as the last one is done (not at the end of the whole pytest session), also when
+tests fail or are interrupted. The browser is module-scoped: Playwright's sync API keeps an event
+loop running in this thread while it is open, which would break `asyncio.run()` in later tests.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.e2e)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def artifacts() -> Path:
     """A fresh `.artifacts/e2e/` for this run's screenshots and logs."""
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
@@ -38,7 +40,7 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def sandbox() -> Iterator[object]:
     """The Leadpipe API sandbox on a free loopback port, for the whole e2e session."""
     from airflow_provider_leadpipe.testing import LeadpipeSandbox
@@ -47,7 +49,7 @@ def sandbox() -> Iterator[object]:
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def airflow(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Iterator[AirflowStandalone]:
     """`airflow standalone` on SQLite with the example DAGs and tests/e2e/dags/, ready to serve."""
     root = tmp_path_factory.mktemp("standalone")
@@ -71,7 +73,7 @@ def airflow(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Iterat
             warnings.warn(f"airflow standalone needed force to stop: {leftovers}", stacklevel=1)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def api(airflow: AirflowStandalone) -> Iterator[httpx.Client]:
     """An authenticated REST client (admin's JWT) for /api/v2 and /ui."""
     with airflow.client() as client:
@@ -81,7 +83,7 @@ def api(airflow: AirflowStandalone) -> Iterator[httpx.Client]:
 CHROMIUM = Path("/usr/bin/chromium")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     """Headless Chromium from Debian's package, driven by Playwright (never `playwright install`).
 
