@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import shutil
+import signal
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,7 +61,9 @@ def airflow(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Iterat
             shutil.copy(dag_file, dags / dag_file.name)
 
     stack = AirflowStandalone(home=root / "home", dags_folder=dags, log_path=artifacts / "standalone.log")
-    # Backstop for exits that skip fixture teardown (e.g. a second Ctrl-C): never leave orphans.
+    # Never leave orphans: SIGTERM (a CI timeout) becomes KeyboardInterrupt so teardown runs; atexit
+    # covers exits that skip teardown; the standalone process also gets SIGINT if pytest dies.
+    previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
     atexit.register(stack.stop)
     stack.start()
     try:
@@ -69,8 +72,13 @@ def airflow(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Iterat
     finally:
         leftovers = stack.stop()
         atexit.unregister(stack.stop)
+        signal.signal(signal.SIGTERM, previous_sigterm)
         if leftovers:
             warnings.warn(f"airflow standalone needed force to stop: {leftovers}", stacklevel=1)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 @pytest.fixture(scope="package")

@@ -98,6 +98,7 @@ class AirflowStandalone:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: stop() signals all of it at once
+                preexec_fn=_interrupt_when_parent_dies,
             )
 
     def wait_until_ready(self, timeout: float = START_TIMEOUT) -> None:
@@ -215,6 +216,20 @@ class AirflowStandalone:
         """Every log file (task attempts and trigger logs) written for one task instance."""
         folder = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
         return folder.rglob("*.log") if folder.exists() else iter(())
+
+
+def _interrupt_when_parent_dies() -> None:
+    """In the child: get SIGINT if the test process dies without cleaning up (e.g. SIGKILL).
+
+    `airflow standalone` answers SIGINT by stopping all its components, provided SIGINT is not
+    inherited as ignored (as it is for background jobs of a non-interactive shell). Linux only.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGINT)
 
 
 def _safe(fn: Any) -> Any:
