@@ -56,6 +56,11 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "hooks": _modules("hooks.leadpipe"),
+        "sensors": _modules("sensors.leadpipe"),
+        "triggers": _modules("triggers.leadpipe"),
+        "operators": _modules(
+            "operators.leadpipe", "operators.credit_report", "operators.visitors", "operators.pixels"
+        ),
         "connection-types": [
             {
                 "connection-type": "leadpipe",

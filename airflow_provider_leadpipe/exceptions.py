@@ -84,3 +84,13 @@ TRANSIENT_ERRORS: tuple[type[LeadpipeError], ...] = (
     LeadpipeServerError,
     LeadpipeConnectionError,
 )
+
+
+class LeadpipeAccountError(LeadpipeError, AirflowFailException):
+    """The account cannot serve the task, and waiting or retrying cannot change that.
+
+    Raised by the sensor/trigger for states waiting cannot fix (e.g. an expired organization) and
+    by :class:`LeadpipeAccountStatusOperator` when its checks fail. Subclasses
+    :class:`AirflowFailException`: the task fails at once, without retries, and a sensor with
+    ``soft_fail=True`` is skipped instead.
+    """

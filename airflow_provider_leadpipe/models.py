@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import pendulum
@@ -174,3 +175,128 @@ def _describe(exc: ValidationError, where: str) -> str:
         message = "expected an object"
     more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
     return f"Leadpipe response field '{field}': {message}{more}"
+
+
+# -- visitors -------------------------------------------------------------------------------------
+
+
+def _count(value: Any) -> int:
+    # A JSON count: a non-negative whole number (3.0 is accepted as 3; True and "3" are not).
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("expected a whole number")
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        raise ValueError("expected a whole number")
+    if value < 0:
+        raise ValueError("expected a number >= 0")
+    return int(value)
+
+
+Count = Annotated[int, PlainValidator(_count)]
+
+
+class PageMeta(_ApiModel):
+    """``meta`` of a ``GET /v1/data`` page. ``total`` has been seen in live responses; ``totalPages``
+    and ``hasMore`` are read by a third-party client and are used only when present."""
+
+    total: Count | None = None
+    total_pages: Count | None = Field(None, alias="totalPages")
+    has_more: Boolean | None = Field(None, alias="hasMore")
+
+
+@dataclass(frozen=True)
+class VisitorPage:
+    """One page of ``GET /v1/data``: its 1-based number, the visitor records, and ``meta`` if sent.
+
+    Records are kept exactly as the API returned them (the record schema is not published).
+    """
+
+    number: int
+    records: list[dict[str, Any]]
+    meta: PageMeta | None = None
+
+    @classmethod
+    def from_response(cls, payload: Any, *, number: int) -> VisitorPage:
+        """Validate one page body: ``data`` must be a list of objects, ``meta`` an object or absent.
+
+        :raises LeadpipeResponseError: naming the offending field.
+        """
+        if not isinstance(payload, Mapping) or "data" not in payload:
+            raise LeadpipeResponseError(f"Leadpipe visitors page {number} has no 'data' list")
+        records = payload["data"]
+        if not isinstance(records, list):
+            raise LeadpipeResponseError(
+                f"Leadpipe visitors page {number}: field 'data' is {type(records).__name__}, expected a list"
+            )
+        for index, record in enumerate(records):
+            if not isinstance(record, dict):
+                raise LeadpipeResponseError(
+                    f"Leadpipe visitors page {number}: field 'data.{index}' is "
+                    f"{type(record).__name__}, expected an object"
+                )
+        raw_meta = payload.get("meta")
+        meta = None if raw_meta is None else parse_model(PageMeta, raw_meta, where="meta")
+        return cls(number=number, records=records, meta=meta)
+
+
+# -- pixels ---------------------------------------------------------------------------------------
+
+
+class Pixel(_ApiModel):
+    """A tracking pixel as ``GET/POST /v1/data/pixels`` or ``PATCH /v1/data/pixels/{id}`` return it.
+
+    Only ``id`` and ``domain`` are in every response; each endpoint adds its own fields (``code``,
+    the HTML snippet, on create; ``pausedReason`` on list; the path lists and ``updatedAt`` on
+    update). Fields the API did not send stay unset, so :meth:`to_dict` gives back exactly what the
+    API returned, with its own key names. Timestamps are kept as the API's strings.
+    """
+
+    id: String
+    domain: String
+    name: String | None = None
+    status: String | None = None  # documented: "active" | "paused"
+    paused_reason: String | None = Field(None, alias="pausedReason")
+    code: String | None = None
+    included_paths: list[String] | None = Field(None, alias="includedPaths")
+    excluded_paths: list[String] | None = Field(None, alias="excludedPaths")
+    created_at: String | None = Field(None, alias="createdAt")
+    updated_at: String | None = Field(None, alias="updatedAt")
+
+    @classmethod
+    def from_response(cls, payload: Any) -> Pixel:
+        """Validate a single-pixel response body (``{"data": {...}}``)."""
+        if not isinstance(payload, Mapping) or "data" not in payload:
+            raise LeadpipeResponseError("Leadpipe pixel response has no 'data' object")
+        return cls.from_data(payload["data"])
+
+    @classmethod
+    def from_data(cls, data: Any) -> Pixel:
+        """Validate a pixel object (e.g. an XCom value pushed by a pixel operator)."""
+        return parse_model(cls, data, where="data")
+
+    @classmethod
+    def list_from_response(cls, payload: Any) -> list[Pixel]:
+        """Validate a ``GET /v1/data/pixels`` body: ``{"data": [pixel, ...]}``."""
+        rows = payload.get("data") if isinstance(payload, Mapping) else None
+        if not isinstance(rows, list):
+            raise LeadpipeResponseError("Leadpipe pixel list response has no 'data' list")
+        return [parse_model(cls, row, where=f"data.{index}") for index, row in enumerate(rows)]
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == "active"
+
+    @property
+    def is_paused(self) -> bool:
+        return self.status == "paused"
+
+    def matches_domain(self, domain: str) -> bool:
+        """Same domain, ignoring case and a trailing dot (DNS names are case-insensitive)."""
+        return _domain_key(self.domain) == _domain_key(domain)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The pixel as JSON-serialisable primitives with the API's key names (for XCom)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
+
+
+def _domain_key(domain: str) -> str:
+    return domain.strip().rstrip(".").casefold()

@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
+from collections.abc import AsyncIterator, Iterator
+from contextlib import aclosing
 from functools import cached_property
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import tenacity
 from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
 from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseHook
 
-from airflow_provider_leadpipe import UI_FIELD_BEHAVIOUR
+from airflow_provider_leadpipe import UI_FIELD_BEHAVIOUR, validation
+from airflow_provider_leadpipe.exceptions import LeadpipeConflictError
 from airflow_provider_leadpipe.hooks import core
 from airflow_provider_leadpipe.hooks.core import ApiSettings
-from airflow_provider_leadpipe.models import AccountStatus
+from airflow_provider_leadpipe.hooks.paging import VISITORS_PATH, VisitorPager
+from airflow_provider_leadpipe.models import AccountStatus, Pixel, VisitorPage
 
 ACCOUNT_PATH = "/v1/data/account"
+PIXELS_PATH = "/v1/data/pixels"
 #: ``test_connection`` must answer quickly in the UI: one try, short timeout.
 TEST_CONNECTION_TIMEOUT = 10.0
 
@@ -76,6 +83,10 @@ class LeadpipeHook(BaseHook):
             conn = self.get_connection(self.leadpipe_conn_id)
             self._settings = ApiSettings.from_connection(conn, conn.extra_dejson, **self._overrides)
         return self._settings
+
+    def redact(self, text: str) -> str:
+        """``text`` without the API key (a no-op until the connection has been read)."""
+        return text if self._settings is None else core.redact(text, self._settings)
 
     async def aget_settings(self) -> ApiSettings:
         """Settings from the connection, looked up without blocking the event loop."""
@@ -179,6 +190,143 @@ class LeadpipeHook(BaseHook):
         """Async :meth:`get_account_status`."""
         return AccountStatus.from_response(await self.arequest("GET", ACCOUNT_PATH))
 
+    # -- visitors: GET /v1/data, page by page (paging rules in hooks/paging.py) ----------------
+
+    def iter_visitors(
+        self, timeframe: str | None = None, domain: str | None = None, email: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Every identified visitor matching the filters, fetched lazily one page (50) at a time.
+
+        Records are the API's own JSON objects, unchanged. Arguments are checked at once, before
+        any request.
+
+        :param timeframe: ``24h``, ``7d``, ``14d``, ``30d``, ``90d`` or ``all``; None: the API default.
+        :param domain: only visitors of this tracked domain.
+        :param email: one person's visit journey.
+        :raises LeadpipeConfigError: for a bad filter value.
+        """
+        return (
+            record for page in self.iter_visitor_pages(timeframe, domain, email) for record in page.records
+        )
+
+    def iter_visitor_pages(
+        self, timeframe: str | None = None, domain: str | None = None, email: str | None = None
+    ) -> Iterator[VisitorPage]:
+        """Like :meth:`iter_visitors`, one non-empty :class:`VisitorPage` at a time."""
+        return self._visitor_pages(VisitorPager(validation.visitor_query(timeframe, domain, email)))
+
+    def _visitor_pages(self, pager: VisitorPager) -> Iterator[VisitorPage]:
+        while not pager.done:
+            page = pager.feed(self.request("GET", VISITORS_PATH, params=pager.params(pager.next_number)))
+            if page.records:
+                yield page
+
+    def aiter_visitors(
+        self,
+        timeframe: str | None = None,
+        domain: str | None = None,
+        email: str | None = None,
+        *,
+        concurrency: int = 1,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Async :meth:`iter_visitors`: the same records in the same order.
+
+        :param concurrency: pages requested at once (1-16). Pages are still yielded in order, and at
+            most ``concurrency`` pages are held in memory.
+        """
+        return _records(self.aiter_visitor_pages(timeframe, domain, email, concurrency=concurrency))
+
+    def aiter_visitor_pages(
+        self,
+        timeframe: str | None = None,
+        domain: str | None = None,
+        email: str | None = None,
+        *,
+        concurrency: int = 1,
+    ) -> AsyncIterator[VisitorPage]:
+        """Async :meth:`iter_visitor_pages`, optionally reading up to ``concurrency`` pages ahead."""
+        pager = VisitorPager(validation.visitor_query(timeframe, domain, email))
+        return self._avisitor_pages(pager, validation.concurrency(concurrency))
+
+    async def _avisitor_pages(self, pager: VisitorPager, concurrency: int) -> AsyncIterator[VisitorPage]:
+        # The sync loop plus read-ahead: up to `concurrency` requests in flight, fed back in order.
+        pending: deque[asyncio.Task[dict[str, Any]]] = deque()
+        ahead = pager.next_number
+        try:
+            while not pager.done:
+                # Page 1 goes alone: a small pull costs one request, and its meta bounds the read-ahead.
+                window = concurrency if pager.next_number > 1 else 1
+                while len(pending) < window and pager.may_request(ahead):
+                    request = self.arequest("GET", VISITORS_PATH, params=pager.params(ahead))
+                    pending.append(asyncio.ensure_future(request))
+                    ahead += 1
+                page = pager.feed(await pending.popleft())
+                if page.records:
+                    yield page
+        finally:
+            # Read-ahead past the end (or past a failure) is dropped, never leaked.
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    # -- pixels: GET/POST /v1/data/pixels, PATCH /v1/data/pixels/{id} -------------------------
+
+    def list_pixels(self) -> list[Pixel]:
+        """Every tracking pixel of the organization (the endpoint has no paging or filters)."""
+        return Pixel.list_from_response(self.request("GET", PIXELS_PATH))
+
+    def create_pixel(
+        self,
+        domain: str,
+        name: str | None = None,
+        included_paths: list[str] | None = None,
+        excluded_paths: list[str] | None = None,
+        *,
+        if_exists: str = "error",
+    ) -> Pixel:
+        """Create the pixel for ``domain`` (Leadpipe allows one per domain).
+
+        ``POST`` is not idempotent: it is retried only when the request certainly did not reach
+        the server. With ``if_exists="return"`` a 409 ("Pixel already exists for this domain") is
+        answered by listing the pixels and returning the existing one, unchanged, which makes the
+        call safe to repeat. ``name`` and the path lists are then *not* applied; use
+        :meth:`update_pixel` for the path lists.
+
+        :param included_paths: track only these path prefixes (each starts with ``/``, 2-500 chars; <= 50).
+        :param excluded_paths: track everything except these prefixes. Exclusive with ``included_paths``.
+        :param if_exists: ``"error"`` (raise :class:`LeadpipeConflictError`) or ``"return"``.
+        :raises LeadpipeConfigError: for an argument Leadpipe would reject, before anything is sent.
+        """
+        body = validation.create_pixel_body(domain, name, included_paths, excluded_paths)
+        policy = validation.if_exists_policy(if_exists)
+        try:
+            return Pixel.from_response(self.request("POST", PIXELS_PATH, json=body))
+        except LeadpipeConflictError as exc:
+            if policy == "error":
+                raise
+            return _existing_pixel(self.list_pixels(), body["domain"], exc)
+
+    def update_pixel(
+        self,
+        pixel_id: str,
+        status: str | None = None,
+        included_paths: list[str] | None = None,
+        excluded_paths: list[str] | None = None,
+    ) -> Pixel:
+        """Pause or activate a pixel, or set its path filters. Only what is given is changed.
+
+        For each path list: ``None`` leaves it as it is, ``[]`` clears it (sent as JSON ``null``),
+        a non-empty list replaces it. The two lists are exclusive, but one may be set while the
+        other is cleared.
+
+        :param status: ``"active"`` or ``"paused"``.
+        :raises LeadpipeConfigError: for a bad argument, or when nothing would change.
+        :raises LeadpipeNotFoundError: for an unknown pixel id.
+        """
+        path = f"{PIXELS_PATH}/{quote(validation.pixel_id(pixel_id), safe='')}"
+        body = validation.update_pixel_body(status, included_paths, excluded_paths)
+        return Pixel.from_response(self.request("PATCH", path, json=body))
+
     def test_connection(self) -> tuple[bool, str]:
         """Check the key against the authenticated account endpoint; never raises."""
         try:
@@ -197,13 +345,30 @@ class LeadpipeHook(BaseHook):
                     raise core.transport_error(exc, client.build_request("GET", ACCOUNT_PATH)) from None
                 status = AccountStatus.from_response(core.handle_response(response, quick))
         except Exception as exc:
-            message = str(exc) or type(exc).__name__
-            if self._settings is not None:
-                message = core.redact(message, self._settings)
-            return False, message
+            return False, self.redact(str(exc) or type(exc).__name__)
         credits = status.credits
         left = "unlimited" if credits.remaining is None else f"{credits.remaining:g}"
         return (
             True,
             f"Connected to {status.organization.name} ({status.organization.status}): {left} credits left",
         )
+
+
+async def _records(pages: AsyncIterator[VisitorPage]) -> AsyncIterator[dict[str, Any]]:
+    async with aclosing(pages):  # stop the read-ahead as soon as the consumer stops
+        async for page in pages:
+            for record in page.records:
+                yield record
+
+
+def _existing_pixel(pixels: list[Pixel], domain: str, conflict: LeadpipeConflictError) -> Pixel:
+    """The listed pixel for ``domain`` after a 409 (whose body carries no id)."""
+    for pixel in pixels:
+        if pixel.matches_domain(domain):
+            return pixel
+    raise LeadpipeConflictError(
+        f"{conflict} -- but none of the organization's {len(pixels)} pixel(s) has domain {domain!r}, "
+        "so the existing pixel cannot be returned",
+        http_status=conflict.http_status,
+        api_code=conflict.api_code,
+    )

@@ -1,0 +1,1 @@
+"""Leadpipe operators: account status (``leadpipe``) and the credit report (``credit_report``)."""

@@ -1,0 +1,115 @@
+"""``leadpipe-sandbox`` / ``python -m airflow_provider_leadpipe.testing``: serve the sandbox until stopped."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import socket
+import sys
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from airflow_provider_leadpipe.testing.scenarios import DEFAULT_API_KEY
+from airflow_provider_leadpipe.testing.state import SandboxOptions
+
+if TYPE_CHECKING:
+    import uvicorn
+
+UVICORN_MISSING = "The Leadpipe API sandbox needs uvicorn: pip install 'airflow-provider-leadpipe[sandbox]'"
+BACKLOG = 4096  # the triggerer benchmark opens thousands of connections at once
+
+
+def connection_json(url: str, api_key: str = DEFAULT_API_KEY) -> str:
+    """The ``AIRFLOW_CONN_<ID>`` value (JSON form) for a sandbox at ``url``."""
+    return json.dumps({"conn_type": "leadpipe", "host": url, "password": api_key})
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="leadpipe-sandbox",
+        description="Offline Leadpipe Data API sandbox over real HTTP on 127.0.0.1 (see docs/sandbox.md).",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8765, help="port; 0 picks a free one (default 8765)")
+    parser.add_argument(
+        "--seed", type=int, default=42, help="seed of the generated visitor data (default 42)"
+    )
+    parser.add_argument("--visitors", type=int, default=1000, help="visitor records per key (default 1000)")
+    parser.add_argument("--fault-rate", type=float, default=0.0, help="share of requests answering 429/503")
+    parser.add_argument("--fault-seed", type=int, default=0, help="seed of the random faults (default 0)")
+    parser.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
+    parser.add_argument("--access-log", action="store_true", help="log every request")
+    # Used by LeadpipeSandbox: serve an already-listening socket, and stop when the parent goes away.
+    parser.add_argument("--fd", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--exit-on-stdin-eof", action="store_true", help=argparse.SUPPRESS)
+    return parser
+
+
+def _raise_open_files_limit() -> None:
+    """Thousands of concurrent clients need thousands of descriptors; lift the soft limit to the hard one."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
+def serve(args: argparse.Namespace) -> None:
+    """Build the app and run uvicorn on the requested (or inherited) socket until a signal arrives."""
+    try:
+        import uvicorn
+    except ImportError:
+        sys.exit(UVICORN_MISSING)
+    from airflow_provider_leadpipe.testing.server import QuietDeliberateDisconnects, create_app
+
+    if args.fd is not None:
+        sock = socket.socket(fileno=args.fd)
+    else:
+        sock = socket.create_server((args.host, args.port), backlog=BACKLOG)
+    host, port = sock.getsockname()[:2]
+    url = f"http://{host}:{port}"
+    options = SandboxOptions(args.seed, args.visitors, args.fault_rate, args.fault_seed)
+    _raise_open_files_limit()
+    config = uvicorn.Config(
+        create_app(options),
+        log_level=args.log_level,
+        access_log=args.access_log,
+        lifespan="off",
+        timeout_graceful_shutdown=2,
+        backlog=BACKLOG,
+        # uvicorn picks uvloop and httptools when installed ("auto"); they are the fast path.
+    )
+    server = uvicorn.Server(config)
+    logging.getLogger("uvicorn.error").addFilter(QuietDeliberateDisconnects())
+    if args.exit_on_stdin_eof:
+        threading.Thread(target=_exit_on_eof, args=(server,), daemon=True, name="stdin-watch").start()
+    print(f"Leadpipe API sandbox listening on {url}", flush=True)
+    print(f"  default API key: {DEFAULT_API_KEY}", flush=True)
+    print(f"  AIRFLOW_CONN_LEADPIPE_DEFAULT='{connection_json(url)}'", flush=True)
+    print(f"  built-in keys and control API: {url}/_sandbox/scenarios   (stop with Ctrl+C)", flush=True)
+    server.run(sockets=[sock])
+
+
+def _exit_on_eof(server: uvicorn.Server) -> None:
+    """Stop the server once stdin closes, i.e. when the process that started it has exited."""
+    while sys.stdin.buffer.read(65536):
+        pass
+    server.should_exit = True
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point."""
+    args = _parser().parse_args(argv)
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises SIGINT after shutting down
+        serve(args)
+
+
+if __name__ == "__main__":
+    main()

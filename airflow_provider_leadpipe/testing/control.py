@@ -1,0 +1,144 @@
+"""The control API under ``/_sandbox/``: configure keys, queue faults, read statistics, reset.
+
+All bodies are JSON (camelCase), all answers ``{"data": ...}`` or the API's error envelope. See
+``docs/sandbox.md`` for the reference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+
+from airflow_provider_leadpipe.testing.asgi import HttpError, Request, Response, json_response
+from airflow_provider_leadpipe.testing.faults import Fault
+from airflow_provider_leadpipe.testing.pixels import validation_message
+from airflow_provider_leadpipe.testing.scenarios import KeyConfig, builtin_configs, deep_merge
+from airflow_provider_leadpipe.testing.state import KeyState, SandboxState
+from airflow_provider_leadpipe.testing.timeutil import utcnow
+
+CONTROL_PREFIX = "_sandbox"
+_FAULTS = TypeAdapter(list[Fault])
+
+
+class _Amount(BaseModel):
+    amount: int = Field(default=1, ge=0)
+
+
+class ControlApi:
+    """Handlers of the control API; every one is synchronous (state changes are atomic)."""
+
+    def __init__(self, state: SandboxState) -> None:
+        self.state = state
+        self._routes: dict[tuple[str, str], Callable[[Request, list[str]], Any]] = {
+            ("GET", "health"): lambda request, rest: {"ok": True, "keys": len(self.state.keys)},
+            ("GET", "scenarios"): self._scenarios,
+            ("GET", "stats"): lambda request, rest: self.state.stats_json(),
+            ("POST", "reset"): self._reset,
+            ("GET", "keys"): self._keys,
+            ("GET", "keys/*"): lambda request, rest: self._key(rest[0]).describe(),
+            ("PUT", "keys/*"): self._put_key,
+            ("PATCH", "keys/*"): self._patch_key,
+            ("DELETE", "keys/*"): self._delete_key,
+            ("POST", "keys/*/faults"): self._queue_faults,
+            ("DELETE", "keys/*/faults"): self._clear_faults,
+            ("POST", "keys/*/credits/consume"): self._consume_credits,
+            ("POST", "keys/*/credits/reset"): self._reset_credits,
+        }
+
+    def handle(self, request: Request) -> Response:
+        """Answer one control request (``request.segments[0]`` is the prefix)."""
+        segments = request.segments[1:]
+        # "keys/<key>/..." -> pattern "keys/*/...", with the key passed on.
+        pattern = "/".join("*" if i == 1 and segments[0] == "keys" else s for i, s in enumerate(segments))
+        handler = self._routes.get((request.method, pattern))
+        if handler is None:
+            known = any(path == pattern for _, path in self._routes)
+            return HttpError(405 if known else 404, "Method not allowed" if known else "Not found").response()
+        try:
+            payload = handler(request, segments[1:])
+        except HttpError as exc:
+            return exc.response()
+        except ValidationError as exc:
+            return HttpError(400, validation_message(exc)).response()
+        return json_response(200, {"data": payload})
+
+    def _key(self, api_key: str) -> KeyState:
+        key = self.state.keys.get(api_key)
+        if key is None:
+            raise HttpError(404, f"Unknown sandbox key {api_key!r}")
+        return key
+
+    def _scenarios(self, request: Request, rest: list[str]) -> list[dict[str, Any]]:
+        return [
+            {"apiKey": key, "scenario": key.removeprefix("sk_test_"), "description": config["description"]}
+            for key, config in builtin_configs(utcnow()).items()
+        ]
+
+    def _reset(self, request: Request, rest: list[str]) -> dict[str, Any]:
+        self.state.reset()
+        return {"reset": True, "keys": sorted(self.state.keys)}
+
+    def _keys(self, request: Request, rest: list[str]) -> list[dict[str, Any]]:
+        return [key.describe() for key in self.state.keys.values()]
+
+    def _put_key(self, request: Request, rest: list[str]) -> dict[str, Any]:
+        body = _object(request)
+        scenario = str(body.pop("scenario", "sandbox"))
+        configs = builtin_configs(utcnow())
+        base = configs.get(scenario) or configs.get(f"sk_test_{scenario}")
+        if base is None:
+            names = ", ".join(key.removeprefix("sk_test_") for key in configs)
+            raise HttpError(400, f"Unknown scenario {scenario!r}; choose one of {names}")
+        return self.state.put_key(rest[0], KeyConfig.model_validate(deep_merge(base, body))).describe()
+
+    def _patch_key(self, request: Request, rest: list[str]) -> dict[str, Any]:
+        key = self._key(rest[0])
+        key.patch(_object(request), utcnow())
+        return key.describe()
+
+    def _delete_key(self, request: Request, rest: list[str]) -> dict[str, Any]:
+        self._key(rest[0])
+        del self.state.keys[rest[0]]
+        return {"deleted": rest[0]}
+
+    def _queue_faults(self, request: Request, rest: list[str]) -> dict[str, Any]:
+        key = self._key(rest[0])
+        body = _json(request)
+        if isinstance(body, dict):  # {"faults": [...]} or a single fault
+            body = body.get("faults", [body])
+        key.faults.queue(_FAULTS.validate_python(body))
+        return {"pendingFaults": [fault.to_json() for fault in key.faults.pending()]}
+
+    def _clear_faults(self, request: Request, rest: list[str]) -> dict[str, Any]:
+        key = self._key(rest[0])
+        key.faults.clear()
+        return {"pendingFaults": []}
+
+    def _consume_credits(self, request: Request, rest: list[str]) -> dict[str, Any]:
+        key = self._key(rest[0])
+        amount = _Amount.model_validate(_json(request) or {}).amount
+        key.set_credits_used(key.config.credits.used + amount)
+        return key.describe()
+
+    def _reset_credits(self, request: Request, rest: list[str]) -> dict[str, Any]:
+        key = self._key(rest[0])
+        key.set_credits_used(0)
+        return key.describe()
+
+
+def _json(request: Request) -> Any:
+    try:
+        return request.json()
+    except ValueError:
+        raise HttpError(400, "Request body must be JSON") from None
+
+
+def _object(request: Request) -> dict[str, Any]:
+    body = _json(request)
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise HttpError(400, "Request body must be a JSON object")
+    return body

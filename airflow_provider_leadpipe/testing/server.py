@@ -1,0 +1,220 @@
+"""The sandbox's ASGI application: Leadpipe's Data API, injected faults, and the control API."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from http import HTTPStatus
+from typing import Any
+
+from pydantic import ValidationError
+
+from airflow_provider_leadpipe.testing.asgi import (
+    HttpError,
+    Receive,
+    Request,
+    Response,
+    Scope,
+    Send,
+    error_response,
+    json_response,
+)
+from airflow_provider_leadpipe.testing.control import CONTROL_PREFIX, ControlApi
+from airflow_provider_leadpipe.testing.faults import DEFAULT_STATUS, Fault
+from airflow_provider_leadpipe.testing.pixels import (
+    PixelConflict,
+    PixelCreate,
+    PixelUpdate,
+    validation_message,
+)
+from airflow_provider_leadpipe.testing.state import (
+    INVALID_KEY,
+    MISSING_KEY,
+    KeyState,
+    SandboxOptions,
+    SandboxState,
+)
+from airflow_provider_leadpipe.testing.timeutil import http_date, utcnow
+from airflow_provider_leadpipe.testing.visitors import PAGE_SIZE, TIMEFRAMES
+
+ACCOUNT_ROUTE = "GET /v1/data/account"
+PIXEL_ROUTE = "/v1/data/pixels/{id}"
+HTML_PAGE = (
+    b"<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>\n"
+    b"<body><center><h1>502 Bad Gateway</h1></center><hr><center>cloudflare</center></body></html>\n"
+)
+MALFORMED_JSON = b'{"data": {"healthy": true, "organization": {"name": "Sandbox'
+WRONG_SHAPE: dict[str, Any] = {"data": {"status": "ok"}}
+
+Handler = Callable[[Request, KeyState, list[str]], Response]
+
+
+class DeliberateDisconnect(Exception):
+    """Raised after half a body was sent, so that the server drops the connection (truncated fault)."""
+
+
+class QuietDeliberateDisconnects(logging.Filter):
+    """Keeps uvicorn from logging a traceback for every deliberately truncated response."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], DeliberateDisconnect))
+
+
+class SandboxApp:
+    """ASGI application; one instance holds all sandbox state."""
+
+    def __init__(self, options: SandboxOptions | None = None) -> None:
+        self.state = SandboxState(options or SandboxOptions())
+        self.control = ControlApi(self.state)
+        self._routes: dict[tuple[str, str], Handler] = {
+            ("GET", "/v1/data/account"): self._account,
+            ("GET", "/v1/data"): self._visitors,
+            ("GET", "/v1/data/pixels"): self._list_pixels,
+            ("POST", "/v1/data/pixels"): self._create_pixel,
+            ("PATCH", PIXEL_ROUTE): self._update_pixel,
+        }
+        self._paths = {path for _, path in self._routes}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":  # lifespan is switched off; websockets are not served
+            return
+        request = await Request.read(scope, receive)
+        if request.segments[:1] == [CONTROL_PREFIX]:
+            await self.control.handle(request).send(send)
+        else:
+            await self._serve_data(request, send)
+
+    # -- Data API ------------------------------------------------------------------------------
+
+    async def _serve_data(self, request: Request, send: Send) -> None:
+        api_key = request.headers.get("x-api-key")
+        key = self.state.keys.get(api_key) if api_key is not None else None
+        label = key.api_key if key else (MISSING_KEY if api_key is None else INVALID_KEY)
+        route_path, params = _route(request)
+        fault = key.faults.next(request.method, request.path) if key else None
+        if fault is not None and fault.kind == "slow":
+            await asyncio.sleep(fault.seconds)
+            fault = None
+        if fault is not None and fault.kind != "truncated":
+            response = _fault_response(fault)
+        else:
+            response = self._answer(request, key, route_path, params)
+        self.state.record(label, f"{request.method} {route_path}", response.status)
+        if fault is None or fault.kind != "truncated":
+            await response.send(send)
+            return
+        # Truncated: announce the full length, send half of it, then make the server drop the line.
+        await send(response.start_message())
+        await send(
+            {
+                "type": "http.response.body",
+                "body": response.body[: len(response.body) // 2],
+                "more_body": True,
+            }
+        )
+        raise DeliberateDisconnect
+
+    def _answer(self, request: Request, key: KeyState | None, route_path: str, params: list[str]) -> Response:
+        if key is None:
+            return error_response(401, "Invalid API key")
+        if key.config.revoked:
+            return error_response(403, "API key has been revoked")
+        handler = self._routes.get((request.method, route_path))
+        if handler is None:
+            if route_path in self._paths:
+                return error_response(405, "Method not allowed")
+            return error_response(404, "Not found")
+        key.tick(utcnow(), account_call=handler == self._account)
+        if handler != self._account and not key.usable:
+            return error_response(403, f"Organization is {key.config.organization.status}")
+        try:
+            return handler(request, key, params)
+        except HttpError as exc:
+            return exc.response()
+
+    def _account(self, request: Request, key: KeyState, params: list[str]) -> Response:
+        return json_response(200, {"data": key.account()})
+
+    def _visitors(self, request: Request, key: KeyState, params: list[str]) -> Response:
+        query = request.query
+        page_text = query.get("page", "1")
+        if not page_text.isdigit() or int(page_text) < 1:
+            raise HttpError(400, "page must be an integer >= 1")
+        timeframe = query.get("timeframe", "all")
+        if timeframe not in TIMEFRAMES:
+            raise HttpError(400, f"timeframe must be one of {', '.join(TIMEFRAMES)}")
+        page = int(page_text)
+        records, total = key.visitors.query(
+            page=page, timeframe=timeframe, domain=query.get("domain"), email=query.get("email"), now=utcnow()
+        )
+        return json_response(
+            200, {"data": records, "meta": {"total": total, "page": page, "perPage": PAGE_SIZE}}
+        )
+
+    def _list_pixels(self, request: Request, key: KeyState, params: list[str]) -> Response:
+        return json_response(200, {"data": [pixel.row_json() for pixel in key.pixels]})
+
+    def _create_pixel(self, request: Request, key: KeyState, params: list[str]) -> Response:
+        body = _validated(request, PixelCreate)
+        try:
+            pixel = key.pixels.create(body, utcnow())
+        except PixelConflict:
+            raise HttpError(409, "Pixel already exists for this domain") from None
+        return json_response(201, {"data": pixel.created_json()})
+
+    def _update_pixel(self, request: Request, key: KeyState, params: list[str]) -> Response:
+        pixel = key.pixels.get(params[0])
+        if pixel is None:
+            raise HttpError(404, "Pixel not found")
+        body = _validated(request, PixelUpdate)
+        try:
+            key.pixels.update(pixel, body, utcnow())
+        except ValueError as exc:
+            raise HttpError(400, str(exc)) from None
+        return json_response(200, {"data": pixel.updated_json()})
+
+
+def _route(request: Request) -> tuple[str, list[str]]:
+    """The route template of a request (``/v1/data/pixels/{id}`` for any pixel) and its path parameters."""
+    if len(request.segments) == 4 and request.segments[:3] == ["v1", "data", "pixels"]:
+        return PIXEL_ROUTE, request.segments[3:]
+    return request.path, []
+
+
+def _validated(request: Request, model: type[PixelCreate] | type[PixelUpdate]) -> Any:
+    try:
+        payload = request.json()
+    except ValueError:
+        raise HttpError(400, "Request body must be JSON") from None
+    if not isinstance(payload, dict):
+        raise HttpError(400, "Request body must be a JSON object")
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        raise HttpError(400, validation_message(exc)) from None
+
+
+def _fault_response(fault: Fault) -> Response:
+    """The response of every fault kind except slow and truncated, which change a normal answer."""
+    status = fault.status or DEFAULT_STATUS.get(fault.kind, 200)
+    if fault.kind == "malformed_json":
+        return Response(200, MALFORMED_JSON)
+    if fault.kind == "html":
+        return Response(status, HTML_PAGE, b"text/html; charset=utf-8")
+    if fault.kind == "wrong_shape":
+        return json_response(200, WRONG_SHAPE if fault.body is None else fault.body)
+    headers = []
+    if fault.retry_after is not None:
+        if fault.retry_after_format == "http-date":
+            value = http_date(utcnow() + timedelta(seconds=fault.retry_after))
+        else:
+            value = str(fault.retry_after)
+        headers.append((b"retry-after", value.encode()))
+    return error_response(status, fault.message or HTTPStatus(status).phrase, headers)
+
+
+def create_app(options: SandboxOptions | None = None) -> SandboxApp:
+    """The ASGI app (also ``uvicorn --factory airflow_provider_leadpipe.testing.server:create_app``)."""
+    return SandboxApp(options)

@@ -1,0 +1,103 @@
+"""LeadpipeAccountTrigger: wait in the triggerer until a Leadpipe account satisfies a condition."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_leadpipe.conditions import AccountCondition
+from airflow_provider_leadpipe.exceptions import LeadpipeConfigError
+from airflow_provider_leadpipe.triggers import events
+from airflow_provider_leadpipe.triggers.poller import AccountPoller
+
+
+class LeadpipeAccountTrigger(BaseTrigger):
+    """Poll a Leadpipe account until it satisfies ``condition``; yield exactly one event.
+
+    The event is ``success`` (with the account status dict), ``failure`` (HTTP 401/403 or a state
+    waiting cannot fix), ``error`` (anything unexpected) or ``timeout`` (``deadline`` passed); see
+    :mod:`airflow_provider_leadpipe.triggers.events`. Transient API failures are logged and waited
+    out. Triggers on the same connection in one triggerer share one poll (see
+    :mod:`airflow_provider_leadpipe.triggers.poller`); each keeps its own condition and deadline.
+
+    All arguments are primitives, so ``serialize()`` round-trips them and a trigger re-created after
+    a triggerer restart behaves the same, deadline included.
+
+    :param leadpipe_conn_id: the ``leadpipe`` connection id (never the key itself).
+    :param condition: an ``AccountCondition.to_dict()``.
+    :param poke_interval: seconds between checks (the shared poll runs at the shortest interval).
+    :param deadline: wall-clock epoch seconds (``time.time()``) after which the trigger times out.
+    """
+
+    def __init__(
+        self,
+        *,
+        leadpipe_conn_id: str,
+        condition: Mapping[str, Any],
+        poke_interval: float,
+        deadline: float,
+    ) -> None:
+        super().__init__()
+        if not isinstance(leadpipe_conn_id, str) or not leadpipe_conn_id.strip():
+            raise LeadpipeConfigError(
+                f"leadpipe_conn_id must be a non-empty string, got {leadpipe_conn_id!r}"
+            )
+        self.leadpipe_conn_id = leadpipe_conn_id
+        self.condition = AccountCondition.from_dict(condition)
+        self.poke_interval = _number("poke_interval", poke_interval, minimum=0)
+        self.deadline = _number("deadline", deadline)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(leadpipe_conn_id={self.leadpipe_conn_id!r}, "
+            f"poke_interval={self.poke_interval:g}, deadline={self.deadline:.3f})"
+        )
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "leadpipe_conn_id": self.leadpipe_conn_id,
+                "condition": self.condition.to_dict(),
+                "poke_interval": self.poke_interval,
+                "deadline": self.deadline,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        try:
+            payload = await self._wait()
+        except Exception as exc:  # an exception escaping run() would skip execute_complete
+            self.log.exception("LeadpipeAccountTrigger failed unexpectedly")
+            payload = events.from_exception(exc)
+        yield TriggerEvent(payload)
+
+    async def _wait(self) -> dict[str, Any]:
+        async with AccountPoller.subscription(
+            self.leadpipe_conn_id, self.condition, self.poke_interval
+        ) as subscription:
+            while subscription.result is None:
+                remaining = self.deadline - time.time()
+                if remaining <= 0:
+                    last = subscription.reason or "no answer yet"
+                    return events.timeout(
+                        f"Leadpipe account on connection '{self.leadpipe_conn_id}' did not satisfy the "
+                        f"condition before the sensor's timeout; last reason: {last}"
+                    )
+                reason = await subscription.next_change(remaining)
+                if reason is not None:
+                    self.log.info("waiting: %s", reason)
+            self.log.info("%s", subscription.result.get("message"))
+            return subscription.result
+
+
+def _number(name: str, value: Any, *, minimum: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise LeadpipeConfigError(f"{name} must be a finite number, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise LeadpipeConfigError(f"{name} must be >= {minimum:g}, got {value!r}")
+    return float(value)

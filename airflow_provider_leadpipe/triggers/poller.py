@@ -1,0 +1,299 @@
+"""Coalesced account polling: one request per connection per interval, however many triggers wait.
+
+Every :class:`~airflow_provider_leadpipe.triggers.leadpipe.LeadpipeAccountTrigger` on one
+connection asks the same question about the same account. In one event loop (one triggerer), they
+therefore share one :class:`AccountPoller` per connection id:
+
+- The poller is a single task that fetches ``GET /v1/data/account`` every
+  ``min(subscriber intervals)`` (measured start to start; at most one request in flight) and
+  pushes each answer to every subscriber. A status change thus reaches every trigger within one
+  interval, and no trigger's answer is older than its own interval.
+- Each subscriber judges the answer against its own condition (memoised per distinct condition
+  per answer, so 5,000 identical sensors cost one evaluation) and its trigger keeps its own
+  deadline. A trigger coroutine is woken only when its verdict is final or its reason to wait
+  changed: O(1) work per trigger per answer, no per-trigger client, no blocking call.
+- The poller owns one ``LeadpipeHook`` (one ``httpx.AsyncClient``). It starts with its first
+  subscriber and, when its last subscriber leaves, stops and closes its client. Different
+  connections have independent pollers, so a failing connection disturbs no other.
+- Pollers are registered per event loop, weakly keyed, so tests and ``dag.test`` (new loops) start
+  from scratch. Nothing is kept beyond process memory, and the key lives only inside the hook.
+
+The poller task runs in an empty ``contextvars`` context: Airflow's triggerer binds each trigger's
+log routing to its task's context, and the shared poller's own log lines (retries, errors) belong
+to the triggerer log, not to whichever trigger happened to start it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import weakref
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from typing import Any
+
+from airflow_provider_leadpipe.conditions import AccountCondition, LeadpipeAccountError, unavailable
+from airflow_provider_leadpipe.exceptions import TRANSIENT_ERRORS, LeadpipeAuthError
+from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
+from airflow_provider_leadpipe.models import AccountStatus
+from airflow_provider_leadpipe.triggers import events
+
+log = logging.getLogger("airflow.providers.leadpipe.poller")
+
+_REGISTRY: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, AccountPoller]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+class Answer:
+    """One answer of the account endpoint (a status or an error), shared by every subscriber."""
+
+    __slots__ = ("_account", "_verdicts", "error", "message", "received_at", "status")
+
+    def __init__(
+        self,
+        received_at: float,
+        status: AccountStatus | None = None,
+        error: Exception | None = None,
+        message: str = "",
+    ):
+        self.received_at = received_at
+        self.status = status
+        self.error = error
+        #: The error's message, with the API key redacted.
+        self.message = message
+        self._account: dict[str, Any] | None = None
+        self._verdicts: dict[AccountCondition, tuple[dict[str, Any] | None, str | None]] = {}
+
+    def verdict(self, condition: AccountCondition) -> tuple[dict[str, Any] | None, str | None]:
+        """``(final event payload, None)`` or ``(None, reason to keep waiting)``; memoised per condition.
+
+        Triggers with equal conditions receive the same (read-only) payload object.
+        """
+        verdict = self._verdicts.get(condition)
+        if verdict is None:
+            verdict = self._verdicts[condition] = self._judge(condition)
+        return verdict
+
+    def _judge(self, condition: AccountCondition) -> tuple[dict[str, Any] | None, str | None]:
+        if self.error is not None:
+            if isinstance(self.error, TRANSIENT_ERRORS):
+                return None, unavailable(self.message)
+            return events.from_exception(self.error, self.message), None
+        assert self.status is not None
+        try:
+            satisfied, reason = condition.evaluate(self.status)
+        except LeadpipeAccountError as exc:
+            return events.from_exception(exc), None
+        if not satisfied:
+            return None, reason
+        if self._account is None:
+            self._account = self.status.to_dict()
+        return events.success(self._account, reason), None
+
+
+class Subscription:
+    """One trigger's place at a poller: its condition and interval, and what it has been told."""
+
+    __slots__ = ("_notified", "_wakeup", "condition", "interval", "reason", "result")
+
+    def __init__(self, condition: AccountCondition, interval: float):
+        self.condition = condition
+        self.interval = interval
+        #: The final event payload, once there is one.
+        self.result: dict[str, Any] | None = None
+        #: The latest reason to keep waiting.
+        self.reason: str | None = None
+        self._notified: str | None = None
+        self._wakeup: asyncio.Future[None] | None = None
+
+    def deliver(self, answer: Answer) -> None:
+        """Judge one answer (called by the poller; synchronous, O(1))."""
+        if self.result is not None:
+            return
+        result, reason = answer.verdict(self.condition)
+        if result is not None:
+            self.finish(result)
+        elif reason != self.reason:
+            self.reason = reason
+            self._wake()
+
+    def finish(self, result: dict[str, Any]) -> None:
+        """Set the final event payload and wake the trigger."""
+        self.result = result
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
+
+    async def next_change(self, timeout: float) -> str | None:
+        """Wait up to ``timeout`` s for a final result or a new reason; return the new reason, if any."""
+        if self.result is None and self.reason == self._notified:
+            self._wakeup = asyncio.get_running_loop().create_future()
+            try:
+                await asyncio.wait({self._wakeup}, timeout=timeout)
+            finally:
+                self._wakeup = None
+        if self.result is None and self.reason != self._notified:
+            self._notified = self.reason
+            return self.reason
+        return None
+
+
+class AccountPoller:
+    """The single poll loop of one connection in one event loop; see the module docstring."""
+
+    def __init__(self, conn_id: str, loop: asyncio.AbstractEventLoop):
+        self.conn_id = conn_id
+        self._loop = loop
+        self._subscribers: dict[Subscription, None] = {}  # an insertion-ordered set
+        self._intervals: Counter[float] = Counter()
+        self._last: Answer | None = None
+        self._hook: LeadpipeHook | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._wake: asyncio.Future[None] | None = None
+        self._closing = False
+        #: Account fetches started (each is one request, plus the hook's retries).
+        self.fetches = 0
+
+    def __repr__(self) -> str:
+        return f"AccountPoller(conn_id={self.conn_id!r}, subscribers={len(self._subscribers)})"
+
+    @classmethod
+    def for_connection(cls, conn_id: str) -> AccountPoller:
+        """The running event loop's poller for ``conn_id`` (created on first use)."""
+        loop = asyncio.get_running_loop()
+        pollers = _REGISTRY.get(loop)
+        if pollers is None:
+            pollers = _REGISTRY[loop] = {}
+        poller = pollers.get(conn_id)
+        if poller is None:
+            poller = pollers[conn_id] = cls(conn_id, loop)
+        return poller
+
+    @classmethod
+    @asynccontextmanager
+    async def subscription(
+        cls, conn_id: str, condition: AccountCondition, interval: float
+    ) -> AsyncIterator[Subscription]:
+        """Subscribe to ``conn_id``'s poller for the duration of the ``async with`` block."""
+        poller = cls.for_connection(conn_id)
+        subscription = poller.subscribe(condition, interval)
+        try:
+            yield subscription
+        finally:
+            poller.unsubscribe(subscription)
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscribers)
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def subscribe(self, condition: AccountCondition, interval: float) -> Subscription:
+        subscription = Subscription(condition, interval)
+        shorter = not self._intervals or interval < min(self._intervals)
+        self._subscribers[subscription] = None
+        self._intervals[interval] += 1
+        # An answer younger than the newcomer's interval is as good as a fresh one.
+        if self._last is not None and self._loop.time() - self._last.received_at < interval:
+            self._deliver(subscription, self._last)
+        if self._task is None:
+            # An empty context: see the module docstring (log routing in the triggerer).
+            self._task = contextvars.Context().run(
+                self._loop.create_task, self._run(), name=f"leadpipe-account-poller[{self.conn_id}]"
+            )
+        elif shorter and self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)  # re-plan the next fetch with the shorter interval
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        self._remove(subscription)
+        if not self._subscribers:
+            self._stop()
+
+    def _remove(self, subscription: Subscription) -> None:
+        if self._subscribers.pop(subscription, False) is None:
+            self._intervals[subscription.interval] -= 1
+            if not self._intervals[subscription.interval]:
+                del self._intervals[subscription.interval]
+
+    def _stop(self) -> None:
+        pollers = _REGISTRY.get(self._loop)
+        if pollers is not None and pollers.get(self.conn_id) is self:
+            del pollers[self.conn_id]
+            if not pollers:
+                del _REGISTRY[self._loop]
+        task = self._task
+        if task is not None and not self._closing and not task.done() and task is not asyncio.current_task():
+            task.cancel()  # its finally block closes the client
+
+    # -- the poll loop ---------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        try:
+            while self._subscribers:
+                started = self._loop.time()
+                answer = await self._fetch()
+                self._last = answer
+                for subscription in list(self._subscribers):
+                    self._deliver(subscription, answer)
+                await self._sleep_until_due(started)
+        finally:
+            self._stop()
+            self._closing = True  # a late unsubscribe must not cancel the closing of the client
+            await self._close_hook()
+
+    def _deliver(self, subscription: Subscription, answer: Answer) -> None:
+        try:
+            subscription.deliver(answer)
+        except Exception as exc:  # a bug in one verdict must not stop the others' polling
+            log.exception("Leadpipe poller %r: judging an answer failed", self.conn_id)
+            subscription.finish(events.from_exception(exc))
+        if subscription.result is not None:
+            self._remove(subscription)  # done: no more answers for it
+
+    async def _sleep_until_due(self, started: float) -> None:
+        while self._subscribers:
+            delay = started + min(self._intervals) - self._loop.time()
+            if delay <= 0:
+                return
+            self._wake = self._loop.create_future()
+            try:
+                await asyncio.wait({self._wake}, timeout=delay)
+            finally:
+                self._wake = None
+
+    async def _fetch(self) -> Answer:
+        reused = self._hook is not None
+        if self._hook is None:
+            self._hook = LeadpipeHook(leadpipe_conn_id=self.conn_id)
+        hook = self._hook
+        self.fetches += 1
+        try:
+            status = await hook.aget_account_status()
+            return Answer(self._loop.time(), status=status)
+        except LeadpipeAuthError as exc:
+            if reused:
+                # The key may have been rotated since this hook read the connection: re-read it
+                # once, so a long-lived shared poller never answers with a stale key.
+                await self._close_hook()
+                return await self._fetch()
+            error: Exception = exc
+        except Exception as exc:
+            error = exc
+        message = hook.redact(str(error) or type(error).__name__)
+        if not isinstance(error, TRANSIENT_ERRORS):
+            await self._close_hook()  # re-read the connection on the next fetch
+        return Answer(self._loop.time(), error=error, message=message)
+
+    async def _close_hook(self) -> None:
+        hook, self._hook = self._hook, None
+        if hook is not None:
+            with suppress(Exception):
+                await hook.aclose()

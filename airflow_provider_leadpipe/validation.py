@@ -1,0 +1,192 @@
+"""Argument checks for the visitor and pixel endpoints, run before anything is sent.
+
+Each check raises :class:`~airflow_provider_leadpipe.exceptions.LeadpipeConfigError` naming the
+argument, the rule and (for short values) what was given. The rules are Leadpipe's documented
+constraints (see the Identification API reference): the server would reject the same input, but
+later, after a network round trip, and for a POST possibly after creating something.
+
+Empty strings count as "not given" for optional filters and settings, so a templated field that
+renders to ``""`` (an unset DAG param, say) simply drops the filter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow_provider_leadpipe.exceptions import LeadpipeConfigError
+
+#: ``timeframe`` values ``GET /v1/data`` accepts.
+TIMEFRAMES: tuple[str, ...] = ("24h", "7d", "14d", "30d", "90d", "all")
+PIXEL_STATUSES: tuple[str, ...] = ("active", "paused")
+IF_EXISTS: tuple[str, ...] = ("error", "return")
+MAX_PATHS = 50
+PATH_LENGTH = (2, 500)
+DOMAIN_LENGTH = (1, 255)
+NAME_LENGTH = (1, 255)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _optional_str(value: Any, name: str) -> str | None:
+    """None for None or a blank string; the string itself otherwise; an error for any other type."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise LeadpipeConfigError(f"{name} must be a string, got {type(value).__name__} {_shown(value)}")
+    return value if value.strip() else None
+
+
+def _check_length(value: str, name: str, bounds: tuple[int, int]) -> str:
+    low, high = bounds
+    if not low <= len(value) <= high:
+        raise LeadpipeConfigError(
+            f"{name} must be {low}-{high} characters long, got {len(value)}: {_shown(value)}"
+        )
+    return value
+
+
+def _one_of(value: Any, name: str, allowed: tuple[str, ...]) -> str | None:
+    value = _optional_str(value, name)
+    if value is not None and value not in allowed:
+        raise LeadpipeConfigError(f"{name} must be one of {', '.join(allowed)}; got {_shown(value)}")
+    return value
+
+
+def visitor_query(
+    timeframe: str | None = None, domain: str | None = None, email: str | None = None
+) -> dict[str, str]:
+    """Query parameters for ``GET /v1/data`` (without ``page``); omitted filters are left out."""
+    query: dict[str, str] = {}
+    timeframe = _one_of(timeframe, "timeframe", TIMEFRAMES)
+    if timeframe is not None:
+        query["timeframe"] = timeframe
+    domain = _optional_str(domain, "domain")
+    if domain is not None:
+        query["domain"] = _check_length(domain, "domain", DOMAIN_LENGTH)
+    email = _optional_str(email, "email")
+    if email is not None:
+        local, at, host = email.partition("@")
+        if not (local and at and host) or any(ch.isspace() for ch in email):
+            raise LeadpipeConfigError(
+                f"email must be an email address like name@example.com, got {_shown(email)}"
+            )
+        query["email"] = email
+    return query
+
+
+def if_exists_policy(value: Any) -> str:
+    """``"error"`` or ``"return"``: what to do when a pixel already exists for the domain."""
+    policy = _one_of(value, "if_exists", IF_EXISTS)
+    if policy is None:
+        raise LeadpipeConfigError(f"if_exists must be one of {', '.join(IF_EXISTS)}; got {_shown(value)}")
+    return policy
+
+
+def pixel_id(value: Any) -> str:
+    """A non-blank pixel id (a UUID, as returned by list/create)."""
+    checked = _optional_str(value, "pixel_id")
+    if checked is None:
+        raise LeadpipeConfigError(
+            f"pixel_id must be the pixel's id (e.g. from list_pixels() or the create task's XCom), "
+            f"got {_shown(value)}"
+        )
+    return checked.strip()
+
+
+def path_list(value: Any, name: str) -> list[str] | None:
+    """A path-prefix list: at most 50 entries, each starting with "/" and 2-500 characters long.
+
+    None means "not given"; an empty list is returned as ``[]`` (the caller decides what it means).
+    """
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise LeadpipeConfigError(
+            f"{name} must be a list of path prefixes like ['/blog', '/pricing'], "
+            f"got {type(value).__name__} {_shown(value)}"
+        )
+    paths = list(value)
+    if len(paths) > MAX_PATHS:
+        raise LeadpipeConfigError(f"{name} has {len(paths)} entries; Leadpipe allows at most {MAX_PATHS}")
+    for index, path in enumerate(paths):
+        where = f"{name}[{index}]"
+        if not isinstance(path, str):
+            raise LeadpipeConfigError(f"{where} must be a string, got {type(path).__name__} {_shown(path)}")
+        if not path.startswith("/"):
+            raise LeadpipeConfigError(f"{where} must start with '/', got {_shown(path)}")
+        _check_length(path, where, PATH_LENGTH)
+    return paths
+
+
+def _exclusive(included: list[str] | None, excluded: list[str] | None) -> None:
+    if included and excluded:
+        raise LeadpipeConfigError(
+            "included_paths and excluded_paths are mutually exclusive: a pixel tracks either only the "
+            "listed prefixes (included_paths) or everything except them (excluded_paths)"
+        )
+
+
+def create_pixel_body(
+    domain: Any, name: Any = None, included_paths: Any = None, excluded_paths: Any = None
+) -> dict[str, Any]:
+    """JSON body for ``POST /v1/data/pixels``; empty path lists are left out."""
+    checked_domain = _optional_str(domain, "domain")
+    if checked_domain is None:
+        raise LeadpipeConfigError(f"domain is required to create a pixel, got {_shown(domain)}")
+    body: dict[str, Any] = {"domain": _check_length(checked_domain, "domain", DOMAIN_LENGTH)}
+    checked_name = _optional_str(name, "name")
+    if checked_name is not None:
+        body["name"] = _check_length(checked_name, "name", NAME_LENGTH)
+    included = path_list(included_paths, "included_paths")
+    excluded = path_list(excluded_paths, "excluded_paths")
+    _exclusive(included, excluded)
+    if included:
+        body["includedPaths"] = included
+    if excluded:
+        body["excludedPaths"] = excluded
+    return body
+
+
+def update_pixel_body(
+    status: Any = None, included_paths: Any = None, excluded_paths: Any = None
+) -> dict[str, Any]:
+    """JSON body for ``PATCH /v1/data/pixels/{id}``.
+
+    For each path list: ``None`` leaves it unchanged (the key is not sent); ``[]`` clears it (sent
+    as JSON ``null``, which is how Leadpipe clears a list); a non-empty list replaces it. Setting
+    one list while clearing the other is allowed (that is how a pixel switches from a denylist to
+    an allowlist); setting both is not.
+    """
+    body: dict[str, Any] = {}
+    checked_status = _one_of(status, "status", PIXEL_STATUSES)
+    if checked_status is not None:
+        body["status"] = checked_status
+    included = path_list(included_paths, "included_paths")
+    excluded = path_list(excluded_paths, "excluded_paths")
+    _exclusive(included, excluded)
+    for key, paths in (("includedPaths", included), ("excludedPaths", excluded)):
+        if paths is not None:
+            body[key] = paths or None
+    if not body:
+        raise LeadpipeConfigError(
+            "nothing to update: give status ('active' or 'paused'), included_paths or excluded_paths "
+            "(a list of prefixes, or [] to clear the list)"
+        )
+    return body
+
+
+#: Upper bound for parallel page requests: enough to hide latency, too few to hammer the API.
+MAX_CONCURRENCY = 16
+
+
+def concurrency(value: Any) -> int:
+    """Number of pages requested at once: a whole number from 1 to 16."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CONCURRENCY:
+        raise LeadpipeConfigError(
+            f"concurrency must be a whole number from 1 to {MAX_CONCURRENCY}, got {_shown(value)}"
+        )
+    return value

@@ -1,0 +1,94 @@
+"""leadpipe_daily_credit_report end to end with dag.test(): reports chain across runs, via XCom."""
+
+from __future__ import annotations
+
+import pendulum
+import pytest
+import respx
+import time_machine
+
+from tests.integration.dag_runs import (
+    NO_LOGICAL_DATE,
+    FakeAccount,
+    example_task_ids,
+    keep_earlier_runs_without_logical_date,
+    load_dag,
+    task_states,
+    xcom_value,
+)
+
+pytestmark = pytest.mark.integration
+DAG_ID = "leadpipe_daily_credit_report"
+KEY = "sk_test_REPORTKEY_0123456789"
+
+
+def test_parses_without_import_errors():
+    assert example_task_ids(DAG_ID) == {"credit_report", "check_runway"}
+
+
+@pytest.fixture
+def account(monkeypatch):
+    with respx.mock(assert_all_mocked=False, assert_all_called=False) as mock:
+        yield FakeAccount(monkeypatch, mock, key=KEY)
+
+
+@pytest.mark.skipif(not NO_LOGICAL_DATE, reason="runs without a logical date exist from Airflow 3")
+def test_reports_chain_across_runs_without_logical_date(airflow_db, account, monkeypatch, capsys):
+    keep_earlier_runs_without_logical_date(monkeypatch)
+    dag = load_dag(DAG_ID)
+    start = pendulum.now("UTC")
+
+    # Run 1 (no logical date, like a run triggered through the API): no history yet.
+    account.used = 100
+    first = dag.test(logical_date=None)
+    assert first.logical_date is None
+    assert first.state == "success"
+    assert task_states(first) == {"credit_report": "success", "check_runway": "success"}
+    report1 = xcom_value(first, "credit_report")
+    assert report1["previous_observed_at"] is None and report1["daily_burn_rate"] is None
+    assert report1["account"]["credits"]["remaining"] == 900
+    assert xcom_value(first, "check_runway") == "unknown"
+
+    # Run 2, a day later, 20 more credits used: 20/day, 880 left -> 44 days, after the reset.
+    account.used = 120
+    with time_machine.travel(start.add(days=1), tick=True):
+        second = dag.test(logical_date=None)
+    assert second.state == "success"
+    report2 = xcom_value(second, "credit_report")
+    assert report2["previous_observed_at"] == report1["observed_at"]
+    assert report2["credits_used"] == 20
+    assert report2["daily_burn_rate"] == pytest.approx(20.0, rel=0.01)
+    assert report2["runs_out_before_reset"] is False
+    assert xcom_value(second, "check_runway") == "ok"
+
+    # Run 3, a scheduled-style run WITH a logical date, a day later again, 500 used in a day:
+    # 380 left at 500/day runs out long before the reset -> check_runway fails the run.
+    account.used = 620
+    with time_machine.travel(start.add(days=2), tick=True):
+        third = dag.test()
+    assert third.logical_date is not None
+    assert third.state == "failed"
+    assert task_states(third) == {"credit_report": "success", "check_runway": "failed"}
+    report3 = xcom_value(third, "credit_report")
+    assert report3["previous_observed_at"] == report2["observed_at"]
+    assert report3["credits_used"] == 500
+    assert report3["runs_out_before_reset"] is True
+
+    # Run 4: the plan reset in between (used went down): usage counts from the reset, at an
+    # unknown time, so over the whole day: 5/day with 995 left, well after the next reset.
+    account.used = 5
+    account.resets_at = start.add(days=60)
+    with time_machine.travel(start.add(days=3), tick=True):
+        fourth = dag.test(logical_date=None)
+    assert fourth.state == "success"
+    report4 = xcom_value(fourth, "credit_report")
+    assert report4["previous_observed_at"] == report3["observed_at"]
+    assert report4["reset_detected"] is True
+    assert report4["credits_used"] == 5
+    assert xcom_value(fourth, "check_runway") == "ok"
+
+    out = capsys.readouterr().out
+    assert "Leadpipe credit report, observed" in out
+    assert "Account:     Acme (active, healthy): 380 of 1000 credits left" in out
+    assert "BEFORE the next reset" in out
+    assert KEY not in out

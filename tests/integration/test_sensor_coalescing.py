@@ -1,0 +1,70 @@
+"""Coalesced account polling over real HTTP, against the API sandbox (issue 9's semantics)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from tests.unit.triggers.account_api import make_trigger
+
+pytestmark = pytest.mark.integration
+
+ACCOUNT = "/v1/data/account"
+
+
+@pytest.fixture
+def connect(leadpipe_sandbox, monkeypatch):
+    """Define connection ``conn_id`` to the sandbox with ``api_key`` (no hook retries)."""
+
+    def connect(conn_id: str, api_key: str) -> str:
+        conn = {
+            "conn_type": "leadpipe",
+            "host": leadpipe_sandbox.url,
+            "password": api_key,
+            "extra": json.dumps({"max_retries": 0}),
+        }
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
+        return conn_id
+
+    return connect
+
+
+async def test_hundreds_of_triggers_share_one_request_per_interval(leadpipe_sandbox, connect):
+    conn_id = connect("lp_shared", leadpipe_sandbox.api_key)
+    leadpipe_sandbox.exhaust_credits(recover_after_account_calls=3)
+    triggers = [make_trigger(conn_id=conn_id, interval=0.2) for _ in range(500)]
+
+    events = await asyncio.gather(*(t.run().__anext__() for t in triggers))
+
+    assert {e.payload["status"] for e in events} == {"success"}
+    assert {e.payload["account"]["credits"]["remaining"] for e in events} == {500}
+    # 3 exhausted answers, then the recovered one reached all 500 triggers at once.
+    assert leadpipe_sandbox.request_count(ACCOUNT) == 4
+
+
+async def test_connections_are_isolated(leadpipe_sandbox, connect):
+    from airflow_provider_leadpipe.testing import Fault
+
+    healthy = connect("lp_healthy", leadpipe_sandbox.api_key)
+    revoked = connect("lp_revoked", "sk_test_revoked")
+    expired = connect("lp_expired", "sk_test_expired")
+    leadpipe_sandbox.configure_key("sk_test_outage")
+    outage = connect("lp_outage", "sk_test_outage")
+    leadpipe_sandbox.queue_faults(Fault.unavailable(count=1000), api_key="sk_test_outage")
+    leadpipe_sandbox.exhaust_credits(recover_after_account_calls=2)
+
+    waiting_on_outage = asyncio.create_task(make_trigger(conn_id=outage).run().__anext__())
+    done = await asyncio.gather(
+        *(make_trigger(conn_id=conn).run().__anext__() for conn in (healthy, revoked, expired))
+    )
+
+    assert [e.payload["status"] for e in done] == ["success", "failure", "failure"]
+    assert done[1].payload["error"] == "LeadpipeAuthError"
+    assert done[2].payload["error"] == "LeadpipeAccountError"
+    await asyncio.sleep(0.2)
+    assert not waiting_on_outage.done()  # a 503 storm is waited out, not fatal
+    assert leadpipe_sandbox.request_count(ACCOUNT, api_key="sk_test_outage", status=503) >= 2
+    assert leadpipe_sandbox.request_count(ACCOUNT, api_key=leadpipe_sandbox.api_key) == 3
+    waiting_on_outage.cancel()

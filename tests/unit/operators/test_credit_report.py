@@ -1,0 +1,123 @@
+"""LeadpipeCreditReportOperator with a mocked API and a stand-in task instance for XCom."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pendulum
+import pytest
+import respx
+import time_machine
+
+from airflow_provider_leadpipe.exceptions import LeadpipeConfigError
+from airflow_provider_leadpipe.operators.credit_report import LeadpipeCreditReportOperator
+from airflow_provider_leadpipe.reporting import Observation
+from tests.unit.conftest import API_KEY, BASE_URL, account_data
+
+ACCOUNT_URL = f"{BASE_URL}/v1/data/account"
+NOW = pendulum.datetime(2026, 11, 10, 6, tz="UTC")
+
+
+@pytest.fixture
+def task_log(capsys, caplog, monkeypatch):
+    """What the operator logged: Airflow 3 prints via structlog to stdout, Airflow 2 uses logging."""
+    monkeypatch.setattr(logging.getLogger("airflow.task"), "propagate", True)
+    caplog.set_level(logging.DEBUG)
+    return lambda: caplog.text + capsys.readouterr().out
+
+
+class FakeTI:
+    """Answers xcom_pull like the task SDK does and records how it was asked."""
+
+    def __init__(self, pulled):
+        self.pulled = pulled
+        self.calls = []
+
+    def xcom_pull(self, **kwargs):
+        self.calls.append(kwargs)
+        return self.pulled
+
+
+def credits(used):
+    return {
+        "used": used,
+        "limit": 500,
+        "remaining": 500 - used,
+        "percentUsed": used / 5,
+        "resetsAt": "2026-12-01T00:00:00Z",
+    }
+
+
+def earlier_report(at, used):
+    return {"observed_at": at.to_iso8601_string(), "account": account_data(credits=credits(used))}
+
+
+def run_report(pulled, *, used=40):
+    ti = FakeTI(pulled)
+    op = LeadpipeCreditReportOperator(task_id="credit_report")
+    with respx.mock(assert_all_called=True) as mock, time_machine.travel(NOW, tick=False):
+        mock.get(ACCOUNT_URL).respond(200, json={"data": account_data(credits=credits(used))})
+        value = op.execute(context={"ti": ti})
+    return value, ti
+
+
+def test_first_run_without_history(leadpipe_conn, task_log):
+    value, ti = run_report(None)
+    assert ti.calls == [{"task_ids": "credit_report", "include_prior_dates": True}]
+    assert value["observed_at"] == "2026-11-10T06:00:00Z"
+    assert value["previous_observed_at"] is None
+    assert value["credits_used"] is None and value["daily_burn_rate"] is None
+    assert value["account"]["credits"]["used"] == 40
+    json.dumps(value)
+    out = task_log()
+    assert "Leadpipe credit report, observed 2026-11-10T06:00:00Z" in out
+    assert "Account:     Acme (trial, healthy): 460 of 500 credits left" in out
+    assert "first report, nothing to compare with" in out
+
+
+def test_single_earlier_value_airflow2_shape(leadpipe_conn):
+    value, _ = run_report(earlier_report(NOW.subtract(days=1), used=30))
+    assert value["previous_observed_at"] == "2026-11-09T06:00:00Z"
+    assert value["credits_used"] == 10
+    assert value["daily_burn_rate"] == pytest.approx(10.0)
+
+
+def test_picks_newest_earlier_report_from_an_unordered_list_airflow3_shape(leadpipe_conn, task_log):
+    pulled = [
+        earlier_report(NOW.subtract(days=3), used=0),
+        earlier_report(NOW.subtract(hours=12), used=35),  # the newest before now: wins
+        {"something": "else"},  # not a report: ignored, with a warning
+        earlier_report(NOW.add(hours=1), used=1),  # "after" now (clock skew): ignored
+        earlier_report(NOW.subtract(days=1), used=30),
+    ]
+    value, _ = run_report(pulled, used=40)
+    assert value["previous_observed_at"] == "2026-11-09T18:00:00Z"
+    assert value["credits_used"] == 5
+    assert value["daily_burn_rate"] == pytest.approx(10.0)
+    assert "Ignored 1 earlier XCom value(s) that are not credit reports" in task_log()
+
+
+def test_report_feeds_the_next_run(leadpipe_conn):
+    first, _ = run_report(None, used=40)
+    previous = Observation.from_report(json.loads(json.dumps(first)))
+    assert previous.observed_at == NOW
+    assert previous.status.credits.used == 40
+
+
+def test_reset_between_runs(leadpipe_conn):
+    value, _ = run_report(earlier_report(NOW.subtract(days=1), used=450), used=12)
+    assert value["reset_detected"] is True
+    assert value["credits_used"] == 12
+
+
+def test_key_not_in_report_or_log(leadpipe_conn, task_log, caplog, capsys):
+    value, _ = run_report(earlier_report(NOW.subtract(days=1), used=30))
+    out = caplog.text + "".join(capsys.readouterr())  # everything, whatever the Airflow version
+    assert "Burn rate:" in out
+    assert API_KEY not in json.dumps(value) + out
+
+
+def test_bad_conn_id_is_a_config_error():
+    with pytest.raises(LeadpipeConfigError, match="leadpipe_conn_id"):
+        LeadpipeCreditReportOperator(task_id="r", leadpipe_conn_id="  ")

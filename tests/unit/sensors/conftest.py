@@ -1,0 +1,1 @@
+from tests.unit.triggers.conftest import task_log  # noqa: F401

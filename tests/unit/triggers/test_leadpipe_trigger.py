@@ -1,0 +1,267 @@
+"""LeadpipeAccountTrigger: serialization, one event per run, deadlines, restarts, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+import respx
+from airflow.triggers.base import TriggerEvent
+
+from airflow_provider_leadpipe.conditions import AccountCondition
+from airflow_provider_leadpipe.exceptions import LeadpipeConfigError
+from airflow_provider_leadpipe.triggers.leadpipe import LeadpipeAccountTrigger
+from airflow_provider_leadpipe.triggers.poller import _REGISTRY
+from tests.unit.conftest import API_KEY
+from tests.unit.triggers.account_api import AccountAPI, account, make_trigger
+
+CLASSPATH = "airflow_provider_leadpipe.triggers.leadpipe.LeadpipeAccountTrigger"
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(leadpipe_conn):
+    # No hook retries: a transient error reaches the trigger at once.
+    leadpipe_conn(extra=json.dumps({"max_retries": 0}))
+
+
+async def all_events(trigger: LeadpipeAccountTrigger) -> list[TriggerEvent]:
+    return [event async for event in trigger.run()]
+
+
+# -- serialization -------------------------------------------------------------------------------
+
+
+def test_serialize_holds_primitives_only_and_round_trips():
+    trigger = make_trigger(max_percent_used=80, fail_on_statuses=["expired", "Suspended"])
+    classpath, kwargs = trigger.serialize()
+    assert classpath == CLASSPATH
+    assert json.loads(json.dumps(kwargs)) == kwargs  # primitives only
+    assert kwargs == {
+        "leadpipe_conn_id": "leadpipe_default",
+        "condition": {
+            "require_healthy": True,
+            "min_credits": 100,
+            "max_percent_used": 80,
+            "min_audience_slots": None,
+            "fail_on_statuses": ["expired", "suspended"],
+        },
+        "poke_interval": 0.05,
+        "deadline": trigger.deadline,
+    }
+    rebuilt = LeadpipeAccountTrigger(**kwargs)
+    assert rebuilt.serialize() == (classpath, kwargs)
+    assert rebuilt.condition == trigger.condition
+
+
+def test_kwargs_survive_the_metadata_db_encoding():
+    # What Airflow stores in the trigger table: serde + Fernet (serde rejects non-primitives).
+    from airflow.models.trigger import Trigger
+
+    trigger = make_trigger()
+    row = Trigger.from_object(trigger)
+    assert row.classpath == CLASSPATH
+    assert row.kwargs == trigger.serialize()[1]
+
+
+async def test_no_key_in_serialized_kwargs_or_repr_even_after_running():
+    trigger = make_trigger(min_credits=1)
+    with respx.mock() as router:
+        AccountAPI(router, account(480))
+        await all_events(trigger)
+    assert API_KEY not in json.dumps(trigger.serialize())
+    assert API_KEY not in repr(trigger)
+    assert API_KEY not in repr(vars(trigger))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"leadpipe_conn_id": ""}, "leadpipe_conn_id must be a non-empty string"),
+        ({"condition": {"min_credit": 1}}, "unknown account condition key"),
+        ({"condition": {"min_credits": -5}}, "min_credits must be a number >= 0"),
+        ({"poke_interval": -1}, "poke_interval must be >= 0"),
+        ({"poke_interval": "5"}, "poke_interval must be a finite number"),
+        ({"deadline": float("nan")}, "deadline must be a finite number"),
+    ],
+)
+def test_bad_kwargs_are_refused(kwargs, message):
+    good = {"leadpipe_conn_id": "leadpipe_default", "condition": {}, "poke_interval": 1.0, "deadline": 1e9}
+    with pytest.raises(LeadpipeConfigError, match=message):
+        LeadpipeAccountTrigger(**{**good, **kwargs})
+
+
+# -- run() -----------------------------------------------------------------------------------------
+
+
+async def test_one_step_of_run_yields_success_with_the_account_dict():
+    data = account(480)
+    with respx.mock() as router:
+        api = AccountAPI(router, data)
+        event = await make_trigger(min_credits=100).run().asend(None)
+    assert event == TriggerEvent(
+        {
+            "status": "success",
+            "account": data,
+            "message": "ready: Acme (trial, healthy): 480 of 500 credits left, resets 2026-12-01T00:00:00Z",
+        }
+    )
+    assert api.calls == 1
+    assert api.keys == [API_KEY]
+
+
+async def test_still_polling_while_the_condition_does_not_hold():
+    with respx.mock() as router:
+        api = AccountAPI(router, account(0))
+        task = asyncio.create_task(make_trigger(min_credits=100).run().__anext__())
+        await asyncio.sleep(0.15)
+        assert not task.done()
+        assert api.calls >= 3  # it really is polling, not stuck
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def test_succeeds_after_credits_recover_and_yields_exactly_one_event(task_log):
+    with respx.mock() as router:
+        api = AccountAPI(router, account(0), account(0), account(0), account(480))
+        events = await all_events(make_trigger(min_credits=100))
+    assert [e.payload["status"] for e in events] == ["success"]
+    assert api.calls == 4
+    waiting = task_log.waiting()
+    # One line per change of reason, not one per poll.
+    assert waiting == ["waiting: 0 credits left, need 100; credits reset 2026-12-01T00:00:00Z"]
+
+
+async def test_times_out_at_its_deadline():
+    with respx.mock() as router:
+        api = AccountAPI(router, account(0))
+        trigger = make_trigger(min_credits=100, timeout=0.2)
+        events = await all_events(trigger)
+    assert len(events) == 1
+    payload = events[0].payload
+    assert payload["status"] == "timeout"
+    assert "0 credits left, need 100" in payload["message"]
+    assert time.time() >= trigger.deadline
+    assert api.calls >= 2
+
+
+async def test_deadline_in_the_past_times_out_at_once():
+    with respx.mock(assert_all_called=False) as router:
+        AccountAPI(router, account(0), delay=10)
+        trigger = make_trigger(timeout=-1)
+        event = await asyncio.wait_for(trigger.run().asend(None), timeout=2)
+    assert event.payload["status"] == "timeout"
+
+
+async def test_deadline_fires_while_a_request_is_still_in_flight():
+    with respx.mock(assert_all_called=False) as router:
+        AccountAPI(router, account(480), delay=30)
+        event = await asyncio.wait_for(make_trigger(timeout=0.1).run().asend(None), timeout=3)
+    assert event.payload["status"] == "timeout"
+    assert "no answer yet" in event.payload["message"]
+
+
+async def test_restart_recreated_from_serialized_kwargs_keeps_the_deadline_and_emits_one_event():
+    with respx.mock() as router:
+        api = AccountAPI(router, account(0))
+        original = make_trigger(min_credits=100, timeout=0.6)
+        first_run = asyncio.create_task(original.run().__anext__())
+        await asyncio.sleep(0.1)
+        first_run.cancel()  # the triggerer stops
+        with pytest.raises(asyncio.CancelledError):
+            await first_run
+        await asyncio.sleep(0)
+        assert not _REGISTRY.get(asyncio.get_running_loop())  # nothing left polling
+
+        _classpath, kwargs = original.serialize()
+        restarted = LeadpipeAccountTrigger(**json.loads(json.dumps(kwargs)))
+        assert restarted.deadline == original.deadline
+        calls_before = api.calls
+        api.switch(account(0), account(480))
+        events = await all_events(restarted)
+    assert [e.payload["status"] for e in events] == ["success"]
+    assert api.calls == calls_before + 2
+
+
+async def test_restart_after_the_deadline_times_out_with_the_original_deadline():
+    original = make_trigger(timeout=0.05)
+    await asyncio.sleep(0.1)
+    restarted = LeadpipeAccountTrigger(**original.serialize()[1])
+    with respx.mock(assert_all_called=False) as router:
+        AccountAPI(router, account(480), delay=10)
+        events = await asyncio.wait_for(all_events(restarted), timeout=2)
+    assert [e.payload["status"] for e in events] == ["timeout"]
+
+
+async def test_transient_errors_are_logged_and_waited_out(task_log):
+    with respx.mock() as router:
+        api = AccountAPI(router, 503, 503, 429, account(480))
+        events = await all_events(make_trigger(min_credits=1))
+    assert [e.payload["status"] for e in events] == ["success"]
+    assert api.calls == 4
+    waiting = task_log.waiting()
+    assert waiting[0].startswith(
+        "waiting: Leadpipe API unavailable, will retry: Leadpipe GET /v1/data/account failed with HTTP 503"
+    )
+    assert len(waiting) == 2  # 503 (twice: same reason, one line), then 429
+
+
+@pytest.mark.parametrize("http_status", [401, 403])
+async def test_auth_errors_yield_a_failure_event(http_status, caplog, capsys):
+    with respx.mock() as router:
+        AccountAPI(router, account(0), http_status)
+        events = await all_events(make_trigger(min_credits=100))
+    assert len(events) == 1
+    payload = events[0].payload
+    assert payload["status"] == "failure"
+    assert payload["error"] == "LeadpipeAuthError"
+    assert payload["http_status"] == http_status
+    assert f"HTTP {http_status}" in payload["message"]
+    assert API_KEY not in json.dumps(payload) + caplog.text + str(capsys.readouterr())
+
+
+async def test_expired_organization_yields_a_failure_event():
+    with respx.mock() as router:
+        AccountAPI(router, account(0), account(500, healthy=False, org_status="expired"))
+        [event] = await all_events(make_trigger(min_credits=100))
+    assert event.payload["status"] == "failure"
+    assert event.payload["error"] == "LeadpipeAccountError"
+    assert "'expired', which waiting cannot fix" in event.payload["message"]
+
+
+async def test_audience_slots_without_intent_yield_a_failure_event():
+    with respx.mock() as router:
+        AccountAPI(router, account(480, intent=None))
+        [event] = await all_events(make_trigger(min_credits=1, min_audience_slots=1))
+    assert event.payload["status"] == "failure"
+    assert "no intent product" in event.payload["message"]
+
+
+async def test_malformed_response_yields_an_error_event():
+    with respx.mock() as router:
+        AccountAPI(router, {"healthy": "yes"})
+        [event] = await all_events(make_trigger())
+    assert event.payload["status"] == "error"
+    assert event.payload["error"] == "LeadpipeResponseError"
+
+
+async def test_unknown_connection_yields_an_error_event():
+    with respx.mock():
+        [event] = await all_events(make_trigger(conn_id="no_such_connection"))
+    assert event.payload["status"] == "error"
+    assert "no_such_connection" in event.payload["message"]
+
+
+async def test_unexpected_exception_in_run_becomes_an_error_event(monkeypatch, caplog):
+    def broken(self, status):
+        raise RuntimeError("condition exploded")
+
+    monkeypatch.setattr(AccountCondition, "evaluate", broken)
+    with respx.mock() as router:
+        AccountAPI(router, account(480))
+        events = await all_events(make_trigger())
+    assert [e.payload for e in events] == [
+        {"status": "error", "error": "RuntimeError", "message": "condition exploded", "http_status": None}
+    ]

@@ -1,0 +1,261 @@
+"""Coalesced polling: triggers on one connection share one request per interval (issue 9)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import gc
+import json
+import time
+import weakref
+
+import pytest
+import respx
+
+from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
+from airflow_provider_leadpipe.triggers.leadpipe import LeadpipeAccountTrigger
+from airflow_provider_leadpipe.triggers.poller import _REGISTRY, AccountPoller
+from tests.unit.conftest import API_KEY
+from tests.unit.triggers.account_api import AccountAPI, account
+from tests.unit.triggers.account_api import make_trigger as trigger
+
+
+@pytest.fixture(autouse=True)
+def connections(leadpipe_conn):
+    """``leadpipe_default`` plus ``lp_a``..``lp_c``, each on its own host; no hook retries."""
+    extra = json.dumps({"max_retries": 0})
+    leadpipe_conn(extra=extra)
+    for name in ("a", "b", "c"):
+        leadpipe_conn(f"lp_{name}", host=f"https://{name}.api.test", extra=extra)
+
+
+def start(*triggers: LeadpipeAccountTrigger) -> list[asyncio.Task]:
+    return [asyncio.create_task(t.run().__anext__()) for t in triggers]
+
+
+async def stop(tasks: list[asyncio.Task]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.sleep(0)  # let the pollers' cancellation run
+
+
+async def test_many_triggers_on_one_connection_send_one_request_per_interval():
+    with respx.mock() as router:
+        api = AccountAPI(router, account(0), delay=0.01)
+        tasks = start(*(trigger(interval=0.1) for _ in range(300)))
+        began = time.monotonic()
+        await asyncio.sleep(0.55)
+        elapsed = time.monotonic() - began
+        assert not any(task.done() for task in tasks)
+        await stop(tasks)
+    # Every trigger has polled ~6 times; without sharing that would be ~1,800 requests.
+    assert 3 <= api.calls <= elapsed / 0.1 + 2
+    assert api.max_in_flight == 1
+
+
+async def test_one_poller_and_one_hook_per_connection(monkeypatch):
+    hooks = []
+    original_init = LeadpipeHook.__init__
+
+    def counting_init(self, *args, **kwargs):
+        hooks.append(kwargs.get("leadpipe_conn_id"))
+        original_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(LeadpipeHook, "__init__", counting_init)
+    with respx.mock() as router:
+        AccountAPI(router, account(0))
+        for name in "abc":
+            AccountAPI(router, account(0), base_url=f"https://{name}.api.test")
+        conns = ["leadpipe_default", "lp_a", "lp_b", "lp_c"]
+        tasks = start(*(trigger(conn_id=conns[i % 4]) for i in range(200)))
+        await asyncio.sleep(0.2)
+        pollers = _REGISTRY[asyncio.get_running_loop()]
+        assert sorted(pollers) == sorted(conns)
+        assert all(p.subscribers == 50 for p in pollers.values())
+        await stop(tasks)
+    assert sorted(hooks) == sorted(conns)  # no per-trigger hook or client
+
+
+async def test_a_status_change_reaches_every_trigger_on_the_same_answer():
+    with respx.mock() as router:
+        api = AccountAPI(router, account(0), account(0), account(0), account(480))
+        events = await asyncio.gather(*(t.run().__anext__() for t in [trigger() for _ in range(500)]))
+    assert {e.payload["status"] for e in events} == {"success"}
+    # All 500 finished on the 4th answer: the change reached every trigger within one interval.
+    assert api.calls == 4
+
+
+async def test_each_trigger_judges_its_own_condition_and_keeps_its_own_deadline():
+    with respx.mock() as router:
+        api = AccountAPI(router, account(300, intent=None))
+        events = await asyncio.gather(
+            trigger(min_credits=100).run().__anext__(),  # satisfied
+            trigger(min_credits=1000, timeout=0.3).run().__anext__(),  # never: times out
+            trigger(min_credits=1, min_audience_slots=1).run().__anext__(),  # no intent: fails fast
+            trigger(min_credits=1, max_percent_used=10, timeout=0.15).run().__anext__(),  # 40% used
+        )
+    assert [e.payload["status"] for e in events] == ["success", "timeout", "failure", "timeout"]
+    assert "200 credits left, need 1000" not in events[1].payload["message"]
+    assert "300 credits left, need 1000" in events[1].payload["message"]
+    assert "40% of credits used, max 10%" in events[3].payload["message"]
+    assert api.calls <= 0.3 / 0.05 + 2  # still one shared poll
+
+
+async def test_a_failing_connection_does_not_disturb_the_others():
+    with respx.mock() as router:
+        AccountAPI(router, account(0), account(480))  # leadpipe_default recovers
+        AccountAPI(router, 401, base_url="https://a.api.test")  # bad key
+        down = AccountAPI(router, 503, base_url="https://b.api.test")  # outage
+        AccountAPI(router, {"unexpected": True}, base_url="https://c.api.test")  # malformed
+        healthy, bad_key, outage, malformed = start(
+            trigger(conn_id="leadpipe_default"),
+            trigger(conn_id="lp_a"),
+            trigger(conn_id="lp_b"),
+            trigger(conn_id="lp_c"),
+        )
+        assert (await healthy).payload["status"] == "success"
+        assert (await bad_key).payload["error"] == "LeadpipeAuthError"
+        assert (await malformed).payload["status"] == "error"
+        await asyncio.sleep(0.15)
+        assert not outage.done()  # transient: keeps waiting
+        assert down.calls >= 2
+        await stop([outage])
+
+
+async def test_different_intervals_share_the_poll_at_the_shortest_interval():
+    with respx.mock() as router:
+        api = AccountAPI(router, account(0))
+        slow = start(trigger(interval=30))
+        await asyncio.sleep(0.1)
+        assert api.calls == 1  # the slow trigger alone: one fetch, then a 30 s wait
+        fast = start(trigger(interval=0.05))  # the poller re-plans at once
+        await asyncio.sleep(0.3)
+        assert api.calls >= 4
+        api.switch(account(480))
+        done = await asyncio.wait_for(asyncio.gather(*slow, *fast), timeout=1)
+    # The slow trigger got the change from the shared fast poll, long before its own 30 s.
+    assert [e.payload["status"] for e in done] == ["success", "success"]
+
+
+async def test_a_newcomer_is_answered_from_a_fresh_shared_answer_without_a_new_request():
+    with respx.mock() as router:
+        api = AccountAPI(router, account(300))
+        waiting = start(trigger(min_credits=1000, interval=30))
+        await asyncio.sleep(0.05)
+        assert api.calls == 1
+        event = await asyncio.wait_for(trigger(min_credits=100, interval=30).run().__anext__(), timeout=1)
+        assert event.payload["status"] == "success"
+        assert api.calls == 1
+        await stop(waiting)
+
+
+async def test_the_poller_stops_and_closes_its_client_when_the_last_trigger_leaves(monkeypatch):
+    closed = []
+    original_aclose = LeadpipeHook.aclose
+
+    async def counting_aclose(self):
+        closed.append(self.leadpipe_conn_id)
+        await original_aclose(self)
+
+    monkeypatch.setattr(LeadpipeHook, "aclose", counting_aclose)
+    with respx.mock() as router:
+        api = AccountAPI(router, account(0))
+        tasks = start(trigger(), trigger())
+        await asyncio.sleep(0.1)
+        poller = AccountPoller.for_connection("leadpipe_default")
+        assert poller.running and poller.subscribers == 2
+        await stop(tasks[:1])
+        assert poller.running and poller.subscribers == 1
+        await stop(tasks[1:])
+        await asyncio.sleep(0.01)
+        assert not poller.running
+        assert poller.subscribers == 0
+        assert "leadpipe_default" not in _REGISTRY.get(asyncio.get_running_loop(), {})
+        calls = api.calls
+        await asyncio.sleep(0.15)
+        assert api.calls == calls  # nothing polls any more
+    assert closed == ["leadpipe_default"]
+
+
+async def test_the_poller_ends_and_closes_its_client_when_every_trigger_has_its_event(monkeypatch):
+    closed = []
+    original_aclose = LeadpipeHook.aclose
+
+    async def slow_aclose(self):
+        await asyncio.sleep(0.02)  # the triggers leave meanwhile; closing must not be cancelled
+        await original_aclose(self)
+        closed.append(self.leadpipe_conn_id)
+
+    monkeypatch.setattr(LeadpipeHook, "aclose", slow_aclose)
+    with respx.mock() as router:
+        AccountAPI(router, account(480))
+        await asyncio.gather(*(t.run().__anext__() for t in [trigger(), trigger()]))
+        await asyncio.sleep(0.05)
+        assert not _REGISTRY.get(asyncio.get_running_loop())
+    assert closed == ["leadpipe_default"]
+
+
+def test_fresh_state_in_every_event_loop():
+    loops = []
+
+    def run_in_new_loop() -> int:
+        async def main():
+            loops.append(weakref.ref(asyncio.get_running_loop()))
+            with respx.mock() as router:
+                api = AccountAPI(router, account(0))
+                # Left running when the loop ends, as dag.test / a test may do.
+                start(trigger(interval=30))
+                await asyncio.sleep(0.05)
+                assert list(_REGISTRY[asyncio.get_running_loop()]) == ["leadpipe_default"]
+                return api.calls
+
+        return asyncio.run(main())
+
+    # A 30 s interval: the second loop fetches at once only because it shares nothing with the first.
+    assert run_in_new_loop() == 1
+    assert run_in_new_loop() == 1
+    gc.collect()
+    assert all(ref() is None or ref() not in _REGISTRY for ref in loops)  # nothing left behind
+
+
+async def test_a_rotated_key_is_picked_up_by_a_long_lived_poller(monkeypatch, leadpipe_conn):
+    new_key = "sk_live_ROTATED_0a1b2c3d"
+
+    def by_key(request):
+        return account(480) if request.headers["X-API-Key"] == new_key else 401
+
+    with respx.mock() as router:
+        api = AccountAPI(router, account(0))
+        tasks = start(trigger())
+        await asyncio.sleep(0.1)
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_LEADPIPE_DEFAULT",
+            json.dumps(
+                {"conn_type": "leadpipe", "password": new_key, "extra": json.dumps({"max_retries": 0})}
+            ),
+        )
+        api.switch(by_key)
+        [event] = await asyncio.wait_for(asyncio.gather(*tasks), timeout=2)
+    assert event.payload["status"] == "success"
+    assert api.keys[-2:] == [API_KEY, new_key]  # one 401 with the old key, then the connection re-read
+
+
+async def test_the_poller_runs_outside_any_trigger_context():
+    # The triggerer routes log lines by context variables bound in each trigger's task; the
+    # shared poller must not inherit the first trigger's.
+    marker = contextvars.ContextVar("trigger_id", default=None)
+    seen = []
+    original = LeadpipeHook.aget_account_status
+
+    async def spy(self):
+        seen.append(marker.get())
+        return await original(self)
+
+    with respx.mock() as router, pytest.MonkeyPatch.context() as mp:
+        mp.setattr(LeadpipeHook, "aget_account_status", spy)
+        AccountAPI(router, account(480))
+        marker.set("trigger-1")
+        event = await trigger().run().__anext__()
+    assert event.payload["status"] == "success"
+    assert seen == [None]
