@@ -23,7 +23,9 @@ from tests.e2e.standalone import AirflowStandalone
 
 #: Screenshots and the standalone log land here (gitignored; named in docs/e2e.md).
 ARTIFACTS = REPO / ".artifacts" / "e2e"
-E2E_DAGS = Path(__file__).parent / "dags"
+#: The example DAG's sensor poll interval in this stack (seconds; 60 by default), read at parse time
+#: by the dag-processor and the workers alike.
+POKE_INTERVAL_S = "1"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -52,15 +54,19 @@ def sandbox() -> Iterator[object]:
 
 @pytest.fixture(scope="package")
 def airflow(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Iterator[AirflowStandalone]:
-    """`airflow standalone` on SQLite with the example DAGs and tests/e2e/dags/, ready to serve."""
+    """`airflow standalone` on SQLite with the example DAGs (fast sensor polls), ready to serve."""
     root = tmp_path_factory.mktemp("standalone")
     dags = root / "dags"
     dags.mkdir()
-    for source in (REPO / "example_dags", E2E_DAGS):
-        for dag_file in source.glob("*.py"):
-            shutil.copy(dag_file, dags / dag_file.name)
+    for dag_file in (REPO / "example_dags").glob("*.py"):
+        shutil.copy(dag_file, dags / dag_file.name)
 
-    stack = AirflowStandalone(home=root / "home", dags_folder=dags, log_path=artifacts / "standalone.log")
+    stack = AirflowStandalone(
+        home=root / "home",
+        dags_folder=dags,
+        log_path=artifacts / "standalone.log",
+        env={"LEADPIPE_EXAMPLE_POKE_INTERVAL": POKE_INTERVAL_S},
+    )
     # Never leave orphans: SIGTERM (a CI timeout) becomes KeyboardInterrupt so teardown runs; atexit
     # covers exits that skip teardown; the standalone process also gets SIGINT if pytest dies.
     previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
