@@ -159,7 +159,10 @@ class AirflowStandalone:
 
         members = []
         for proc in psutil.process_iter(["pid", "cmdline", "status"]):
-            if proc.info["status"] != psutil.STATUS_ZOMBIE and _safe(lambda p=proc: os.getpgid(p.pid)) == pgid:
+            if (
+                proc.info["status"] != psutil.STATUS_ZOMBIE
+                and _safe(lambda p=proc: os.getpgid(p.pid)) == pgid
+            ):
                 members.append(" ".join(proc.info["cmdline"] or [])[:80])
         return members
 

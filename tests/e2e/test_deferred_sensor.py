@@ -28,10 +28,8 @@ def test_example_dag_defers_to_the_triggerer_and_resumes(api, airflow, sandbox, 
     sandbox.exhaust_credits(recover_after_account_calls=RECOVER_AFTER, api_key=key)
     calls_before = sandbox.request_count(ACCOUNT, api_key=key)
     # The example's connection, stored in the metadata DB (the triggerer reads it from there).
-    api.post(
-        "/api/v2/connections",
-        json={"connection_id": "leadpipe_default", "conn_type": "leadpipe", "host": sandbox.url, "password": key},
-    ).raise_for_status()
+    connection = {"connection_id": "leadpipe_default", "conn_type": "leadpipe", "host": sandbox.url}
+    api.post("/api/v2/connections", json={**connection, "password": key}).raise_for_status()
     wait_for_dag(api, DAG_ID)
     out = tmp_path / "out"
 
