@@ -86,7 +86,7 @@ for version in "${versions[@]}"; do
     echo "[matrix] Airflow $version: running the unit and dag.test suites" >&2
     # Same isolation as scripts/test.sh (tests/conftest.py), minus the end-to-end suite (3.3.2
     # only) and tests/demo (scripts/demo.sh's output, for the default Airflow the main suite runs).
-    if ! ".venv-matrix-$version/bin/python" -m pytest -q -p no:cacheprovider -m "not e2e" \
+    if ! ".venv-matrix-$version/bin/python" -m pytest -q -rs -p no:cacheprovider -m "not e2e" \
         --ignore=tests/e2e --ignore=tests/demo "${pytest_args[@]}" >>"$log" 2>&1; then
       status=FAILED
     fi

@@ -69,7 +69,10 @@ async def test_one_poller_and_one_hook_per_connection(monkeypatch):
             AccountAPI(router, account(0), base_url=f"https://{name}.api.test")
         conns = ["leadpipe_default", "lp_a", "lp_b", "lp_c"]
         tasks = start(*(trigger(conn_id=conns[i % 4]) for i in range(200)))
-        await asyncio.sleep(0.2)
+        # Every connection's API answered once (a fixed short sleep was flaky on a loaded machine).
+        deadline = time.monotonic() + 10
+        while not all(route.called for route in router.routes) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
         pollers = _REGISTRY[asyncio.get_running_loop()]
         assert sorted(pollers) == sorted(conns)
         assert all(p.subscribers == 50 for p in pollers.values())
