@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run the unit and dag.test suites (everything but tests/e2e) on each supported Airflow minor.
+# Run the unit and dag.test suites (all but tests/e2e and tests/demo) on each supported Airflow minor.
 #
 #   bash scripts/matrix.sh                 # every version in MATRIX_VERSIONS
 #   bash scripts/matrix.sh 2.11.2 3.3.2    # just these
