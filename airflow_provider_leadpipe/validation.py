@@ -56,10 +56,34 @@ def _one_of(value: Any, name: str, allowed: tuple[str, ...]) -> str | None:
     return value
 
 
+def has_template(*values: Any) -> bool:
+    """True if any value (or any item of a list value) is still to be rendered: a string with Jinja
+    markup, or an XComArg (resolved before ``execute``).
+
+    Operators check such arguments once rendered, at the start of ``execute``; all others at
+    construction, so a bad literal fails the DAG at parse time.
+    """
+    for value in values:
+        if hasattr(value, "resolve"):
+            return True
+        if isinstance(value, str) and ("{{" in value or "{%" in value):
+            return True
+        if isinstance(value, (list, tuple)) and has_template(*value):
+            return True
+    return False
+
+
 def visitor_query(
-    timeframe: str | None = None, domain: str | None = None, email: str | None = None
+    timeframe: str | None = None,
+    domain: str | None = None,
+    email: str | None = None,
+    *,
+    email_name: str = "email",
 ) -> dict[str, str]:
-    """Query parameters for ``GET /v1/data`` (without ``page``); omitted filters are left out."""
+    """Query parameters for ``GET /v1/data`` (without ``page``); omitted filters are left out.
+
+    :param email_name: what the caller calls the email filter, for the error message.
+    """
     query: dict[str, str] = {}
     timeframe = _one_of(timeframe, "timeframe", TIMEFRAMES)
     if timeframe is not None:
@@ -67,12 +91,12 @@ def visitor_query(
     domain = _optional_str(domain, "domain")
     if domain is not None:
         query["domain"] = _check_length(domain, "domain", DOMAIN_LENGTH)
-    email = _optional_str(email, "email")
+    email = _optional_str(email, email_name)
     if email is not None:
         local, at, host = email.partition("@")
         if not (local and at and host) or any(ch.isspace() for ch in email):
             raise LeadpipeConfigError(
-                f"email must be an email address like name@example.com, got {_shown(email)}"
+                f"{email_name} must be an email address like name@example.com, got {_shown(email)}"
             )
         query["email"] = email
     return query

@@ -10,15 +10,17 @@ from __future__ import annotations
 import email.utils
 import ipaddress
 import logging
+import re
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import idna
 import tenacity
 from tenacity.wait import wait_base
 
@@ -82,6 +84,12 @@ class ApiSettings:
                 f"Leadpipe connection '{conn_id}' has no API key: put the organization key (sk_...) "
                 "in the connection's password field ('API key' in the UI)."
             )
+        if not all(33 <= ord(char) <= 126 for char in api_key):
+            # httpx would fail on it deep in header encoding, with the key in the traceback.
+            raise LeadpipeConfigError(
+                f"Leadpipe connection '{conn_id}': the API key contains a space, control or non-ASCII "
+                "character; paste the organization key (sk_...) again without it."
+            )
         return cls(
             conn_id=conn_id,
             base_url=normalize_base_url(conn.host, conn.port, conn_id=conn_id),
@@ -124,6 +132,37 @@ def _retry_count(value: Any, conn_id: str) -> int:
     return count
 
 
+_LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)")
+
+
+def _valid_hostname(hostname: str) -> str | None:
+    """The ASCII (IDNA) form of ``hostname``, or None when it cannot be a host name or address.
+
+    Non-ASCII names go through ``idna`` (UTS 46). ASCII names are checked label by label here
+    because ``idna`` refuses ``_``, which container host names (docker compose services) use.
+    """
+    if ":" in hostname:  # urlsplit only lets an IPv6 address through with a colon
+        try:
+            return str(ipaddress.IPv6Address(hostname))
+        except ValueError:
+            return None
+    if not hostname.isascii():
+        try:
+            hostname = idna.encode(hostname, uts46=True).decode("ascii")
+        except idna.IDNAError:
+            return None
+    labels = hostname.split(".")
+    if len(hostname) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
+        return None
+    for label in labels:
+        if label.startswith("xn--"):
+            try:
+                idna.decode(label)
+            except idna.IDNAError:
+                return None
+    return hostname
+
+
 def is_loopback(hostname: str) -> bool:
     """True for localhost and 127.0.0.0/8 / ::1 addresses."""
     if hostname.lower() in _LOOPBACK_NAMES:
@@ -150,17 +189,22 @@ def normalize_base_url(host: str | None, port: int | None = None, *, conn_id: st
         parts = urlsplit(raw)
         hostname = parts.hostname or ""
         url_port = parts.port
-    except ValueError as exc:
+    except ValueError:
+        # urlsplit's message can quote part of the URL (a port made of a pasted key): never echo it.
         raise LeadpipeConfigError(
-            f"Leadpipe connection '{conn_id}': base URL is not a valid URL ({exc})"
+            f"Leadpipe connection '{conn_id}': base URL is not a valid URL "
+            "(check IPv6 brackets and that the port is a number from 1 to 65535)"
         ) from None
     problem = None
+    checked = _valid_hostname(hostname) if hostname else None
     if not hostname:
         problem = "it has no host name"
+    elif checked is None:
+        problem = "it has an invalid host name (letters, digits, '-', '_' and dots, or an IP address)"
     elif parts.username is not None or parts.password is not None:
         problem = "it contains credentials; put the API key in the password field instead"
     elif parts.path not in ("", "/"):
-        problem = f"it has a path ({parts.path!r}); give only scheme, host and port"
+        problem = "it has a path; give only scheme, host and port"  # never echoed: may hold a key
     elif parts.query or parts.fragment:
         problem = "it has a query or fragment; give only scheme, host and port"
     scheme = parts.scheme.lower() or ("http" if hostname and is_loopback(hostname) else "https")
@@ -168,10 +212,14 @@ def normalize_base_url(host: str | None, port: int | None = None, *, conn_id: st
         problem = f"scheme {parts.scheme!r} is not http or https"
     if problem is None and scheme == "http" and not is_loopback(hostname):
         problem = "plain http:// is only allowed for loopback hosts (the sandbox); use https://"
-    if problem:
+    if problem or checked is None:
         raise LeadpipeConfigError(f"Leadpipe connection '{conn_id}': base URL refused: {problem}")
     port = url_port or (port if port else None)  # the 3.3.1 UI sends port=0 for "no port"
-    netloc = f"[{hostname}]" if ":" in hostname else hostname
+    if port is not None and not (isinstance(port, int) and 0 < port <= 65535):
+        raise LeadpipeConfigError(
+            f"Leadpipe connection '{conn_id}': port must be a number from 1 to 65535, got {port!r}"
+        )
+    netloc = f"[{checked}]" if ":" in checked else checked
     if port:
         netloc = f"{netloc}:{port}"
     return f"{scheme}://{netloc}"
@@ -239,7 +287,7 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # str.isdigit() alone also accepts "²" (latin-1 0xB2)
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
@@ -312,6 +360,50 @@ def transport_error(exc: httpx.TransportError, request: httpx.Request) -> Leadpi
     )
 
 
+class _DeadlineStream(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A response body that stops with ``httpx.ReadTimeout`` once the attempt's deadline passes.
+
+    httpx's timeouts bound each socket operation, not a whole response, and it has no total
+    timeout: a server that trickles a byte per read would hold a request (and a triggerer slot)
+    open indefinitely. Checked per received body chunk; a chunk that never comes hits the read
+    timeout. (Trickled *headers* stay bounded only by httpcore's 100 KiB header-size limit.)
+    """
+
+    def __init__(self, stream: Any, deadline: float, timeout: float, request: httpx.Request):
+        self._stream, self._deadline, self._timeout, self._request = stream, deadline, timeout, request
+
+    def _check(self) -> None:
+        if time.monotonic() > self._deadline:
+            raise httpx.ReadTimeout(f"no complete answer within {self._timeout:g} s", request=self._request)
+
+    def __iter__(self) -> Iterator[bytes]:
+        self._check()
+        for chunk in self._stream:
+            self._check()
+            yield chunk
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        self._check()
+        async for chunk in self._stream:
+            self._check()
+            yield chunk
+
+    def close(self) -> None:
+        self._stream.close()
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
+def limit_body_time(response: httpx.Response, started: float, settings: ApiSettings) -> httpx.Response:
+    """Make reading ``response`` (sent with ``stream=True``) fail ``settings.timeout`` seconds after
+    ``started`` (``time.monotonic()`` before sending), so the timeout bounds the whole answer."""
+    response.stream = _DeadlineStream(
+        response.stream, started + settings.timeout, settings.timeout, response.request
+    )
+    return response
+
+
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "PATCH"})
 
 
@@ -372,6 +464,7 @@ __all__ = [
     "ApiSettings",
     "client_kwargs",
     "handle_response",
+    "limit_body_time",
     "normalize_base_url",
     "parse_retry_after",
     "retry_kwargs",

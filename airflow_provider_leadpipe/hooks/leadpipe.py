@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import aclosing
 from functools import cached_property
 from typing import Any
@@ -13,7 +14,7 @@ from urllib.parse import quote
 import httpx
 import tenacity
 from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
-from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseHook
+from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseHook, mask_secret
 
 from airflow_provider_leadpipe import UI_FIELD_BEHAVIOUR, validation
 from airflow_provider_leadpipe.exceptions import LeadpipeConflictError
@@ -36,7 +37,8 @@ class LeadpipeHook(BaseHook):
     and 5xx with exponential backoff, honouring ``Retry-After``; 401/403 fail at once.
 
     :param leadpipe_conn_id: the connection id.
-    :param timeout: per-request timeout in seconds (default: the connection's ``timeout`` extra, else 30).
+    :param timeout: per-request timeout in seconds: bounds each network operation and the time
+        until the answer's last byte (default: the connection's ``timeout`` extra, else 30).
     :param max_retries: retries of a transient failure (default: the ``max_retries`` extra, else 3).
     :param retry_backoff: first backoff delay in seconds; doubles per retry up to 30 s, with jitter.
     """
@@ -81,7 +83,11 @@ class LeadpipeHook(BaseHook):
         """Settings from the connection (looked up once, synchronously)."""
         if self._settings is None:
             conn = self.get_connection(self.leadpipe_conn_id)
-            self._settings = ApiSettings.from_connection(conn, conn.extra_dejson, **self._overrides)
+            settings = ApiSettings.from_connection(conn, conn.extra_dejson, **self._overrides)
+            # Airflow masks the connection's password as stored; the key we send is stripped of
+            # padding, so register exactly that value with the secrets masker too.
+            mask_secret(settings.api_key)
+            self._settings = settings
         return self._settings
 
     def redact(self, text: str) -> str:
@@ -93,7 +99,9 @@ class LeadpipeHook(BaseHook):
         if self._settings is None:
             conn = await self._aget_leadpipe_connection()
             extra = await get_async_extra_dejson(conn)
-            self._settings = ApiSettings.from_connection(conn, extra, **self._overrides)
+            settings = ApiSettings.from_connection(conn, extra, **self._overrides)
+            await _amask_secret(settings.api_key)  # as in :attr:`settings`
+            self._settings = settings
         return self._settings
 
     async def _aget_leadpipe_connection(self) -> Any:
@@ -158,11 +166,7 @@ class LeadpipeHook(BaseHook):
         request = client.build_request(method, path, params=params, json=json)
         for attempt in tenacity.Retrying(**core.retry_kwargs(settings, method)):
             with attempt:
-                try:
-                    response = client.send(request)
-                except httpx.TransportError as exc:
-                    raise core.transport_error(exc, request) from None
-                payload = core.handle_response(response, settings)
+                payload = core.handle_response(self._send(client, request, settings), settings)
         return payload
 
     async def arequest(
@@ -173,12 +177,38 @@ class LeadpipeHook(BaseHook):
         request = client.build_request(method, path, params=params, json=json)
         async for attempt in tenacity.AsyncRetrying(**core.retry_kwargs(settings, method)):
             with attempt:
-                try:
-                    response = await client.send(request)
-                except httpx.TransportError as exc:
-                    raise core.transport_error(exc, request) from None
-                payload = core.handle_response(response, settings)
+                payload = core.handle_response(await self._asend(client, request, settings), settings)
         return payload
+
+    @staticmethod
+    def _send(client: httpx.Client, request: httpx.Request, settings: ApiSettings) -> httpx.Response:
+        """One attempt, read in full within ``settings.timeout``; network errors become typed."""
+        started = time.monotonic()
+        try:
+            response = client.send(request, stream=True)
+            try:
+                core.limit_body_time(response, started, settings).read()
+            finally:
+                response.close()
+        except httpx.TransportError as exc:
+            raise core.transport_error(exc, request) from None
+        return response
+
+    @staticmethod
+    async def _asend(
+        client: httpx.AsyncClient, request: httpx.Request, settings: ApiSettings
+    ) -> httpx.Response:
+        """Async :meth:`_send`."""
+        started = time.monotonic()
+        try:
+            response = await client.send(request, stream=True)
+            try:
+                await core.limit_body_time(response, started, settings).aread()
+            finally:
+                await response.aclose()
+        except httpx.TransportError as exc:
+            raise core.transport_error(exc, request) from None
+        return response
 
     # -- endpoints ----------------------------------------------------------------------------
 
@@ -243,12 +273,14 @@ class LeadpipeHook(BaseHook):
         email: str | None = None,
         *,
         concurrency: int = 1,
-    ) -> AsyncIterator[VisitorPage]:
+    ) -> AsyncGenerator[VisitorPage, None]:
         """Async :meth:`iter_visitor_pages`, optionally reading up to ``concurrency`` pages ahead."""
         pager = VisitorPager(validation.visitor_query(timeframe, domain, email))
         return self._avisitor_pages(pager, validation.concurrency(concurrency))
 
-    async def _avisitor_pages(self, pager: VisitorPager, concurrency: int) -> AsyncIterator[VisitorPage]:
+    async def _avisitor_pages(
+        self, pager: VisitorPager, concurrency: int
+    ) -> AsyncGenerator[VisitorPage, None]:
         # The sync loop plus read-ahead: up to `concurrency` requests in flight, fed back in order.
         pending: deque[asyncio.Task[dict[str, Any]]] = deque()
         ahead = pager.next_number
@@ -339,10 +371,7 @@ class LeadpipeHook(BaseHook):
                 max_retries=0,
             )
             with httpx.Client(**core.client_kwargs(quick)) as client:
-                try:
-                    response = client.get(ACCOUNT_PATH)
-                except httpx.TransportError as exc:
-                    raise core.transport_error(exc, client.build_request("GET", ACCOUNT_PATH)) from None
+                response = self._send(client, client.build_request("GET", ACCOUNT_PATH), quick)
                 status = AccountStatus.from_response(core.handle_response(response, quick))
         except Exception as exc:
             return False, self.redact(str(exc) or type(exc).__name__)
@@ -354,7 +383,17 @@ class LeadpipeHook(BaseHook):
         )
 
 
-async def _records(pages: AsyncIterator[VisitorPage]) -> AsyncIterator[dict[str, Any]]:
+async def _amask_secret(secret: str) -> None:
+    """``mask_secret`` for async code: Airflow 3.1+ tells the supervisor without blocking the loop."""
+    try:
+        from airflow.sdk.log import amask_secret
+    except ImportError:  # Airflow 2.x / 3.0: masking is process-local, nothing to await
+        mask_secret(secret)
+        return
+    await amask_secret(secret)
+
+
+async def _records(pages: AsyncGenerator[VisitorPage, None]) -> AsyncIterator[dict[str, Any]]:
     async with aclosing(pages):  # stop the read-ahead as soon as the consumer stops
         async for page in pages:
             for record in page.records:

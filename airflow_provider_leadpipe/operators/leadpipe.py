@@ -85,7 +85,7 @@ class LeadpipeAccountStatusOperator(LeadpipeBaseOperator):
         """The checks as an :class:`AccountCondition` (validated; re-read after templating)."""
         return AccountCondition(
             require_healthy=parse_bool("fail_if_unhealthy", self.fail_if_unhealthy),
-            min_credits=self.min_credits,
+            min_credits=self.min_credits,  # type: ignore[arg-type]  # a templated string is parsed
             fail_on_statuses=(),
         )
 

@@ -3,31 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import BaseOperator
-
 from airflow_provider_leadpipe import validation
-from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.models import Pixel
+from airflow_provider_leadpipe.operators.leadpipe import LeadpipeBaseOperator
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
 
-class _PixelOperator(BaseOperator):
+class _PixelOperator(LeadpipeBaseOperator):
     """What both pixel operators share: the connection, the hook, and the XCom value."""
 
     ui_color = "#e8f1fd"
-
-    def __init__(self, *, leadpipe_conn_id: str = LeadpipeHook.default_conn_name, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.leadpipe_conn_id = leadpipe_conn_id
-
-    @cached_property
-    def hook(self) -> LeadpipeHook:
-        return LeadpipeHook(leadpipe_conn_id=self.leadpipe_conn_id)
 
     def _returned(self, pixel: Pixel) -> dict[str, Any]:
         self.log.info("Pixel %s for %s: status %s", pixel.id, pixel.domain, pixel.status)
@@ -80,6 +69,9 @@ class LeadpipeCreatePixelOperator(_PixelOperator):
         self.included_paths = included_paths
         self.excluded_paths = excluded_paths
         self.if_exists = validation.if_exists_policy(if_exists)
+        # Bad literals fail at DAG parse time; templated values are checked once rendered.
+        if not validation.has_template(domain, name, included_paths, excluded_paths):
+            validation.create_pixel_body(domain, name, included_paths, excluded_paths)
 
     def execute(self, context: Context) -> dict[str, Any]:
         pixel = self.hook.create_pixel(
@@ -126,6 +118,11 @@ class LeadpipeUpdatePixelOperator(_PixelOperator):
         self.status = status
         self.included_paths = included_paths
         self.excluded_paths = excluded_paths
+        # Bad literals fail at DAG parse time; templated values are checked once rendered.
+        if not validation.has_template(pixel_id):
+            validation.pixel_id(pixel_id)
+        if not validation.has_template(status, included_paths, excluded_paths):
+            validation.update_pixel_body(status, included_paths, excluded_paths)
 
     def execute(self, context: Context) -> dict[str, Any]:
         pixel = self.hook.update_pixel(self.pixel_id, self.status, self.included_paths, self.excluded_paths)

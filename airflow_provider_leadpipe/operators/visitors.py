@@ -8,14 +8,14 @@ import json
 import uuid
 from collections.abc import Iterable, Sequence
 from contextlib import aclosing
-from functools import cached_property
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
-from airflow.providers.common.compat.sdk import BaseOperator, ObjectStoragePath
+from airflow.providers.common.compat.sdk import ObjectStoragePath
 
 from airflow_provider_leadpipe import validation
 from airflow_provider_leadpipe.exceptions import LeadpipeConfigError
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
+from airflow_provider_leadpipe.operators.leadpipe import LeadpipeBaseOperator
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -26,7 +26,7 @@ PROGRESS_EVERY = 100
 _LOCAL_PROTOCOLS = ("", "file", "local")
 
 
-class LeadpipeVisitorsToStorageOperator(BaseOperator):
+class LeadpipeVisitorsToStorageOperator(LeadpipeBaseOperator):
     """Write every identified visitor matching the filters to one JSON Lines file.
 
     One record per line, exactly as the API returned it, in the API's order. The file goes to an
@@ -48,7 +48,8 @@ class LeadpipeVisitorsToStorageOperator(BaseOperator):
     :param timeframe: ``24h``, ``7d``, ``14d``, ``30d``, ``90d`` or ``all`` (templated); None or ``""``
         for the API default.
     :param domain: only visitors of this tracked domain (templated).
-    :param email: only this person's visit journey (templated).
+    :param visitor_email: only this person's visit journey (templated; the API's ``email`` filter).
+        Not ``email``: that is BaseOperator's address for failure alerts.
     :param compression: ``"gzip"``, None, or ``"infer"`` (gzip when ``path`` ends in ``.gz``; the default).
     :param concurrency: pages requested at once, 1-16 (default 4).
     :param storage_conn_id: Airflow connection for the object store (templated); None for the
@@ -60,7 +61,7 @@ class LeadpipeVisitorsToStorageOperator(BaseOperator):
         "path",
         "timeframe",
         "domain",
-        "email",
+        "visitor_email",
         "storage_conn_id",
         "leadpipe_conn_id",
     )
@@ -72,33 +73,33 @@ class LeadpipeVisitorsToStorageOperator(BaseOperator):
         path: str | ObjectStoragePath,
         timeframe: str | None = None,
         domain: str | None = None,
-        email: str | None = None,
+        visitor_email: str | None = None,
         compression: str | None = "infer",
         concurrency: int = 4,
         storage_conn_id: str | None = None,
         leadpipe_conn_id: str = LeadpipeHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(leadpipe_conn_id=leadpipe_conn_id, **kwargs)
         if compression not in COMPRESSIONS:
             raise LeadpipeConfigError(f"compression must be 'infer', 'gzip' or None, got {compression!r}")
         self.path = path
         self.timeframe = timeframe
         self.domain = domain
-        self.email = email
+        self.visitor_email = visitor_email
         self.compression = compression
         self.concurrency = validation.concurrency(concurrency)
         self.storage_conn_id = storage_conn_id
-        self.leadpipe_conn_id = leadpipe_conn_id
         self._temporary: ObjectStoragePath | None = None
-
-    @cached_property
-    def hook(self) -> LeadpipeHook:
-        return LeadpipeHook(leadpipe_conn_id=self.leadpipe_conn_id)
+        # Bad literals fail at DAG parse time; templated values are checked once rendered.
+        if not validation.has_template(timeframe, domain, visitor_email):
+            self._query()
+        if not validation.has_template(path):
+            _path_text(path)
 
     def execute(self, context: Context) -> dict[str, Any]:
         # Every argument is checked before anything is requested or written.
-        query = validation.visitor_query(self.timeframe, self.domain, self.email)
+        query = self._query()
         target = self._target()
         use_gzip = self.compression == "gzip" or (self.compression == "infer" and target.name.endswith(".gz"))
         self.hook.settings  # noqa: B018 -- resolve the connection here, synchronously, not in the loop
@@ -116,8 +117,9 @@ class LeadpipeVisitorsToStorageOperator(BaseOperator):
         self._temporary = temporary
         try:
             with temporary.open("wb") as raw:
-                out: IO[bytes] = (
-                    gzip.GzipFile(fileobj=raw, mode="wb", filename="", mtime=0) if use_gzip else raw
+                out = cast(
+                    "IO[bytes]",
+                    gzip.GzipFile(fileobj=raw, mode="wb", filename="", mtime=0) if use_gzip else raw,
                 )
                 try:
                     records, pages = asyncio.run(self._pull(out))
@@ -137,7 +139,7 @@ class LeadpipeVisitorsToStorageOperator(BaseOperator):
         records = pages = 0
         async with self.hook:  # closes the async client when the pull ends
             stream = self.hook.aiter_visitor_pages(
-                self.timeframe, self.domain, self.email, concurrency=self.concurrency
+                self.timeframe, self.domain, self.visitor_email, concurrency=self.concurrency
             )
             async with aclosing(stream):
                 async for page in stream:
@@ -151,14 +153,17 @@ class LeadpipeVisitorsToStorageOperator(BaseOperator):
                         self.log.info("... %d records from %d pages so far", records, pages)
         return records, pages
 
+    def _query(self) -> dict[str, str]:
+        return validation.visitor_query(
+            self.timeframe, self.domain, self.visitor_email, email_name="visitor_email"
+        )
+
     def _target(self) -> ObjectStoragePath:
         if isinstance(self.path, ObjectStoragePath):
             return self.path
-        if not isinstance(self.path, str) or not self.path.strip():
-            raise LeadpipeConfigError(f"path must be a file path or URL, got {self.path!r}")
-        path = self.path.strip()
+        path = _path_text(self.path)
         target = ObjectStoragePath(path, conn_id=self.storage_conn_id or None)
-        if path.endswith("/") or not target.name or (target.protocol in _LOCAL_PROTOCOLS and target.is_dir()):
+        if not target.name or (target.protocol in _LOCAL_PROTOCOLS and target.is_dir()):
             raise LeadpipeConfigError(f"path must name a file, not a folder: {self.path!r}")
         return target
 
@@ -172,6 +177,17 @@ class LeadpipeVisitorsToStorageOperator(BaseOperator):
         """Remove the temporary file of a pull that is being killed (SIGTERM / timeout)."""
         if self._temporary is not None:
             self._discard(self._temporary)
+
+
+def _path_text(path: Any) -> str:
+    """The checks on ``path`` that need no storage access: a non-blank string not ending in ``/``."""
+    if isinstance(path, ObjectStoragePath):
+        return str(path)
+    if not isinstance(path, str) or not path.strip():
+        raise LeadpipeConfigError(f"path must be a file path or URL, got {path!r}")
+    if path.strip().endswith("/"):
+        raise LeadpipeConfigError(f"path must name a file, not a folder: {path!r}")
+    return path.strip()
 
 
 def jsonl(records: Iterable[dict[str, Any]]) -> bytes:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import operator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pendulum
 import pytest
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
 
@@ -43,11 +42,12 @@ def load_dag(dag_id: str) -> Any:
 
 
 def task_states(dag_run: Any) -> dict[str, str | None]:
-    return {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
+    """Each task's state as a plain string (Airflow 2.x and 3.x hand back enum members or strings)."""
+    return {ti.task_id: getattr(ti.state, "value", ti.state) for ti in dag_run.get_task_instances()}
 
 
-def _xcom_rows(dag_run: Any, **where: str) -> dict[tuple[str, str], Any]:
-    """Deserialized XCom values of one run, by (task_id, key), read from the metadata DB.
+def xcom_value(dag_run: Any, task_id: str, key: str = "return_value") -> Any:
+    """A task's XCom (``None`` when it pushed none), read from the metadata DB.
 
     There is no `airflow xcom` command in 3.3; Airflow 3 split the ORM class out as XComModel.
     """
@@ -63,21 +63,16 @@ def _xcom_rows(dag_run: Any, **where: str) -> dict[tuple[str, str], Any]:
 
         value_of = operator.attrgetter("value")
 
-    filters = [XComModel.dag_id == dag_run.dag_id, XComModel.run_id == dag_run.run_id]
-    filters += [getattr(XComModel, column) == value for column, value in where.items()]
     with create_session() as session:
-        rows = session.scalars(select(XComModel).where(*filters))
-        return {(row.task_id, row.key): value_of(row) for row in rows}
-
-
-def xcom_value(dag_run: Any, task_id: str, key: str = "return_value") -> Any:
-    """A task's XCom (``None`` when it pushed none)."""
-    return _xcom_rows(dag_run, task_id=task_id, key=key).get((task_id, key))
-
-
-def return_values(dag_run: Any) -> dict[str, Any]:
-    """Every task's return value in one run, by task id."""
-    return {task_id: value for (task_id, _), value in _xcom_rows(dag_run, key="return_value").items()}
+        row = session.scalars(
+            select(XComModel).where(
+                XComModel.dag_id == dag_run.dag_id,
+                XComModel.run_id == dag_run.run_id,
+                XComModel.task_id == task_id,
+                XComModel.key == key,
+            )
+        ).one_or_none()
+        return None if row is None else value_of(row)
 
 
 def keep_earlier_runs_without_logical_date(monkeypatch) -> None:
@@ -113,43 +108,35 @@ def keep_earlier_runs_without_logical_date(monkeypatch) -> None:
     monkeypatch.setattr(dagrun_module, "get_or_create_dagrun", create_without_replacing)
 
 
-class FakeAccount:
-    """``GET /v1/data/account`` served by respx, with credits a test changes between runs.
+def sandbox_account(
+    sandbox: Any,
+    monkeypatch: Any,
+    api_key: str,
+    *,
+    conn_id: str = "leadpipe_default",
+    organization: str = "Acme",
+    limit: int | None = 1000,
+    resets_at: datetime | None = None,
+) -> None:
+    """Point connection ``conn_id`` at its own sandbox organisation, under a distinctive key.
 
-    Tasks run in the test process under dag.test(), so respx sees their requests.
+    The organisation is ``active``, has used none of ``limit`` credits (``None``: unlimited plan)
+    and resets at ``resets_at``. Tests then move its credits with
+    ``sandbox.set_credits(used=..., api_key=api_key)``; a key no built-in scenario knows keeps the
+    "key never in the logs" checks meaningful.
     """
-
-    def __init__(self, monkeypatch, respx_mock, *, key: str, conn_id: str = "leadpipe_default") -> None:
-        self.key = key
-        self.name = "Acme"
-        self.used = 0
-        self.limit: int | None = 1000
-        self.resets_at: pendulum.DateTime | None = pendulum.now("UTC").add(days=30)
-        # Loopback, so the hook allows plain http; one port per connection; never contacted.
-        base_url = f"http://127.0.0.1:{9000 + sum(conn_id.encode()) % 1000}"
-        conn = {"conn_type": "leadpipe", "host": base_url, "password": key}
-        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
-        self.route = respx_mock.get(f"{base_url}/v1/data/account").mock(side_effect=self._respond)
-
-    def _respond(self, request: httpx.Request) -> httpx.Response:
-        if request.headers.get("X-API-Key") != self.key:
-            return httpx.Response(401, json={"error": {"code": "HTTP_ERROR", "message": "Invalid API key"}})
-        remaining = None if self.limit is None else self.limit - self.used
-        credits = {
-            "used": self.used,
-            "limit": self.limit,
-            "remaining": remaining,
-            "percentUsed": None if self.limit is None else 100 * self.used / self.limit,
-            "resetsAt": None if self.resets_at is None else self.resets_at.to_iso8601_string(),
-        }
-        data = {
-            "healthy": True,
-            "organization": {"name": self.name, "status": "active"},
-            "credits": credits,
-            "pixels": {"total": 1, "active": 1, "paused": 0},
-            "intent": None,
-        }
-        return httpx.Response(200, json={"data": data})
+    sandbox.configure_key(
+        api_key,
+        {
+            "organization": {"name": organization, "status": "active"},
+            "credits": {
+                "used": 0,
+                "limit": limit,
+                "resetsAt": None if resets_at is None else resets_at.isoformat(),
+            },
+        },
+    )
+    monkeypatch.setenv(*sandbox.connection_env(conn_id, api_key=api_key).popitem())
 
 
 def without_airflow_secret_debug(output: str) -> str:
@@ -159,3 +146,22 @@ def without_airflow_secret_debug(output: str) -> str:
     secret as ``MaskSecret(value='<the key>', ...)``: Airflow's output, not the provider's.
     """
     return "\n".join(line for line in output.splitlines() if "MaskSecret(value=" not in line)
+
+
+def api_records(sandbox: Any, api_key: str | None = None, **params: Any) -> list[dict[str, Any]]:
+    """Every visitor record the sandbox serves for ``params``, read page by page over plain HTTP.
+
+    Independent of the provider's hook and operators, so it can check what they wrote.
+    """
+    records: list[dict[str, Any]] = []
+    headers = {"X-API-Key": api_key or sandbox.api_key}
+    with httpx.Client(base_url=sandbox.url, headers=headers) as client:  # one connection, reused
+        page = 1
+        while True:
+            response = client.get("/v1/data", params={**params, "page": page})
+            response.raise_for_status()
+            data = response.json()["data"]
+            if not data:
+                return records
+            records.extend(data)
+            page += 1

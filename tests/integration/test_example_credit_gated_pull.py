@@ -11,7 +11,14 @@ import json
 
 import pytest
 
-from tests.integration.dag_runs import NO_LOGICAL_DATE, example_task_ids, load_dag, task_states, xcom_value
+from tests.integration.dag_runs import (
+    NO_LOGICAL_DATE,
+    api_records,
+    example_task_ids,
+    load_dag,
+    task_states,
+    xcom_value,
+)
 
 pytestmark = pytest.mark.integration
 DAG_ID = "leadpipe_credit_gated_pull"
@@ -32,7 +39,7 @@ def test_waits_for_credits_then_pulls_every_visitor(airflow_db, leadpipe_sandbox
     monkeypatch.setenv("LEADPIPE_EXAMPLE_POKE_INTERVAL", "0.2")
     leadpipe_sandbox.exhaust_credits(recover_after_account_calls=3)
     dag = load_dag(DAG_ID)
-    expected = [record for page in _pages(leadpipe_sandbox, "24h") for record in page]
+    expected = api_records(leadpipe_sandbox, timeframe="24h")
     assert expected, "the sandbox should have visitors in the last 24h"
     out = tmp_path / "out"
 
@@ -52,20 +59,3 @@ def test_waits_for_credits_then_pulls_every_visitor(airflow_db, leadpipe_sandbox
     assert [f.name for f in files] == [f"{run.run_id.replace(':', '-').replace('+', '_')}.jsonl.gz"]
     assert str(files[0]).endswith(summary["path"].split("://")[-1])
     assert visitors_in(files[0]) == expected
-
-
-def _pages(sandbox, timeframe: str):
-    """The records the API serves, read directly over HTTP (independent of the operator)."""
-    import httpx
-
-    page = 1
-    while True:
-        body = httpx.get(
-            f"{sandbox.url}/v1/data",
-            params={"timeframe": timeframe, "page": page},
-            headers={"X-API-Key": sandbox.api_key},
-        ).json()
-        if not body["data"]:
-            return
-        yield body["data"]
-        page += 1

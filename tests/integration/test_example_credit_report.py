@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import pendulum
 import pytest
-import respx
 import time_machine
 
 from tests.integration.dag_runs import (
     NO_LOGICAL_DATE,
-    FakeAccount,
     example_task_ids,
     keep_earlier_runs_without_logical_date,
     load_dag,
+    sandbox_account,
     task_states,
     xcom_value,
 )
@@ -26,20 +25,16 @@ def test_parses_without_import_errors():
     assert example_task_ids(DAG_ID) == {"credit_report", "check_runway"}
 
 
-@pytest.fixture
-def account(monkeypatch):
-    with respx.mock(assert_all_mocked=False, assert_all_called=False) as mock:
-        yield FakeAccount(monkeypatch, mock, key=KEY)
-
-
 @pytest.mark.skipif(not NO_LOGICAL_DATE, reason="runs without a logical date exist from Airflow 3")
-def test_reports_chain_across_runs_without_logical_date(airflow_db, account, monkeypatch, capsys):
+def test_reports_chain_across_runs_without_logical_date(airflow_db, leadpipe_sandbox, monkeypatch, capsys):
+    """The sandbox's clock stays put: only this process travels (the report's time is client side)."""
     keep_earlier_runs_without_logical_date(monkeypatch)
     dag = load_dag(DAG_ID)
     start = pendulum.now("UTC")
+    sandbox_account(leadpipe_sandbox, monkeypatch, KEY, limit=1000, resets_at=start.add(days=30))
 
     # Run 1 (no logical date, like a run triggered through the API): no history yet.
-    account.used = 100
+    leadpipe_sandbox.set_credits(used=100, api_key=KEY)
     first = dag.test(logical_date=None)
     assert first.logical_date is None
     assert first.state == "success"
@@ -50,7 +45,7 @@ def test_reports_chain_across_runs_without_logical_date(airflow_db, account, mon
     assert xcom_value(first, "check_runway") == "unknown"
 
     # Run 2, a day later, 20 more credits used: 20/day, 880 left -> 44 days, after the reset.
-    account.used = 120
+    leadpipe_sandbox.set_credits(used=120, api_key=KEY)
     with time_machine.travel(start.add(days=1), tick=True):
         second = dag.test(logical_date=None)
     assert second.state == "success"
@@ -63,7 +58,7 @@ def test_reports_chain_across_runs_without_logical_date(airflow_db, account, mon
 
     # Run 3, a scheduled-style run WITH a logical date, a day later again, 500 used in a day:
     # 380 left at 500/day runs out long before the reset -> check_runway fails the run.
-    account.used = 620
+    leadpipe_sandbox.set_credits(used=620, api_key=KEY)
     with time_machine.travel(start.add(days=2), tick=True):
         third = dag.test()
     assert third.logical_date is not None
@@ -76,8 +71,7 @@ def test_reports_chain_across_runs_without_logical_date(airflow_db, account, mon
 
     # Run 4: the plan reset in between (used went down): usage counts from the reset, at an
     # unknown time, so over the whole day: 5/day with 995 left, well after the next reset.
-    account.used = 5
-    account.resets_at = start.add(days=60)
+    leadpipe_sandbox.set_credits(used=5, resets_at=start.add(days=60), api_key=KEY)
     with time_machine.travel(start.add(days=3), tick=True):
         fourth = dag.test(logical_date=None)
     assert fourth.state == "success"
@@ -86,6 +80,7 @@ def test_reports_chain_across_runs_without_logical_date(airflow_db, account, mon
     assert report4["reset_detected"] is True
     assert report4["credits_used"] == 5
     assert xcom_value(fourth, "check_runway") == "ok"
+    assert leadpipe_sandbox.request_count("/v1/data/account", api_key=KEY, status=200) == 4
 
     out = capsys.readouterr().out
     assert "Leadpipe credit report, observed" in out

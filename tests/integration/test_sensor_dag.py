@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.dag_runs import xcom_value
+from tests.integration.dag_runs import load_dag, task_states, xcom_value
 
 pytestmark = pytest.mark.integration
 
@@ -20,16 +20,7 @@ ACCOUNT = "/v1/data/account"
 
 @pytest.fixture
 def sensor_dag(airflow_db):
-    try:
-        from airflow.dag_processing.dagbag import DagBag
-    except ImportError:  # Airflow 2.x
-        from airflow.models import DagBag
-
-    from tests.conftest import DAGS_FOLDER
-
-    bag = DagBag(str(DAGS_FOLDER / f"{DAG_ID}.py"))
-    assert not bag.import_errors
-    return bag.get_dag(DAG_ID)
+    return load_dag(DAG_ID)
 
 
 @pytest.fixture(params=["env-var connection", "metadata-DB connection"])
@@ -57,10 +48,6 @@ def conn_id(request, leadpipe_sandbox, monkeypatch):
     yield conn_id
     with create_session() as session:
         session.query(Connection).filter(Connection.conn_id == conn_id).delete()
-
-
-def task_states(dag_run) -> dict[str, str]:
-    return {ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in dag_run.get_task_instances()}
 
 
 def test_deferrable_sensor_waits_until_credits_recover(sensor_dag, conn_id, leadpipe_sandbox):

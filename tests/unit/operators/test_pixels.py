@@ -64,7 +64,11 @@ def test_update_returns_the_pixel_and_sends_only_what_changes(leadpipe_conn, kwa
 
 
 def test_update_with_nothing_to_change_fails_clearly(leadpipe_conn):
-    op = LeadpipeUpdatePixelOperator(task_id="update", pixel_id=PIXEL_ID, status="")
+    # A literal fails when the DAG is parsed; a templated status that renders to "" at execute.
+    with pytest.raises(LeadpipeConfigError, match="nothing to update"):
+        LeadpipeUpdatePixelOperator(task_id="update", pixel_id=PIXEL_ID, status="")
+    op = LeadpipeUpdatePixelOperator(task_id="update", pixel_id=PIXEL_ID, status="{{ params.status }}")
+    op.status = ""  # as rendered
     with pytest.raises(LeadpipeConfigError, match="nothing to update"):
         op.execute({})
 

@@ -186,14 +186,21 @@ def test_on_kill_mid_pull_removes_the_temporary_file(leadpipe_conn, tmp_path):
     ("kwargs", "match"),
     [
         ({"timeframe": "1w"}, "timeframe must be one of"),
-        ({"email": "not-an-email"}, "email must be an email address"),
+        ({"visitor_email": "not-an-email"}, "visitor_email must be an email address"),
         ({"path": ""}, "path must be a file path or URL"),
         ({"path": "file:///tmp/folder/"}, "path must name a file"),
     ],
 )
 def test_bad_arguments_fail_before_any_request_or_file(leadpipe_conn, tmp_path, kwargs, match):
     kwargs.setdefault("path", str(tmp_path / "v.jsonl"))
-    op = LeadpipeVisitorsToStorageOperator(task_id="pull", **kwargs)
+    # A bad literal fails when the DAG is parsed ...
+    with pytest.raises(LeadpipeConfigError, match=match):
+        LeadpipeVisitorsToStorageOperator(task_id="pull", **kwargs)
+    # ... a templated value that renders to it, at execute, before any request or file.
+    templated = {name: f"{{{{ params.{name} }}}}" for name in kwargs}
+    op = LeadpipeVisitorsToStorageOperator(task_id="pull", **templated)
+    for name, value in kwargs.items():
+        setattr(op, name, value)  # as rendered
     with respx.mock(assert_all_called=False) as mock:
         route = mock.get(VISITORS_URL)
         with pytest.raises(LeadpipeConfigError, match=match):
@@ -212,7 +219,8 @@ def test_bad_settings_fail_when_the_dag_is_parsed(kwargs, match):
 
 
 def test_templated_fields():
-    assert set(LeadpipeVisitorsToStorageOperator.template_fields) >= {"path", "timeframe", "domain", "email"}
+    fields = set(LeadpipeVisitorsToStorageOperator.template_fields)
+    assert fields >= {"path", "timeframe", "domain", "visitor_email"}
 
 
 def test_an_existing_folder_is_not_a_target(leadpipe_conn, tmp_path):
@@ -225,7 +233,9 @@ def test_the_email_filter_is_sent_but_not_logged(api, tmp_path, caplog, capsys):
     # Held in a variable: a stack trace that quotes this line (Airflow 2.x-3.0 log one when
     # execute() runs outside a task, and logging prints one on a closed stream) must not count.
     email = "jane.doe@" + "example.com"
-    make(tmp_path / "v.jsonl", email=email).execute({})
+    op = make(tmp_path / "v.jsonl", visitor_email=email)
+    op.execute({})
+    assert not op.email, "BaseOperator's failure-alert address must not become the visitor filter"
     assert api.queries[0] == {"email": email}
     logged = output(caplog, capsys)
     assert "email=<set>" in logged

@@ -1,0 +1,273 @@
+"""Hypothesis fuzzing of response handling: whatever the server sends, the result is a valid
+``AccountStatus`` or a typed ``LeadpipeError`` (``LeadpipeResponseError`` for a 2xx) — never
+another exception, never the key or the whole body in the message.
+
+Three generators: arbitrary bytes with arbitrary status and headers; arbitrary JSON; and
+near-valid documents generated from the published OpenAPI schema, then damaged in one place. For
+the last, ``jsonschema`` is the oracle: the model accepts exactly what the schema accepts (plus its
+one documented refinement: ``resetsAt`` must be an ISO 8601 date-time).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jsonschema
+import pendulum
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from airflow_provider_leadpipe.exceptions import LeadpipeError, LeadpipeResponseError
+from airflow_provider_leadpipe.hooks import core
+from airflow_provider_leadpipe.hooks.leadpipe import ACCOUNT_PATH
+from airflow_provider_leadpipe.models import AccountStatus
+from tests.conftest import SHARED_REFERENCE
+from tests.hardening.figures import record
+from tests.unit.conftest import API_KEY
+
+pytestmark = pytest.mark.timeout(120)
+
+SETTINGS = core.ApiSettings(conn_id="fuzz", base_url="https://api.aws53.cloud", api_key=API_KEY)
+REQUEST = httpx.Request("GET", f"https://api.aws53.cloud{ACCOUNT_PATH}")
+FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+OPENAPI = SHARED_REFERENCE / "leadpipe-account-openapi.yaml"
+if not OPENAPI.exists():  # a checkout without the shared reference folder
+    pytest.skip(f"{OPENAPI} not available", allow_module_level=True)
+SCHEMA = yaml.safe_load(Path(OPENAPI).read_text())["components"]["schemas"]["AccountStatus"]
+VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
+
+outcomes: Counter[str] = Counter()
+
+
+def parse(response: httpx.Response) -> AccountStatus | LeadpipeError:
+    """What a caller of get_account_status gets: the model, or the typed error it raised."""
+    try:
+        return AccountStatus.from_response(core.handle_response(response, SETTINGS))
+    except LeadpipeError as exc:
+        return exc
+
+
+def respond(document: Any) -> httpx.Response:
+    """A 200 carrying ``document`` as JSON (NaN/Infinity included: Python's json accepts them)."""
+    body = json.dumps(document).encode()
+    return httpx.Response(200, content=body, headers={"content-type": "application/json"}, request=REQUEST)
+
+
+def check_error(error: LeadpipeError) -> None:
+    message = str(error)
+    assert API_KEY not in message and API_KEY not in repr(error)
+    assert len(message) < 400, message  # a summary, never the whole body
+
+
+# -- 1. arbitrary bytes, statuses and headers ---------------------------------------------------
+
+content_types = st.sampled_from(
+    [
+        None,
+        "application/json",
+        "application/json; charset=utf-8",
+        "application/json; charset=utf-16",
+        "application/json; charset=no-such-codec",
+        "text/html",
+        "text/plain",
+        "application/octet-stream",
+    ]
+)
+header_values = st.binary(max_size=40).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b""))
+
+
+@FUZZ
+@given(
+    status=st.integers(100, 599),
+    body=st.binary(max_size=2048),
+    content_type=content_types,
+    retry_after=st.none() | header_values | st.sampled_from([b"0", b"7", b"99999999999999999999", b"\xb2"]),
+)
+def test_any_bytes_any_status(status, body, content_type, retry_after):
+    headers = {}
+    if content_type:
+        headers["content-type"] = content_type
+    if retry_after is not None:
+        headers["retry-after"] = retry_after
+    result = parse(httpx.Response(status, content=body, headers=headers, request=REQUEST))
+    if isinstance(result, AccountStatus):
+        assert 200 <= status < 300
+        outcomes["bytes: model"] += 1
+        return
+    check_error(result)
+    if 200 <= status < 300:
+        assert type(result) is LeadpipeResponseError, result
+    else:
+        assert result.http_status == status
+    retry_after_seen = getattr(result, "retry_after", None)
+    assert retry_after_seen is None or retry_after_seen >= 0
+    outcomes[f"bytes: {type(result).__name__}"] += 1
+
+
+# -- 2. arbitrary JSON --------------------------------------------------------------------------
+
+
+def json_of(floats: st.SearchStrategy[float]) -> st.SearchStrategy[Any]:
+    scalars = st.none() | st.booleans() | st.integers() | floats | st.text(max_size=20) | st.just(API_KEY)
+    return st.recursive(
+        scalars,
+        lambda children: (
+            st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5)
+        ),
+        max_leaves=25,
+    )
+
+
+#: What Python's json module accepts, NaN and Infinity included.
+json_values = json_of(st.floats())
+#: Strict JSON (RFC 8259 has no NaN or Infinity): what the schema oracle can judge.
+strict_json_values = json_of(st.floats(allow_nan=False, allow_infinity=False))
+
+
+@FUZZ
+@given(document=json_values, wrap=st.booleans())
+def test_any_json(document, wrap):
+    document = {"data": document} if wrap else document
+    result = parse(respond(document))
+    if isinstance(result, LeadpipeError):
+        assert type(result) is LeadpipeResponseError, result
+        check_error(result)
+        outcomes["json: LeadpipeResponseError"] += 1
+    else:
+        outcomes["json: model"] += 1
+
+
+# -- 3. near-valid documents from the schema ----------------------------------------------------
+
+numbers = st.integers(-(10**9), 10**9) | st.floats(allow_nan=False, allow_infinity=False)
+iso_datetimes = st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat())
+
+
+def from_schema(schema: dict[str, Any], name: str = "") -> st.SearchStrategy[Any]:
+    """A strategy for documents valid against one (inline, $ref-free) JSON schema."""
+    kinds = schema.get("type")
+    if isinstance(kinds, list):
+        return st.one_of([from_schema({**schema, "type": kind}, name) for kind in kinds])
+    if kinds == "object":
+        properties = schema.get("properties", {})
+        required = set(schema.get("required", []))
+        known = st.fixed_dictionaries(
+            {key: from_schema(sub, key) for key, sub in properties.items() if key in required},
+            optional={key: from_schema(sub, key) for key, sub in properties.items() if key not in required},
+        )
+        extra = st.dictionaries(
+            st.text(max_size=10).filter(lambda k: k not in properties), strict_json_values, max_size=2
+        )
+        return st.tuples(known, extra).map(lambda parts: {**parts[1], **parts[0]})
+    if kinds == "number":
+        return numbers
+    if kinds == "string":
+        return iso_datetimes if name == "resetsAt" else st.text(max_size=20) | st.just(API_KEY)
+    if kinds == "boolean":
+        return st.booleans()
+    if kinds == "null":
+        return st.none()
+    raise AssertionError(f"unsupported schema {schema}")
+
+
+def paths(node: Any, prefix: tuple = ()) -> list[tuple]:
+    """Every location in a JSON document (dict keys and list indexes)."""
+    found = [prefix]
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found += paths(value, (*prefix, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found += paths(value, (*prefix, index))
+    return found
+
+
+def damage(document: Any, path: tuple, how: str, replacement: Any) -> Any:
+    if not path:
+        return replacement if how != "drop" else {}
+    parent = document
+    for part in path[:-1]:
+        parent = parent[part]
+    if how == "drop" and isinstance(parent, dict):
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = replacement
+    return document
+
+
+def resets_at_ok(data: Any) -> bool:
+    try:
+        value = data["credits"]["resetsAt"]
+    except (KeyError, TypeError):
+        return True
+    if value is None:
+        return True
+    try:
+        return isinstance(value, str) and isinstance(pendulum.parse(value), pendulum.DateTime)
+    except Exception:
+        return False
+
+
+def expect(document: Any, result: AccountStatus | LeadpipeError) -> None:
+    valid = VALIDATOR.is_valid(document) and resets_at_ok(document.get("data"))
+    if valid:
+        assert isinstance(result, AccountStatus), (result, document)
+        assert AccountStatus.from_data(result.to_dict()) == result  # XCom round trip
+        assert {k: v for k, v in result.to_dict().items() if k != "credits"} == {
+            k: v for k, v in document["data"].items() if k != "credits"
+        }
+    else:
+        assert type(result) is LeadpipeResponseError, (result, document)
+        check_error(result)
+        assert "'data" in str(result) or "no 'data' object" in str(result) or "'data' envelope" in str(result)
+
+
+@FUZZ
+@given(document=from_schema(SCHEMA))
+def test_schema_valid_documents_parse(document):
+    result = parse(respond(document))
+    expect(document, result)
+    outcomes["schema-valid: model"] += isinstance(result, AccountStatus)
+
+
+@FUZZ
+@given(
+    document=from_schema(SCHEMA),
+    choice=st.data(),
+    how=st.sampled_from(["drop", "replace", "null"]),
+    replacement=strict_json_values,
+)
+def test_near_valid_documents_are_accepted_exactly_when_the_schema_says_so(
+    document, choice, how, replacement
+):
+    path = choice.draw(st.sampled_from(paths(document)), label="path")
+    damaged = damage(copy.deepcopy(document), path, how, None if how == "null" else replacement)
+    result = parse(respond(damaged))
+    expect(damaged, result)
+    outcomes[f"near-valid: {'model' if isinstance(result, AccountStatus) else 'LeadpipeResponseError'}"] += 1
+
+
+@FUZZ
+@given(value=st.text(max_size=40))
+def test_retry_after_parsing_never_raises(value):
+    seconds = core.parse_retry_after(value)
+    assert seconds is None or seconds >= 0
+
+
+def test_zz_record_fuzz_figures():
+    """Runs last in this module: the case counts of the fuzz tests above."""
+    if not outcomes:
+        pytest.skip("fuzz tests did not run")
+    for kind in ("bytes", "json", "schema-valid", "near-valid"):
+        cases = {k.split(": ", 1)[1]: n for k, n in outcomes.items() if k.startswith(kind)}
+        if cases:
+            results = ", ".join(f"{n} {what}" for what, n in sorted(cases.items()))
+            record("fuzz", f"{kind}: {sum(cases.values())} responses -> {results}; nothing else")
