@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
 
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.testing import Fault
@@ -181,7 +182,10 @@ def test_example_dags_never_leak_the_key(
     assert canary_sandbox.request_count(api_key=CANARY, status=500) > 0
     assert canary_sandbox.request_count(api_key=CANARY, status=401) > 0
     # The searched tables were not empty: XCom of the good runs, the sensor's trigger, the DAGs.
-    assert rows["xcom"] > 0 and rows["trigger"] > 0 and rows["serialized_dag"] >= len(EXAMPLE_DAGS), rows
+    # (Airflow 2.x's dag.test() runs the trigger in line without a trigger row, serializes no DAG.)
+    assert rows["xcom"] > 0, rows
+    if AIRFLOW_V_3_0_PLUS:
+        assert rows["trigger"] > 0 and rows["serialized_dag"] >= len(EXAMPLE_DAGS), rows
 
     captured = capfd.readouterr()  # dag.test() prints task logs (structlog) to stdout
     hits["stdout/stderr (task logs)"] = _occurrences(captured.out) + _occurrences(captured.err)

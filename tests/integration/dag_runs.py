@@ -139,13 +139,17 @@ def sandbox_account(
     monkeypatch.setenv(*sandbox.connection_env(conn_id, api_key=api_key).popitem())
 
 
-def without_airflow_secret_debug(output: str) -> str:
-    """``output`` without Airflow's own supervisor DEBUG lines that quote secrets in clear.
+def dag_run_output(output: str) -> str:
+    """Captured ``output`` without lines the provider did not write and that quote the key in clear.
 
-    Airflow 3.0's dag.test() logs at DEBUG, and its task supervisor then prints every masked
-    secret as ``MaskSecret(value='<the key>', ...)``: Airflow's output, not the provider's.
+    - Airflow 3.0's dag.test() logs at DEBUG, and its task supervisor then prints every masked
+      secret as ``MaskSecret(value='<the key>', ...)``: Airflow's output.
+    - The test's own sandbox set-up (``/_sandbox/keys/<key>`` in the URL), which httpx logs to
+      stdout on Airflow 3.0.
     """
-    return "\n".join(line for line in output.splitlines() if "MaskSecret(value=" not in line)
+    return "\n".join(
+        line for line in output.splitlines() if "MaskSecret(value=" not in line and "/_sandbox/" not in line
+    )
 
 
 def api_records(sandbox: Any, api_key: str | None = None, **params: Any) -> list[dict[str, Any]]:
