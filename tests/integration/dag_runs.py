@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import operator
 from datetime import datetime
 from pathlib import Path
@@ -137,6 +138,20 @@ def sandbox_account(
         },
     )
     monkeypatch.setenv(*sandbox.connection_env(conn_id, api_key=api_key).popitem())
+
+
+def task_log_to_this_tests_stdout(monkeypatch: Any) -> None:
+    """Make Airflow 2.x's dag.test() print this test's task logs to the current ``sys.stdout``.
+
+    2.x's dag.test() adds a ``StreamHandler(sys.stdout)`` to the ``airflow.task`` logger only once
+    per process, so it keeps writing to the stdout of the first test that ran one (pytest's capture
+    of that test). Dropped here for this test, so the run's task logs reach its ``capsys``.
+    """
+    if AIRFLOW_V_3_0_PLUS:
+        return
+    task_logger = logging.getLogger("airflow.task")
+    kept = [handler for handler in task_logger.handlers if type(handler) is not logging.StreamHandler]
+    monkeypatch.setattr(task_logger, "handlers", kept)
 
 
 def dag_run_output(output: str) -> str:

@@ -11,6 +11,7 @@ from tests.integration.dag_runs import (
     example_task_ids,
     load_dag,
     sandbox_account,
+    task_log_to_this_tests_stdout,
     task_states,
     xcom_value,
 )
@@ -29,6 +30,7 @@ def test_status_flows_to_jinja_and_taskflow(airflow_db, leadpipe_sandbox, monkey
     resets_at = pendulum.now("UTC").add(days=30).start_of("second")
     sandbox_account(leadpipe_sandbox, monkeypatch, KEY, resets_at=resets_at)
     leadpipe_sandbox.set_credits(used=120, api_key=KEY)
+    task_log_to_this_tests_stdout(monkeypatch)
 
     run = load_dag(DAG_ID).test(**NO_LOGICAL_DATE)
 
