@@ -55,9 +55,13 @@ def leadpipe_account_status_downstream():
     # 2. TaskFlow: the operator's output is the status dict.
     @task
     def pull_budget(status: dict) -> dict:
-        """How many credits a visitor pull may spend, keeping RESERVE in hand (None: no cap)."""
+        """How many credits a visitor pull may spend, keeping RESERVE in hand ("unlimited": no cap).
+
+        Returning a dict also pushes each key as its own XCom. Not ``None`` for an uncapped plan:
+        Airflow 3.0's execution API rejects an XCom whose value is null (HTTP 422).
+        """
         remaining = status["credits"]["remaining"]
-        budget = None if remaining is None else max(int(remaining) - RESERVE, 0)
+        budget = "unlimited" if remaining is None else max(int(remaining) - RESERVE, 0)
         return {"organization": status["organization"]["name"], "budget": budget}
 
     account >> credits_left

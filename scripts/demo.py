@@ -72,9 +72,18 @@ def airflow(*args: str, env: dict[str, str], log: Path | None = None) -> int:
 def latest_xcoms(dag_id: str) -> tuple[str, dict[str, Any]]:
     """State and return values of the DAG's latest run, read from the demo's metadata DB."""
     from airflow.models.dagrun import DagRun
-    from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
     from sqlalchemy import select
+
+    try:
+        from airflow.models.xcom import XComModel
+
+        value_of = XComModel.deserialize_value
+    except ImportError:  # Airflow 2.x: the ORM class is XCom itself, deserialized when loaded
+        from airflow.models.xcom import XCom as XComModel
+
+        def value_of(row: Any) -> Any:
+            return row.value
 
     with create_session() as session:
         run = session.scalars(
@@ -85,7 +94,7 @@ def latest_xcoms(dag_id: str) -> tuple[str, dict[str, Any]]:
                 XComModel.dag_id == dag_id, XComModel.run_id == run.run_id, XComModel.key == "return_value"
             )
         )
-        return str(run.state), {row.task_id: XComModel.deserialize_value(row) for row in rows}
+        return str(run.state), {row.task_id: value_of(row) for row in rows}
 
 
 def main() -> int:

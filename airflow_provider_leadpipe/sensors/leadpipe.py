@@ -209,6 +209,9 @@ class LeadpipeAccountSensor(BaseSensorOperator):
                 raise cause from None
             raise
         except Exception as exc:
+            if self.soft_fail and _skipped_in_poke_mode(exc):
+                # Airflow 3.0's sensor applies no soft_fail at all after a deferral.
+                raise AirflowSkipException(f"Skipping due to soft_fail: {exc}") from exc
             if getattr(self, "never_fail", False):
                 raise AirflowSkipException("Skipping due to never_fail is set to True.") from exc
             raise

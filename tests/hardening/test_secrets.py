@@ -21,12 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_1_PLUS
 
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.testing import Fault
 from tests.conftest import DAGS_FOLDER, REPO
 from tests.hardening.figures import record
-from tests.integration.dag_runs import NO_LOGICAL_DATE, load_dag, task_states
+from tests.integration.dag_runs import NO_LOGICAL_DATE, dag_run_output, load_dag, task_states
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -181,9 +182,18 @@ def test_example_dags_never_leak_the_key(
     assert canary_sandbox.request_count(api_key=CANARY, status=500) > 0
     assert canary_sandbox.request_count(api_key=CANARY, status=401) > 0
     # The searched tables were not empty: XCom of the good runs, the sensor's trigger, the DAGs.
-    assert rows["xcom"] > 0 and rows["trigger"] > 0 and rows["serialized_dag"] >= len(EXAMPLE_DAGS), rows
+    # (Airflow 2.x's dag.test() runs the trigger in line without a trigger row; dag.test() writes
+    # serialized DAGs from 3.1 on.)
+    assert rows["xcom"] > 0, rows
+    if AIRFLOW_V_3_0_PLUS:
+        assert rows["trigger"] > 0, rows
+    if AIRFLOW_V_3_1_PLUS:
+        assert rows["serialized_dag"] >= len(EXAMPLE_DAGS), rows
 
     captured = capfd.readouterr()  # dag.test() prints task logs (structlog) to stdout
+    if AIRFLOW_V_3_0_PLUS and not AIRFLOW_V_3_1_PLUS:
+        # Airflow 3.0's task supervisor prints each masked secret in clear at DEBUG (its own lines).
+        captured = type(captured)(dag_run_output(captured.out), dag_run_output(captured.err))
     hits["stdout/stderr (task logs)"] = _occurrences(captured.out) + _occurrences(captured.err)
     hits["caplog"] = _occurrences(caplog.text)
     hits["log records"] = sum(_occurrences(text) for text in debug_everything.records)

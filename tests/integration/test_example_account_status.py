@@ -7,9 +7,11 @@ import pytest
 
 from tests.integration.dag_runs import (
     NO_LOGICAL_DATE,
+    dag_run_output,
     example_task_ids,
     load_dag,
     sandbox_account,
+    task_log_to_this_tests_stdout,
     task_states,
     xcom_value,
 )
@@ -28,6 +30,7 @@ def test_status_flows_to_jinja_and_taskflow(airflow_db, leadpipe_sandbox, monkey
     resets_at = pendulum.now("UTC").add(days=30).start_of("second")
     sandbox_account(leadpipe_sandbox, monkeypatch, KEY, resets_at=resets_at)
     leadpipe_sandbox.set_credits(used=120, api_key=KEY)
+    task_log_to_this_tests_stdout(monkeypatch)
 
     run = load_dag(DAG_ID).test(**NO_LOGICAL_DATE)
 
@@ -44,7 +47,7 @@ def test_status_flows_to_jinja_and_taskflow(airflow_db, leadpipe_sandbox, monkey
     assert leadpipe_sandbox.request_count(ACCOUNT, api_key=KEY, status=200) == 1
     out = capsys.readouterr().out
     assert "Acme has 880 credits left" in out
-    assert KEY not in out
+    assert KEY not in dag_run_output(out)
 
 
 def test_conn_id_comes_from_the_run_conf(airflow_db, leadpipe_sandbox, monkeypatch):
@@ -67,4 +70,5 @@ def test_conn_id_comes_from_the_run_conf(airflow_db, leadpipe_sandbox, monkeypat
     assert leadpipe_sandbox.request_count(ACCOUNT, api_key=other_key) == 1
     assert xcom_value(run, "account")["organization"]["name"] == "Other Org"
     assert str(xcom_value(run, "credits_left")) == "None"
-    assert xcom_value(run, "pull_budget") == {"organization": "Other Org", "budget": None}
+    assert xcom_value(run, "pull_budget") == {"organization": "Other Org", "budget": "unlimited"}
+    assert task_states(run) == {"account": "success", "credits_left": "success", "pull_budget": "success"}

@@ -24,7 +24,11 @@ DAG_SOURCE = f'''
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import DAG
+
+try:
+    from airflow.sdk import DAG
+except ImportError:  # Airflow 2.x
+    from airflow import DAG
 
 from airflow_provider_leadpipe.operators.pixels import (
     LeadpipeCreatePixelOperator,

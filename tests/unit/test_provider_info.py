@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
+import importlib.util
 import json
+import subprocess
+import sys
 from pathlib import Path
+from unittest.mock import ANY
 
 import jsonschema
 import pytest
+from packaging.version import Version
 
 from airflow_provider_leadpipe import __version__, get_provider_info
+
+_AIRFLOW = Version(importlib.metadata.version("apache-airflow"))
+AIRFLOW_VERSION = (_AIRFLOW.major, _AIRFLOW.minor)
 
 
 def _schema(name: str) -> dict:
@@ -80,5 +89,61 @@ def test_providers_manager_knows_the_connection_type():
     hook_info = manager.hooks["leadpipe"]
     assert hook_info.hook_class_name.endswith("LeadpipeHook")
     assert hook_info.connection_id_attribute_name == "leadpipe_conn_id"
-    assert manager.field_behaviours["leadpipe"]["relabeling"]["password"] == "API key"
-    assert "extra__leadpipe__timeout" in manager.connection_form_widgets
+
+
+@pytest.mark.skipif(
+    (3, 0) <= AIRFLOW_VERSION < (3, 2),
+    reason="Airflow 3.0-3.1 load a hook's field behaviour only when wtforms is importable; "
+    "their API server reads it through HookMetaService instead (test_airflow3_connection_form)",
+)
+def test_providers_manager_relabels_the_form():
+    """What Airflow 2's webserver form and Airflow 3.2+'s ProvidersManager read."""
+    from airflow.providers_manager import ProvidersManager
+
+    relabeling = ProvidersManager().field_behaviours["leadpipe"]["relabeling"]
+    assert relabeling == {"password": "API key", "host": "Base URL"}
+
+
+@pytest.mark.skipif(
+    AIRFLOW_VERSION < (3, 2),
+    reason="conn-fields in provider info are read from Airflow 3.2 on; before that the optional "
+    "extras are typed as JSON into the connection's Extra field",
+)
+def test_providers_manager_has_the_extra_fields():
+    from airflow.providers_manager import ProvidersManager
+
+    widgets = ProvidersManager().connection_form_widgets
+    assert {"extra__leadpipe__timeout", "extra__leadpipe__max_retries"} <= set(widgets)
+
+
+def _wtforms_importable() -> bool:
+    return importlib.util.find_spec("wtforms") is not None
+
+
+@pytest.mark.skipif(AIRFLOW_VERSION < (3, 0), reason="HookMetaService (the /ui API) exists from Airflow 3.0")
+@pytest.mark.skipif(
+    AIRFLOW_VERSION < (3, 1) and not _wtforms_importable(),
+    reason="Airflow 3.0's HookMetaService drops every hook's field behaviour when wtforms is not "
+    "installed (fixed in 3.1); install the FAB provider or wtforms for a relabelled form on 3.0",
+)
+def test_airflow3_connection_form():
+    """The metadata the Airflow 3 UI builds the Leadpipe form from (``/ui/connections/hook_meta``).
+
+    Computed in a fresh interpreter, as in the API server: on 3.0-3.1 HookMetaService only
+    mocks wtforms when ProvidersManager has not been initialised yet in the process.
+    """
+    script = (
+        "from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService\n"
+        "meta = [m for m in HookMetaService.hook_meta_data() if m.connection_type == 'leadpipe']\n"
+        "print('HOOK_META=' + meta[0].model_dump_json())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    (line,) = [ln for ln in out.stdout.splitlines() if ln.startswith("HOOK_META=")]
+    meta = json.loads(line.removeprefix("HOOK_META="))
+    assert meta["hook_name"] == "Leadpipe"
+    fields = meta["standard_fields"]
+    assert fields["password"] == {"hidden": False, "title": "API key", "placeholder": ANY}
+    assert fields["host"] == {"hidden": False, "title": "Base URL", "placeholder": "https://api.aws53.cloud"}
+    assert fields["login"]["hidden"] and fields["port"]["hidden"]
+    if AIRFLOW_VERSION >= (3, 2):
+        assert {"timeout", "max_retries"} <= set(meta["extra_fields"])

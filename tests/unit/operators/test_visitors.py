@@ -230,10 +230,13 @@ def test_an_existing_folder_is_not_a_target(leadpipe_conn, tmp_path):
 
 def test_the_email_filter_is_sent_but_not_logged(api, tmp_path, caplog, capsys):
     caplog.set_level(logging.DEBUG)
-    op = make(tmp_path / "v.jsonl", visitor_email="jane.doe@example.com")
+    # Held in a variable: a stack trace that quotes this line (Airflow 2.x-3.0 log one when
+    # execute() runs outside a task, and logging prints one on a closed stream) must not count.
+    email = "jane.doe@" + "example.com"
+    op = make(tmp_path / "v.jsonl", visitor_email=email)
     op.execute({})
     assert not op.email, "BaseOperator's failure-alert address must not become the visitor filter"
-    assert api.queries[0] == {"email": "jane.doe@example.com"}
+    assert api.queries[0] == {"email": email}
     logged = output(caplog, capsys)
     assert "email=<set>" in logged
-    assert "jane.doe@example.com" not in logged
+    assert email not in logged

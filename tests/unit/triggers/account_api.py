@@ -21,6 +21,17 @@ from tests.unit.conftest import BASE_URL, account_data
 RESETS_AT = "2026-12-01T00:00:00Z"
 
 
+async def eventually(condition: Any, timeout: float = 10) -> None:
+    """Wait until ``condition()`` is true, failing after ``timeout`` seconds.
+
+    For "it has polled N times" checks: a fixed sleep is flaky when the machine is loaded.
+    """
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"not true within {timeout} s"
+        await asyncio.sleep(0.01)
+
+
 def account(remaining: float | None = 480, *, healthy: bool = True, org_status: str = "trial", **overrides):
     """An account ``data`` dict with ``remaining`` credits of 500."""
     if remaining is None:

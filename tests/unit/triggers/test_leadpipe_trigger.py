@@ -15,7 +15,7 @@ from airflow_provider_leadpipe.exceptions import LeadpipeConfigError
 from airflow_provider_leadpipe.triggers.leadpipe import LeadpipeAccountTrigger
 from airflow_provider_leadpipe.triggers.poller import _REGISTRY
 from tests.unit.conftest import API_KEY
-from tests.unit.triggers.account_api import AccountAPI, account, make_trigger
+from tests.unit.triggers.account_api import AccountAPI, account, eventually, make_trigger
 
 CLASSPATH = "airflow_provider_leadpipe.triggers.leadpipe.LeadpipeAccountTrigger"
 
@@ -115,9 +115,8 @@ async def test_still_polling_while_the_condition_does_not_hold():
     with respx.mock() as router:
         api = AccountAPI(router, account(0))
         task = asyncio.create_task(make_trigger(min_credits=100).run().__anext__())
-        await asyncio.sleep(0.15)
+        await eventually(lambda: api.calls >= 3)  # it really is polling, not stuck
         assert not task.done()
-        assert api.calls >= 3  # it really is polling, not stuck
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task

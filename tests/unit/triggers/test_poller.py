@@ -16,7 +16,7 @@ from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.triggers.leadpipe import LeadpipeAccountTrigger
 from airflow_provider_leadpipe.triggers.poller import _REGISTRY, AccountPoller
 from tests.unit.conftest import API_KEY
-from tests.unit.triggers.account_api import AccountAPI, account
+from tests.unit.triggers.account_api import AccountAPI, account, eventually
 from tests.unit.triggers.account_api import make_trigger as trigger
 
 
@@ -45,11 +45,12 @@ async def test_many_triggers_on_one_connection_send_one_request_per_interval():
         api = AccountAPI(router, account(0), delay=0.01)
         tasks = start(*(trigger(interval=0.1) for _ in range(300)))
         began = time.monotonic()
-        await asyncio.sleep(0.55)
+        await eventually(lambda: api.calls >= 3)  # polled again and again (not a fixed sleep: load)
+        await asyncio.sleep(0.3)
         elapsed = time.monotonic() - began
         assert not any(task.done() for task in tasks)
         await stop(tasks)
-    # Every trigger has polled ~6 times; without sharing that would be ~1,800 requests.
+    # Every trigger has polled 3+ times; without sharing that would be 900+ requests.
     assert 3 <= api.calls <= elapsed / 0.1 + 2
     assert api.max_in_flight == 1
 
@@ -69,7 +70,8 @@ async def test_one_poller_and_one_hook_per_connection(monkeypatch):
             AccountAPI(router, account(0), base_url=f"https://{name}.api.test")
         conns = ["leadpipe_default", "lp_a", "lp_b", "lp_c"]
         tasks = start(*(trigger(conn_id=conns[i % 4]) for i in range(200)))
-        await asyncio.sleep(0.2)
+        # Every connection's API answered once (a fixed short sleep was flaky on a loaded machine).
+        await eventually(lambda: all(route.called for route in router.routes))
         pollers = _REGISTRY[asyncio.get_running_loop()]
         assert sorted(pollers) == sorted(conns)
         assert all(p.subscribers == 50 for p in pollers.values())
@@ -117,9 +119,8 @@ async def test_a_failing_connection_does_not_disturb_the_others():
         assert (await healthy).payload["status"] == "success"
         assert (await bad_key).payload["error"] == "LeadpipeAuthError"
         assert (await malformed).payload["status"] == "error"
-        await asyncio.sleep(0.15)
+        await eventually(lambda: down.calls >= 2)
         assert not outage.done()  # transient: keeps waiting
-        assert down.calls >= 2
         await stop([outage])
 
 
@@ -127,11 +128,11 @@ async def test_different_intervals_share_the_poll_at_the_shortest_interval():
     with respx.mock() as router:
         api = AccountAPI(router, account(0))
         slow = start(trigger(interval=30))
+        await eventually(lambda: api.calls >= 1)
         await asyncio.sleep(0.1)
         assert api.calls == 1  # the slow trigger alone: one fetch, then a 30 s wait
         fast = start(trigger(interval=0.05))  # the poller re-plans at once
-        await asyncio.sleep(0.3)
-        assert api.calls >= 4
+        await eventually(lambda: api.calls >= 4, timeout=5)  # 5 s: far below the slow 30 s interval
         api.switch(account(480))
         done = await asyncio.wait_for(asyncio.gather(*slow, *fast), timeout=1)
     # The slow trigger got the change from the shared fast poll, long before its own 30 s.
@@ -142,7 +143,7 @@ async def test_a_newcomer_is_answered_from_a_fresh_shared_answer_without_a_new_r
     with respx.mock() as router:
         api = AccountAPI(router, account(300))
         waiting = start(trigger(min_credits=1000, interval=30))
-        await asyncio.sleep(0.05)
+        await eventually(lambda: api.calls >= 1)
         assert api.calls == 1
         event = await asyncio.wait_for(trigger(min_credits=100, interval=30).run().__anext__(), timeout=1)
         assert event.payload["status"] == "success"
@@ -162,7 +163,7 @@ async def test_the_poller_stops_and_closes_its_client_when_the_last_trigger_leav
     with respx.mock() as router:
         api = AccountAPI(router, account(0))
         tasks = start(trigger(), trigger())
-        await asyncio.sleep(0.1)
+        await eventually(lambda: api.calls >= 1)
         poller = AccountPoller.for_connection("leadpipe_default")
         assert poller.running and poller.subscribers == 2
         await stop(tasks[:1])
@@ -206,7 +207,8 @@ def test_fresh_state_in_every_event_loop():
                 api = AccountAPI(router, account(0))
                 # Left running when the loop ends, as dag.test / a test may do.
                 start(trigger(interval=30))
-                await asyncio.sleep(0.05)
+                await eventually(lambda: api.calls >= 1)
+                await asyncio.sleep(0.05)  # and no second fetch
                 assert list(_REGISTRY[asyncio.get_running_loop()]) == ["leadpipe_default"]
                 return api.calls
 
