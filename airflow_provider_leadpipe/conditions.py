@@ -34,11 +34,6 @@ def unavailable(message: str) -> str:
     return f"Leadpipe API unavailable, will retry: {message}"
 
 
-def is_template(value: Any) -> bool:
-    """True for a string that still holds Jinja markup (checked again once rendered)."""
-    return isinstance(value, str) and ("{{" in value or "{%" in value)
-
-
 def parse_bool(name: str, value: Any) -> bool:
     if isinstance(value, bool):
         return value

@@ -56,6 +56,13 @@ def _one_of(value: Any, name: str, allowed: tuple[str, ...]) -> str | None:
     return value
 
 
+def conn_id(value: Any) -> str:
+    """A Leadpipe connection id: a non-blank string (the one check for operators, sensor and trigger)."""
+    if not isinstance(value, str) or not value.strip():
+        raise LeadpipeConfigError(f"leadpipe_conn_id must be a non-empty string, got {value!r}")
+    return value
+
+
 def has_template(*values: Any) -> bool:
     """True if any value (or any item of a list value) is still to be rendered: a string with Jinja
     markup, or an XComArg (resolved before ``execute``).

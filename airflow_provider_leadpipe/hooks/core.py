@@ -248,8 +248,9 @@ def redact(text: str, settings: ApiSettings) -> str:
     return text.replace(settings.api_key, "***") if settings.api_key else text
 
 
-def summarize_error_body(response: httpx.Response) -> str:
-    """A short human summary of an error body, whatever its shape; never the whole body."""
+def summarize_error_body(response: httpx.Response) -> tuple[str, Any]:
+    """A short human summary of an error body, whatever its shape (never the whole body), and the
+    API's error code (``error.code`` of the documented envelope) or None; the body is parsed once."""
     try:
         body = response.json()
     except (ValueError, UnicodeDecodeError):
@@ -267,19 +268,11 @@ def summarize_error_body(response: httpx.Response) -> str:
                 message = body[key]
     if message is None:
         kind = response.headers.get("content-type", "no content type").split(";")[0]
-        return f"{kind} body, {len(response.content)} bytes"
+        return f"{kind} body, {len(response.content)} bytes", code
     text = " ".join(str(message).split())
     if len(text) > _MAX_MESSAGE:
         text = text[: _MAX_MESSAGE - 1] + "…"
-    return f"{text} [{code}]" if isinstance(code, str) and code != "HTTP_ERROR" else text
-
-
-def _api_code(response: httpx.Response) -> str | None:
-    try:
-        error = response.json().get("error")
-        return error.get("code") if isinstance(error, Mapping) else None
-    except Exception:
-        return None
+    return (f"{text} [{code}]" if isinstance(code, str) and code != "HTTP_ERROR" else text), code
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -322,8 +315,8 @@ def handle_response(response: httpx.Response, settings: ApiSettings) -> Any:
                 http_status=status,
             )
         return payload
-    detail = redact(summarize_error_body(response), settings)
-    code = _api_code(response)
+    summary, code = summarize_error_body(response)
+    detail = redact(summary, settings)
     base = f"Leadpipe {where} failed with HTTP {status}: {detail}"
     retry_after = parse_retry_after(response.headers.get("retry-after"))
     if status in (401, 403):

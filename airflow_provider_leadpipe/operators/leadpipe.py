@@ -8,10 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
-from airflow_provider_leadpipe.conditions import AccountCondition, is_template, parse_bool
-from airflow_provider_leadpipe.exceptions import LeadpipeAccountError, LeadpipeConfigError
+from airflow_provider_leadpipe import validation
+from airflow_provider_leadpipe.conditions import AccountCondition, parse_bool
+from airflow_provider_leadpipe.exceptions import LeadpipeAccountError
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.models import AccountStatus
+from airflow_provider_leadpipe.validation import has_template
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -28,9 +30,8 @@ class LeadpipeBaseOperator(BaseOperator):
     def __init__(self, *, leadpipe_conn_id: str = LeadpipeHook.default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         # A string (maybe a template), or an XComArg that Airflow resolves before execute().
-        resolvable = hasattr(leadpipe_conn_id, "resolve")
-        if not resolvable and (not isinstance(leadpipe_conn_id, str) or not leadpipe_conn_id.strip()):
-            raise LeadpipeConfigError("leadpipe_conn_id must be a non-empty string")
+        if not hasattr(leadpipe_conn_id, "resolve"):
+            validation.conn_id(leadpipe_conn_id)
         self.leadpipe_conn_id = leadpipe_conn_id
 
     @cached_property
@@ -77,7 +78,7 @@ class LeadpipeAccountStatusOperator(LeadpipeBaseOperator):
         super().__init__(leadpipe_conn_id=leadpipe_conn_id, **kwargs)
         self.fail_if_unhealthy = fail_if_unhealthy
         self.min_credits = min_credits
-        if not (is_template(fail_if_unhealthy) or is_template(min_credits)):
+        if not has_template(fail_if_unhealthy, min_credits):
             self.condition  # noqa: B018 - bad arguments fail at DAG parse, not at run time
 
     @property

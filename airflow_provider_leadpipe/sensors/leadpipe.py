@@ -18,16 +18,17 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
+from airflow_provider_leadpipe import validation
 from airflow_provider_leadpipe.conditions import (
     DEFAULT_FAIL_ON_STATUSES,
     AccountCondition,
-    is_template,
     unavailable,
 )
 from airflow_provider_leadpipe.exceptions import TRANSIENT_ERRORS, LeadpipeConfigError
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.triggers import events
 from airflow_provider_leadpipe.triggers.leadpipe import LeadpipeAccountTrigger
+from airflow_provider_leadpipe.validation import has_template
 
 try:  # not in common-compat's map
     from airflow.sdk.exceptions import TaskDeferralError, TaskDeferralTimeout
@@ -106,12 +107,10 @@ class LeadpipeAccountSensor(BaseSensorOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if not isinstance(leadpipe_conn_id, str) or not leadpipe_conn_id.strip():
-            raise LeadpipeConfigError(
-                f"{type(self).__name__} '{self.task_id}': leadpipe_conn_id must be a non-empty string, "
-                f"got {leadpipe_conn_id!r}"
-            )
-        self.leadpipe_conn_id = leadpipe_conn_id
+        try:
+            self.leadpipe_conn_id = validation.conn_id(leadpipe_conn_id)
+        except LeadpipeConfigError as exc:
+            raise self._named(exc) from None
         self.require_healthy = require_healthy
         self.min_credits = min_credits
         self.max_percent_used = max_percent_used
@@ -122,13 +121,17 @@ class LeadpipeAccountSensor(BaseSensorOperator):
         self.deferrable = bool(deferrable)
         self._started_at: float | None = None
         # Fail at DAG parse time on bad values; templated ones are checked once rendered.
-        self._check_condition({k: v for k, v in self._condition_kwargs().items() if not is_template(v)})
+        self._check_condition({k: v for k, v in self._condition_kwargs().items() if not has_template(v)})
+
+    def _named(self, exc: LeadpipeConfigError) -> LeadpipeConfigError:
+        """``exc`` with this task named, e.g. ``LeadpipeAccountSensor 'gate': min_credits must ...``."""
+        return LeadpipeConfigError(f"{type(self).__name__} '{self.task_id}': {exc}")
 
     def _check_condition(self, kwargs: dict[str, Any]) -> AccountCondition:
         try:
             return AccountCondition(**kwargs)
         except LeadpipeConfigError as exc:
-            raise LeadpipeConfigError(f"{type(self).__name__} '{self.task_id}': {exc}") from None
+            raise self._named(exc) from None
 
     def _condition_kwargs(self) -> dict[str, Any]:
         return {

@@ -22,8 +22,7 @@ from typing import Any
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSensorTimeout
 
 from airflow_provider_leadpipe import exceptions
-from airflow_provider_leadpipe.conditions import LeadpipeAccountError
-from airflow_provider_leadpipe.exceptions import LeadpipeAuthError, LeadpipeError
+from airflow_provider_leadpipe.exceptions import LeadpipeAccountError, LeadpipeAuthError, LeadpipeError
 from airflow_provider_leadpipe.models import AccountStatus
 
 SUCCESS, FAILURE, ERROR, TIMEOUT = "success", "failure", "error", "timeout"
@@ -31,10 +30,8 @@ SUCCESS, FAILURE, ERROR, TIMEOUT = "success", "failure", "error", "timeout"
 #: Errors an event may name, re-raised as the same type by :func:`result_of`.
 _ERRORS: dict[str, type[LeadpipeError]] = {
     cls.__name__: cls
-    for cls in (
-        *(v for v in vars(exceptions).values() if isinstance(v, type) and issubclass(v, LeadpipeError)),
-        LeadpipeAccountError,
-    )
+    for cls in vars(exceptions).values()
+    if isinstance(cls, type) and issubclass(cls, LeadpipeError)
 }
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_leadpipe import validation
 from airflow_provider_leadpipe.conditions import AccountCondition
 from airflow_provider_leadpipe.exceptions import LeadpipeConfigError
 from airflow_provider_leadpipe.triggers import events
@@ -42,11 +43,7 @@ class LeadpipeAccountTrigger(BaseTrigger):
         deadline: float,
     ) -> None:
         super().__init__()
-        if not isinstance(leadpipe_conn_id, str) or not leadpipe_conn_id.strip():
-            raise LeadpipeConfigError(
-                f"leadpipe_conn_id must be a non-empty string, got {leadpipe_conn_id!r}"
-            )
-        self.leadpipe_conn_id = leadpipe_conn_id
+        self.leadpipe_conn_id = validation.conn_id(leadpipe_conn_id)
         self.condition = AccountCondition.from_dict(condition)
         self.poke_interval = _number("poke_interval", poke_interval, minimum=0)
         self.deadline = _number("deadline", deadline)
