@@ -248,9 +248,12 @@ def redact(text: str, settings: ApiSettings) -> str:
     return text.replace(settings.api_key, "***") if settings.api_key else text
 
 
-def summarize_error_body(response: httpx.Response) -> tuple[str, Any]:
-    """A short human summary of an error body, whatever its shape (never the whole body), and the
-    API's error code (``error.code`` of the documented envelope) or None; the body is parsed once."""
+def summarize_error_body(response: httpx.Response, settings: ApiSettings) -> tuple[str, Any]:
+    """A short human summary of an error body, whatever its shape (never the whole body), with the
+    API key redacted, and the API's error code (``error.code`` of the envelope) or None.
+
+    Redacted here, inside: a caller's local variable holding the raw text would show the key in
+    tracebacks that print locals (Airflow 3.0's rich task-log tracebacks do)."""
     try:
         body = response.json()
     except (ValueError, UnicodeDecodeError):
@@ -268,11 +271,12 @@ def summarize_error_body(response: httpx.Response) -> tuple[str, Any]:
                 message = body[key]
     if message is None:
         kind = response.headers.get("content-type", "no content type").split(";")[0]
-        return f"{kind} body, {len(response.content)} bytes", code
+        return redact(f"{kind} body, {len(response.content)} bytes", settings), code
     text = " ".join(str(message).split())
     if len(text) > _MAX_MESSAGE:
         text = text[: _MAX_MESSAGE - 1] + "…"
-    return (f"{text} [{code}]" if isinstance(code, str) and code != "HTTP_ERROR" else text), code
+    summary = f"{text} [{code}]" if isinstance(code, str) and code != "HTTP_ERROR" else text
+    return redact(summary, settings), code
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -315,8 +319,7 @@ def handle_response(response: httpx.Response, settings: ApiSettings) -> Any:
                 http_status=status,
             )
         return payload
-    summary, code = summarize_error_body(response)
-    detail = redact(summary, settings)
+    detail, code = summarize_error_body(response, settings)
     base = f"Leadpipe {where} failed with HTTP {status}: {detail}"
     retry_after = parse_retry_after(response.headers.get("retry-after"))
     if status in (401, 403):
