@@ -11,6 +11,7 @@ renders to ``""`` (an unset DAG param, say) simply drops the filter.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -117,17 +118,6 @@ def if_exists_policy(value: Any) -> str:
     return policy
 
 
-def pixel_id(value: Any) -> str:
-    """A non-blank pixel id (a UUID, as returned by list/create)."""
-    checked = _optional_str(value, "pixel_id")
-    if checked is None:
-        raise LeadpipeConfigError(
-            f"pixel_id must be the pixel's id (e.g. from list_pixels() or the create task's XCom), "
-            f"got {_shown(value)}"
-        )
-    return checked.strip()
-
-
 def path_list(value: Any, name: str) -> list[str] | None:
     """A path-prefix list: at most 50 entries, each starting with "/" and 2-500 characters long.
 
@@ -221,3 +211,33 @@ def concurrency(value: Any) -> int:
             f"concurrency must be a whole number from 1 to {MAX_CONCURRENCY}, got {_shown(value)}"
         )
     return value
+
+
+#: An id that goes into a URL path: RFC 3986 unreserved characters only, so it is sent as given
+#: and stays one path segment (no "/", no "%" that a server or proxy could decode into one).
+_PATH_ID = re.compile(r"[A-Za-z0-9._~-]{1,128}")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def path_id(name: str, value: Any, *, uuid: bool = False) -> str:
+    """An id that becomes one URL path segment (``/v1/data/pixels/{id}``), checked before anything
+    is sent: a string of 1-128 letters, digits, ``-``, ``_``, ``.`` or ``~``, not ``.`` or ``..``
+    (which would turn the path into another endpoint); with ``uuid=True`` a hyphenated UUID.
+    Surrounding whitespace (a templated value's newline) is dropped.
+
+    :param name: the argument's name, for the error message.
+    """
+    checked = _optional_str(value, name)
+    if checked is None:
+        raise LeadpipeConfigError(f"{name} must be an id as the API returns it, got {_shown(value)}")
+    checked = checked.strip()
+    if uuid and not _UUID.fullmatch(checked):
+        raise LeadpipeConfigError(
+            f"{name} must be a UUID like 123e4567-e89b-42d3-a456-426614174000, got {_shown(value)}"
+        )
+    if not _PATH_ID.fullmatch(checked) or not checked.strip("."):
+        raise LeadpipeConfigError(
+            f"{name} must be 1-128 letters, digits, '-', '_', '.' or '~', and not only dots: it is sent "
+            f"as one URL path segment; got {_shown(value)}"
+        )
+    return checked

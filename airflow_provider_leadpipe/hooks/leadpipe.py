@@ -9,7 +9,6 @@ from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import aclosing
 from functools import cached_property
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import tenacity
@@ -365,7 +364,7 @@ class LeadpipeHook(BaseHook):
         :raises LeadpipeConfigError: for a bad argument, or when nothing would change.
         :raises LeadpipeNotFoundError: for an unknown pixel id.
         """
-        path = f"{PIXELS_PATH}/{quote(validation.pixel_id(pixel_id), safe='')}"
+        path = f"{PIXELS_PATH}/{validation.path_id('pixel_id', pixel_id)}"
         body = validation.update_pixel_body(status, included_paths, excluded_paths)
         return Pixel.from_response(self.request("PATCH", path, json=body))
 

@@ -120,7 +120,7 @@ class LeadpipeUpdatePixelOperator(_PixelOperator):
         self.excluded_paths = excluded_paths
         # Bad literals fail at DAG parse time; templated values are checked once rendered.
         if not validation.has_template(pixel_id):
-            validation.pixel_id(pixel_id)
+            validation.path_id("pixel_id", pixel_id)
         if not validation.has_template(status, included_paths, excluded_paths):
             validation.update_pixel_body(status, included_paths, excluded_paths)
 
