@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import email.utils
 import ipaddress
+import json
 import logging
 import re
 import ssl
+import string
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -243,23 +245,112 @@ def client_kwargs(settings: ApiSettings) -> dict[str, Any]:
     }
 
 
+#: The shortest run of the API key's characters that counts as a leak, and is redacted.
+KEY_FRAGMENT = 8
+_REDACTED = "***"
+_FOLD = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)  # length-preserving lower()
+
+
+def redact_secret(text: str, secret: str) -> str:
+    """``text`` with every run of 8 or more characters that also occurs in ``secret`` (ignoring
+    ASCII case) replaced by ``***``; with the whole secret replaced when it is shorter than that.
+
+    Why fragments and not only the whole key: Airflow's secrets masker, like ``str.replace``, only
+    matches the whole key, and text gets cut on its way to a user -- by us (a 200-character
+    summary), by a server that truncates what it echoes, by a log formatter or a traceback printer
+    that shortens long values (structlog prints locals cut to 80 characters). Any cut through the
+    key leaves a prefix the whole-key match no longer sees. With every 8+ character piece gone, no
+    later cut, join or truncation can bring a piece of the key back. (Eight characters of a
+    random key say little; a shorter limit would start to eat ordinary words.)
+    """
+    if not secret:
+        return text
+    size = min(KEY_FRAGMENT, len(secret))
+    folded = text.translate(_FOLD)
+    spans: list[tuple[int, int]] = []
+    for window in _windows(secret, size):  # str.find runs in C: no Python step per character
+        start = folded.find(window)
+        while start != -1:
+            spans.append((start, start + size))
+            start = folded.find(window, start + 1)
+    if not spans:
+        return text
+    spans.sort()
+    runs: list[list[int]] = []
+    for start, stop in spans:
+        if runs and start <= runs[-1][1]:  # overlapping or touching: one run
+            runs[-1][1] = max(runs[-1][1], stop)
+        else:
+            runs.append([start, stop])
+    pieces, kept_from = [], 0
+    for start, stop in runs:
+        pieces += [text[kept_from:start], _REDACTED]
+        kept_from = stop
+    pieces.append(text[kept_from:])
+    redacted = "".join(pieces)
+    # "***" next to what is left could only form a new piece if the key itself contains "*".
+    return redact_secret(redacted, secret) if "*" in secret and len(redacted) < len(text) else redacted
+
+
+@lru_cache(maxsize=64)
+def _windows(secret: str, size: int) -> frozenset[str]:
+    folded = secret.translate(_FOLD)
+    return frozenset(folded[i : i + size] for i in range(len(folded) - size + 1))
+
+
 def redact(text: str, settings: ApiSettings) -> str:
-    """Remove the API key from any text that came from outside (e.g. an echoed error body)."""
-    return text.replace(settings.api_key, "***") if settings.api_key else text
+    """Remove the API key, and every 8+ character piece of it, from text that came from outside."""
+    return redact_secret(text, settings.api_key)
 
 
-def summarize_error_body(response: httpx.Response, settings: ApiSettings) -> tuple[str, Any]:
-    """A short human summary of an error body, whatever its shape (never the whole body), with the
-    API key redacted, and the API's error code (``error.code`` of the envelope) or None.
+def response_text(value: Any, settings: ApiSettings, limit: int = _MAX_MESSAGE) -> str:
+    """``value`` (a string, number or JSON object from a response) as one line of at most ``limit``
+    characters, for a message. The key is redacted first, before anything else touches the text."""
+    if isinstance(value, str):
+        text = value
+    else:
+        try:
+            text = json.dumps(value, ensure_ascii=False)
+        except (ValueError, TypeError, RecursionError):
+            text = f"a {type(value).__name__}"
+    text = " ".join(redact(text, settings).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
-    Redacted here, inside: a caller's local variable holding the raw text would show the key in
-    tracebacks that print locals (Airflow 3.0's rich task-log tracebacks do)."""
+
+class _Undecodable(str):
+    """What :func:`_json_body` returns for a body it cannot decode: the reason, not the body."""
+
+
+NOT_JSON, TOO_DEEP = _Undecodable("a body that is not JSON"), _Undecodable("JSON nested too deeply to decode")
+
+
+def _json_body(response: httpx.Response) -> Any:
+    """The decoded body, or :data:`NOT_JSON` / :data:`TOO_DEEP`.
+
+    Returns rather than raises, so no decoder exception (whose ``doc`` holds the whole body) is
+    left as the context of the error raised from it."""
     try:
-        body = response.json()
+        return response.json()
+    except RecursionError:
+        return TOO_DEEP
     except (ValueError, UnicodeDecodeError):
-        body = None
-    message = None
-    code = None
+        return NOT_JSON
+
+
+def _content_type(response: httpx.Response, settings: ApiSettings) -> str:
+    return response_text(response.headers.get("content-type", "no content type").split(";")[0], settings, 60)
+
+
+def summarize_error_body(response: httpx.Response, settings: ApiSettings) -> tuple[str, str | None]:
+    """A short human summary of an error body, whatever its shape (never the whole body), and the
+    API's error code (``error.code`` of the envelope, when it is a string) or None.
+
+    Both are redacted here, field by field, before they are joined or shortened, so no caller
+    holds an unredacted copy in a variable (tracebacks that print locals, like Airflow 3's, would
+    show it)."""
+    body = _json_body(response)
+    message: Any = None
+    code: Any = None
     if isinstance(body, Mapping):
         error = body.get("error")
         if isinstance(error, Mapping):
@@ -269,14 +360,13 @@ def summarize_error_body(response: httpx.Response, settings: ApiSettings) -> tup
         for key in ("message", "detail", "title"):
             if message is None and isinstance(body.get(key), str):
                 message = body[key]
+    api_code = response_text(code, settings, 80) if isinstance(code, str) else None
     if message is None:
-        kind = response.headers.get("content-type", "no content type").split(";")[0]
-        return redact(f"{kind} body, {len(response.content)} bytes", settings), code
-    text = " ".join(str(message).split())
-    if len(text) > _MAX_MESSAGE:
-        text = text[: _MAX_MESSAGE - 1] + "…"
-    summary = f"{text} [{code}]" if isinstance(code, str) and code != "HTTP_ERROR" else text
-    return redact(summary, settings), code
+        shape = f", {body}" if isinstance(body, _Undecodable) else ""
+        return f"{_content_type(response, settings)} body{shape}, {len(response.content)} bytes", api_code
+    text = response_text(message, settings)
+    summary = f"{text} [{api_code}]" if api_code and api_code != "HTTP_ERROR" else text
+    return summary, api_code
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -304,19 +394,10 @@ def handle_response(response: httpx.Response, settings: ApiSettings) -> Any:
     status = response.status_code
     where = describe(response.request)
     if 200 <= status < 300:
-        try:
-            payload = response.json()
-        except (ValueError, UnicodeDecodeError):
-            kind = response.headers.get("content-type", "no content type").split(";")[0]
+        payload = _envelope(response, settings)
+        if isinstance(payload, str):  # what is wrong with it, never the body itself
             raise LeadpipeResponseError(
-                f"Leadpipe {where} answered HTTP {status} with a body that is not JSON "
-                f"({kind}, {len(response.content)} bytes)",
-                http_status=status,
-            ) from None
-        if not isinstance(payload, Mapping) or "data" not in payload:
-            raise LeadpipeResponseError(
-                f"Leadpipe {where} answered HTTP {status} without the documented 'data' envelope",
-                http_status=status,
+                f"Leadpipe {where} answered HTTP {status} {payload}", http_status=status
             )
         return payload
     detail, code = summarize_error_body(response, settings)
@@ -344,10 +425,25 @@ def handle_response(response: httpx.Response, settings: ApiSettings) -> Any:
     )
 
 
-def transport_error(exc: httpx.TransportError, request: httpx.Request) -> LeadpipeConnectionError:
-    """Wrap an httpx network error; records whether the request may have reached the server."""
+def _envelope(response: httpx.Response, settings: ApiSettings) -> Mapping[str, Any] | str:
+    """The payload of a 2xx answer, or a description of what is wrong with it."""
+    payload = _json_body(response)
+    if isinstance(payload, _Undecodable):
+        return f"with {payload} ({_content_type(response, settings)}, {len(response.content)} bytes)"
+    if not isinstance(payload, Mapping) or "data" not in payload:
+        return "without the documented 'data' envelope"
+    return payload
+
+
+def transport_error(
+    exc: httpx.TransportError, request: httpx.Request, settings: ApiSettings
+) -> LeadpipeConnectionError:
+    """Wrap an httpx network error; records whether the request may have reached the server.
+
+    httpx's message can quote what the server sent (h11 reports an illegal status or header line
+    in full), so it is redacted and shortened like any response text."""
     reason = type(exc).__name__
-    text = str(exc).strip()
+    text = response_text(str(exc), settings)
     # Connect-phase failures never reached the server, so even a POST may be retried safely.
     sent = not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
     suffix = f" ({text})" if text else ""
@@ -402,7 +498,11 @@ class _DeadlineStream(httpx.SyncByteStream, httpx.AsyncByteStream):
 
 def limit_body_time(response: httpx.Response, started: float, settings: ApiSettings) -> httpx.Response:
     """Make reading ``response`` (sent with ``stream=True``) fail ``settings.timeout`` seconds after
-    ``started`` (``time.monotonic()`` before sending), so the timeout bounds the whole answer."""
+    ``started`` (``time.monotonic()`` before sending), so the timeout bounds the whole answer.
+
+    Also forgets the server's reason phrase (``HTTP/1.1 500 <anything>``): it would show in the
+    response's ``repr``, which tracebacks that print locals show; the standard phrase is used."""
+    response.extensions = {k: v for k, v in response.extensions.items() if k != "reason_phrase"}
     response.stream = _DeadlineStream(
         response.stream, started + settings.timeout, settings.timeout, response.request
     )

@@ -200,8 +200,10 @@ class LeadpipeHook(BaseHook):
             finally:
                 response.close()
         except httpx.TransportError as exc:
-            raise core.transport_error(exc, request) from None
-        return response
+            failure = core.transport_error(exc, request, settings)
+        else:
+            return response
+        raise failure  # out here, httpx's error (its text may quote the server) is not its context
 
     @staticmethod
     async def _asend(
@@ -216,8 +218,10 @@ class LeadpipeHook(BaseHook):
             finally:
                 await response.aclose()
         except httpx.TransportError as exc:
-            raise core.transport_error(exc, request) from None
-        return response
+            failure = core.transport_error(exc, request, settings)
+        else:
+            return response
+        raise failure  # out here, httpx's error (its text may quote the server) is not its context
 
     # -- endpoints ----------------------------------------------------------------------------
 

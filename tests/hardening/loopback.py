@@ -28,11 +28,19 @@ class Reply:
     status: int = 200
     body: Any = b""
     headers: dict[str, str] = field(default_factory=dict)
+    reason: str = "X"  # the status line's reason phrase
 
     def encode(self) -> bytes:
         body = self.body if isinstance(self.body, bytes) else json.dumps(self.body).encode()
         headers = {"Content-Type": "application/json", **self.headers}
-        return _head(self.status, headers, len(body)) + body
+        return _head(self.status, headers, len(body), self.reason) + body
+
+
+@dataclass(frozen=True)
+class Raw:
+    """Send these bytes as they are (e.g. a malformed status or header line), then close."""
+
+    data: bytes
 
 
 @dataclass(frozen=True)
@@ -63,7 +71,7 @@ class Dribble:
     interval: float = 0.1
 
 
-Action = Reply | ResetMidBody | Truncate | Hang | Dribble
+Action = Reply | Raw | ResetMidBody | Truncate | Hang | Dribble
 #: A script entry: an action, or a function of the request number (0-based) returning one at
 #: answer time (e.g. to put the current time into a Retry-After date).
 Step = Action | Callable[[int], Action]
@@ -81,8 +89,8 @@ class Seen:
     answered_at: float | None = None  # time.monotonic() once the answer was written
 
 
-def _head(status: int, headers: dict[str, str], length: int) -> bytes:
-    lines = [f"HTTP/1.1 {status} X", f"Content-Length: {length}", "Connection: close"]
+def _head(status: int, headers: dict[str, str], length: int, reason: str = "X") -> bytes:
+    lines = [f"HTTP/1.1 {status} {reason}", f"Content-Length: {length}", "Connection: close"]
     lines += [f"{name}: {value}" for name, value in headers.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
@@ -160,8 +168,8 @@ class ScriptedServer:
                 writer.close()
 
     async def _act(self, action: Action, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if isinstance(action, Reply):
-            writer.write(action.encode())
+        if isinstance(action, (Reply, Raw)):
+            writer.write(action.encode() if isinstance(action, Reply) else action.data)
             await writer.drain()
             writer.close()
         elif isinstance(action, (ResetMidBody, Truncate)):
