@@ -26,11 +26,15 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
     },
 }
 
+#: Seconds a connection's ``timeout`` extra may be: the form states it, the hook enforces it.
+TIMEOUT_RANGE = (1, 600)
+
 CONN_FIELDS: dict[str, Any] = {
     "timeout": {
         "label": "Request timeout (seconds)",
-        "description": "Per-request timeout for calls to the Leadpipe API. Default 30.",
-        "schema": {"type": ["number", "null"], "minimum": 1, "maximum": 600},
+        "description": "Per-request timeout for calls to the Leadpipe API, "
+        f"{TIMEOUT_RANGE[0]}-{TIMEOUT_RANGE[1]} seconds. Default 30.",
+        "schema": {"type": ["number", "null"], "minimum": TIMEOUT_RANGE[0], "maximum": TIMEOUT_RANGE[1]},
     },
     "max_retries": {
         "label": "Retries on transient errors",

@@ -156,12 +156,21 @@ def _fmt(value: float | None) -> str:
 def parse_model(model: type[BaseModel], data: Any, *, where: str) -> Any:
     """Validate ``data`` into ``model``; on failure raise LeadpipeResponseError naming the field.
 
-    The input value is never echoed into the message (it could be large or sensitive).
+    The input value is never echoed into the message (it could be large or sensitive), nor kept
+    as the error's context (pydantic's own message quotes the input, shortened).
     """
     try:
-        return model.model_validate(data)
+        parsed = model.model_validate(data)
+        # Unknown fields are kept as they came; one nested deeper than pydantic serializes would
+        # fail only later, in to_dict() (XCom, trigger events). Refuse it here instead.
+        parsed.model_dump(mode="json")
     except ValidationError as exc:
-        raise LeadpipeResponseError(_describe(exc, where)) from None
+        problem = _describe(exc, where)
+    except (ValueError, RecursionError):
+        problem = f"Leadpipe response field '{where}': a value is nested too deeply"
+    else:
+        return parsed
+    raise LeadpipeResponseError(problem)
 
 
 def _describe(exc: ValidationError, where: str) -> str:

@@ -26,7 +26,7 @@ import idna
 import tenacity
 from tenacity.wait import wait_base
 
-from airflow_provider_leadpipe import __version__
+from airflow_provider_leadpipe import TIMEOUT_RANGE, __version__
 from airflow_provider_leadpipe.exceptions import (
     TRANSIENT_ERRORS,
     LeadpipeAuthError,
@@ -42,6 +42,8 @@ from airflow_provider_leadpipe.exceptions import (
 
 DEFAULT_BASE_URL = "https://api.aws53.cloud"
 DEFAULT_TIMEOUT = 30.0
+#: A connection's ``timeout`` extra: the range the Connections form states.
+MIN_TIMEOUT, MAX_TIMEOUT = TIMEOUT_RANGE
 DEFAULT_MAX_RETRIES = 3
 DEFAULT_RETRY_BACKOFF = 1.0
 MAX_BACKOFF = 30.0
@@ -72,7 +74,7 @@ class ApiSettings:
     def from_connection(
         cls,
         conn: Any,
-        extra: Mapping[str, Any],
+        extra: Mapping[str, Any] | Any,
         *,
         timeout: float | None = None,
         max_retries: int | None = None,
@@ -80,6 +82,17 @@ class ApiSettings:
     ) -> ApiSettings:
         """Build settings from an Airflow connection; arguments override the connection's extra."""
         conn_id = conn.conn_id
+        if extra is None:  # an extra of JSON null: no settings
+            extra = {}
+        if not isinstance(extra, Mapping):  # Airflow hands over any JSON value (a list, a number...)
+            kind = {list: "array", str: "string", bool: "boolean"}.get(type(extra), "number")
+            raise LeadpipeConfigError(
+                f"Leadpipe connection '{conn_id}': extra must be a JSON object like "
+                f'{{"timeout": 30, "max_retries": 3}}, got a JSON {kind}'
+            )
+        for name in ("host", "password"):
+            if not isinstance(getattr(conn, name), (str, type(None))):
+                raise LeadpipeConfigError(f"Leadpipe connection '{conn_id}': {name} must be text")
         api_key = (conn.password or "").strip()
         if not api_key:
             raise LeadpipeConfigError(
@@ -96,26 +109,39 @@ class ApiSettings:
             conn_id=conn_id,
             base_url=normalize_base_url(conn.host, conn.port, conn_id=conn_id),
             api_key=api_key,
-            timeout=_positive_number(
-                timeout if timeout is not None else extra.get("timeout"), "timeout", conn_id, DEFAULT_TIMEOUT
+            # From the connection: the range its form states; from code, also less than a second.
+            timeout=_seconds(timeout, "timeout", conn_id, DEFAULT_TIMEOUT, MAX_TIMEOUT)
+            if timeout is not None
+            else _seconds(
+                extra.get("timeout"), "timeout", conn_id, DEFAULT_TIMEOUT, MAX_TIMEOUT, MIN_TIMEOUT
             ),
             max_retries=_retry_count(
                 max_retries if max_retries is not None else extra.get("max_retries"), conn_id
             ),
-            retry_backoff=_positive_number(retry_backoff, "retry_backoff", conn_id, DEFAULT_RETRY_BACKOFF),
+            retry_backoff=_seconds(
+                retry_backoff, "retry_backoff", conn_id, DEFAULT_RETRY_BACKOFF, MAX_BACKOFF
+            ),
         )
 
 
-def _positive_number(value: Any, name: str, conn_id: str, default: float) -> float:
+def _seconds(
+    value: Any, name: str, conn_id: str, default: float, maximum: float, minimum: float | None = None
+) -> float:
+    """A number of seconds from ``minimum`` (else above 0) to ``maximum``; None or "" is ``default``.
+
+    Bounded above because httpx/httpcore and tenacity fail (or sleep for ever) on huge values."""
     if value is None or value == "":
         return default
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         number = float("nan")
-    if isinstance(value, bool) or not number > 0 or number == float("inf"):
+    low_ok = number >= minimum if minimum is not None else number > 0
+    if isinstance(value, bool) or not (low_ok and number <= maximum):
+        low = f"from {minimum:g}" if minimum is not None else "above 0 and"
         raise LeadpipeConfigError(
-            f"Leadpipe connection '{conn_id}': {name} must be a positive number of seconds, got {value!r}"
+            f"Leadpipe connection '{conn_id}': {name} must be a number of seconds {low} up to "
+            f"{maximum:g}, got {value!r}"
         )
     return number
 
@@ -338,7 +364,8 @@ def _json_body(response: httpx.Response) -> Any:
 
 
 def _content_type(response: httpx.Response, settings: ApiSettings) -> str:
-    return response_text(response.headers.get("content-type", "no content type").split(";")[0], settings, 60)
+    header = redact(response.headers.get("content-type", "no content type"), settings)  # before the cut
+    return response_text(header.split(";")[0], settings, 60)
 
 
 def summarize_error_body(response: httpx.Response, settings: ApiSettings) -> tuple[str, str | None]:

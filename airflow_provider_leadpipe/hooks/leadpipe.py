@@ -390,9 +390,9 @@ class LeadpipeHook(BaseHook):
             return False, self.redact(str(exc) or type(exc).__name__)
         credits = status.credits
         left = "unlimited" if credits.remaining is None else f"{credits.remaining:g}"
-        return (
-            True,
-            f"Connected to {status.organization.name} ({status.organization.status}): {left} credits left",
+        organization = status.organization  # the API's own text: redacted like any answer
+        return True, self.redact(
+            f"Connected to {organization.name} ({organization.status}): {left} credits left"
         )
 
 

@@ -7,6 +7,7 @@ parameters are covered in ``test_bad_parameters.py``.
 from __future__ import annotations
 
 import json
+import os
 
 import httpx
 import pytest
@@ -118,20 +119,27 @@ def test_padded_key_is_trimmed_and_sent_exactly(mode, conn_to):
 
 
 BAD_SETTINGS = [
-    ({"extra": {"timeout": 0}}, {}, "timeout must be a positive number"),
-    ({"extra": {"timeout": -3}}, {}, "timeout must be a positive number"),
-    ({"extra": {"timeout": "soon"}}, {}, "timeout must be a positive number"),
-    ({"extra": {"timeout": True}}, {}, "timeout must be a positive number"),
-    ({"extra": {"timeout": [5]}}, {}, "timeout must be a positive number"),
-    ({}, {"timeout": float("nan")}, "timeout must be a positive number"),
-    ({}, {"timeout": float("inf")}, "timeout must be a positive number"),
+    ({"extra": {"timeout": 0}}, {}, "timeout must be a number of seconds"),
+    ({"extra": {"timeout": -3}}, {}, "timeout must be a number of seconds"),
+    ({"extra": {"timeout": "soon"}}, {}, "timeout must be a number of seconds"),
+    ({"extra": {"timeout": True}}, {}, "timeout must be a number of seconds"),
+    ({"extra": {"timeout": [5]}}, {}, "timeout must be a number of seconds"),
+    ({}, {"timeout": float("nan")}, "timeout must be a number of seconds"),
+    ({}, {"timeout": float("inf")}, "timeout must be a number of seconds"),
     ({"extra": {"max_retries": -1}}, {}, "max_retries must be a whole number"),
     ({"extra": {"max_retries": 11}}, {}, "max_retries must be a whole number"),
     ({"extra": {"max_retries": "many"}}, {}, "max_retries must be a whole number"),
     ({"extra": {"max_retries": False}}, {}, "max_retries must be a whole number"),
     ({}, {"max_retries": 2.5}, "max_retries must be a whole number"),
-    ({}, {"retry_backoff": 0}, "retry_backoff must be a positive number"),
-    ({}, {"retry_backoff": -1}, "retry_backoff must be a positive number"),
+    ({}, {"retry_backoff": 0}, "retry_backoff must be a number of seconds"),
+    ({}, {"retry_backoff": -1}, "retry_backoff must be a number of seconds"),
+    # Bounded above: httpcore fails on a 1e10 s timeout, tenacity would sleep for ever.
+    ({"extra": {"timeout": 1e10}}, {}, "timeout must be a number of seconds from 1 up to 600"),
+    ({"extra": {"timeout": 601}}, {}, "timeout must be a number of seconds from 1 up to 600"),
+    ({"extra": {"timeout": "1e400"}}, {}, "timeout must be a number of seconds"),
+    ({"extra": {"timeout": 0.5}}, {}, "from 1 up to 600"),  # below what the form allows
+    ({}, {"timeout": 1e10}, "timeout must be a number of seconds above 0 and up to 600"),
+    ({}, {"retry_backoff": 1e10}, "retry_backoff must be a number of seconds above 0 and up to 30"),
 ]
 
 
@@ -146,20 +154,53 @@ def test_bad_settings_figure():
     record("bad input", f"{len(BAD_SETTINGS)} bad timeout / max_retries / retry_backoff values", requests=0)
 
 
-@given(
-    timeout=st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
-    max_retries=st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+#: Any JSON value (what Airflow hands over for a connection's extra, password or host).
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
+    ),
+    max_leaves=8,
 )
-@settings(max_examples=200, deadline=None)
-def test_any_extra_gives_settings_or_a_config_error(timeout, max_retries):
-    conn = type("Conn", (), {"conn_id": "fuzz", "password": API_KEY, "host": None, "port": None})()
-    extra = json.loads(json.dumps({"timeout": timeout, "max_retries": max_retries}))
+numbers = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
+
+
+@given(
+    extra=json_values | st.fixed_dictionaries({}, optional={"timeout": numbers, "max_retries": numbers}),
+    password=st.sampled_from([API_KEY, f" {API_KEY}\n"]) | json_values,
+    host=st.none() | st.sampled_from(["https://api.aws53.cloud", "127.0.0.1:8080"]) | json_values,
+    port=st.none() | st.integers(-5, 70_000) | json_values,
+)
+@settings(max_examples=400, deadline=None)
+def test_any_connection_value_gives_settings_or_a_config_error(extra, password, host, port):
+    """Every value a connection can hold (extra of any JSON type, not only an object) ends in
+    usable settings or a LeadpipeConfigError naming the connection: never another exception."""
+    conn = type("Conn", (), {"conn_id": "fuzz", "password": password, "host": host, "port": port})()
+    extra = json.loads(json.dumps(extra))
     try:
         result = core.ApiSettings.from_connection(conn, extra)
-    except LeadpipeConfigError:
+    except LeadpipeConfigError as exc:
+        assert "'fuzz'" in str(exc)
         return
-    assert 0 < result.timeout < float("inf")
+    # The range the Connections form states, whatever the extra says.
+    assert (core.MIN_TIMEOUT, core.MAX_TIMEOUT) == (1, 600)
+    assert core.MIN_TIMEOUT <= result.timeout <= core.MAX_TIMEOUT
     assert 0 <= result.max_retries <= 10
+    assert result.api_key == API_KEY
+
+
+@pytest.mark.parametrize("extra", ["[1, 2]", '"timeout=5"', "30", "null", "true"])
+def test_extra_that_is_json_but_not_an_object_is_a_config_error(mode, conn_to, network_guard, extra):
+    conn_id = conn_to("https://api.aws53.cloud")
+    conn = json.loads(os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"])
+    os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps({**conn, "extra": extra})
+    if extra == "null":  # Airflow reads a JSON null extra as no extra at all
+        with ScriptedServer(default=Reply(200, {"data": account_data()})) as server:
+            call(mode, LeadpipeHook(conn_to(server.url, extra=extra)))
+        return
+    with pytest.raises(LeadpipeConfigError, match="extra must be a JSON object"):
+        call(mode, LeadpipeHook(conn_id))
+    assert network_guard.refused == []
 
 
 def test_missing_connection_is_airflows_not_found_error():

@@ -250,7 +250,7 @@ def test_timeout_and_retries_come_from_extra_and_arguments(leadpipe_conn):
         ({"host": "https://api.aws53.cloud?x=1"}, "query or fragment"),
         ({"host": "https://user:pw@api.aws53.cloud"}, "contains credentials"),
         ({"host": "ftp://api.aws53.cloud"}, "is not http or https"),
-        ({"extra": {"timeout": -1}}, "timeout must be a positive number"),
+        ({"extra": {"timeout": -1}}, "timeout must be a number of seconds"),
         ({"extra": {"max_retries": 99}}, "max_retries must be a whole number"),
     ],
 )
