@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ipaddress
 import json
 import logging
 import socket
 import sys
 import threading
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow_provider_leadpipe.testing.scenarios import DEFAULT_API_KEY
 from airflow_provider_leadpipe.testing.state import SandboxOptions
@@ -27,23 +28,80 @@ def connection_json(url: str, api_key: str = DEFAULT_API_KEY) -> str:
     return json.dumps({"conn_type": "leadpipe", "host": url, "password": api_key})
 
 
+EXPOSE_FLAG = "--expose-control-api-to-network"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """One line on stderr and exit status 2 (argparse would print the whole usage first)."""
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _number(kind: type[int] | type[float], low: float, high: float | None = None) -> Callable[[str], Any]:
+    """An argparse ``type`` accepting a ``kind`` from ``low`` to ``high``."""
+    noun = "a whole number" if kind is int else "a number"
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
+        if not (low <= value and (high is None or value <= high)):  # also refuses nan
+            bound = f"from {low:g} to {high:g}" if high is not None else f">= {low:g}"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {bound}")
+        return value
+
+    return parse
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback address (127.0.0.0/8, ::1): reachable from this machine only."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="leadpipe-sandbox",
         description="Offline Leadpipe Data API sandbox over real HTTP on 127.0.0.1 (see docs/sandbox.md).",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8765, help="port; 0 picks a free one (default 8765)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help=f"interface to listen on (default 127.0.0.1); any other than loopback needs {EXPOSE_FLAG}",
+    )
+    parser.add_argument(
+        EXPOSE_FLAG,
+        action="store_true",
+        help="allow a non-loopback --host, and with it anyone who can reach that address to use the "
+        "unauthenticated control API (/_sandbox/...), which lists every sandbox API key and changes "
+        "faults, credits and pixels",
+    )
+    port = _number(int, 0, 65535)
+    parser.add_argument("--port", type=port, default=8765, help="port; 0 picks a free one (default 8765)")
     parser.add_argument(
         "--seed", type=int, default=42, help="seed of the generated visitor data (default 42)"
     )
-    parser.add_argument("--visitors", type=int, default=1000, help="visitor records per key (default 1000)")
-    parser.add_argument("--fault-rate", type=float, default=0.0, help="share of requests answering 429/503")
+    parser.add_argument(
+        "--visitors", type=_number(int, 0), default=1000, help="visitor records per key (default 1000)"
+    )
+    parser.add_argument(
+        "--fault-rate", type=_number(float, 0, 1), default=0.0, help="share of requests answering 429/503"
+    )
     parser.add_argument("--fault-seed", type=int, default=0, help="seed of the random faults (default 0)")
-    parser.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
+    parser.add_argument(
+        "--log-level",
+        default="warning",
+        choices=["critical", "error", "warning", "info", "debug", "trace"],
+        help="uvicorn log level (default warning)",
+    )
     parser.add_argument("--access-log", action="store_true", help="log every request")
     # Used by LeadpipeSandbox: serve an already-listening socket, and stop when the parent goes away.
-    parser.add_argument("--fd", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--fd", type=_number(int, 0), default=None, help=argparse.SUPPRESS)
     parser.add_argument("--exit-on-stdin-eof", action="store_true", help=argparse.SUPPRESS)
     return parser
 
@@ -69,10 +127,14 @@ def serve(args: argparse.Namespace) -> None:
         sys.exit(UVICORN_MISSING)
     from airflow_provider_leadpipe.testing.server import QuietDeliberateDisconnects, create_app
 
-    if args.fd is not None:
-        sock = socket.socket(fileno=args.fd)
-    else:
-        sock = socket.create_server((args.host, args.port), backlog=BACKLOG)
+    try:
+        if args.fd is not None:
+            sock = socket.socket(fileno=args.fd)
+        else:
+            sock = socket.create_server((args.host, args.port), backlog=BACKLOG)
+    except OSError as exc:  # port in use, no such interface or name, a bad descriptor
+        where = f"descriptor {args.fd}" if args.fd is not None else f"{args.host}:{args.port}"
+        sys.exit(f"leadpipe-sandbox: error: cannot listen on {where}: {exc.strerror or exc}")
     host, port = sock.getsockname()[:2]
     url = f"http://{host}:{port}"
     options = SandboxOptions(args.seed, args.visitors, args.fault_rate, args.fault_seed)
@@ -106,7 +168,13 @@ def _exit_on_eof(server: uvicorn.Server) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not is_loopback(args.host) and not args.expose_control_api_to_network:
+        parser.error(
+            f"--host {args.host} is not a loopback address: the sandbox's control API (/_sandbox/...) "
+            f"has no authentication and lists every API key; pass {EXPOSE_FLAG} to listen there anyway"
+        )
     with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises SIGINT after shutting down
         serve(args)
 
