@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 
 import httpx
 import pytest
@@ -181,12 +182,27 @@ def test_any_connection_value_gives_settings_or_a_config_error(extra, password, 
         result = core.ApiSettings.from_connection(conn, extra)
     except LeadpipeConfigError as exc:
         assert "'fuzz'" in str(exc)
+        connection_outcomes["LeadpipeConfigError"] += 1
         return
+    connection_outcomes["settings"] += 1
     # The range the Connections form states, whatever the extra says.
     assert (core.MIN_TIMEOUT, core.MAX_TIMEOUT) == (1, 600)
     assert core.MIN_TIMEOUT <= result.timeout <= core.MAX_TIMEOUT
     assert 0 <= result.max_retries <= 10
     assert result.api_key == API_KEY
+
+
+connection_outcomes: Counter[str] = Counter()
+
+
+def test_zz_record_connection_values_figure():
+    if not connection_outcomes:
+        pytest.skip("the property test did not run")
+    results = ", ".join(f"{n} {what}" for what, n in sorted(connection_outcomes.items()))
+    record(
+        "bad input",
+        f"any JSON as extra/password/host/port: {sum(connection_outcomes.values())} connections -> {results}",
+    )
 
 
 @pytest.mark.parametrize("extra", ["[1, 2]", '"timeout=5"', "30", "null", "true"])

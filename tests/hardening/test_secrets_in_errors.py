@@ -26,6 +26,7 @@ import json
 import logging
 import string
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -92,9 +93,10 @@ def visible(exc: BaseException) -> Iterator[str]:
         current = current.__cause__ or current.__context__
 
 
-#: httpcore's DEBUG trace prints every response header as received; that is httpcore's logging,
-#: not the provider's (docs/security.md says so), and Airflow's masker covers it for the whole key.
-NOT_OURS = ("httpcore.",)
+#: httpx's INFO line quotes the server's status line (reason phrase) and httpcore's DEBUG trace every
+#: response header, as received, before the provider sees the answer. That is their logging, not
+#: the provider's (docs/security.md says so; Airflow sets both loggers to WARNING by default).
+NOT_OURS = ("httpx", "httpcore")
 
 
 def log_texts(records: list[logging.LogRecord]) -> Iterator[str]:
@@ -221,6 +223,8 @@ def test_no_piece_of_the_key_reaches_the_user_on_any_path(
     server, conn_to, caplog, key, field, status, offset, filler
 ):
     caplog.set_level(logging.DEBUG)
+    for name in NOT_OURS:  # let them log, to show they are filtered out below and nothing else is
+        caplog.set_level(logging.DEBUG, logger=name)
     caplog.clear()
     text = (filler * offset)[:offset] + key + (filler * 3)
     server.default = FIELDS[field](status, text)
@@ -243,6 +247,23 @@ def test_no_piece_of_the_key_reaches_the_user_on_any_path(
     assert len(server.requests) > before  # the answers were really received
     leaks = {where: pieces for where, texts in shown.items() if (pieces := pieces_of(key, "\n".join(texts)))}
     assert not leaks, (field, status, offset, leaks)
+    seen[field] += 1
+
+
+seen: Counter[str] = Counter()
+
+
+def test_zz_record_every_path_figures():
+    if not seen:
+        pytest.skip("the property test did not run")
+    for mode in ("sync", "async"):
+        record(
+            "secrets",
+            f"random keys at offsets 0-300 of {len(seen)} answer fields (reason phrase, bad header line "
+            f"too), retried and not, test_connection, trigger: {sum(seen.values())} answers",
+            mode=mode,
+            hits=0,
+        )
 
 
 # -- the redaction itself -----------------------------------------------------------------------
