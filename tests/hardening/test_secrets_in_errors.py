@@ -283,7 +283,7 @@ def test_redaction_survives_any_later_cut(key, text, cuts):
         shown = redacted[:cut]
         if len(key) >= FRAGMENT:
             assert not pieces_of(key, shown), (key, text, shown)
-        else:
+        elif "*" not in key:  # a key of a few "*" is hidden, but by more "*"
             assert key.translate(_ASCII_LOWER) not in shown.translate(_ASCII_LOWER), (key, text, shown)
     if not pieces_of(key, text) and key.translate(_ASCII_LOWER) not in text.translate(_ASCII_LOWER):
         assert redacted == text  # nothing to hide: unchanged
