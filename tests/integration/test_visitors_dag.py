@@ -61,16 +61,20 @@ with DAG(
 '''
 
 
-@pytest.fixture
-def dag():
+def dag_from_source(dag_id: str, source: str):
     """The DAG, from a file inside the DAG folder (dag.test() runs only DAGs that live there)."""
-    path = DAGS_FOLDER / f"{DAG_ID}.py"
-    path.write_text(DAG_SOURCE)
-    spec = importlib.util.spec_from_file_location(DAG_ID, path)
+    path = DAGS_FOLDER / f"{dag_id}.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location(dag_id, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     yield module.dag
     path.unlink()
+
+
+@pytest.fixture
+def dag():
+    yield from dag_from_source(DAG_ID, DAG_SOURCE)
 
 
 def listed_pixels(sandbox) -> list[dict]:
@@ -213,13 +217,7 @@ with DAG("{DATA_DAG_ID}", schedule=None, start_date=pendulum.datetime(2026, 1, 1
 
 @pytest.fixture
 def data_dag():
-    path = DAGS_FOLDER / f"{DATA_DAG_ID}.py"
-    path.write_text(DATA_DAG_SOURCE)
-    spec = importlib.util.spec_from_file_location(DATA_DAG_ID, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    yield module.dag
-    path.unlink()
+    yield from dag_from_source(DATA_DAG_ID, DATA_DAG_SOURCE)
 
 
 def test_broken_text_is_written_and_a_short_pull_fails_in_a_dag_run(
