@@ -61,9 +61,11 @@ def create_app() -> FastAPI:
         dag_id: str = Query(...),
         run_id: str = Query(...),
         task_id: str = Query(...),
-        map_index: int = Query(-1),
+        map_index: str = Query("-1"),
     ) -> HTMLResponse:
-        report = data.task_report(dag_id, run_id, task_id, map_index)
+        # The UI fills {MAP_INDEX} only for mapped tasks; otherwise the placeholder arrives as is.
+        index = int(map_index) if map_index.lstrip("-").isdigit() else -1
+        report = data.task_report(dag_id, run_id, task_id, index)
         cards = []
         try:
             point = render.ReportPoint.from_report(report) if report else None
@@ -76,12 +78,16 @@ def create_app() -> FastAPI:
                     conn_id=str(report.get("leadpipe_conn_id") or "?"),
                     account=report.get("account"),
                     reports=[point],
-                    caption=f"Credit report of {task_id}, observed {observed}",
+                    caption=f"Credit report of {task_id}, observed {observed}: "
+                    + render.report_caption(report),
                     docs_href=base_path(f"/dags/{render.EXAMPLE_DAG_ID}"),
                 )
             )
         footer = "The account as this task saw it when it ran. Read-only."
-        return _html(render.page(cards, title=TITLE, footer=footer, empty=render.NO_REPORT))
+        subtitle = f"{dag_id} / {task_id}"
+        return _html(
+            render.page(cards, title=TITLE, footer=footer, empty=render.NO_REPORT, subtitle=subtitle)
+        )
 
     return app
 

@@ -111,7 +111,7 @@ async def fetch_statuses(conn_ids: list[str], *, now: float | None = None) -> di
         except asyncio.TimeoutError:
             return Status(error=f"no answer within {CARD_TIMEOUT:g} s", error_type="Timeout")
 
-    for conn_id, status in zip(missing, await asyncio.gather(*(one(c) for c in missing))):
+    for conn_id, status in zip(missing, await asyncio.gather(*(one(c) for c in missing)), strict=True):
         result[conn_id] = status
         with _cache_lock:
             _cache[conn_id] = (now, status)

@@ -17,6 +17,7 @@ import pendulum
 #: The example DAG that produces credit reports; its page in Airflow shows its docs (doc_md).
 EXAMPLE_DAG_ID = "leadpipe_daily_credit_report"
 
+SECONDS_PER_DAY = 86_400.0
 # Chart geometry (SVG user units).
 WIDTH, HEIGHT = 520, 170
 LEFT, RIGHT, TOP, BOTTOM = 48, 12, 14, 30
@@ -92,11 +93,13 @@ def _date(value: pendulum.DateTime | None) -> str:
 # -- chart ---------------------------------------------------------------------------------------
 
 
-def credit_chart(points: Sequence[ReportPoint], *, docs_href: str = f"/dags/{EXAMPLE_DAG_ID}") -> str:
+def credit_chart(
+    points: Sequence[ReportPoint], *, docs_href: str = f"/dags/{EXAMPLE_DAG_ID}", history: bool = True
+) -> str:
     """An inline SVG of remaining credits over time, with projected exhaustion and reset marked.
 
     Returns an explanatory paragraph instead when there is nothing to draw (no reports, an
-    uncapped plan).
+    uncapped plan). ``history=False`` (one task's own report) drops the "needs two" note.
     """
     capped = sorted((p for p in points if p.remaining is not None), key=lambda p: p.observed_at)
     if not points:
@@ -112,19 +115,25 @@ def credit_chart(points: Sequence[ReportPoint], *, docs_href: str = f"/dags/{EXA
     latest = capped[-1]
     start = capped[0].observed_at
     end = latest.observed_at
+    # Marks (the next reset, the projected exhaustion) are drawn when they fall within three times
+    # the reported history after the last report; farther ones would squash the history into a
+    # sliver, so they are stated under the chart instead.
+    window = (end - start).total_seconds() or SECONDS_PER_DAY
+    reach = end.add(seconds=3 * window)
     marks: list[tuple[str, pendulum.DateTime]] = []
-    if latest.resets_at is not None and latest.resets_at > end:
-        marks.append(("reset", latest.resets_at))
+    stated: list[str] = []
     exhaustion = latest.projected_exhaustion_at
-    horizon = max([end, *(when for _, when in marks)])
-    span = max((horizon - start).total_seconds(), 3600.0)
-    if exhaustion is not None and exhaustion > end:
-        # Far-off projections (years away) would squash the history: show them only when they
-        # fall inside the window already drawn, or shortly after it.
-        if (exhaustion - start).total_seconds() <= span * 1.5:
-            marks.append(("exhaustion", exhaustion))
+    for name, when in (("reset", latest.resets_at), ("exhaustion", exhaustion)):
+        if when is None or when <= end:
+            continue
+        if when <= reach:
+            marks.append((name, when))
+        elif name == "exhaustion":
+            stated.append(f"At the current burn rate credits run out {html.escape(_date(when))}.")
+        else:
+            stated.append(f"Next reset {html.escape(_date(when))}.")
     x_end = max([end, *(when for _, when in marks)])
-    x0, x1 = start.timestamp(), max(x_end.timestamp(), start.timestamp() + 3600.0)
+    x0, x1 = start.timestamp(), max(x_end.timestamp(), start.timestamp() + 60.0)
     top = max([p.limit or 0.0 for p in capped] + [p.remaining or 0.0 for p in capped] + [1.0])
 
     def x(when: pendulum.DateTime) -> float:
@@ -134,15 +143,16 @@ def credit_chart(points: Sequence[ReportPoint], *, docs_href: str = f"/dags/{EXA
         return TOP + (1 - value / top) * (HEIGHT - TOP - BOTTOM)
 
     parts = [
+        f'<p class="chart-title">Remaining credits, {len(capped)} report(s)</p>',
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
         f'aria-label="Remaining credits over time, {len(capped)} report(s)">',
         f'<line class="axis" x1="{LEFT}" y1="{y(0):.1f}" x2="{WIDTH - RIGHT}" y2="{y(0):.1f}"/>',
         f'<line class="axis" x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{y(0):.1f}"/>',
         f'<text class="tick" x="{LEFT - 6}" y="{TOP + 4}" text-anchor="end">{_fmt(top)}</text>',
         f'<text class="tick" x="{LEFT - 6}" y="{y(0) + 4:.1f}" text-anchor="end">0</text>',
-        f'<text class="tick" x="{LEFT}" y="{HEIGHT - 8}">{html.escape(start.format("MMM D"))}</text>',
+        f'<text class="tick" x="{LEFT}" y="{HEIGHT - 8}">{_tick(start, x1 - x0)}</text>',
         f'<text class="tick" x="{WIDTH - RIGHT}" y="{HEIGHT - 8}" text-anchor="end">'
-        f"{html.escape(pendulum.from_timestamp(x1).format('MMM D'))}</text>",
+        f"{_tick(pendulum.from_timestamp(x1), x1 - x0)}</text>",
     ]
     coords = " ".join(f"{x(p.observed_at):.1f},{y(p.remaining or 0.0):.1f}" for p in capped)
     if len(capped) > 1:
@@ -157,22 +167,46 @@ def credit_chart(points: Sequence[ReportPoint], *, docs_href: str = f"/dags/{EXA
             f'<circle class="point" cx="{x(p.observed_at):.1f}" cy="{y(p.remaining or 0.0):.1f}" r="3.5">'
             f"<title>{html.escape(_date(p.observed_at))}: {_fmt(p.remaining)} left</title></circle>"
         )
+    label_row = {"reset": 10, "exhaustion": 24}  # two rows, so close marks never overlap
     for name, when in marks:
         label = "reset" if name == "reset" else "runs out"
         parts.append(
             f'<line class="mark {name}" data-mark="{name}" x1="{x(when):.1f}" y1="{TOP}" '
             f'x2="{x(when):.1f}" y2="{y(0):.1f}"><title>{label}: {html.escape(_date(when))}</title></line>'
-            f'<text class="mark-label {name}" x="{x(when) - 4:.1f}" y="{TOP + 10}" '
+            f'<text class="mark-label {name}" x="{x(when) - 4:.1f}" y="{TOP + label_row[name]}" '
             f'text-anchor="end">{label}</text>'
         )
     parts.append("</svg>")
-    legend = []
-    if exhaustion is not None and not any(name == "exhaustion" for name, _ in marks) and exhaustion > end:
-        legend.append(f"At the current burn rate credits run out {html.escape(_date(exhaustion))}.")
-    if len(capped) == 1:
+    legend = stated
+    if len(capped) == 1 and history:
         legend.append("One report: the line needs two.")
     note = f'<p class="hint">{" ".join(legend)}</p>' if legend else ""
     return "".join(parts) + note
+
+
+def report_caption(report: dict[str, Any]) -> str:
+    """One line about a credit report's outlook: burn rate and when credits run out."""
+    rate = report.get("daily_burn_rate")
+    parts = [
+        "burn rate unknown (first report)" if rate is None else f"burning {_fmt(float(rate))} credits/day"
+    ]
+    if report.get("unlimited"):
+        parts.append("uncapped plan")
+    elif report.get("projected_exhaustion_at"):
+        when = _date(_when(report["projected_exhaustion_at"]))
+        before = report.get("runs_out_before_reset")
+        parts.append(f"runs out {when}" + (" — before the reset" if before else ""))
+    return "; ".join(parts)
+
+
+def _tick(when: pendulum.DateTime, window_seconds: float) -> str:
+    if window_seconds > 2 * SECONDS_PER_DAY:
+        text = when.format("MMM D")
+    elif window_seconds > 600:
+        text = when.format("MMM D HH:mm")
+    else:
+        text = when.format("HH:mm:ss")
+    return html.escape(text)
 
 
 # -- cards ---------------------------------------------------------------------------------------
@@ -180,7 +214,7 @@ def credit_chart(points: Sequence[ReportPoint], *, docs_href: str = f"/dags/{EXA
 
 def card(item: Card) -> str:
     """One account card: header, credits (bar or 'uncapped'), pixels, audience slots, chart."""
-    head = f'<h2><code>{html.escape(item.conn_id)}</code></h2>'
+    head = f"<h2><code>{html.escape(item.conn_id)}</code></h2>"
     caption = f'<p class="caption">{html.escape(item.caption)}</p>' if item.caption else ""
     if item.account is None:
         kind = html.escape(item.error_type or "Error")
@@ -188,21 +222,27 @@ def card(item: Card) -> str:
         return (
             f'<section class="card down" data-conn-id="{html.escape(item.conn_id)}">{head}{caption}'
             f'<p class="badge bad">unreachable</p><p class="error"><strong>{kind}</strong>: {message}</p>'
-            f"{credit_chart(item.reports, docs_href=item.docs_href)}</section>"
+            f"{_chart(item)}</section>"
         )
     account = item.account
     organization = account.get("organization") or {}
     credits = account.get("credits") or {}
     healthy = bool(account.get("healthy"))
-    badge = '<span class="badge ok">healthy</span>' if healthy else '<span class="badge bad">not healthy</span>'
+    badge = (
+        '<span class="badge ok">healthy</span>' if healthy else '<span class="badge bad">not healthy</span>'
+    )
     org = (
         f'<p class="org">{html.escape(str(organization.get("name", "?")))} '
         f'<span class="status">{html.escape(str(organization.get("status", "?")))}</span> {badge}</p>'
     )
     return (
         f'<section class="card" data-conn-id="{html.escape(item.conn_id)}">{head}{caption}{org}'
-        f"{_credits(credits)}{_facts(account)}{credit_chart(item.reports, docs_href=item.docs_href)}</section>"
+        f"{_credits(credits)}{_facts(account)}{_chart(item)}</section>"
     )
+
+
+def _chart(item: Card) -> str:
+    return credit_chart(item.reports, docs_href=item.docs_href, history=item.caption is None)
 
 
 def _credits(credits: dict[str, Any]) -> str:
@@ -212,9 +252,7 @@ def _credits(credits: dict[str, Any]) -> str:
     resets = _when(credits.get("resetsAt"))
     reset_line = f'<p class="reset">Credits reset {html.escape(_date(resets))}</p>' if resets else ""
     if limit is None:
-        return (
-            f'<p class="credits">Uncapped plan: {_fmt(used)} credits used, no limit.</p>{reset_line}'
-        )
+        return f'<p class="credits">Uncapped plan: {_fmt(used)} credits used, no limit.</p>{reset_line}'
     percent = _number(credits.get("percentUsed"))
     if percent is None:
         percent = 100.0 * (used or 0.0) / limit if limit else 100.0
@@ -231,7 +269,9 @@ def _credits(credits: dict[str, Any]) -> str:
 def _facts(account: dict[str, Any]) -> str:
     pixels = account.get("pixels") or {}
     intent = account.get("intent")
-    rows = [f"Pixels: {_fmt(_number(pixels.get('active')))} active, {_fmt(_number(pixels.get('paused')))} paused"]
+    rows = [
+        f"Pixels: {_fmt(_number(pixels.get('active')))} active, {_fmt(_number(pixels.get('paused')))} paused"
+    ]
     if intent:
         rows.append(
             f"Audience slots: {_fmt(_number(intent.get('audienceSlotsUsed')))} of "
@@ -259,10 +299,12 @@ h1{font-size:22px;margin:0}.muted,.hint,.caption,.tick{color:var(--muted)}
 .org{margin:0 0 8px;font-size:15px}.status{color:var(--muted);font-size:13px}
 .badge{display:inline-block;font-size:12px;border-radius:999px;padding:1px 8px;margin:0;
 border:1px solid currentColor}.badge.ok{color:var(--ok)}.badge.bad{color:var(--bad)}
-.credits{margin:6px 0 4px;font-size:15px}.bar{height:10px;background:var(--line);border-radius:5px;overflow:hidden}
+.credits{margin:6px 0 4px;font-size:15px}
+.bar{height:10px;background:var(--line);border-radius:5px;overflow:hidden}
 .fill{height:100%}.fill.high{background:var(--ok)}.fill.mid{background:var(--mid)}.fill.low{background:var(--bad)}
 .reset{margin:6px 0}.facts{margin:8px 0;padding-left:18px}.error{color:var(--bad);overflow-wrap:anywhere}
-.chart{width:100%;height:auto;margin-top:6px}.axis{stroke:var(--line)}.tick{font-size:11px;fill:var(--muted)}
+.chart{width:100%;height:auto}.chart-title{margin:12px 0 0;font-size:12px;color:var(--muted)}
+.axis{stroke:var(--line)}.tick{font-size:11px;fill:var(--muted)}
 .line{fill:none;stroke:var(--accent);stroke-width:2}.point{fill:var(--accent)}
 .projection{stroke:var(--bad);stroke-width:1.5;stroke-dasharray:5 4}
 .mark{stroke-width:1.5;stroke-dasharray:2 3}.mark.reset{stroke:var(--ok)}.mark.exhaustion{stroke:var(--bad)}
@@ -289,13 +331,21 @@ def live_footer(fetched_at: pendulum.DateTime, cache_seconds: float) -> str:
     )
 
 
-def page(cards: Sequence[Card], *, title: str, footer: str, empty: str = NO_CONNECTIONS) -> str:
+def page(
+    cards: Sequence[Card],
+    *,
+    title: str,
+    footer: str,
+    empty: str = NO_CONNECTIONS,
+    subtitle: str | None = None,
+) -> str:
     """The whole HTML document (no scripts, no external resources); ``footer`` is trusted HTML."""
     body = "".join(card(item) for item in cards) or empty
+    subtitle = f"{len(cards)} connection(s)" if subtitle is None else subtitle
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>"
-        f'<header><h1>{html.escape(title)}</h1><span class="muted">{len(cards)} connection(s)</span></header>'
+        f'<header><h1>{html.escape(title)}</h1><span class="muted">{html.escape(subtitle)}</span></header>'
         f'<main class="grid">{body}</main><footer>{footer}</footer></body></html>'
     )

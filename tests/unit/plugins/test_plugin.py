@@ -13,7 +13,9 @@ def test_plugin_is_listed_in_provider_info_and_entry_point():
     from importlib.metadata import entry_points
 
     listed = get_provider_info()["plugins"]
-    assert listed == [{"name": "leadpipe", "plugin-class": "airflow_provider_leadpipe.plugins.leadpipe.LeadpipePlugin"}]
+    assert listed == [
+        {"name": "leadpipe", "plugin-class": "airflow_provider_leadpipe.plugins.leadpipe.LeadpipePlugin"}
+    ]
     (entry,) = [e for e in entry_points(group="airflow.plugins") if e.name == "leadpipe"]
     assert entry.load() is LeadpipePlugin
 

@@ -12,7 +12,16 @@ from airflow_provider_leadpipe.plugins.render import Card, ReportPoint, card, cr
 T0 = pendulum.datetime(2026, 11, 1, tz="UTC")
 
 
-def account(*, remaining=400, limit=500, used=100, healthy=True, name="Acme", intent=True, resets="2026-12-01T00:00:00Z"):
+def account(
+    *,
+    remaining=400,
+    limit=500,
+    used=100,
+    healthy=True,
+    name="Acme",
+    intent=True,
+    resets="2026-12-01T00:00:00Z",
+):
     return {
         "healthy": healthy,
         "organization": {"name": name, "status": "active"},
@@ -24,7 +33,12 @@ def account(*, remaining=400, limit=500, used=100, healthy=True, name="Acme", in
             "resetsAt": resets,
         },
         "pixels": {"total": 3, "active": 2, "paused": 1},
-        "intent": {"audienceSlots": 5, "audienceSlotsUsed": 2, "audienceSlotsAvailable": 3, "status": "active"}
+        "intent": {
+            "audienceSlots": 5,
+            "audienceSlotsUsed": 2,
+            "audienceSlotsAvailable": 3,
+            "status": "active",
+        }
         if intent
         else None,
     }
@@ -40,7 +54,9 @@ def report(day: int, remaining, *, limit=500, exhaustion=None, resets="2026-12-0
 
 
 def points(svg: str) -> list[tuple[float, float]]:
-    return [(float(x), float(y)) for x, y in re.findall(r'<circle class="point" cx="([\d.]+)" cy="([\d.]+)"', svg)]
+    return [
+        (float(x), float(y)) for x, y in re.findall(r'<circle class="point" cx="([\d.]+)" cy="([\d.]+)"', svg)
+    ]
 
 
 def test_chart_draws_one_point_per_report_in_time_order_with_falling_line():
@@ -58,7 +74,7 @@ def test_chart_draws_one_point_per_report_in_time_order_with_falling_line():
 def test_chart_marks_exhaustion_before_reset_and_the_reset():
     reports = [
         ReportPoint.from_report(report(0, 500)),
-        ReportPoint.from_report(report(5, 200, exhaustion="2026-11-09T00:00:00Z")),
+        ReportPoint.from_report(report(10, 200, exhaustion="2026-11-19T00:00:00Z")),
     ]
     svg = credit_chart(reports)
     marks = dict(re.findall(r'data-mark="(\w+)" x1="([\d.]+)"', svg))
@@ -67,14 +83,15 @@ def test_chart_marks_exhaustion_before_reset_and_the_reset():
     assert 'class="projection"' in svg
 
 
-def test_far_projection_is_stated_not_drawn():
+def test_marks_beyond_three_times_the_history_are_stated_not_drawn():
     reports = [
         ReportPoint.from_report(report(0, 500)),
         ReportPoint.from_report(report(1, 499, exhaustion="2031-01-01T00:00:00Z")),
     ]
     html = credit_chart(reports)
-    assert 'data-mark="exhaustion"' not in html
+    assert 'data-mark="exhaustion"' not in html and 'data-mark="reset"' not in html
     assert "run out 2031-01-01 00:00 UTC" in html
+    assert "Next reset 2026-12-01 00:00 UTC" in html
 
 
 def test_one_report_is_a_point_and_a_note():
@@ -121,12 +138,18 @@ def test_unhealthy_low_and_no_orbit_card():
 
 
 def test_down_card_shows_typed_error():
-    html = card(Card(conn_id="down", error="Leadpipe API unreachable: connection refused", error_type="LeadpipeConnectionError"))
+    html = card(
+        Card(
+            conn_id="down",
+            error="Leadpipe API unreachable: connection refused",
+            error_type="LeadpipeConnectionError",
+        )
+    )
     assert 'class="card down"' in html
     assert "<strong>LeadpipeConnectionError</strong>: Leadpipe API unreachable: connection refused" in html
 
 
-@pytest.mark.parametrize("evil", ['<script>alert(1)</script>', '"><img src=x onerror=alert(1)>', "a&b"])
+@pytest.mark.parametrize("evil", ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>', "a&b"])
 def test_everything_from_outside_is_escaped(evil):
     cards = [
         Card(conn_id=evil, account=account(name=evil)),
@@ -138,8 +161,11 @@ def test_everything_from_outside_is_escaped(evil):
 
 
 def test_page_lists_cards_and_says_it_caches():
-    html = page([Card(conn_id="a", account=account()), Card(conn_id="b", error="x", error_type="E")],
-                title="Leadpipe credits", footer=live_footer(T0, 15))
+    html = page(
+        [Card(conn_id="a", account=account()), Card(conn_id="b", error="x", error_type="E")],
+        title="Leadpipe credits",
+        footer=live_footer(T0, 15),
+    )
     assert html.count('<section class="card') == 2
     assert "cached for 15 s" in html
     assert "<script" not in html and "http" not in html  # no scripts, nothing fetched from elsewhere
@@ -148,3 +174,26 @@ def test_page_lists_cards_and_says_it_caches():
 def test_report_without_account_is_rejected():
     with pytest.raises(ValueError, match="not a credit report"):
         ReportPoint.from_report({"observed_at": T0.to_iso8601_string()})
+
+
+def test_report_caption_states_the_outlook():
+    from airflow_provider_leadpipe.plugins.render import report_caption
+
+    caption = report_caption(
+        {
+            "daily_burn_rate": 12.5,
+            "projected_exhaustion_at": "2026-11-20T00:00:00Z",
+            "runs_out_before_reset": True,
+        }
+    )
+    assert caption == "burning 12.5 credits/day; runs out 2026-11-20 00:00 UTC — before the reset"
+    assert report_caption({"daily_burn_rate": None, "unlimited": True}) == (
+        "burn rate unknown (first report); uncapped plan"
+    )
+
+
+def test_a_task_view_card_has_no_history_note():
+    item = Card(
+        conn_id="c", account=account(), reports=[ReportPoint.from_report(report(0, 500))], caption="x"
+    )
+    assert "One report" not in card(item)
