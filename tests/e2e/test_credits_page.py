@@ -53,6 +53,12 @@ def test_credits_page_shows_every_connection_and_the_report_history(api, airflow
             "password": DOWN_KEY,
         },
     )
+    # Twenty connections in all, one of them down: the page fetches them side by side.
+    extra = [f"leadpipe_extra_{n:02d}" for n in range(17)]
+    for conn_id in extra:
+        put_connection(
+            api, {"connection_id": conn_id, "conn_type": "leadpipe", "host": sandbox.url, "password": KEY}
+        )
     wait_for_dag(api, DAG_ID)
     run_ids = []
     for n in range(3):
@@ -75,7 +81,8 @@ def test_credits_page_shows_every_connection_and_the_report_history(api, airflow
     html = response.text
     print(f"credits page: {len(_cards(html))} cards in {elapsed:.2f} s")
     cards = _cards(html)
-    assert {"leadpipe_default", "leadpipe_uncapped", "leadpipe_down"} <= set(cards)
+    assert {"leadpipe_default", "leadpipe_uncapped", "leadpipe_down", *extra} <= set(cards)
+    assert all("credits left" in cards[conn_id] for conn_id in extra)
 
     healthy = cards["leadpipe_default"]
     assert "Acme &lt;Growth&gt; &amp; Co" in healthy  # escaped, never raw

@@ -87,3 +87,16 @@ def test_reports_chain_across_runs_without_logical_date(airflow_db, leadpipe_san
     assert "Account:     Acme (active, healthy): 380 of 1000 credits left" in out
     assert "BEFORE the next reset" in out
     assert KEY not in out
+
+    # The Leadpipe UI page (Airflow >= 3.1) reads these same reports back from the XCom table.
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_1_PLUS
+
+    if AIRFLOW_V_3_1_PLUS:
+        from airflow_provider_leadpipe.plugins import data
+
+        charted = data.credit_reports()["leadpipe_default"][-4:]
+        assert [point.remaining for point in charted] == [900, 880, 380, 995]
+        assert charted[-1].observed_at == pendulum.parse(report4["observed_at"])
+        own = data.task_report(DAG_ID, fourth.run_id, "credit_report", -1)
+        assert own is not None and own["leadpipe_conn_id"] == "leadpipe_default"
+        assert own["observed_at"] == report4["observed_at"]
