@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import math
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
@@ -267,7 +268,8 @@ class OrbitApi:
 
     def _export_body(self, request: Request, key: KeyState, export: StoredExport) -> dict[str, Any]:
         ttl = key.orbit.download_url_ttl
-        expires = utcnow().replace(microsecond=0) + timedelta(seconds=ttl)
+        # Whole seconds in the URL, rounded up: the URL lives at least ``ttl`` seconds.
+        expires = datetime.fromtimestamp(math.ceil(utcnow().timestamp() + ttl), timezone.utc)
         return {
             "export": export.to_json(),
             "downloadUrl": self.state.signed_url(request, export, expires),
