@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import math
 import random
 import struct
@@ -86,7 +87,13 @@ def _company(index: int) -> dict[str, str]:
     }
 
 
+def compact(value: Any) -> str:
+    """Compact JSON, as the sandbox sends it."""
+    return json.dumps(value, separators=(",", ":"))
+
+
 _COMPANIES = tuple(_company(i) for i in range(_N_COMPANIES))
+_COMPANIES_JSON = tuple(compact(company) for company in _COMPANIES)
 
 
 def topic_ids(config: dict[str, Any]) -> tuple[int, ...]:
@@ -122,6 +129,7 @@ class PeopleSet:
     _offset: int = field(init=False, repr=False)
     _hasher: Any = field(init=False, repr=False)
     _matches: tuple[dict[str, Any], ...] = field(init=False, repr=False)
+    _matches_json: tuple[str, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         space = max(self.count, 1)
@@ -144,6 +152,8 @@ class PeopleSet:
             for start in range(len(topics))
         )
         object.__setattr__(self, "_matches", matches)
+        # The same without the braces, to be spliced into a row's "intent" object.
+        object.__setattr__(self, "_matches_json", tuple(compact(m)[1:-1] for m in matches))
 
     @classmethod
     def of_run(cls, seed: int, run_id: str, count: int, config: dict[str, Any]) -> PeopleSet:
@@ -161,10 +171,33 @@ class PeopleSet:
 
     def row(self, index: int) -> dict[str, Any]:
         """Person ``index`` of the run, with the documented result fields."""
+        person, company, score, match = self._parts(index)
+        person["company"] = _COMPANIES[company]
+        person["intent"] = {"score": score, **self._matches[match]}
+        return person
+
+    def rows_json(self, start: int, stop: int) -> str:
+        """Rows ``start`` to ``stop`` as a compact JSON array (what ``json.dumps`` would give)."""
+        return "[" + ",".join(map(self.row_json, range(max(start, 0), min(stop, self.count)))) + "]"
+
+    def row_json(self, index: int) -> str:
+        """``json.dumps(row(index))`` (compact), faster: the shared company and topics are pre-encoded.
+
+        JSON encoding costs more than generating a row; the company and matched topics are most of
+        each row's bytes and repeat across rows, so they are encoded once per set, not per row.
+        """
+        person, company, score, match = self._parts(index)
+        head = compact(person)[:-1]
+        intent = f'{{"score":{score},{self._matches_json[match]}}}'
+        return f'{head},"company":{_COMPANIES_JSON[company]},"intent":{intent}}}'
+
+    def _parts(self, index: int) -> tuple[dict[str, Any], int, int, int]:
+        """The person's own fields, and the company number, score and topic match they come with."""
         permuted = (self._mult * index + self._offset) % max(self.count, 1)
         first = FIRST_NAMES[permuted % _N_FIRST]
         last = LAST_NAMES[(permuted // _N_FIRST) % _N_LAST]
-        company = _COMPANIES[(permuted // (_N_FIRST * _N_LAST)) % _N_COMPANIES]
+        company_index = (permuted // (_N_FIRST * _N_LAST)) % _N_COMPANIES
+        company = _COMPANIES[company_index]
         suffix = permuted // (_N_FIRST * _N_LAST * _N_COMPANIES) or ""
         # Sixteen stable 32-bit draws from one digest of (seed, run, index).
         hasher = self._hasher.copy()
@@ -181,8 +214,7 @@ class PeopleSet:
             f"{PERSONAL_DOMAINS[draw[3] % len(PERSONAL_DOMAINS)]}"
         )
         email = business or personal or ""
-        low, high = self.min_score, self.max_score
-        return {
+        person = {
             "hashedEmail": hashlib.sha256(email.encode()).hexdigest(),
             "firstName": first,
             "lastName": last,
@@ -197,12 +229,9 @@ class PeopleSet:
             "jobTitle": title,
             "seniority": seniority,
             "department": department,
-            "company": company,
-            "intent": {
-                "score": low + draw[7] % (high - low + 1),
-                **self._matches[draw[8] % len(self._matches)],
-            },
         }
+        score = self.min_score + draw[7] % (self.max_score - self.min_score + 1)
+        return person, company_index, score, draw[8] % len(self._matches)
 
     # -- derived views -------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import Counter
 from collections.abc import Callable
 
@@ -142,3 +143,16 @@ def test_an_empty_run(leadpipe_sandbox: LeadpipeSandbox, client: httpx.Client) -
     page = data(results(client, empty, run["id"]))
     assert (page["results"], page["total"], page["run"]["resultCount"]) == ([], 0, 0)
     assert data(client.get(runs_path(empty, run["id"], "/stats")))["stats"]["total"] == 0
+
+
+def test_the_fast_row_encoding_is_exactly_json_dumps() -> None:
+    people = PeopleSet.of_run(42, "run", 5000, {"topicIds": [101, 104, 999], "minScore": 10, "maxScore": 60})
+    rows = list(people.rows(1200, 1700))
+    assert people.rows_json(1200, 1700) == json.dumps(rows, separators=(",", ":"))
+    assert people.rows_json(4990, 6000) == json.dumps(list(people.rows(4990)), separators=(",", ":"))
+    assert {row["intent"]["score"] for row in rows} <= set(range(50, 61))  # minScore < 50 counts as 50
+    assert {t["topicName"] for row in rows for t in row["intent"]["matchedTopics"]} == {
+        "Customer Data Platforms",
+        "CRM Software",
+        "Topic 999",
+    }
