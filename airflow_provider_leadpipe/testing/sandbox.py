@@ -437,7 +437,8 @@ class LeadpipeSandbox:
     def stats(self) -> dict[str, Any]:
         """Request counts: ``{"total", "byStatus", "keys": {key: {"total", "byStatus", "routes"}}}``.
 
-        ``routes`` maps ``"GET /v1/data/account"`` (pixel ids as ``{id}``) to ``{"total", "byStatus"}``.
+        ``routes`` maps ``"GET /v1/data/account"`` (pixel ids as ``{id}``, Orbit ids as ``{audienceId}``,
+        ``{runId}``, ``{exportId}``) to ``{"total", "byStatus"}``.
         """
         return self._control("GET", "stats")
 
