@@ -51,6 +51,8 @@ HTML_PAGE = (
 )
 MALFORMED_JSON = b'{"data": {"healthy": true, "organization": {"name": "Sandbox'
 WRONG_SHAPE: dict[str, Any] = {"data": {"status": "ok"}}
+#: Fault kinds that let the request be answered normally and then spoil the delivery.
+MISDELIVERED = ("truncated", "lost_response")
 
 AnyResponse = Response | StreamingResponse
 Handler = Callable[[Request, KeyState, list[str]], AnyResponse | Awaitable[AnyResponse]]
@@ -106,7 +108,7 @@ class SandboxApp:
         if fault is not None and fault.kind == "slow":
             await asyncio.sleep(fault.seconds)
             fault = None
-        if fault is not None and fault.kind not in ("truncated", "lost_response"):
+        if fault is not None and fault.kind not in MISDELIVERED:
             response: AnyResponse = _fault_response(fault)
         else:
             answer = self._answer(request, key, route_path, params)
@@ -132,7 +134,7 @@ class SandboxApp:
             if fault is not None and fault.kind == "slow":
                 await asyncio.sleep(fault.seconds)
                 fault = None
-            if fault is not None and fault.kind not in ("truncated", "lost_response"):
+            if fault is not None and fault.kind not in MISDELIVERED:
                 response = _fault_response(fault)
             else:
                 response = download_response(request, export, self.state.url_secret, key.orbit.seed)
@@ -221,7 +223,7 @@ async def _caught(answer: Awaitable[AnyResponse]) -> AnyResponse:
 
 async def _deliver(response: AnyResponse, fault: Fault | None, send: Send) -> None:
     """Send the response, or misdeliver it as a truncated or lost-response fault says."""
-    if fault is None or fault.kind not in ("truncated", "lost_response"):
+    if fault is None or fault.kind not in MISDELIVERED:
         await response.send(send)
         return
     if fault.kind == "lost_response":
