@@ -227,7 +227,10 @@ class Run:
 
 @dataclass
 class StoredExport:
-    """A stored CSV export of a completed run; its bytes are regenerated whenever it is downloaded."""
+    """A stored CSV export of a completed run; its bytes are regenerated whenever it is downloaded.
+
+    It shows ``processing`` (no size, digest or URL yet) for its first ``processing_polls`` GETs.
+    """
 
     id: str
     run: Run
@@ -236,6 +239,14 @@ class StoredExport:
     content_sha1: str
     created_at: datetime
     requested_by: str
+    processing_polls: int = 0
+
+    @property
+    def completed(self) -> bool:
+        return self.processing_polls <= 0
+
+    def poll(self) -> None:
+        self.processing_polls -= 1
 
     @property
     def file_name(self) -> str:
@@ -243,25 +254,26 @@ class StoredExport:
 
     def to_json(self) -> dict[str, Any]:
         audience = self.run.audience
+        done = self.completed
         return {
             "id": self.id,
             "organizationId": audience.organization_id,
             "audienceId": audience.id,
             "runId": self.run.id,
             "exportType": "csv",
-            "status": "completed",
+            "status": "completed" if done else "processing",
             "storageProvider": "b2",
             "contentType": "text/csv",
-            "byteSize": self.byte_size,
-            "rowCount": self.row_count,
+            "byteSize": self.byte_size if done else None,
+            "rowCount": self.row_count if done else None,
             "bucketName": "leadpipe-exports",
-            "fileId": stable_uuid("file", self.id),
+            "fileId": stable_uuid("file", self.id) if done else None,
             "fileName": self.file_name,
-            "contentSha1": self.content_sha1,
+            "contentSha1": self.content_sha1 if done else None,
             "errorCode": None,
             "errorMessage": None,
             "requestedBy": self.requested_by,
-            "completedAt": iso(self.created_at),
+            "completedAt": iso(self.created_at) if done else None,
             "expiresAt": iso(self.created_at + timedelta(days=7)),
             "createdAt": iso(self.created_at),
             "updatedAt": iso(self.created_at),
@@ -284,6 +296,7 @@ class OrbitStore:
         self.next_outcomes: dict[str, RunOutcome] = {}
         self.export_row_cap = EXPORT_ROW_CAP
         self.download_url_ttl = DOWNLOAD_URL_TTL
+        self.export_processing_polls = 0
         self.runs_created: dict[str, int] = {}  # by audience, POSTs only (replays not counted)
         self._counter = 0
 
@@ -378,6 +391,7 @@ class OrbitStore:
             content_sha1=sha1,
             created_at=now,
             requested_by=stable_uuid(self._namespace, "user"),
+            processing_polls=self.export_processing_polls,
         )
         self.exports[export.id] = export
         return export
@@ -397,6 +411,7 @@ class OrbitStore:
             "schedule": self.schedule.to_json(),
             "exportRowCap": self.export_row_cap,
             "downloadUrlTtlSeconds": self.download_url_ttl,
+            "exportProcessingPolls": self.export_processing_polls,
             "exports": [export.to_json() for export in self.exports.values()],
         }
 

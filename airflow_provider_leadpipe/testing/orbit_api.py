@@ -268,10 +268,19 @@ class OrbitApi:
         export = key.orbit.exports.get(params[2])
         if export is None or export.run is not run:
             raise HttpError(404, f"Export {params[2]} not found for run {run.id}", code="NOT_FOUND")
-        return answer(200, self._export_body(request, key, export))
+        body = self._export_body(request, key, export)
+        export.poll()  # counted after it was seen: the first ``processing_polls`` GETs see processing
+        return answer(200, body)
 
     def _export_body(self, request: Request, key: KeyState, export: StoredExport) -> dict[str, Any]:
         ttl = key.orbit.download_url_ttl
+        if not export.completed:
+            return {
+                "export": export.to_json(),
+                "downloadUrl": None,
+                "downloadUrlExpiresAt": None,
+                "downloadUrlTtlSeconds": None,
+            }
         # Whole seconds in the URL, rounded up: the URL lives at least ``ttl`` seconds.
         expires = datetime.fromtimestamp(math.ceil(utcnow().timestamp() + ttl), timezone.utc)
         return {
@@ -290,7 +299,10 @@ def sign(secret: bytes, export_id: str, expires: int) -> str:
 
 
 def download_response(request: Request, export: StoredExport, secret: bytes, seed: int) -> AnyResponse:
-    """A download of a stored export from its signed URL (B2's error bodies when the URL is bad)."""
+    """A download of a stored export from its signed URL (B2's error bodies when the URL is bad).
+
+    Only completed exports have a URL, so an export found here is complete.
+    """
     try:
         expires = int(request.query.get("expires", ""))
     except ValueError:

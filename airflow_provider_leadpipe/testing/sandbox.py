@@ -415,6 +415,11 @@ class LeadpipeSandbox:
         body = {"downloadUrlTtlSeconds": seconds}
         return self._control("PUT", self._key_path(api_key, "/orbit/export"), body)
 
+    def set_export_processing_polls(self, polls: int, *, api_key: str | None = None) -> dict[str, Any]:
+        """New stored exports show ``processing`` (no URL yet) for their first ``polls`` GETs (default 0)."""
+        body = {"processingPolls": polls}
+        return self._control("PUT", self._key_path(api_key, "/orbit/export"), body)
+
     def orbit_state(self, api_key: str | None = None) -> dict[str, Any]:
         """``{"audiences": [audience + "people", "runsCreated", "runs"], "schedule", "exportRowCap", ...}``.
 

@@ -136,3 +136,23 @@ def test_stored_export_respects_the_row_cap(
     created = data(client.post(runs_path(audience_id, run_id, "/exports")), 201)
     assert created["export"]["rowCount"] == 10
     assert len(_csv(httpx.get(created["downloadUrl"], trust_env=False).content)) == 10
+
+
+def test_a_stored_export_can_be_processing_for_a_few_polls(
+    leadpipe_sandbox: LeadpipeSandbox, client: httpx.Client, audience_id: str, run_id: str
+) -> None:
+    leadpipe_sandbox.set_export_processing_polls(2)
+    created = data(client.post(runs_path(audience_id, run_id, "/exports")), 201)
+    assert created["export"]["status"] == "processing"
+    assert (created["downloadUrl"], created["export"]["contentSha1"], created["export"]["byteSize"]) == (
+        None,
+        None,
+        None,
+    )
+    export_path = runs_path(audience_id, run_id, f"/exports/{created['export']['id']}")
+    polled = [data(client.get(export_path)) for _ in range(4)]
+    assert [p["export"]["status"] for p in polled] == ["processing", "processing", "completed", "completed"]
+    done = polled[-1]
+    download = httpx.get(done["downloadUrl"], trust_env=False)
+    assert hashlib.sha1(download.content).hexdigest() == done["export"]["contentSha1"]
+    assert len(download.content) == done["export"]["byteSize"]
