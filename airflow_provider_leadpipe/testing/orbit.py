@@ -7,6 +7,7 @@ stored: :class:`~airflow_provider_leadpipe.testing.people.PeopleSet` computes th
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import uuid
@@ -107,6 +108,7 @@ class Run:
     outcome: RunOutcome
     people: int
     sequence: int
+    config: dict[str, Any]  # the audience's config when the run was created: its snapshot
     idempotency_key: str | None = None
     status: str = "queued"
     polls: int = 0
@@ -173,7 +175,7 @@ class Run:
 
     def people_of(self, seed: int) -> PeopleSet:
         if self.people_set is None:
-            self.people_set = PeopleSet.of_run(seed, self.id, self.people, self.audience.config)
+            self.people_set = PeopleSet.of_run(seed, self.id, self.people, self.config)
         return self.people_set
 
     def summary(self, *, completed_at: bool = False) -> dict[str, Any]:
@@ -204,7 +206,7 @@ class Run:
             "organizationId": self.audience.organization_id,
             "status": self.status,
             "runType": self.run_type,
-            "configHash": config_hash(self.audience.config),
+            "configHash": config_hash(self.config),
             "dataDate": self.data_date.isoformat(),
             "resultKey": f"intent-audiences/{self.audience.id}/runs/{self.id}" if done else None,
             "candidateCount": self.result_count * CANDIDATES_PER_RESULT,
@@ -367,6 +369,7 @@ class OrbitStore:
             outcome=outcome,
             people=audience.people,
             sequence=self._counter,
+            config=copy.deepcopy(audience.config),
             idempotency_key=idempotency_key,
         )
         self.runs[run.id] = run

@@ -156,3 +156,20 @@ def test_the_fast_row_encoding_is_exactly_json_dumps() -> None:
         "CRM Software",
         "Topic 999",
     }
+
+
+def test_a_run_keeps_the_config_it_was_created_with(client: httpx.Client, audience_id: str) -> None:
+    run = start_run(client, audience_id)
+    data(
+        client.patch(
+            f"/v1/intent/audiences/{audience_id}", json={"config": {"topicIds": [108], "minScore": 95}}
+        )
+    )
+    completed_run(client, audience_id)  # polls its own run only
+    for _ in range(2):
+        results(client, audience_id, run["id"])
+    rows = data(results(client, audience_id, run["id"], limit=1000))["results"]
+    assert min(row["intent"]["score"] for row in rows) < 95
+    assert {t["topicId"] for row in rows for t in row["intent"]["matchedTopics"]} == {101, 102, 103}
+    newer = data(client.get(runs_path(audience_id)))
+    assert newer[0]["configHash"] != newer[1]["configHash"]

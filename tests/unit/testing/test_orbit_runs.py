@@ -33,6 +33,14 @@ def _statuses(client: httpx.Client, audience_id: str, run_id: str, polls: int) -
     return seen
 
 
+def _moment(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _sleep_until(moment: datetime) -> None:
+    time.sleep(max((moment - datetime.now(timezone.utc)).total_seconds(), 0))
+
+
 def _yesterday() -> str:
     return (datetime.now(timezone.utc).date() - timedelta(days=1)).isoformat()
 
@@ -81,19 +89,17 @@ def test_the_runs_list_counts_as_a_poll(
 def test_schedule_in_seconds(
     leadpipe_sandbox: LeadpipeSandbox, client: httpx.Client, audience_id: str
 ) -> None:
-    leadpipe_sandbox.set_run_schedule(queued_seconds=0.4, running_seconds=0.4)
+    leadpipe_sandbox.set_run_schedule(queued_seconds=1.0, running_seconds=1.5)
     run = start_run(client, audience_id)
+    created = _moment(run["createdAt"])
     assert _statuses(client, audience_id, run["id"], 3) == ["queued"] * 3  # polls do not move it
-    time.sleep(0.45)
+    _sleep_until(created + timedelta(seconds=1.05))
     assert _statuses(client, audience_id, run["id"], 1) == ["running"]
-    time.sleep(0.4)
+    _sleep_until(created + timedelta(seconds=2.55))
     assert _statuses(client, audience_id, run["id"], 1) == ["completed"]
     final = data(client.get(runs_path(audience_id)))[0]
-    created, started, completed = (
-        datetime.fromisoformat(final[name].replace("Z", "+00:00"))
-        for name in ("createdAt", "startedAt", "completedAt")
-    )
-    assert (started - created, completed - started) == (timedelta(seconds=0.4), timedelta(seconds=0.4))
+    started, completed = _moment(final["startedAt"]), _moment(final["completedAt"])
+    assert (started - created, completed - started) == (timedelta(seconds=1.0), timedelta(seconds=1.5))
     assert (final["resultCount"], final["candidateCount"] > final["resultCount"]) == (30, True)
 
 
