@@ -32,6 +32,7 @@ class ReportPoint:
     limit: float | None
     resets_at: pendulum.DateTime | None = None
     projected_exhaustion_at: pendulum.DateTime | None = None
+    organization: str | None = None
 
     @classmethod
     def from_report(cls, report: dict[str, Any]) -> ReportPoint:
@@ -45,6 +46,7 @@ class ReportPoint:
                 limit=_number(credits.get("limit")),
                 resets_at=_when(credits.get("resetsAt")),
                 projected_exhaustion_at=_when(report.get("projected_exhaustion_at")),
+                organization=(account.get("organization") or {}).get("name"),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"not a credit report: {exc!r}") from None
@@ -113,6 +115,12 @@ def credit_chart(
         return '<p class="hint">Uncapped plan: credits never run out, so there is nothing to chart.</p>'
 
     latest = capped[-1]
+    # A connection whose key now belongs to another organization: its older reports describe a
+    # different account (the credit report itself does not compare them either).
+    stated: list[str] = []
+    if any(p.organization != latest.organization for p in capped):
+        capped = [p for p in capped if p.organization == latest.organization]
+        stated.append("Earlier reports of another organization are not charted.")
     start = capped[0].observed_at
     end = latest.observed_at
     # Marks (the next reset, the projected exhaustion) are drawn when they fall within three times
@@ -121,7 +129,6 @@ def credit_chart(
     window = (end - start).total_seconds() or SECONDS_PER_DAY
     reach = end.add(seconds=3 * window)
     marks: list[tuple[str, pendulum.DateTime]] = []
-    stated: list[str] = []
     exhaustion = latest.projected_exhaustion_at
     for name, when in (("reset", latest.resets_at), ("exhaustion", exhaustion)):
         if when is None or when <= end:

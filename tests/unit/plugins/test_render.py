@@ -197,3 +197,12 @@ def test_a_task_view_card_has_no_history_note():
         conn_id="c", account=account(), reports=[ReportPoint.from_report(report(0, 500))], caption="x"
     )
     assert "One report" not in card(item)
+
+
+def test_reports_of_another_organization_are_not_charted():
+    old = [ReportPoint.from_report(report(d, 500 - d)) for d in range(3)]
+    other = report(3, 42)
+    other["account"]["organization"]["name"] = "Globex"
+    html = credit_chart([*old, ReportPoint.from_report(other)])
+    assert len(points(html)) == 1
+    assert "Earlier reports of another organization are not charted." in html
