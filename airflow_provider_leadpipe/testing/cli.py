@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from airflow_provider_leadpipe.testing.orbit import DEFAULT_PEOPLE, EXPORT_ROW_CAP, RunSchedule
 from airflow_provider_leadpipe.testing.scenarios import DEFAULT_API_KEY
 from airflow_provider_leadpipe.testing.state import SandboxOptions
 
@@ -67,7 +68,7 @@ def is_loopback(host: str) -> bool:
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="leadpipe-sandbox",
-        description="Offline Leadpipe Data API sandbox over real HTTP on 127.0.0.1 (see docs/sandbox.md).",
+        description="Offline Leadpipe Data and Orbit API sandbox on 127.0.0.1 (see docs/sandbox.md).",
     )
     parser.add_argument(
         "--host",
@@ -94,6 +95,28 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--fault-seed", type=int, default=0, help="seed of the random faults (default 0)")
     parser.add_argument(
+        "--audience-people",
+        type=_number(int, 0),
+        default=DEFAULT_PEOPLE,
+        help="people per Orbit audience run (default 1000)",
+    )
+    parser.add_argument(
+        "--run-queued",
+        type=_phase,
+        default=(1, None),
+        metavar="N|Ss",
+        help="how long a new Orbit run stays queued: N polls or S seconds, e.g. 2 or 1.5s (default 1)",
+    )
+    parser.add_argument(
+        "--run-running", type=_phase, default=(1, None), metavar="N|Ss", help="same for running (default 1)"
+    )
+    parser.add_argument(
+        "--export-row-cap",
+        type=_number(int, 1),
+        default=EXPORT_ROW_CAP,
+        help="X-Export-Row-Cap (default 300000)",
+    )
+    parser.add_argument(
         "--log-level",
         default="warning",
         choices=["critical", "error", "warning", "info", "debug", "trace"],
@@ -104,6 +127,35 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--fd", type=_number(int, 0), default=None, help=argparse.SUPPRESS)
     parser.add_argument("--exit-on-stdin-eof", action="store_true", help=argparse.SUPPRESS)
     return parser
+
+
+def _phase(text: str) -> tuple[int, float | None]:
+    """``"3"`` -> 3 polls; ``"2.5s"`` -> 2.5 seconds."""
+    try:
+        if text.endswith("s"):
+            seconds = float(text[:-1])
+            if seconds >= 0:
+                return 0, seconds
+        elif int(text) >= 0:
+            return int(text), None
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"{text!r}: give a number of polls (2) or seconds (1.5s)")
+
+
+def options_from(args: argparse.Namespace) -> SandboxOptions:
+    """The server-wide settings of parsed command-line arguments."""
+    (queued_polls, queued_seconds), (running_polls, running_seconds) = args.run_queued, args.run_running
+    schedule = RunSchedule(queued_polls, running_polls, queued_seconds, running_seconds)
+    return SandboxOptions(
+        args.seed,
+        args.visitors,
+        args.fault_rate,
+        args.fault_seed,
+        audience_people=args.audience_people,
+        run_schedule=schedule,
+        export_row_cap=args.export_row_cap,
+    )
 
 
 def _raise_open_files_limit() -> None:
@@ -137,7 +189,7 @@ def serve(args: argparse.Namespace) -> None:
         sys.exit(f"leadpipe-sandbox: error: cannot listen on {where}: {exc.strerror or exc}")
     host, port = sock.getsockname()[:2]
     url = f"http://{host}:{port}"
-    options = SandboxOptions(args.seed, args.visitors, args.fault_rate, args.fault_seed)
+    options = options_from(args)
     _raise_open_files_limit()
     config = uvicorn.Config(
         create_app(options),
