@@ -49,6 +49,9 @@ def test_serialize_holds_primitives_only_and_round_trips():
         },
         "poke_interval": 0.05,
         "deadline": trigger.deadline,
+        "hook_params": {},
+        "exponential_backoff": False,
+        "max_wait": None,
     }
     rebuilt = LeadpipeAccountTrigger(**kwargs)
     assert rebuilt.serialize() == (classpath, kwargs)

@@ -13,7 +13,7 @@ from airflow_provider_leadpipe.exceptions import (
     LeadpipeAuthError,
     LeadpipeConfigError,
 )
-from airflow_provider_leadpipe.operators.leadpipe import LeadpipeAccountStatusOperator
+from airflow_provider_leadpipe.operators.account import LeadpipeAccountStatusOperator
 from tests.unit.conftest import API_KEY, BASE_URL, account_data
 
 ACCOUNT_URL = f"{BASE_URL}/v1/data/account"
@@ -61,7 +61,7 @@ def test_unhealthy_account_passes_by_default_and_fails_fast_when_asked(leadpipe_
     expired = account_data(healthy=False, organization={"name": "Acme", "status": "expired"})
     assert run(LeadpipeAccountStatusOperator(task_id="a"), expired)["healthy"] is False
 
-    op = LeadpipeAccountStatusOperator(task_id="a", fail_if_unhealthy=True)
+    op = LeadpipeAccountStatusOperator(task_id="a", require_healthy=True)
     with pytest.raises(
         LeadpipeAccountError,
         match=r"'Acme' fails the task's checks: account not healthy \(organization status 'expired'\)",
@@ -84,7 +84,7 @@ def test_min_credits_compares_with_remaining(leadpipe_conn, min_credits, fails):
 
 
 def test_uncapped_plan_never_fails_min_credits(leadpipe_conn):
-    op = LeadpipeAccountStatusOperator(task_id="a", min_credits=10**9, fail_if_unhealthy=True)
+    op = LeadpipeAccountStatusOperator(task_id="a", min_credits=10**9, require_healthy=True)
     assert run(op, account_data(credits=UNCAPPED))["credits"]["limit"] is None
 
 
@@ -101,7 +101,7 @@ def test_auth_failure_fails_fast_without_the_key(leadpipe_conn):
     [
         ({"leadpipe_conn_id": ""}, "leadpipe_conn_id"),
         ({"leadpipe_conn_id": None}, "leadpipe_conn_id"),
-        ({"fail_if_unhealthy": "maybe"}, "fail_if_unhealthy"),
+        ({"require_healthy": "maybe"}, "require_healthy"),
         ({"min_credits": -1}, "min_credits"),
         ({"min_credits": "lots"}, "min_credits"),
         ({"min_credits": True}, "min_credits"),
