@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import copy
+import functools
 import json
 import time
 from datetime import datetime, timezone
@@ -39,11 +41,6 @@ except ImportError:  # Airflow 2.x
 
 MODES = ["poke", "reschedule", "deferrable"]
 WAITING_LINE = "waiting: 0 credits left, need 100; credits reset 2026-12-01T00:00:00Z"
-
-
-@pytest.fixture(autouse=True)
-def no_hook_retries(leadpipe_conn):
-    leadpipe_conn(extra=json.dumps({"max_retries": 0}))
 
 
 def sensor(mode: str = "poke", **kwargs) -> LeadpipeAccountSensor:
@@ -89,18 +86,22 @@ class Driver:
                     time.sleep(max(0.0, (exc.reschedule_date - datetime.now(timezone.utc)).total_seconds()))
 
     def _deferrable(self, task):
-        try:
-            return task.execute({})
-        except TaskDeferred as deferred:
-            self.deferrals.append(deferred)
-            assert isinstance(deferred.trigger, LeadpipeAccountTrigger)
-            assert deferred.method_name == "execute_complete"
-            # What the triggerer does: rebuild the trigger from its serialized form, run it.
-            _classpath, kwargs = deferred.trigger.serialize()
-            trigger = LeadpipeAccountTrigger(**json.loads(json.dumps(kwargs)))
-            event = asyncio.run(trigger.run().__anext__())
-            next_kwargs = {**(deferred.kwargs or {}), "event": event.payload}
-            return task.resume_execution(deferred.method_name, next_kwargs, {})
+        step = functools.partial(task.execute, {})
+        while True:
+            try:
+                return step()
+            except TaskDeferred as deferred:
+                self.deferrals.append(deferred)
+                assert isinstance(deferred.trigger, LeadpipeAccountTrigger)
+                assert deferred.method_name == "execute_complete"
+                # What the triggerer does: rebuild the trigger from its serialized form, run it.
+                _classpath, kwargs = deferred.trigger.serialize()
+                trigger = LeadpipeAccountTrigger(**json.loads(json.dumps(kwargs)))
+                event = asyncio.run(trigger.run().__anext__())
+                # What the worker does: resume a fresh copy of the task with the event (and the
+                # method kwargs, through JSON as the metadata DB stores them).
+                next_kwargs = json.loads(json.dumps({**(deferred.kwargs or {}), "event": event.payload}))
+                step = functools.partial(copy.deepcopy(task).resume_execution, deferred.method_name, next_kwargs, {})
 
 
 @pytest.fixture
