@@ -46,7 +46,8 @@ def test_a_rotated_key_is_picked_up(mode, leadpipe_sandbox, monkeypatch):
     rotation = threading.Thread(target=_rotate, args=(leadpipe_sandbox, old_key, done), daemon=True)
     rotation.start()
 
-    account = Driver().run(sensor(mode, leadpipe_conn_id=CONN_ID, min_credits=1, poke_interval=0.1, timeout=30))
+    task = sensor(mode, leadpipe_conn_id=CONN_ID, min_credits=1, poke_interval=0.1, timeout=30)
+    account = Driver().run(task)
 
     rotation.join(5)
     assert done.is_set()

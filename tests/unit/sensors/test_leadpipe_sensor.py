@@ -101,7 +101,8 @@ class Driver:
                 # What the worker does: resume a fresh copy of the task with the event (and the
                 # method kwargs, through JSON as the metadata DB stores them).
                 next_kwargs = json.loads(json.dumps({**(deferred.kwargs or {}), "event": event.payload}))
-                step = functools.partial(copy.deepcopy(task).resume_execution, deferred.method_name, next_kwargs, {})
+                resumed = copy.deepcopy(task)
+                step = functools.partial(resumed.resume_execution, deferred.method_name, next_kwargs, {})
 
 
 @pytest.fixture
@@ -424,3 +425,43 @@ def test_the_key_never_reaches_logs_xcom_or_errors(mode, driver, task_log, caplo
     texts += [str(task_log), caplog.text, *capsys.readouterr()]
     texts += [json.dumps(d.trigger.serialize()) for d in driver.deferrals]
     assert not [t for t in texts if API_KEY in t]
+
+
+# -- control flow ----------------------------------------------------------------------------------
+
+
+def test_poke_never_defers_even_when_deferrable():
+    task = sensor("deferrable")
+    with respx.mock() as router:
+        api = AccountAPI(router, account(0), account(480))
+        assert task.poke({}).is_done is False
+        result = task.poke({})
+    assert (result.is_done, result.xcom_value) == (True, account(480))
+    assert api.calls == 2
+
+
+def test_the_sensor_accepts_an_xcom_arg_connection_id():
+    try:
+        from airflow.sdk import DAG, task
+    except ImportError:  # Airflow 2.x
+        from airflow import DAG
+        from airflow.decorators import task
+
+    with DAG("conn_from_xcom", schedule=None):
+
+        @task
+        def pick() -> str:
+            return "leadpipe_default"
+
+        gate = LeadpipeAccountSensor(task_id="gate", leadpipe_conn_id=pick())
+    assert hasattr(gate.leadpipe_conn_id, "resolve")
+
+
+def test_hook_params_are_handed_to_the_trigger():
+    task = sensor("deferrable", hook_params={"timeout": 7, "max_retries": 1})
+    with respx.mock() as router:
+        AccountAPI(router, account(0))
+        with pytest.raises(TaskDeferred) as exc:
+            task.execute({})
+    _classpath, kwargs = exc.value.trigger.serialize()
+    assert kwargs["hook_params"] == {"timeout": 7, "max_retries": 1}
