@@ -35,11 +35,10 @@ def resume_without_sensor_flags(
     handling of ``soft_fail`` / ``never_fail``, so the sensor applies its flags itself, exactly as
     poke mode does.
 
-    The sensor base disagrees with its own poke mode after a deferral, differently per version:
-    from Airflow 3.1 and in 2.x ``soft_fail`` skips *any* ``AirflowException`` (a malformed event,
-    a broken connection: apache/airflow#71255); 3.0.x applies no ``soft_fail`` at all; 2.x ignores
-    ``never_fail``; no version honours ``silent_fail``. Delete this (and call
-    ``super().resume_execution``) when the oldest supported Airflow applies the poke-mode rules
-    after a deferral.
+    The sensor base disagrees with its own poke mode after a deferral (read in 2.11.2, 3.0.6 and
+    3.3.2): ``soft_fail`` skips *any* ``AirflowException``, a malformed event or a broken
+    connection included (apache/airflow#71255); 2.11 and 3.0 ignore ``never_fail``; no version
+    honours ``silent_fail``. Delete this (and call ``super().resume_execution``) when the oldest
+    supported Airflow applies the poke-mode rules after a deferral.
     """
     return super(BaseSensorOperator, sensor).resume_execution(next_method, next_kwargs, context)
