@@ -117,9 +117,9 @@ class LeadpipeAccountSensor(LeadpipeTaskMixin, BaseSensorOperator):
 
     def execute(self, context: Context) -> Any:
         """Poke (poke and reschedule mode: until done); deferrable: poke once, then defer if needed."""
-        deadline = time.time() + self.timeout  # counted from the first poke, in every mode
         if not self.deferrable:
             return super().execute(context)
+        deadline = time.time() + self.timeout  # counted from the first poke, as in poke mode
         try:
             result = self.poke(context)
         except Exception as exc:
