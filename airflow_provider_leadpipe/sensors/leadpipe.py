@@ -153,6 +153,7 @@ class LeadpipeAccountSensor(LeadpipeTaskMixin, BaseSensorOperator):
     ) -> dict[str, Any]:
         """Resume from the trigger: return the account status dict (XCom) or raise the event's error.
 
+        :param deadline: the wall-clock deadline of the first poke (for a ``silent_fail`` re-deferral).
         :raises AirflowSensorTimeout: a ``timeout`` event.
         :raises LeadpipeAuthError, LeadpipeAccountError: a ``failure`` event (fail fast).
         :raises LeadpipeError: an ``error`` event, or an event that is missing or malformed.
@@ -182,9 +183,8 @@ class LeadpipeAccountSensor(LeadpipeTaskMixin, BaseSensorOperator):
         (``silent_fail``, for errors that are not Airflow's fail/skip/timeout signals) log it and
         return, to keep waiting."""
         if compat.is_deferral_timeout(exc):  # the framework's backstop: a timeout like any other
-            raise_from = exc
-            exc = AirflowSensorTimeout(f"Sensor has timed out: {exc}")
-            exc.__cause__ = raise_from
+            timeout = AirflowSensorTimeout(f"Sensor has timed out: {exc}")
+            timeout.__cause__, exc = exc, timeout
         if isinstance(exc, AirflowSensorTimeout):
             if self.soft_fail:
                 raise AirflowSkipException(f"Skipping due to soft_fail: {exc}") from exc
