@@ -617,3 +617,25 @@ __all__ = [
     "retry_kwargs",
     "transport_error",
 ]
+
+
+def check_overrides(overrides: Mapping[str, Any]) -> None:
+    """Check per-task setting overrides (``hook_params``) with the connection extras' own rules.
+
+    :raises LeadpipeConfigError: e.g. ``hook_params['timeout'] must be a number of seconds above 0
+        and up to 600, got 0``: the hook arguments' message, about ``hook_params``.
+    """
+    checks = {
+        "timeout": lambda value: _seconds(value, "timeout", "", DEFAULT_TIMEOUT, MAX_TIMEOUT),
+        "max_retries": lambda value: _retry_count(value, ""),
+        "retry_backoff": lambda value: _seconds(
+            value, "retry_backoff", "", DEFAULT_RETRY_BACKOFF, MAX_BACKOFF
+        ),
+    }
+    for key, value in overrides.items():
+        try:
+            checks[key](value)
+        except LeadpipeConfigError as exc:
+            # "Leadpipe connection '': timeout must be ..." -> "hook_params['timeout'] must be ..."
+            rule = str(exc).partition(f"{key} ")[2]
+            raise LeadpipeConfigError(f"hook_params['{key}'] {rule}") from None

@@ -181,7 +181,7 @@ def test_update_unknown_pixel_is_not_found(hook):
             lambda h: h.create_pixel("a.com", included_paths=["/a"], excluded_paths=["/b"]),
             "mutually exclusive",
         ),
-        (lambda h: h.create_pixel("a.com", included_paths="/blog"), r"must be a list of path prefixes"),
+        (lambda h: h.create_pixel("a.com", included_paths={"/blog": 1}), r"must be a list of path prefixes"),
         (
             lambda h: h.create_pixel("a.com", excluded_paths=["blog"]),
             r"excluded_paths\[0\] must start with '/'",
