@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
@@ -35,6 +36,10 @@ class LeadpipeHook(BaseHook):
     The API key is the connection's password; the base URL its host (default
     ``https://api.aws53.cloud``). Requests are retried on network errors, timeouts, HTTP 429
     and 5xx with exponential backoff, honouring ``Retry-After``; 401/403 fail at once.
+
+    Behind a corporate proxy, the connection's ``proxy`` extra (a URL) and ``ca_bundle`` extra (a
+    PEM file, e.g. for a TLS-inspecting proxy) apply to every request; without ``proxy`` the
+    environment's ``HTTPS_PROXY`` / ``NO_PROXY`` do.
 
     :param leadpipe_conn_id: the connection id.
     :param timeout: per-request timeout in seconds: bounds each network operation and the time
@@ -85,8 +90,10 @@ class LeadpipeHook(BaseHook):
             conn = self.get_connection(self.leadpipe_conn_id)
             settings = ApiSettings.from_connection(conn, conn.extra_dejson, **self._overrides)
             # Airflow masks the connection's password as stored; the key we send is stripped of
-            # padding, so register exactly that value with the secrets masker too.
-            mask_secret(settings.api_key)
+            # padding, so register exactly that value with the secrets masker too, and the proxy's
+            # password (an extra, which Airflow masks only under sensitive key names).
+            for secret in settings.secrets():
+                mask_secret(secret)
             self._settings = settings
         return self._settings
 
@@ -100,7 +107,8 @@ class LeadpipeHook(BaseHook):
             conn = await self._aget_leadpipe_connection()
             extra = await get_async_extra_dejson(conn)
             settings = ApiSettings.from_connection(conn, extra, **self._overrides)
-            await _amask_secret(settings.api_key)  # as in :attr:`settings`
+            for secret in settings.secrets():  # as in :attr:`settings`
+                await _amask_secret(secret)
             self._settings = settings
         return self._settings
 
@@ -373,12 +381,9 @@ class LeadpipeHook(BaseHook):
         """Check the key against the authenticated account endpoint; never raises."""
         try:
             settings = self.settings
-            quick = ApiSettings(
-                conn_id=settings.conn_id,
-                base_url=settings.base_url,
-                api_key=settings.api_key,
-                timeout=min(settings.timeout, TEST_CONNECTION_TIMEOUT),
-                max_retries=0,
+            # The connection's own network settings (proxy, CA bundle), one quick try.
+            quick = dataclasses.replace(
+                settings, timeout=min(settings.timeout, TEST_CONNECTION_TIMEOUT), max_retries=0
             )
             with httpx.Client(**core.client_kwargs(quick)) as client:
                 response = self._send(client, client.build_request("GET", ACCOUNT_PATH), quick)
