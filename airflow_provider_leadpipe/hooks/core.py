@@ -506,9 +506,25 @@ def transport_error(exc: httpx.TransportError, request: httpx.Request) -> Leadpi
     unsent = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError)
     sent = not isinstance(exc, unsent)
     suffix = f" ({text})" if text else ""
+    if _caused_by(exc, ssl.SSLCertVerificationError):
+        suffix += (
+            "; the server's TLS certificate is not trusted: behind a TLS-inspecting proxy, set the "
+            "connection's ca_bundle extra to a PEM file holding its CA"
+        )
     return LeadpipeConnectionError(
         f"Leadpipe {describe(request)} to {request.url.host} failed: {reason}{suffix}", request_sent=sent
     )
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    seen: BaseException | None = exc
+    for _ in range(8):  # httpx -> httpcore -> ssl: a short chain
+        if seen is None:
+            return False
+        if isinstance(seen, kind):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 _CLOSED = httpx.ByteStream(b"")
