@@ -142,7 +142,8 @@ class ConnectProxy:
             if f"proxy-authorization: basic {token}".lower().encode() not in head.lower():
                 writer.write(
                     b"HTTP/1.1 407 Proxy Authentication Required\r\n"
-                    b'Proxy-Authenticate: Basic realm="corp"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n'
+                    b'Proxy-Authenticate: Basic realm="corp"\r\n'
+                    b"Content-Length: 0\r\nConnection: close\r\n\r\n"
                 )
                 return
         host, _, port = target.rpartition(":")
