@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+import weakref
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import aclosing
@@ -102,15 +103,34 @@ class LeadpipeHook(BaseHook):
         return text if self._settings is None else core.redact(text, self._settings)
 
     async def aget_settings(self) -> ApiSettings:
-        """Settings from the connection, looked up without blocking the event loop."""
+        """Settings from the connection, looked up without blocking the event loop.
+
+        Hooks of one connection (with the same overrides) that read it at the same time share one
+        lookup, so a triggerer starting thousands of triggers on one connection does not look it
+        up thousands of times. Nothing is kept once a lookup completes: a later call reads the
+        connection again. (asyncio has no single-flight helper; this is the few lines it takes.)
+        """
         if self._settings is None:
-            conn = await self._aget_leadpipe_connection()
-            extra = await get_async_extra_dejson(conn)
-            settings = ApiSettings.from_connection(conn, extra, **self._overrides)
-            for secret in settings.secrets():  # as in :attr:`settings`
-                await _amask_secret(secret)
-            self._settings = settings
+            loop = asyncio.get_running_loop()
+            flights = _LOOKUPS.get(loop)
+            if flights is None:
+                flights = _LOOKUPS[loop] = {}
+            key = (self.leadpipe_conn_id, *self._overrides.values())
+            flight = flights.get(key)
+            if flight is None:
+                flight = flights[key] = loop.create_task(self._aread_settings())
+                flight.add_done_callback(lambda done: _land(flights, key, done))
+            # Shielded: one waiter's cancellation (a trigger cleared) must not fail the others.
+            self._settings = await asyncio.shield(flight)
         return self._settings
+
+    async def _aread_settings(self) -> ApiSettings:
+        conn = await self._aget_leadpipe_connection()
+        extra = await get_async_extra_dejson(conn)
+        settings = ApiSettings.from_connection(conn, extra, **self._overrides)
+        for secret in settings.secrets():  # as in :attr:`settings`
+            await _amask_secret(secret)
+        return settings
 
     async def _aget_leadpipe_connection(self) -> Any:
         try:
@@ -396,6 +416,23 @@ class LeadpipeHook(BaseHook):
             True,
             f"Connected to {status.organization.name} ({status.organization.status}): {left} credits left",
         )
+
+
+#: Connection lookups in flight, per event loop: see :meth:`LeadpipeHook.aget_settings`.
+_LOOKUPS: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[Any, ...], asyncio.Task[ApiSettings]]
+] = weakref.WeakKeyDictionary()
+
+
+def _land(
+    flights: dict[tuple[Any, ...], asyncio.Task[ApiSettings]],
+    key: tuple[Any, ...],
+    done: asyncio.Task[ApiSettings],
+) -> None:
+    if flights.get(key) is done:
+        del flights[key]
+    if not done.cancelled():
+        done.exception()  # retrieved: no "exception was never retrieved" when every waiter left
 
 
 async def _amask_secret(secret: str) -> None:
