@@ -7,9 +7,9 @@ therefore share one :class:`AccountPoller` per credential:
 - Sharing follows what the connection *resolves to*, not its id: each trigger reads its connection
   itself (in its own context, as the triggerer's per-team secrets lookup requires) and joins the
   poller of :func:`~airflow_provider_leadpipe.hooks.core.sharing_key` of those settings (base URL,
-  a salted fingerprint of the key, proxy, CA bundle, timeout and retries). Two ids with one key
-  share a poll; one id that resolves to two keys (a rotation, per-team secrets) never shares an
-  answer between them. The poller never re-reads a connection.
+  a salted fingerprint of the key, proxy, CA bundle, and the ``hook_params`` timeout and retries).
+  Two ids with one key share a poll; one id that resolves to two keys (a rotation, per-team
+  secrets) never shares an answer between them. The poller never re-reads a connection.
 
 - The poller is a single task that fetches ``GET /v1/data/account`` every
   ``min(subscriber intervals)`` (measured start to start; at most one request in flight) and
@@ -38,7 +38,7 @@ import contextvars
 import logging
 import weakref
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
@@ -105,11 +105,17 @@ class Answer:
 class Subscription:
     """One trigger's place at a poller: its condition and interval, and what it has been told."""
 
-    __slots__ = ("_notified", "_wakeup", "condition", "interval", "reason", "result")
+    __slots__ = ("_notified", "_wakeup", "answers", "condition", "interval", "reason", "result", "schedule")
 
-    def __init__(self, condition: AccountCondition, interval: float):
+    def __init__(
+        self, condition: AccountCondition, interval: float, schedule: Callable[[int], float] | None = None
+    ):
         self.condition = condition
         self.interval = interval
+        #: The interval wanted after ``n`` answers (exponential backoff), or None for a fixed one.
+        self.schedule = schedule
+        #: Answers delivered so far.
+        self.answers = 0
         #: The final event payload, once there is one.
         self.result: dict[str, Any] | None = None
         #: The latest reason to keep waiting.
@@ -121,6 +127,7 @@ class Subscription:
         """Judge one answer (called by the poller; synchronous, O(1))."""
         if self.result is not None:
             return
+        self.answers += 1
         result, reason = answer.verdict(self.condition)
         if result is not None:
             self.finish(result)
@@ -155,13 +162,14 @@ class AccountPoller:
     """The single poll loop of one credential in one event loop; see the module docstring.
 
     :param hook: a hook whose settings are already read (``aget_settings()``); the poller owns it.
-    :param key: the :func:`~airflow_provider_leadpipe.hooks.core.sharing_key` of those settings.
+    :param key: the :func:`~airflow_provider_leadpipe.hooks.core.sharing_key` of those settings
+        (held in memory only; never log it).
     """
 
     def __init__(self, hook: LeadpipeHook, key: bytes, loop: asyncio.AbstractEventLoop):
         #: The id of the connection that started the poller (for log lines only).
         self.conn_id = hook.leadpipe_conn_id
-        self._key = key
+        self.key = key
         self._loop = loop
         self._subscribers: dict[Subscription, None] = {}  # an insertion-ordered set
         self._intervals: Counter[float] = Counter()
@@ -192,9 +200,14 @@ class AccountPoller:
         return poller
 
     @asynccontextmanager
-    async def subscription(self, condition: AccountCondition, interval: float) -> AsyncIterator[Subscription]:
-        """Subscribe for the duration of the ``async with`` block."""
-        subscription = self.subscribe(condition, interval)
+    async def subscription(
+        self, condition: AccountCondition, interval: float, schedule: Callable[[int], float] | None = None
+    ) -> AsyncIterator[Subscription]:
+        """Subscribe for the duration of the ``async with`` block.
+
+        :param schedule: the interval wanted after ``n`` answers (exponential backoff).
+        """
+        subscription = self.subscribe(condition, interval, schedule)
         try:
             yield subscription
         finally:
@@ -208,8 +221,10 @@ class AccountPoller:
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
-    def subscribe(self, condition: AccountCondition, interval: float) -> Subscription:
-        subscription = Subscription(condition, interval)
+    def subscribe(
+        self, condition: AccountCondition, interval: float, schedule: Callable[[int], float] | None = None
+    ) -> Subscription:
+        subscription = Subscription(condition, interval, schedule)
         shorter = not self._intervals or interval < min(self._intervals)
         self._subscribers[subscription] = None
         self._intervals[interval] += 1
@@ -238,8 +253,8 @@ class AccountPoller:
 
     def _stop(self) -> None:
         pollers = _REGISTRY.get(self._loop)
-        if pollers is not None and pollers.get(self._key) is self:
-            del pollers[self._key]
+        if pollers is not None and pollers.get(self.key) is self:
+            del pollers[self.key]
             if not pollers:
                 del _REGISTRY[self._loop]
         task = self._task
@@ -270,6 +285,16 @@ class AccountPoller:
             subscription.finish(events.from_exception(exc))
         if subscription.result is not None:
             self._remove(subscription)  # done: no more answers for it
+        elif subscription.schedule is not None:
+            self._retime(subscription, subscription.schedule(subscription.answers))
+
+    def _retime(self, subscription: Subscription, interval: float) -> None:
+        """Give a waiting subscription a new interval (the next fetch is planned with it)."""
+        if interval != subscription.interval and subscription in self._subscribers:
+            self._remove(subscription)
+            subscription.interval = interval
+            self._subscribers[subscription] = None
+            self._intervals[interval] += 1
 
     async def _sleep_until_due(self, started: float) -> None:
         while self._subscribers:
