@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import json
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,7 +27,7 @@ from airflow_provider_leadpipe.exceptions import LeadpipeError, LeadpipeResponse
 from airflow_provider_leadpipe.hooks import core
 from airflow_provider_leadpipe.hooks.leadpipe import ACCOUNT_PATH
 from airflow_provider_leadpipe.models import AccountStatus
-from tests.conftest import SHARED_REFERENCE
+from airflow_provider_leadpipe.testing.contract import ACCOUNT_OPENAPI
 from tests.hardening.figures import record
 from tests.unit.conftest import API_KEY
 
@@ -38,10 +37,7 @@ SETTINGS = core.ApiSettings(conn_id="fuzz", base_url="https://api.aws53.cloud", 
 REQUEST = httpx.Request("GET", f"https://api.aws53.cloud{ACCOUNT_PATH}")
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-OPENAPI = SHARED_REFERENCE / "leadpipe-account-openapi.yaml"
-if not OPENAPI.exists():  # a checkout without the shared reference folder
-    pytest.skip(f"{OPENAPI} not available", allow_module_level=True)
-SCHEMA = yaml.safe_load(Path(OPENAPI).read_text())["components"]["schemas"]["AccountStatus"]
+SCHEMA = yaml.safe_load(ACCOUNT_OPENAPI.read_text())["components"]["schemas"]["AccountStatus"]
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
 
 outcomes: Counter[str] = Counter()
