@@ -1,4 +1,5 @@
-"""Coalesced account polling over real HTTP, against the API sandbox (issue 9's semantics)."""
+"""Coalesced account polling over real HTTP, against the API sandbox: one request per interval
+and connection, each trigger judging the shared answer by its own conditions."""
 
 from __future__ import annotations
 

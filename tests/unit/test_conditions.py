@@ -69,7 +69,7 @@ def test_condition_matrix(healthy, credits, max_percent, slots, intent):
         return
 
     satisfied, reason = condition.evaluate(account)
-    # The rules of issue 3, restated: null remaining/percentUsed satisfy their checks.
+    # The rules, restated independently: null remaining/percentUsed satisfy their checks.
     expected_unmet = {
         "account not healthy": not healthy,
         "credits left, need 100": credits == "exhausted",

@@ -1,4 +1,4 @@
-"""Coalesced polling: triggers on one connection share one request per interval (issue 9)."""
+"""Coalesced polling: triggers on one connection share one request per interval."""
 
 from __future__ import annotations
 
