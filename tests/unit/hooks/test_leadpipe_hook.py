@@ -120,7 +120,9 @@ def test_5xx_is_retried_then_succeeds(get_status, status_code):
             httpx.Response(status_code),
             httpx.Response(200, json={"data": account_data()}),
         ]
-        assert get_status(fast_hook()).healthy
+        status = get_status(fast_hook())
+    assert status == AccountStatus.from_data(account_data())
+    assert route.call_count == 2
     assert route.call_count == 3
 
 
@@ -184,7 +186,9 @@ def test_network_error_then_success(get_status):
             httpx.ConnectError("refused"),
             httpx.Response(200, json={"data": account_data()}),
         ]
-        assert get_status(fast_hook()).healthy
+        status = get_status(fast_hook())
+    assert status == AccountStatus.from_data(account_data())
+    assert route.call_count == 2
 
 
 @pytest.mark.parametrize(
