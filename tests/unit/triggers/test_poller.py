@@ -1,4 +1,4 @@
-"""Coalesced polling: triggers on one connection share one request per interval."""
+"""Coalesced polling: triggers on one credential share one request per interval."""
 
 from __future__ import annotations
 
