@@ -48,6 +48,8 @@ MUTANTS = [
     Mutant("retry predicate: a POST retried after it was sent", CORE, "return not exc.request_sent", "return True", RETRY_TESTS),  # noqa: E501
     Mutant("Retry-After: delta-seconds ignored", CORE, "        return float(value)\n", "        return None\n", RETRY_TESTS),  # noqa: E501
     Mutant("Retry-After: HTTP-date ignored", CORE, "    return max(0.0, when.timestamp() - (time.time() if now is None else now))", "    return None", RETRY_TESTS),  # noqa: E501
+    Mutant("Retry-After: cap raised from a minute to an hour", CORE, "MAX_RETRY_AFTER = 60.0", "MAX_RETRY_AFTER = 3600.0", RETRY_TESTS),  # noqa: E501
+    Mutant("auth failure: retried by Airflow (not an AirflowFailException)", "airflow_provider_leadpipe/exceptions.py", "class LeadpipeAuthError(LeadpipeError, AirflowFailException):", "class LeadpipeAuthError(LeadpipeError):", ("tests/integration/test_task_retries.py",)),  # noqa: E501
     Mutant("condition: min_credits boundary (< becomes <=)", CONDITIONS, "credits.remaining < self.min_credits", "credits.remaining <= self.min_credits", CONDITION_TESTS),  # noqa: E501
     Mutant("condition: max_percent_used boundary (> becomes >=)", CONDITIONS, "credits.percent_used > self.max_percent_used", "credits.percent_used >= self.max_percent_used", CONDITION_TESTS),  # noqa: E501
     Mutant("condition: min_audience_slots boundary (< becomes <=)", CONDITIONS, "if available < self.min_audience_slots:", "if available <= self.min_audience_slots:", CONDITION_TESTS),  # noqa: E501
