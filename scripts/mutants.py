@@ -44,7 +44,7 @@ class Mutant(NamedTuple):
 
 # fmt: off
 MUTANTS = [
-    Mutant("retry predicate: idempotent calls never retried", CORE, "    if method in _IDEMPOTENT:\n        return True", "    if method in _IDEMPOTENT:\n        return False", RETRY_TESTS),  # noqa: E501
+    Mutant("retry predicate: transient failures never retried", CORE, "    if not isinstance(exc, TRANSIENT_ERRORS):\n        return False", "    if True:\n        return False", RETRY_TESTS),  # noqa: E501
     Mutant("retry predicate: a POST retried after it was sent", CORE, "return not exc.request_sent", "return True", RETRY_TESTS),  # noqa: E501
     Mutant("Retry-After: delta-seconds ignored", CORE, "        return float(value)\n", "        return None\n", RETRY_TESTS),  # noqa: E501
     Mutant("Retry-After: HTTP-date ignored", CORE, "    return max(0.0, when.timestamp() - (time.time() if now is None else now))", "    return None", RETRY_TESTS),  # noqa: E501
@@ -53,7 +53,7 @@ MUTANTS = [
     Mutant("condition: min_credits boundary (< becomes <=)", CONDITIONS, "credits.remaining < self.min_credits", "credits.remaining <= self.min_credits", CONDITION_TESTS),  # noqa: E501
     Mutant("condition: max_percent_used boundary (> becomes >=)", CONDITIONS, "credits.percent_used > self.max_percent_used", "credits.percent_used >= self.max_percent_used", CONDITION_TESTS),  # noqa: E501
     Mutant("condition: min_audience_slots boundary (< becomes <=)", CONDITIONS, "if available < self.min_audience_slots:", "if available <= self.min_audience_slots:", CONDITION_TESTS),  # noqa: E501
-    Mutant("redaction: redact() returns the text unchanged", CORE, 'return text.replace(settings.api_key, "***") if settings.api_key else text', "return text", ("tests/unit/hooks", "tests/hardening/test_secrets.py", "tests/hardening/test_fuzz_responses.py")),  # noqa: E501
+    Mutant("redaction: redact() returns the text unchanged", CORE, "def redact(text: str, settings: ApiSettings) -> str:\n", "def redact(text: str, settings: ApiSettings) -> str:\n    return text\n", ("tests/unit/hooks", "tests/hardening/test_secrets.py", "tests/hardening/test_fuzz_responses.py")),  # noqa: E501
 ]
 # fmt: on
 
