@@ -61,6 +61,9 @@ def get_provider_info() -> dict[str, Any]:
         "operators": _modules(
             "operators.leadpipe", "operators.credit_report", "operators.visitors", "operators.pixels"
         ),
+        "plugins": [
+            {"name": "leadpipe", "plugin-class": f"{_PACKAGE}.plugins.leadpipe.LeadpipePlugin"},
+        ],
         "connection-types": [
             {
                 "connection-type": "leadpipe",
