@@ -89,7 +89,9 @@ def run_tests(copy: Path, tests: tuple[str, ...], label: str) -> tuple[int, list
     if report.exists():
         for case in ET.parse(report).iter("testcase"):
             if case.find("failure") is not None or case.find("error") is not None:
-                failed.append(f"{case.get('classname', '').replace('.', '/')}.py::{case.get('name')}")
+                module = case.get("classname", "").replace(".", "/")
+                name = case.get("name")
+                failed.append(f"{module}.py::{name}" if module else f"{name} (collection)")
         report.unlink()
     elif done.returncode:
         failed.append("(pytest produced no report)\n" + done.stdout[-2000:] + done.stderr[-2000:])
