@@ -7,7 +7,6 @@ parameters are covered in ``test_bad_parameters.py``.
 from __future__ import annotations
 
 import json
-from collections import Counter
 
 import httpx
 import pytest
@@ -165,27 +164,14 @@ def test_any_connection_value_gives_settings_or_a_config_error(extra, password, 
         result = core.ApiSettings.from_connection(conn, extra)
     except LeadpipeConfigError as exc:
         assert "'fuzz'" in str(exc)
-        connection_outcomes["LeadpipeConfigError"] += 1
+        tally("bad input", "any JSON as extra/password/host/port", "LeadpipeConfigError")
         return
-    connection_outcomes["settings"] += 1
+    tally("bad input", "any JSON as extra/password/host/port", "settings")
     # The range the Connections form states, whatever the extra says.
     assert (core.MIN_TIMEOUT, core.MAX_TIMEOUT) == (1, 600)
     assert core.MIN_TIMEOUT <= result.timeout <= core.MAX_TIMEOUT
     assert 0 <= result.max_retries <= 10
     assert result.api_key == password.strip()  # any printable ASCII text is sent as the key
-
-
-connection_outcomes: Counter[str] = Counter()
-
-
-def test_zz_record_connection_values_figure():
-    if not connection_outcomes:
-        pytest.skip("the property test did not run")
-    results = ", ".join(f"{n} {what}" for what, n in sorted(connection_outcomes.items()))
-    record(
-        "bad input",
-        f"any JSON as extra/password/host/port: {sum(connection_outcomes.values())} connections -> {results}",
-    )
 
 
 @pytest.mark.parametrize("extra", ["[1, 2]", '"timeout=5"', "30", "true", "null"])

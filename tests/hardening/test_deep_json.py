@@ -5,7 +5,6 @@ serialising the result later (XCom, trigger events)."""
 from __future__ import annotations
 
 import json
-from collections import Counter
 
 import httpx
 import pytest
@@ -17,7 +16,7 @@ from airflow_provider_leadpipe.hooks import core
 from airflow_provider_leadpipe.hooks.leadpipe import ACCOUNT_PATH, LeadpipeHook
 from airflow_provider_leadpipe.models import AccountStatus
 from tests.hardening.conftest import call
-from tests.hardening.figures import record
+from tests.hardening.figures import tally
 from tests.hardening.loopback import Reply, ScriptedServer
 from tests.unit.conftest import API_KEY, account_data
 
@@ -26,6 +25,7 @@ pytestmark = pytest.mark.timeout(120)
 SETTINGS = core.ApiSettings(conn_id="deep", base_url="https://api.aws53.cloud", api_key=API_KEY)
 REQUEST = httpx.Request("GET", f"https://api.aws53.cloud{ACCOUNT_PATH}")
 HOLE = "__DEEP__"
+CASE = "nested JSON, depth 1-100000, 6 places"
 
 #: Where the nested value goes: ``HOLE`` marks the spot in an otherwise valid document.
 PLACES = {
@@ -36,7 +36,6 @@ PLACES = {
     "error.message": {"error": {"code": "X", "message": HOLE}},
     "error.code": {"error": {"code": HOLE, "message": "failed"}},
 }
-outcomes: Counter[str] = Counter()
 
 
 def nested(depth: int, bracket: str) -> str:
@@ -66,10 +65,10 @@ def test_any_nesting_anywhere_is_parsed_or_a_typed_error(place, depth, bracket, 
             assert type(exc) is LeadpipeResponseError, exc
         else:
             assert exc.http_status == status
-        outcomes[type(exc).__name__] += 1
+        tally("fuzz", CASE, type(exc).__name__)
         return
     assert status == 200 and place == "unknown field"
-    outcomes["model"] += 1
+    tally("fuzz", CASE, "model")
 
 
 def test_deep_answers_over_http_are_typed_errors(mode, conn_to):
@@ -81,10 +80,3 @@ def test_deep_answers_over_http_are_typed_errors(mode, conn_to):
         ):
             call(mode, LeadpipeHook(conn_to(server.url), max_retries=0))
         assert info.value.http_status == status
-
-
-def test_zz_record_deep_json_figures():
-    if not outcomes:
-        pytest.skip("the property test did not run")
-    results = ", ".join(f"{n} {what}" for what, n in sorted(outcomes.items()))
-    record("fuzz", f"nested JSON, depth 1-100000, 6 places: {sum(outcomes.values())} answers -> {results}")

@@ -12,8 +12,9 @@ import sys
 
 import pytest
 
-from tests.hardening.figures import record
+from tests.hardening.figures import tally
 
+CASE = "sandbox CLI refusals: one line on stderr, exit != 0, no traceback"
 COMMAND = [sys.executable, "-m", "airflow_provider_leadpipe.testing"]
 
 
@@ -39,7 +40,7 @@ def test_a_non_loopback_host_is_refused_without_the_explicit_flag(host):
     result = run("--host", host, "--port", "0")
     assert_one_line_error(result, f"--host {host} is not a loopback address", "lists every API key")
     assert "--expose-control-api-to-network" in result.stderr
-    refused.append(host)
+    tally("bad input", CASE, "non-loopback --host")
 
 
 def test_the_flag_says_what_it_exposes():
@@ -73,7 +74,7 @@ def test_the_flag_says_what_it_exposes():
 )
 def test_bad_options_end_in_one_line_on_stderr(args, needle):
     assert_one_line_error(run(*args), needle)
-    refused.append(args[0])
+    tally("bad input", CASE, "bad option or interface")
 
 
 def test_a_busy_port_ends_in_one_line_naming_it():
@@ -81,17 +82,4 @@ def test_a_busy_port_ends_in_one_line_naming_it():
         port = busy.getsockname()[1]
         result = run("--port", str(port))
     assert_one_line_error(result, f"cannot listen on 127.0.0.1:{port}", "in use")
-    refused.append("busy port")
-
-
-refused: list[str] = []
-
-
-def test_zz_record_cli_figure():
-    if not refused:
-        pytest.skip("the CLI tests did not run")
-    record(
-        "bad input",
-        f"sandbox CLI: {len(refused)} refusals (non-loopback --host without the flag, bad options, busy "
-        "port, missing interface): one line on stderr, exit != 0, no traceback",
-    )
+    tally("bad input", CASE, "busy port")

@@ -26,7 +26,6 @@ import json
 import logging
 import string
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -41,7 +40,7 @@ from airflow_provider_leadpipe.exceptions import LeadpipeError
 from airflow_provider_leadpipe.hooks import core
 from airflow_provider_leadpipe.hooks.leadpipe import ACCOUNT_PATH, LeadpipeHook
 from airflow_provider_leadpipe.triggers.leadpipe import LeadpipeAccountTrigger
-from tests.hardening.figures import record
+from tests.hardening.figures import record, tally
 from tests.hardening.loopback import Raw, Reply, ScriptedServer
 from tests.unit.conftest import API_KEY
 
@@ -248,23 +247,12 @@ def test_no_piece_of_the_key_reaches_the_user_on_any_path(
     assert len(server.requests) > before  # the answers were really received
     leaks = {where: pieces for where, texts in shown.items() if (pieces := pieces_of(key, "\n".join(texts)))}
     assert not leaks, (field, status, offset, leaks)
-    seen[field] += 1
-
-
-seen: Counter[str] = Counter()
-
-
-def test_zz_record_every_path_figures():
-    if not seen:
-        pytest.skip("the property test did not run")
-    for mode in ("sync", "async"):
-        record(
-            "secrets",
-            f"random keys at offsets 0-300 of {len(seen)} answer fields (reason phrase, bad header line "
-            f"too), retried and not, test_connection, trigger: {sum(seen.values())} answers",
-            mode=mode,
-            hits=0,
-        )
+    tally(
+        "secrets",
+        "random keys at offsets 0-300 of answer fields; sync, async, retried, test_connection, trigger",
+        field,
+        hits=0,
+    )
 
 
 # -- the redaction itself -----------------------------------------------------------------------
