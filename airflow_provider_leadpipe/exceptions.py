@@ -94,3 +94,8 @@ class LeadpipeAccountError(LeadpipeError, AirflowFailException):
     :class:`AirflowFailException`: the task fails at once, without retries, and a sensor with
     ``soft_fail=True`` is skipped instead.
     """
+
+
+class LeadpipeExportTruncatedError(LeadpipeError, AirflowFailException):
+    """An audience run holds more people than ``export.csv`` serves (its row cap), and the task
+    was told to fail then (``on_truncated="fail"``). Retrying cannot change the cap."""
