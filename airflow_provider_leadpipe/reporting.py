@@ -26,7 +26,7 @@ from typing import Any
 import pendulum
 
 from airflow_provider_leadpipe.exceptions import LeadpipeResponseError
-from airflow_provider_leadpipe.models import AccountStatus, _fmt
+from airflow_provider_leadpipe.models.account import AccountStatus, _fmt
 
 SECONDS_PER_DAY = 86_400.0
 #: Bumped when the XCom layout of :meth:`CreditReport.to_dict` changes incompatibly.
