@@ -40,7 +40,9 @@ def api_runs(sandbox: Any, audience_id: str, api_key: str | None = None) -> list
     return response.json()["data"]
 
 
-def api_people(sandbox: Any, audience_id: str, run_id: str, api_key: str | None = None) -> list[dict[str, Any]]:
+def api_people(
+    sandbox: Any, audience_id: str, run_id: str, api_key: str | None = None
+) -> list[dict[str, Any]]:
     """Every person of a completed run, page by page over plain HTTP, independent of the provider."""
     people: list[dict[str, Any]] = []
     with httpx.Client(base_url=sandbox.url, headers={"x-api-key": api_key or sandbox.api_key}) as client:

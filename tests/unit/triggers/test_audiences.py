@@ -45,9 +45,9 @@ def audience(leadpipe_sandbox):
 
 
 def queue_run(sandbox, audience_id: str) -> str:
-    from tests.orbit import ORBIT
-
     import httpx
+
+    from tests.orbit import ORBIT
 
     response = httpx.post(
         f"{sandbox.url}{ORBIT}/{audience_id}/runs",
@@ -127,11 +127,13 @@ async def test_waits_through_queued_and_running_then_yields_the_run_dict(leadpip
 
 
 async def test_failed_run_yields_a_failure_event_with_error_code(leadpipe_sandbox, audience):
-    leadpipe_sandbox.fail_next_run(audience["id"], error_code="MATERIALIZATION_FAILED", error_message="disk full")
+    leadpipe_sandbox.fail_next_run(
+        audience["id"], error_code="MATERIALIZATION_FAILED", error_message="disk full"
+    )
     run_id = queue_run(leadpipe_sandbox, audience["id"])
     event = await event_of(make(audience["id"], run_id=run_id))
     assert (event["status"], event["error"]) == ("failure", "LeadpipeAudienceRunError")
-    with pytest.raises(LeadpipeAudienceRunError, match="MATERIALIZATION_FAILED.*disk full") as caught:
+    with pytest.raises(LeadpipeAudienceRunError, match=r"MATERIALIZATION_FAILED.*disk full") as caught:
         result_of(event, timeout_error=LeadpipeAudienceRunTimeoutError)
     assert (caught.value.run_id, caught.value.error_code) == (run_id, "MATERIALIZATION_FAILED")
 
