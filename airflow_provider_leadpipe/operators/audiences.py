@@ -12,14 +12,14 @@ import csv
 import io
 import json
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import aclosing
 from datetime import timedelta
 from typing import IO, TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import ObjectStoragePath, conf
 
-from airflow_provider_leadpipe import validation
+from airflow_provider_leadpipe import storage, validation
 from airflow_provider_leadpipe.audience_conditions import AudienceRunCondition
 from airflow_provider_leadpipe.conditions import unavailable
 from airflow_provider_leadpipe.exceptions import (
@@ -33,7 +33,6 @@ from airflow_provider_leadpipe.exceptions import (
     LeadpipeResponseError,
 )
 from airflow_provider_leadpipe.models import Audience, AudienceRun
-from airflow_provider_leadpipe.operators import storage
 from airflow_provider_leadpipe.operators.leadpipe import LeadpipeBaseOperator
 from airflow_provider_leadpipe.triggers.audiences import LeadpipeAudienceRunTrigger, result_of
 
@@ -44,7 +43,6 @@ if TYPE_CHECKING:
 RUN_ID_XCOM_KEY = "audience_run_id"
 #: Extra time given to the framework's deferral timeout, so the trigger's own timeout event comes first.
 DEFERRAL_GRACE = 60.0
-COMPRESSIONS = ("infer", "gzip", None)
 #: Rows per results page: the largest ``limit`` the contract's examples use.
 PAGE_SIZE = 100
 
@@ -302,7 +300,9 @@ class LeadpipeAudienceResultsToStorageOperator(_AudienceOperator):
     losing it). ``method="export"`` streams the API's ``export.csv`` as it is (``format="csv"``).
 
     The file is written under a temporary name and moved to ``path`` only when complete: a failed
-    pull leaves nothing at ``path``. When the run holds more people than the export's row cap
+    pull leaves nothing at ``path`` (see :mod:`airflow_provider_leadpipe.storage`). A run is a
+    frozen snapshot, so fewer people than the results endpoint's ``total`` is an error by default
+    (``on_incomplete``). When the run holds more people than the export's row cap
     (``X-Export-Row-Cap``, 300,000), ``on_truncated`` decides: ``"fail"`` (nothing is written) or
     ``"warn"`` (the capped file is written and ``truncated`` is True). People are personal data:
     they go to the file only, never to XCom or the log.
@@ -317,6 +317,7 @@ class LeadpipeAudienceResultsToStorageOperator(_AudienceOperator):
     :param compression: ``"gzip"``, None, or ``"infer"`` (gzip when ``path`` ends in ``.gz``).
     :param method: ``"results"`` (default) or ``"export"``.
     :param on_truncated: ``"fail"`` (default) or ``"warn"``.
+    :param on_incomplete: ``"fail"`` (default), ``"warn"``, or None: fewer people than announced.
     :param concurrency: result pages requested at once, 1-16 (default 4).
     :param storage_conn_id: Airflow connection for the object store (templated).
     :param leadpipe_conn_id: the Leadpipe connection (templated).
@@ -341,6 +342,7 @@ class LeadpipeAudienceResultsToStorageOperator(_AudienceOperator):
         compression: str | None = "infer",
         method: str = "results",
         on_truncated: str = "fail",
+        on_incomplete: str | None = "fail",
         concurrency: int = 4,
         storage_conn_id: str | None = None,
         **kwargs: Any,
@@ -350,12 +352,7 @@ class LeadpipeAudienceResultsToStorageOperator(_AudienceOperator):
         self.path = path
         self.audience_run_id = audience_run_id
         self.format = self._named(validation.choice, format, "format", validation.RESULT_FORMATS)
-        if compression not in COMPRESSIONS:
-            raise LeadpipeConfigError(
-                f"{type(self).__name__} '{self.task_id}': compression must be 'infer', 'gzip' or None, "
-                f"got {compression!r}"
-            )
-        self.compression = compression
+        self.compression = self._named(storage.check_compression, compression)
         self.method = self._named(validation.choice, method, "method", validation.RESULT_METHODS)
         if self.method == "export" and self.format != "csv":
             raise LeadpipeConfigError(
@@ -365,6 +362,7 @@ class LeadpipeAudienceResultsToStorageOperator(_AudienceOperator):
         self.on_truncated = self._named(
             validation.choice, on_truncated, "on_truncated", validation.ON_TRUNCATED
         )
+        self.on_incomplete = self._named(storage.check_on_incomplete, on_incomplete)
         self.concurrency = self._named(validation.concurrency, concurrency)
         self.storage_conn_id = storage_conn_id
         self._file: storage.AtomicFile | None = None
@@ -373,14 +371,14 @@ class LeadpipeAudienceResultsToStorageOperator(_AudienceOperator):
         if not validation.has_template(audience_run_id):
             self._named(validation.optional_uuid_id, audience_run_id, "audience_run_id")
         if not validation.has_template(path):
-            self._named(storage.path_text, path)
+            self._named(storage.check_path, path)
 
     def execute(self, context: Context) -> dict[str, Any]:
         # Every argument is checked before anything is requested or written.
         audience_id = self._named(validation.uuid_id, self.audience_id, "audience_id")
         run_id = self._named(validation.optional_uuid_id, self.audience_run_id, "audience_run_id")
-        target = self._named(storage.target, self.path, self.storage_conn_id)
-        use_gzip = self.compression == "gzip" or (self.compression == "infer" and target.name.endswith(".gz"))
+        target = self._named(lambda path: storage.file_target(path, conn_id=self.storage_conn_id), self.path)
+        use_gzip = storage.uses_gzip(target, self.compression)
         with self.hook:
             run = self._completed_run(audience_id, run_id)
             self.log.info(
@@ -393,10 +391,14 @@ class LeadpipeAudienceResultsToStorageOperator(_AudienceOperator):
                 " (gzip)" if use_gzip else "",
                 self.method,
             )
-            if self.method == "export":
-                records, truncated = self._write_export(audience_id, run, target, use_gzip)
-            else:
-                records, truncated = self._write_results(audience_id, run, target, use_gzip), False
+            self._file = storage.AtomicFile(target, compress=use_gzip)
+            try:
+                if self.method == "export":
+                    records, truncated = self._write_export(audience_id, run, self._file)
+                else:
+                    records, truncated = self._write_results(audience_id, run, self._file), False
+            finally:
+                self._file = None
         self.log.info("Wrote %d people of audience run %s to %s", records, run.id, target)
         return {
             "path": str(target),
@@ -418,35 +420,34 @@ class LeadpipeAudienceResultsToStorageOperator(_AudienceOperator):
             )
         return done
 
-    def _write_results(
-        self, audience_id: str, run: AudienceRun, target: ObjectStoragePath, use_gzip: bool
-    ) -> int:
-        encode = _jsonl if self.format == "jsonl" else _CsvEncoder().encode
-        self._file = storage.AtomicFile(target, use_gzip=use_gzip, log=self.log)
-        return self._file.write(lambda out: asyncio.run(self._pull(audience_id, run.id, out, encode)))
+    def _write_results(self, audience_id: str, run: AudienceRun, file: storage.AtomicFile) -> int:
+        encode = storage.jsonl if self.format == "jsonl" else _CsvEncoder().encode
+        with file as out:
+            # Inside the block: an incomplete pull with on_incomplete="fail" writes nothing.
+            records, total = asyncio.run(self._pull(audience_id, run.id, out, encode))
+            storage.check_complete(
+                records, total, on_incomplete=self.on_incomplete, what="people", logger=self.log
+            )
+        return records
 
-    async def _pull(self, audience_id: str, run_id: str, out: IO[bytes], encode: Any) -> int:
+    async def _pull(
+        self, audience_id: str, run_id: str, out: IO[bytes], encode: Any
+    ) -> tuple[int, int | None]:
         records = 0
         total: int | None = None
-        async with self.hook:
+        async with self.hook:  # closes the async client when the pull ends
             pages = self.hook.aiter_audience_result_pages(
                 audience_id, run_id, page_size=PAGE_SIZE, concurrency=self.concurrency
             )
             async with aclosing(pages):
                 async for page in pages:
                     total = page.total
+                    # A blocking write of one page; read-ahead requests stay in flight.
                     out.write(encode(page.results))
                     records += len(page.results)
-        if total is not None and records != total:
-            raise LeadpipeResponseError(
-                f"audience run {run_id}: the results endpoint announced {total} people but served {records}; "
-                "nothing was written"
-            )
-        return records
+        return records, total
 
-    def _write_export(
-        self, audience_id: str, run: AudienceRun, target: ObjectStoragePath, use_gzip: bool
-    ) -> tuple[int, bool]:
+    def _write_export(self, audience_id: str, run: AudienceRun, file: storage.AtomicFile) -> tuple[int, bool]:
         with self.hook.stream_audience_export_csv(audience_id, run.id) as export:
             cap = export.row_cap
             truncated = cap is not None and run.result_count is not None and run.result_count > cap
@@ -461,28 +462,17 @@ class LeadpipeAudienceResultsToStorageOperator(_AudienceOperator):
                         "read every person, or on_truncated='warn' to keep the capped file"
                     )
                 self.log.warning("%s; writing the first %s rows (on_truncated='warn')", message, cap)
-
-            def write(out: IO[bytes]) -> int:
-                counter = _CsvRowCounter()
+            counter = _CsvRowCounter()
+            with file as out:
                 for chunk in export.iter_bytes():
                     counter.feed(chunk)
                     out.write(chunk)
-                return counter.records
-
-            self._file = storage.AtomicFile(target, use_gzip=use_gzip, log=self.log)
-            records = self._file.write(write)
-        return records, truncated
+        return counter.records, truncated
 
     def on_kill(self) -> None:
         """Remove the temporary file of a pull that is being killed (SIGTERM / timeout)."""
         if self._file is not None:
             self._file.discard()
-
-
-def _jsonl(records: Iterable[dict[str, Any]]) -> bytes:
-    return "".join(
-        json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n" for record in records
-    ).encode()
 
 
 def _flatten(record: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:

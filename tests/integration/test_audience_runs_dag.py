@@ -127,9 +127,8 @@ def test_slots_full_fails_the_upsert_at_once(airflow_db, leadpipe_sandbox):
     from airflow_provider_leadpipe.exceptions import LeadpipeSlotsFullError
     from airflow_provider_leadpipe.operators.audiences import LeadpipeUpsertAudienceOperator
 
-    slots = leadpipe_sandbox.key_state()["intent"]["audienceSlots"]
-    for index in range(slots):
-        leadpipe_sandbox.create_audience(f"Busy {index}", status="active")
+    leadpipe_sandbox.set_intent({"audienceSlots": 1, "audienceSlotsUsed": 0})
+    leadpipe_sandbox.create_audience("Busy", status="active")  # takes the only slot
     paused = leadpipe_sandbox.create_audience("Waiting its turn", status="paused")
     op = LeadpipeUpsertAudienceOperator(
         task_id="upsert", name="Waiting its turn", config={"topicIds": [1]}, status="active"

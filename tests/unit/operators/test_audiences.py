@@ -221,9 +221,8 @@ def test_upsert_with_two_audiences_of_that_name_names_both_ids(leadpipe_sandbox)
 
 
 def test_upsert_active_without_a_free_slot_fails_fast(leadpipe_sandbox):
-    slots = leadpipe_sandbox.key_state()["intent"]["audienceSlots"]
-    for index in range(slots):
-        leadpipe_sandbox.create_audience(f"Busy {index}", status="active")
+    leadpipe_sandbox.set_intent({"audienceSlots": 1, "audienceSlotsUsed": 0})
+    leadpipe_sandbox.create_audience("Busy", status="active")  # takes the only slot
     with pytest.raises(LeadpipeSlotsFullError, match="paus"):
         upsert(name="One too many", config=CONFIG, status="active")
 
@@ -309,7 +308,7 @@ def test_export_over_the_row_cap_fails_and_leaves_nothing(leadpipe_sandbox, comp
 
 
 def test_export_over_the_row_cap_with_warn_writes_the_capped_file(
-    leadpipe_sandbox, completed, tmp_path, caplog
+    leadpipe_sandbox, completed, tmp_path, caplog, capsys
 ):
     audience, run = completed
     leadpipe_sandbox.set_export_row_cap(100)
@@ -323,7 +322,8 @@ def test_export_over_the_row_cap_with_warn_writes_the_capped_file(
     )
     result = op.execute({})
     assert (result["records"], result["truncated"]) == (100, True)
-    assert "capped at 100" in caplog.text
+    assert "capped at 100" in caplog.text + capsys.readouterr().out  # Airflow 3 logs via structlog
+    assert len((tmp_path / "p.csv").read_text().splitlines()) == 101  # header + the capped rows
 
 
 def test_a_run_not_completed_yet_is_refused_before_writing(leadpipe_sandbox, audience, tmp_path):
