@@ -21,7 +21,9 @@ from tests.orbit import api_people
 
 pytestmark = pytest.mark.integration
 
-RUNS = "/v1/intent/audiences/{id}/runs"
+#: The route as the sandbox counts it, and as a fault glob.
+RUNS = "/v1/intent/audiences/{audienceId}/runs"
+RUNS_GLOB = "/v1/intent/audiences/*/runs"
 
 
 def dag_source(dag_id: str, *, retries: int, new_run_on_retry: bool = False, extra: str = "") -> str:
@@ -145,7 +147,7 @@ def test_a_lost_response_to_the_post_is_retried_into_the_same_run(
 ):
     from airflow_provider_leadpipe.testing import Fault
 
-    leadpipe_sandbox.queue_faults(Fault.lost_response(count=1, method="POST", path=RUNS))
+    leadpipe_sandbox.queue_faults(Fault.lost_response(count=1, method="POST", path=RUNS_GLOB))
     dag = make_dag("orbit_lost_response_it", retries=0)
     run = dag.test(run_conf={"audience_id": audience["id"]}, **NO_LOGICAL_DATE)
     assert run.state == "success", task_states(run)
@@ -162,7 +164,7 @@ def test_a_task_retry_after_the_run_was_created_gets_the_same_run_unless_asked(
     from airflow_provider_leadpipe.testing import Fault
 
     no_retries_connection(leadpipe_sandbox, monkeypatch)
-    leadpipe_sandbox.queue_faults(Fault.lost_response(count=1, method="POST", path=RUNS))
+    leadpipe_sandbox.queue_faults(Fault.lost_response(count=1, method="POST", path=RUNS_GLOB))
     dag = make_dag(
         f"orbit_crash_retry_{new_run_on_retry}_it".lower(), retries=1, new_run_on_retry=new_run_on_retry
     )
