@@ -59,7 +59,7 @@ def get_provider_info() -> dict[str, Any]:
         "sensors": _modules("sensors.leadpipe", "sensors.audiences"),
         "triggers": _modules("triggers.leadpipe", "triggers.audiences"),
         "operators": _modules(
-            "operators.leadpipe",
+            "operators.account",
             "operators.credit_report",
             "operators.visitors",
             "operators.pixels",
