@@ -8,18 +8,15 @@
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
-import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import aclosing
 from datetime import timedelta
 from typing import IO, TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import ObjectStoragePath, conf
 
-from airflow_provider_leadpipe import storage, validation
+from airflow_provider_leadpipe import csv_rows, storage, validation
 from airflow_provider_leadpipe.audience_conditions import AudienceRunCondition
 from airflow_provider_leadpipe.conditions import unavailable
 from airflow_provider_leadpipe.exceptions import (
@@ -30,7 +27,6 @@ from airflow_provider_leadpipe.exceptions import (
     LeadpipeError,
     LeadpipeExportTruncatedError,
     LeadpipeNotFoundError,
-    LeadpipeResponseError,
 )
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.models import Audience, AudienceRun
@@ -419,7 +415,7 @@ class LeadpipeAudienceResultsToStorageOperator(_AudienceOperator):
         return done
 
     def _write_results(self, audience_id: str, run: AudienceRun, file: storage.AtomicFile) -> int:
-        encode = storage.jsonl if self.format == "jsonl" else _CsvEncoder().encode
+        encode = storage.jsonl if self.format == "jsonl" else csv_rows.CsvEncoder().encode
         with file as out:
             # Inside the block: an incomplete pull with on_incomplete="fail" writes nothing.
             records, total = asyncio.run(self._pull(audience_id, run.id, out, encode))
@@ -460,7 +456,7 @@ class LeadpipeAudienceResultsToStorageOperator(_AudienceOperator):
                         "read every person, or on_truncated='warn' to keep the capped file"
                     )
                 self.log.warning("%s; writing the first %s rows (on_truncated='warn')", message, cap)
-            counter = _CsvRowCounter()
+            counter = csv_rows.RowCounter()
             with file as out:
                 for chunk in export.iter_bytes():
                     counter.feed(chunk)
@@ -471,82 +467,6 @@ class LeadpipeAudienceResultsToStorageOperator(_AudienceOperator):
         """Remove the temporary file of a pull that is being killed (SIGTERM / timeout)."""
         if self._file is not None:
             self._file.discard()
-
-
-def _flatten(record: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """``company.name``-style keys (as the run stats name fields); lists become JSON text."""
-    for key, value in record.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            yield from _flatten(value, f"{name}.")
-        elif isinstance(value, (list, dict)):
-            yield name, json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-        else:
-            yield name, value
-
-
-class _CsvEncoder:
-    """CSV rows, header first; the columns are fixed by the first page."""
-
-    def __init__(self) -> None:
-        self.columns: list[str] | None = None
-
-    def encode(self, records: list[dict[str, Any]]) -> bytes:
-        rows = [dict(_flatten(record)) for record in records]
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        if self.columns is None:
-            columns: dict[str, None] = {}
-            for row in rows:
-                columns.update(dict.fromkeys(row))
-            self.columns = list(columns)
-            writer.writerow(self.columns)
-        known = set(self.columns)
-        for row in rows:
-            new = set(row) - known
-            if new:
-                raise LeadpipeResponseError(
-                    f"a later results page has field(s) {sorted(new)} the first page did not have, so the "
-                    "CSV has no column for them; nothing was written. Use format='jsonl' for open-ended rows"
-                )
-            writer.writerow([_csv_value(row.get(column)) for column in self.columns])
-        return buffer.getvalue().encode()
-
-
-def _csv_value(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return value
-
-
-class _CsvRowCounter:
-    """Counts CSV records in a byte stream (newlines outside quotes), without parsing the rows."""
-
-    def __init__(self) -> None:
-        self.lines = 0
-        self.in_quotes = False
-        self.last = b"\n"
-
-    def feed(self, chunk: bytes) -> None:
-        if not chunk:
-            return
-        if not self.in_quotes and b'"' not in chunk:
-            self.lines += chunk.count(b"\n")
-        else:
-            for index, part in enumerate(chunk.split(b'"')):
-                if index:
-                    self.in_quotes = not self.in_quotes
-                if not self.in_quotes:
-                    self.lines += part.count(b"\n")
-        self.last = chunk[-1:]
-
-    @property
-    def records(self) -> int:
-        """Data rows: lines (a last line without a newline counts), minus the header."""
-        lines = self.lines + (0 if self.last == b"\n" else 1)
-        return max(lines - 1, 0)
 
 
 __all__ = [
