@@ -39,6 +39,10 @@ class LeadpipeSensorBase(LeadpipeTaskMixin, BaseSensorOperator):
 
     deferrable: bool
 
+    def poke(self, context: Context) -> PokeReturnValue:
+        """Check once: done (with the XCom value) or not yet; raise only what waiting cannot fix."""
+        raise NotImplementedError
+
     def trigger(self, deadline: float) -> BaseTrigger:
         """The trigger that waits for what :meth:`poke` checks, until ``deadline`` (epoch seconds)."""
         raise NotImplementedError
