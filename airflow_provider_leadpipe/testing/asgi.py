@@ -5,15 +5,16 @@ Why raw ASGI rather than Starlette (both are in Airflow 3's dependency tree): on
 ~23,000 req/s as a raw ASGI app and ~9,000-12,000 req/s through Starlette's router and
 JSONResponse (a light client in another process, 16-64 keep-alive connections). The sandbox shares
 those two cores with the Airflow triggerer during benchmarks, so per-request CPU matters; and the
-API surface is five fixed routes plus a small control API, so the routing Starlette would bring is
+API surface is a few route templates plus a small control API, so the routing Starlette would bring is
 a dictionary lookup here. Starlette is also absent from Airflow 2.x installs, which the ``sandbox``
 extra (uvicorn only) supports.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote
@@ -92,24 +93,65 @@ class Response:
         await send({"type": "http.response.body", "body": self.body})
 
 
+@dataclass
+class StreamingResponse:
+    """A response whose body is produced chunk by chunk while it is sent (never held whole).
+
+    ``content_length`` is announced when known; otherwise the server sends the body chunked.
+    """
+
+    status: int
+    chunks: Iterable[bytes]
+    content_type: bytes
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    content_length: int | None = None
+
+    def start_message(self) -> Message:
+        headers = [(b"content-type", self.content_type), *self.headers]
+        if self.content_length is not None:
+            headers.append((b"content-length", str(self.content_length).encode()))
+        return {"type": "http.response.start", "status": self.status, "headers": headers}
+
+    async def send(self, send: Send, *, stop_after: int | None = None) -> None:
+        """Send the body; with ``stop_after``, only that many chunks (the caller then drops the line)."""
+        await send(self.start_message())
+        for sent, chunk in enumerate(self.chunks):
+            if stop_after is not None and sent >= stop_after:
+                return
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await asyncio.sleep(0)  # let other connections in between chunks of a long export
+        await send({"type": "http.response.body", "body": b""})
+
+
 def json_response(status: int, payload: Any, headers: list[tuple[bytes, bytes]] | None = None) -> Response:
     """A JSON response (compact separators, like most APIs)."""
     body = json.dumps(payload, separators=(",", ":")).encode()
     return Response(status, body, JSON, headers or [])
 
 
-def error_response(status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None) -> Response:
-    """The API's error envelope ``{"error": {"code": "HTTP_ERROR", "message": ...}}``."""
-    return json_response(status, {"error": {"code": ERROR_CODE, "message": message}}, headers)
+def error_response(
+    status: int,
+    message: str,
+    headers: list[tuple[bytes, bytes]] | None = None,
+    *,
+    code: str = ERROR_CODE,
+    extra: dict[str, Any] | None = None,
+) -> Response:
+    """The error envelope ``{"error": {"code": "HTTP_ERROR", "message": ...}}`` (plus ``extra`` keys)."""
+    return json_response(status, {"error": {"code": code, "message": message}, **(extra or {})}, headers)
 
 
 class HttpError(Exception):
-    """Raised by handlers to answer with the error envelope."""
+    """Raised by handlers to answer with the error envelope (``code`` and ``extra`` top-level keys)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(
+        self, status: int, message: str, *, code: str = ERROR_CODE, extra: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.code = code
+        self.extra = extra
 
     def response(self) -> Response:
-        return error_response(self.status, self.message)
+        return error_response(self.status, self.message, code=self.code, extra=self.extra)

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from airflow_provider_leadpipe.testing.orbit import DEFAULT_PEOPLE, EXPORT_ROW_CAP, RunSchedule
 from airflow_provider_leadpipe.testing.scenarios import DEFAULT_API_KEY
 from airflow_provider_leadpipe.testing.state import SandboxOptions
 
@@ -30,7 +31,7 @@ def connection_json(url: str, api_key: str = DEFAULT_API_KEY) -> str:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="leadpipe-sandbox",
-        description="Offline Leadpipe Data API sandbox over real HTTP on 127.0.0.1 (see docs/sandbox.md).",
+        description="Offline Leadpipe Data and Orbit API sandbox on 127.0.0.1 (see docs/sandbox.md).",
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765, help="port; 0 picks a free one (default 8765)")
@@ -40,12 +41,60 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--visitors", type=int, default=1000, help="visitor records per key (default 1000)")
     parser.add_argument("--fault-rate", type=float, default=0.0, help="share of requests answering 429/503")
     parser.add_argument("--fault-seed", type=int, default=0, help="seed of the random faults (default 0)")
+    parser.add_argument(
+        "--audience-people",
+        type=int,
+        default=DEFAULT_PEOPLE,
+        help="people per Orbit audience run (default 1000)",
+    )
+    parser.add_argument(
+        "--run-queued",
+        type=_phase,
+        default=(1, None),
+        metavar="N|Ss",
+        help="how long a new Orbit run stays queued: N polls or S seconds, e.g. 2 or 1.5s (default 1)",
+    )
+    parser.add_argument(
+        "--run-running", type=_phase, default=(1, None), metavar="N|Ss", help="same for running (default 1)"
+    )
+    parser.add_argument(
+        "--export-row-cap", type=int, default=EXPORT_ROW_CAP, help="X-Export-Row-Cap (default 300000)"
+    )
     parser.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
     parser.add_argument("--access-log", action="store_true", help="log every request")
     # Used by LeadpipeSandbox: serve an already-listening socket, and stop when the parent goes away.
     parser.add_argument("--fd", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--exit-on-stdin-eof", action="store_true", help=argparse.SUPPRESS)
     return parser
+
+
+def _phase(text: str) -> tuple[int, float | None]:
+    """``"3"`` -> 3 polls; ``"2.5s"`` -> 2.5 seconds."""
+    try:
+        if text.endswith("s"):
+            seconds = float(text[:-1])
+            if seconds >= 0:
+                return 0, seconds
+        elif int(text) >= 0:
+            return int(text), None
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"{text!r}: give a number of polls (2) or seconds (1.5s)")
+
+
+def options_from(args: argparse.Namespace) -> SandboxOptions:
+    """The server-wide settings of parsed command-line arguments."""
+    (queued_polls, queued_seconds), (running_polls, running_seconds) = args.run_queued, args.run_running
+    schedule = RunSchedule(queued_polls, running_polls, queued_seconds, running_seconds)
+    return SandboxOptions(
+        args.seed,
+        args.visitors,
+        args.fault_rate,
+        args.fault_seed,
+        audience_people=args.audience_people,
+        run_schedule=schedule,
+        export_row_cap=args.export_row_cap,
+    )
 
 
 def _raise_open_files_limit() -> None:
@@ -75,7 +124,7 @@ def serve(args: argparse.Namespace) -> None:
         sock = socket.create_server((args.host, args.port), backlog=BACKLOG)
     host, port = sock.getsockname()[:2]
     url = f"http://{host}:{port}"
-    options = SandboxOptions(args.seed, args.visitors, args.fault_rate, args.fault_seed)
+    options = options_from(args)
     _raise_open_files_limit()
     config = uvicorn.Config(
         create_app(options),

@@ -7,12 +7,16 @@ All bodies are JSON (camelCase), all answers ``{"data": ...}`` or the API's erro
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from datetime import date
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic.alias_generators import to_camel
 
 from airflow_provider_leadpipe.testing.asgi import HttpError, Request, Response, json_response
 from airflow_provider_leadpipe.testing.faults import Fault
+from airflow_provider_leadpipe.testing.orbit import RunOutcome, RunSchedule
+from airflow_provider_leadpipe.testing.orbit_api import claim_slot
 from airflow_provider_leadpipe.testing.pixels import validation_message
 from airflow_provider_leadpipe.testing.scenarios import KeyConfig, builtin_configs, deep_merge
 from airflow_provider_leadpipe.testing.state import KeyState, SandboxState
@@ -24,6 +28,46 @@ _FAULTS = TypeAdapter(list[Fault])
 
 class _Amount(BaseModel):
     amount: int = Field(default=1, ge=0)
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class _NewAudience(_Body):
+    name: str = Field(default="Sandbox audience", min_length=1, max_length=255)
+    status: Literal["draft", "active", "paused"] = "active"
+    config: dict[str, Any] = Field(default_factory=lambda: {"topicIds": [101, 102], "minScore": 70})
+    people: int | None = Field(default=None, ge=0, le=10**8)
+
+
+class _AudienceChange(_Body):
+    people: int = Field(ge=0, le=10**8)
+
+
+class _Schedule(_Body):
+    queued_polls: int = Field(default=1, ge=0)
+    running_polls: int = Field(default=1, ge=0)
+    queued_seconds: float | None = Field(default=None, ge=0)
+    running_seconds: float | None = Field(default=None, ge=0)
+
+
+class _DailyRun(_Body):
+    data_date: date | None = None
+    status: Literal["queued", "running", "completed", "failed", "cancelled"] = "completed"
+    error_code: str = "MATERIALIZATION_FAILED"
+    error_message: str = "Materialization failed in the sandbox"
+
+
+class _Failure(_Body):
+    status: Literal["failed", "cancelled"] = "failed"
+    error_code: str = "MATERIALIZATION_FAILED"
+    error_message: str = "Materialization failed in the sandbox"
+
+
+class _ExportSettings(_Body):
+    row_cap: int | None = Field(default=None, ge=0)
+    download_url_ttl_seconds: int | None = Field(default=None, ge=1)
 
 
 class ControlApi:
@@ -45,13 +89,24 @@ class ControlApi:
             ("DELETE", "keys/*/faults"): self._clear_faults,
             ("POST", "keys/*/credits/consume"): self._consume_credits,
             ("POST", "keys/*/credits/reset"): self._reset_credits,
+            ("GET", "downloads"): lambda request, rest: self.state.downloads,
+            ("GET", "keys/*/orbit"): lambda request, rest: self._key(rest[0]).orbit.describe(utcnow()),
+            ("POST", "keys/*/audiences"): self._create_audience,
+            ("PATCH", "keys/*/audiences/*"): self._change_audience,
+            ("POST", "keys/*/audiences/*/daily-runs"): self._add_daily_run,
+            ("POST", "keys/*/audiences/*/fail-next-run"): self._fail_next_run,
+            ("PUT", "keys/*/orbit/schedule"): self._set_schedule,
+            ("PUT", "keys/*/orbit/export"): self._set_export,
         }
 
     def handle(self, request: Request) -> Response:
         """Answer one control request (``request.segments[0]`` is the prefix)."""
         segments = request.segments[1:]
-        # "keys/<key>/..." -> pattern "keys/*/...", with the key passed on.
-        pattern = "/".join("*" if i == 1 and segments[0] == "keys" else s for i, s in enumerate(segments))
+        # "keys/<key>/audiences/<id>/..." -> pattern "keys/*/audiences/*/...", key and id passed on.
+        wild = {1} if segments[:1] == ["keys"] else set()
+        if segments[:1] == ["keys"] and segments[2:3] == ["audiences"]:
+            wild.add(3)
+        pattern = "/".join("*" if i in wild else s for i, s in enumerate(segments))
         handler = self._routes.get((request.method, pattern))
         if handler is None:
             known = any(path == pattern for _, path in self._routes)
@@ -126,6 +181,62 @@ class ControlApi:
         key = self._key(rest[0])
         key.set_credits_used(0)
         return key.describe()
+
+    # -- Orbit ---------------------------------------------------------------------------------
+
+    def _audience(self, rest: list[str]) -> tuple[KeyState, Any]:
+        key = self._key(rest[0])
+        audience = key.orbit.audiences.get(rest[2])
+        if audience is None:
+            raise HttpError(404, f"Unknown audience {rest[2]!r}")
+        return key, audience
+
+    def _create_audience(self, request: Request, rest: list[str]) -> dict[str, Any]:
+        key = self._key(rest[0])
+        body = _NewAudience.model_validate(_object(request))
+        if body.status == "active":
+            claim_slot(key)
+        audience = key.orbit.create_audience(
+            body.name, body.status, body.config, utcnow(), people=body.people
+        )
+        key.sync_slots()
+        return audience.to_json()
+
+    def _change_audience(self, request: Request, rest: list[str]) -> dict[str, Any]:
+        _, audience = self._audience(rest)
+        audience.people = _AudienceChange.model_validate(_object(request)).people
+        return audience.to_json()
+
+    def _add_daily_run(self, request: Request, rest: list[str]) -> dict[str, Any]:
+        key, audience = self._audience(rest)
+        body = _DailyRun.model_validate(_object(request))
+        failing = body.status in ("failed", "cancelled")
+        outcome = RunOutcome(body.status, body.error_code, body.error_message) if failing else None
+        now = utcnow()
+        run = key.orbit.create_run(audience, now, run_type="daily", data_date=body.data_date, outcome=outcome)
+        run.force(body.status, now)
+        return run.to_json()
+
+    def _fail_next_run(self, request: Request, rest: list[str]) -> dict[str, Any]:
+        key, audience = self._audience(rest)
+        body = _Failure.model_validate(_object(request))
+        key.orbit.next_outcomes[audience.id] = RunOutcome(body.status, body.error_code, body.error_message)
+        return {"audienceId": audience.id, "nextRun": body.model_dump(mode="json", by_alias=True)}
+
+    def _set_schedule(self, request: Request, rest: list[str]) -> dict[str, Any]:
+        key = self._key(rest[0])
+        body = _Schedule.model_validate(_object(request))
+        key.orbit.schedule = RunSchedule(**body.model_dump())
+        return key.orbit.schedule.to_json()
+
+    def _set_export(self, request: Request, rest: list[str]) -> dict[str, Any]:
+        key = self._key(rest[0])
+        body = _ExportSettings.model_validate(_object(request))
+        if body.row_cap is not None:
+            key.orbit.export_row_cap = body.row_cap
+        if body.download_url_ttl_seconds is not None:
+            key.orbit.download_url_ttl = body.download_url_ttl_seconds
+        return {"rowCap": key.orbit.export_row_cap, "downloadUrlTtlSeconds": key.orbit.download_url_ttl}
 
 
 def _json(request: Request) -> Any:

@@ -6,6 +6,7 @@ A :class:`Fault` is JSON on the control API (camelCase) and a pydantic model in 
     Fault.rate_limit(retry_after=2, retry_after_format="http-date")
     Fault.unavailable(count=5)                                     # a burst of five 503s
     Fault.slow(1.5, path="/v1/data")                               # answer normally, 1.5 s late
+    Fault.lost_response(method="POST", path="/v1/intent/audiences/*/runs")  # act, then hang up
 """
 
 from __future__ import annotations
@@ -22,7 +23,15 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack  # typing.Unpack from Python 3.11
 
 FaultKind = Literal[
-    "rate_limit", "unavailable", "error", "slow", "malformed_json", "html", "truncated", "wrong_shape"
+    "rate_limit",
+    "unavailable",
+    "error",
+    "slow",
+    "malformed_json",
+    "html",
+    "truncated",
+    "wrong_shape",
+    "lost_response",
 ]
 RetryAfterFormat = Literal["seconds", "http-date"]
 
@@ -118,6 +127,11 @@ class Fault(BaseModel):
     def truncated(cls, count: int = 1, **where: Unpack[Where]) -> Fault:
         """The normal headers, half the body, then the connection is dropped."""
         return cls(kind="truncated", count=count, **where)
+
+    @classmethod
+    def lost_response(cls, count: int = 1, **where: Unpack[Where]) -> Fault:
+        """The request is carried out (a run is created...), then the connection drops without an answer."""
+        return cls(kind="lost_response", count=count, **where)
 
     @classmethod
     def wrong_shape(cls, body: Any = None, count: int = 1, **where: Unpack[Where]) -> Fault:

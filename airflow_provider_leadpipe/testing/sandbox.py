@@ -11,7 +11,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -21,6 +21,7 @@ import httpx
 
 from airflow_provider_leadpipe.testing.cli import BACKLOG, UVICORN_MISSING, connection_json
 from airflow_provider_leadpipe.testing.faults import Fault, FaultRate
+from airflow_provider_leadpipe.testing.orbit import DEFAULT_PEOPLE, EXPORT_ROW_CAP, RunSchedule
 from airflow_provider_leadpipe.testing.scenarios import DEFAULT_API_KEY
 from airflow_provider_leadpipe.testing.timeutil import iso
 
@@ -56,6 +57,9 @@ class LeadpipeSandbox:
         fault_seed: int = 0,
         api_key: str = DEFAULT_API_KEY,
         startup_timeout: float = 30.0,
+        audience_people: int = DEFAULT_PEOPLE,
+        export_row_cap: int = EXPORT_ROW_CAP,
+        run_schedule: Mapping[str, Any] | None = None,
     ) -> None:
         self.seed = seed
         self.visitors = visitors
@@ -64,6 +68,9 @@ class LeadpipeSandbox:
         self.fault_seed = fault_seed
         self.api_key = api_key
         self.startup_timeout = startup_timeout
+        self.audience_people = audience_people
+        self.export_row_cap = export_row_cap
+        self.run_schedule = RunSchedule(**(run_schedule or {}))
         self.url = ""
         self._process: subprocess.Popen[bytes] | None = None
         self._output: IO[bytes] | None = None
@@ -129,6 +136,14 @@ class LeadpipeSandbox:
             str(self.fault_rate),
             "--fault-seed",
             str(self.fault_seed),
+            "--audience-people",
+            str(self.audience_people),
+            "--export-row-cap",
+            str(self.export_row_cap),
+            "--run-queued",
+            _phase(self.run_schedule.queued_polls, self.run_schedule.queued_seconds),
+            "--run-running",
+            _phase(self.run_schedule.running_polls, self.run_schedule.running_seconds),
         ]
 
     def _wait_until_ready(self) -> None:
@@ -307,6 +322,118 @@ class LeadpipeSandbox:
             {"faultRate": fault_rate.model_dump(mode="json", by_alias=True)}, api_key=api_key
         )
 
+    # -- Orbit intent audiences ------------------------------------------------------------------
+
+    def create_audience(
+        self,
+        name: str = "Sandbox audience",
+        *,
+        status: str = "active",
+        config: Mapping[str, Any] | None = None,
+        people: int | None = DEFAULT_PEOPLE,
+        api_key: str | None = None,
+    ) -> dict[str, Any]:
+        """Create an audience directly (an active one takes a slot, or fails); ``people`` = rows per run.
+
+        Returns the audience as the API shows it. ``people=None``: the server's ``--audience-people``.
+        """
+        body: dict[str, Any] = {"name": name, "status": status, "people": people}
+        if config is not None:
+            body["config"] = dict(config)
+        return self._control("POST", self._key_path(api_key, "/audiences"), body)
+
+    def set_audience_people(
+        self, audience_id: str, people: int, *, api_key: str | None = None
+    ) -> dict[str, Any]:
+        """How many people the audience's *next* runs yield (existing runs keep theirs)."""
+        path = self._key_path(api_key, f"/audiences/{quote(audience_id, safe='')}")
+        return self._control("PATCH", path, {"people": people})
+
+    def set_run_schedule(
+        self,
+        *,
+        queued_polls: int = 1,
+        running_polls: int = 1,
+        queued_seconds: float | None = None,
+        running_seconds: float | None = None,
+        api_key: str | None = None,
+    ) -> dict[str, Any]:
+        """How new runs progress: each phase lasts that many polls, or seconds when given.
+
+        A poll is a GET of the run's results, stats, ``export.csv`` or exports, or of the runs list.
+        ``queued_polls=0, running_polls=0``: a run is finished at the first look.
+        """
+        body = {
+            "queuedPolls": queued_polls,
+            "runningPolls": running_polls,
+            "queuedSeconds": queued_seconds,
+            "runningSeconds": running_seconds,
+        }
+        return self._control("PUT", self._key_path(api_key, "/orbit/schedule"), body)
+
+    def add_daily_run(
+        self,
+        audience_id: str,
+        *,
+        data_date: date | str | None = None,
+        status: str = "completed",
+        error_code: str = "MATERIALIZATION_FAILED",
+        error_message: str = "Materialization failed in the sandbox",
+        api_key: str | None = None,
+    ) -> dict[str, Any]:
+        """A ``daily`` run, as Leadpipe's scheduler makes them (``data_date`` default: yesterday, UTC).
+
+        ``status`` ``queued``/``running`` then follow the schedule; ``failed``/``cancelled`` carry the
+        error code and message. Returns the run.
+        """
+        body: dict[str, Any] = {"status": status, "errorCode": error_code, "errorMessage": error_message}
+        if data_date is not None:
+            body["dataDate"] = data_date.isoformat() if isinstance(data_date, date) else data_date
+        path = self._key_path(api_key, f"/audiences/{quote(audience_id, safe='')}/daily-runs")
+        return self._control("POST", path, body)
+
+    def fail_next_run(
+        self,
+        audience_id: str,
+        *,
+        error_code: str = "MATERIALIZATION_FAILED",
+        error_message: str = "Materialization failed in the sandbox",
+        status: str = "failed",
+        api_key: str | None = None,
+    ) -> dict[str, Any]:
+        """The next run created for the audience ends ``failed`` (or ``cancelled``) with this error."""
+        body = {"status": status, "errorCode": error_code, "errorMessage": error_message}
+        path = self._key_path(api_key, f"/audiences/{quote(audience_id, safe='')}/fail-next-run")
+        return self._control("POST", path, body)
+
+    def set_export_row_cap(self, cap: int, *, api_key: str | None = None) -> dict[str, Any]:
+        """Rows ``export.csv`` and new stored exports send at most (``X-Export-Row-Cap``; default 300,000)."""
+        return self._control("PUT", self._key_path(api_key, "/orbit/export"), {"rowCap": cap})
+
+    def set_download_url_ttl(self, seconds: int, *, api_key: str | None = None) -> dict[str, Any]:
+        """Lifetime of the signed download URLs handed out from now on (default 3600 s)."""
+        body = {"downloadUrlTtlSeconds": seconds}
+        return self._control("PUT", self._key_path(api_key, "/orbit/export"), body)
+
+    def orbit_state(self, api_key: str | None = None) -> dict[str, Any]:
+        """``{"audiences": [audience + "people", "runsCreated", "runs"], "schedule", "exportRowCap", ...}``.
+
+        Run statuses are shown as they are now; looking does not count as a poll.
+        """
+        return self._control("GET", self._key_path(api_key, "/orbit"))
+
+    def audience_runs_created(self, audience_id: str | None = None, *, api_key: str | None = None) -> int:
+        """Runs created by ``POST .../runs`` (idempotent replays not counted), of one or all audiences."""
+        return sum(
+            audience["runsCreated"]
+            for audience in self.orbit_state(api_key)["audiences"]
+            if audience_id is None or audience["id"] == audience_id
+        )
+
+    def export_downloads(self) -> list[dict[str, Any]]:
+        """Requests to the download host: ``[{"path", "host", "apiKeySent", "status"}]`` since the reset."""
+        return self._control("GET", "downloads")
+
     def stats(self) -> dict[str, Any]:
         """Request counts: ``{"total", "byStatus", "keys": {key: {"total", "byStatus", "routes"}}}``.
 
@@ -340,6 +467,11 @@ class LeadpipeSandbox:
                     route_stats["total"] if status is None else route_stats["byStatus"].get(str(status), 0)
                 )
         return total
+
+
+def _phase(polls: int, seconds: float | None) -> str:
+    """A run phase as the command line takes it: ``"3"`` (polls) or ``"2.5s"`` (seconds)."""
+    return str(polls) if seconds is None else f"{seconds}s"
 
 
 def _child_environment() -> dict[str, str]:

@@ -98,7 +98,12 @@ def builtin_configs(now: datetime) -> dict[str, dict[str, Any]]:
         {"domain": "shop.acme.io", "name": "Acme shop", "status": "paused", "excludedPaths": ["/checkout"]},
     ]
     return {
-        DEFAULT_API_KEY: _trial("Sandbox Trial Org", 0, "Healthy trial organisation: 0 of 500 credits used."),
+        DEFAULT_API_KEY: _trial(
+            "Sandbox Trial Org",
+            0,
+            "Healthy trial organisation: 0 of 500 credits used; 3 Orbit audience slots, none used.",
+            intent={"audienceSlots": 3, "audienceSlotsUsed": 0, "status": "active"},
+        ),
         "sk_test_active": {
             "description": "Paid organisation with Orbit intent slots and two pixels (one paused).",
             "organization": {"name": "Acme Analytics", "status": "active"},

@@ -1,10 +1,12 @@
-"""The sandbox's ASGI application: Leadpipe's Data API, injected faults, and the control API."""
+"""The sandbox's ASGI application: Leadpipe's Data API, the Orbit intent API and its download host,
+injected faults, and the control API."""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from http import HTTPStatus
 from typing import Any
@@ -18,11 +20,14 @@ from airflow_provider_leadpipe.testing.asgi import (
     Response,
     Scope,
     Send,
+    StreamingResponse,
     error_response,
     json_response,
 )
 from airflow_provider_leadpipe.testing.control import CONTROL_PREFIX, ControlApi
 from airflow_provider_leadpipe.testing.faults import DEFAULT_STATUS, Fault
+from airflow_provider_leadpipe.testing.orbit_api import DOWNLOAD_PREFIX, OrbitApi, download_response
+from airflow_provider_leadpipe.testing.orbit_api import route as orbit_route
 from airflow_provider_leadpipe.testing.pixels import (
     PixelConflict,
     PixelCreate,
@@ -48,7 +53,8 @@ HTML_PAGE = (
 MALFORMED_JSON = b'{"data": {"healthy": true, "organization": {"name": "Sandbox'
 WRONG_SHAPE: dict[str, Any] = {"data": {"status": "ok"}}
 
-Handler = Callable[[Request, KeyState, list[str]], Response]
+AnyResponse = Response | StreamingResponse
+Handler = Callable[[Request, KeyState, list[str]], AnyResponse | Awaitable[AnyResponse]]
 
 
 class DeliberateDisconnect(Exception):
@@ -68,12 +74,14 @@ class SandboxApp:
     def __init__(self, options: SandboxOptions | None = None) -> None:
         self.state = SandboxState(options or SandboxOptions())
         self.control = ControlApi(self.state)
+        self.orbit = OrbitApi(self.state)
         self._routes: dict[tuple[str, str], Handler] = {
             ("GET", "/v1/data/account"): self._account,
             ("GET", "/v1/data"): self._visitors,
             ("GET", "/v1/data/pixels"): self._list_pixels,
             ("POST", "/v1/data/pixels"): self._create_pixel,
             ("PATCH", PIXEL_ROUTE): self._update_pixel,
+            **self.orbit.routes,
         }
         self._paths = {path for _, path in self._routes}
 
@@ -83,6 +91,8 @@ class SandboxApp:
         request = await Request.read(scope, receive)
         if request.segments[:1] == [CONTROL_PREFIX]:
             await self.control.handle(request).send(send)
+        elif request.segments[:1] == [DOWNLOAD_PREFIX]:
+            await self._serve_download(request, send)
         else:
             await self._serve_data(request, send)
 
@@ -97,26 +107,44 @@ class SandboxApp:
         if fault is not None and fault.kind == "slow":
             await asyncio.sleep(fault.seconds)
             fault = None
-        if fault is not None and fault.kind != "truncated":
-            response = _fault_response(fault)
+        if fault is not None and fault.kind not in ("truncated", "lost_response"):
+            response: AnyResponse = _fault_response(fault)
         else:
-            response = self._answer(request, key, route_path, params)
+            response = await self._answer(request, key, route_path, params)
         self.state.record(label, f"{request.method} {route_path}", response.status)
-        if fault is None or fault.kind != "truncated":
-            await response.send(send)
-            return
-        # Truncated: announce the full length, send half of it, then make the server drop the line.
-        await send(response.start_message())
-        await send(
+        await _deliver(response, fault, send)
+
+    async def _serve_download(self, request: Request, send: Send) -> None:
+        """A stored export from its signed URL: no API key is needed, and whether one came is noted."""
+        found = self.state.find_export(request.segments[-1].removesuffix(".csv"))
+        if found is None:
+            response: AnyResponse = json_response(
+                404, {"status": 404, "code": "not_found", "message": "File not present"}
+            )
+            fault = None
+        else:
+            key, export = found
+            fault = key.faults.next(request.method, request.path)
+            if fault is not None and fault.kind == "slow":
+                await asyncio.sleep(fault.seconds)
+                fault = None
+            if fault is not None and fault.kind not in ("truncated", "lost_response"):
+                response = _fault_response(fault)
+            else:
+                response = download_response(request, export, self.state.url_secret, key.orbit.seed)
+        self.state.downloads.append(
             {
-                "type": "http.response.body",
-                "body": response.body[: len(response.body) // 2],
-                "more_body": True,
+                "path": request.path,
+                "host": request.headers.get("host"),
+                "apiKeySent": "x-api-key" in request.headers or "authorization" in request.headers,
+                "status": response.status,
             }
         )
-        raise DeliberateDisconnect
+        await _deliver(response, fault, send)
 
-    def _answer(self, request: Request, key: KeyState | None, route_path: str, params: list[str]) -> Response:
+    async def _answer(
+        self, request: Request, key: KeyState | None, route_path: str, params: list[str]
+    ) -> AnyResponse:
         if key is None:
             return error_response(401, "Invalid API key")
         if key.config.revoked:
@@ -130,7 +158,8 @@ class SandboxApp:
         if handler != self._account and not key.usable:
             return error_response(403, f"Organization is {key.config.organization.status}")
         try:
-            return handler(request, key, params)
+            response = handler(request, key, params)
+            return await response if inspect.isawaitable(response) else response
         except HttpError as exc:
             return exc.response()
 
@@ -176,8 +205,49 @@ class SandboxApp:
         return json_response(200, {"data": pixel.updated_json()})
 
 
+async def _deliver(response: AnyResponse, fault: Fault | None, send: Send) -> None:
+    """Send the response, or misdeliver it as a truncated or lost-response fault says."""
+    if fault is None or fault.kind not in ("truncated", "lost_response"):
+        await response.send(send)
+        return
+    if fault.kind == "lost_response":
+        await _drop_connection(send)
+        return
+    # Truncated: announce the full length (or stream chunked), send half of the body, drop the line.
+    if isinstance(response, StreamingResponse):
+        first = next(iter(response.chunks), b"")
+        await send(response.start_message())
+        body = first[: len(first) // 2]
+    else:
+        await send(response.start_message())
+        body = response.body[: len(response.body) // 2]
+    await send({"type": "http.response.body", "body": body, "more_body": True})
+    raise DeliberateDisconnect
+
+
+async def _drop_connection(send: Send) -> None:
+    """Close the connection without a byte of response (the action was already performed).
+
+    ASGI has no message for this, and an exception before the response starts makes uvicorn answer
+    500; so the transport is reached through uvicorn's ``send`` (a bound method of its
+    request-response cycle) and aborted. Under another server this falls back to that 500.
+    """
+    cycle = getattr(send, "__self__", None)
+    transport = getattr(cycle, "transport", None)
+    if transport is None:
+        raise DeliberateDisconnect
+    transport.abort()
+    for _ in range(100):  # uvicorn marks the cycle disconnected on the next loop turns
+        if getattr(cycle, "disconnected", True):
+            return
+        await asyncio.sleep(0)
+
+
 def _route(request: Request) -> tuple[str, list[str]]:
     """The route template of a request (``/v1/data/pixels/{id}`` for any pixel) and its path parameters."""
+    orbit = orbit_route(request.segments)
+    if orbit is not None:
+        return orbit
     if len(request.segments) == 4 and request.segments[:3] == ["v1", "data", "pixels"]:
         return PIXEL_ROUTE, request.segments[3:]
     return request.path, []

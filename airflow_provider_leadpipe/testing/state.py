@@ -6,12 +6,22 @@ no locks are needed.
 
 from __future__ import annotations
 
+import secrets
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from airflow_provider_leadpipe.testing.asgi import Request
 from airflow_provider_leadpipe.testing.faults import FaultPlan, FaultRate
+from airflow_provider_leadpipe.testing.orbit import (
+    DEFAULT_PEOPLE,
+    EXPORT_ROW_CAP,
+    OrbitStore,
+    RunSchedule,
+    StoredExport,
+)
+from airflow_provider_leadpipe.testing.orbit_api import DOWNLOAD_BUCKET, DOWNLOAD_PREFIX, sign
 from airflow_provider_leadpipe.testing.pixels import PixelStore
 from airflow_provider_leadpipe.testing.scenarios import (
     USABLE_STATUSES,
@@ -35,6 +45,9 @@ class SandboxOptions:
     visitors: int = 1000
     fault_rate: float = 0.0
     fault_seed: int = 0
+    audience_people: int = DEFAULT_PEOPLE
+    run_schedule: RunSchedule = field(default_factory=RunSchedule)
+    export_row_cap: int = EXPORT_ROW_CAP
 
 
 class KeyState:
@@ -49,12 +62,21 @@ class KeyState:
         self.account_calls = 0
         self.pixels = PixelStore(f"{options.seed}:{api_key}")
         self.faults = FaultPlan()
-        self.apply(config, utcnow(), pixels=True, fault_rate=True)
+        self.orbit = OrbitStore(options.seed, api_key, people=options.audience_people)
+        self.orbit.schedule = options.run_schedule
+        self.orbit.export_row_cap = options.export_row_cap
+        self.apply(config, utcnow(), pixels=True, fault_rate=True, intent=True)
 
     # -- configuration -------------------------------------------------------------------------
 
-    def apply(self, config: KeyConfig, now: datetime, *, pixels: bool, fault_rate: bool) -> None:
-        """Adopt a new configuration; rebuild the pixels and/or the random fault rate if asked."""
+    def apply(
+        self, config: KeyConfig, now: datetime, *, pixels: bool, fault_rate: bool, intent: bool = False
+    ) -> None:
+        """Adopt a new configuration; rebuild the pixels and/or the random fault rate if asked.
+
+        With ``intent``, the number of active audiences is made to match ``audienceSlotsUsed``
+        (seeded audiences are added, or the newest active ones paused).
+        """
         recovery = config.recovery
         if recovery is not None and recovery.in_seconds is not None:
             at = now + timedelta(seconds=recovery.in_seconds)
@@ -73,6 +95,15 @@ class KeyState:
         if fault_rate:
             self.faults.rate = config.fault_rate or self._default_fault_rate()
             self.faults.reseed()
+        if intent:
+            self.orbit.match_active(config.intent.audience_slots_used if config.intent else 0, now)
+
+    def sync_slots(self) -> None:
+        """Record the active audiences as the intent block's used slots (the account then agrees)."""
+        intent = self.config.intent
+        if intent is not None and intent.audience_slots_used != self.orbit.active_count:
+            intent = intent.model_copy(update={"audience_slots_used": self.orbit.active_count})
+            self.config = self.config.model_copy(update={"intent": intent})
 
     def patch(self, changes: dict[str, Any], now: datetime) -> None:
         """Lay a partial configuration (JSON) over the current one."""
@@ -82,6 +113,7 @@ class KeyState:
             now,
             pixels="pixels" in changes,
             fault_rate="faultRate" in changes,
+            intent="intent" in changes,
         )
 
     def config_json(self) -> dict[str, Any]:
@@ -199,6 +231,8 @@ class SandboxState:
         self.anchor = utcnow().replace(microsecond=0)
         self.keys: dict[str, KeyState] = {}
         self.stats: Counter[tuple[str, str, int]] = Counter()
+        self.downloads: list[dict[str, Any]] = []
+        self.url_secret = secrets.token_bytes(32)
         self.reset()
 
     def reset(self) -> None:
@@ -209,6 +243,26 @@ class SandboxState:
             for key, config in builtin_configs(now).items()
         }
         self.stats.clear()
+        self.downloads.clear()
+
+    def signed_url(self, request: Request, export: StoredExport, expires: datetime) -> str:
+        """The export's download URL on the *other* loopback name than the API's (``localhost`` for
+        ``127.0.0.1`` and vice versa, same port), so a test can tell the two hosts apart."""
+        host = request.headers.get("host", "127.0.0.1")
+        name, _, port = host.rpartition(":") if host.rsplit(":", 1)[-1].isdigit() else (host, "", "")
+        other = "localhost" if name == "127.0.0.1" else "127.0.0.1"
+        authority = f"{other}:{port}" if port else other
+        seconds = int(expires.timestamp())
+        token = sign(self.url_secret, export.id, seconds)
+        path = f"/{DOWNLOAD_PREFIX}/{DOWNLOAD_BUCKET}/{export.file_name}"
+        return f"http://{authority}{path}?Authorization={token}&expires={seconds}"
+
+    def find_export(self, export_id: str) -> tuple[KeyState, StoredExport] | None:
+        for key in self.keys.values():
+            export = key.orbit.exports.get(export_id)
+            if export is not None:
+                return key, export
+        return None
 
     def put_key(self, api_key: str, config: KeyConfig) -> KeyState:
         """Create or replace a key."""
