@@ -41,6 +41,7 @@ from airflow_provider_leadpipe.models import (
     AudienceResultsPage,
     AudienceRun,
     AudienceRunStats,
+    AudienceRunStatus,
 )
 
 AUDIENCES_PATH = "/v1/intent/audiences"
@@ -242,13 +243,18 @@ def _completed_only(parse: Callable[[Any], Any], what: str) -> Handler:
     return handle
 
 
-def _not_ready(what: str) -> LeadpipeConflictError:
+def _not_ready(what: str, status: str | None = None, http_status: int = 202) -> LeadpipeConflictError:
+    state = f"{status}, not completed" if status else "not completed yet"
     return LeadpipeConflictError(
-        f"Leadpipe {what} is not completed yet (HTTP 202): wait for the run first", http_status=202
+        f"Leadpipe {what} is {state} (HTTP {http_status}): wait for the run first", http_status=http_status
     )
 
 
-def _run_error(refused: _Refused, audience_id: str, run_id: str) -> LeadpipeAudienceRunError:
+def _run_error(refused: _Refused, audience_id: str, run_id: str) -> LeadpipeError:
+    """The error for a 409: a run still queued/running is not ready yet (a later try can succeed);
+    anything else is a finished run that cannot serve it (:class:`LeadpipeAudienceRunError`)."""
+    if refused.status in (AudienceRunStatus.QUEUED.value, AudienceRunStatus.RUNNING.value):
+        return _not_ready(f"audience run {run_id} of audience {audience_id}", refused.status, 409)
     status = refused.status or "not servable"
     detail = ": ".join(part for part in (refused.code, refused.message) if part)
     return LeadpipeAudienceRunError(

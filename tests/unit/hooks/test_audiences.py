@@ -628,3 +628,22 @@ def test_download_refuses_before_sending(hook, tmp_path, changes, url, error, ma
             hook.download_audience_export(export, tmp_path / "d.csv")
         assert not mock.calls
     assert "secret" not in str(caught.value)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_export_csv_409_of_a_running_run_is_not_a_run_failure(hook, mode):
+    running = {"id": RUN_ID, "status": "running"}
+    with respx.mock() as mock:
+        mock.get(f"{RUN_URL}/export.csv").respond(409, json={"data": {"run": running}})
+        with pytest.raises(LeadpipeConflictError, match="is running, not completed") as caught:
+            if mode == "sync":
+                with hook.stream_audience_export_csv(AUDIENCE_ID, RUN_ID):
+                    pass
+            else:
+
+                async def read():
+                    async with hook.astream_audience_export_csv(AUDIENCE_ID, RUN_ID):
+                        pass
+
+                asyncio.run(read())
+    assert not isinstance(caught.value, AirflowFailException)
