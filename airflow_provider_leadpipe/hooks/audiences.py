@@ -207,14 +207,19 @@ def _refusal(response: httpx.Response, settings: ApiSettings) -> _Refused:
             run = None
     states = (value for value in (data.get("state"), data.get("status")) if isinstance(value, str))
     status = run.status.value if run else next(states, None)
-    detail, code = core.summarize_error_body(response, settings)
-    has_message = isinstance(body.get("error"), (Mapping, str)) or isinstance(body.get("message"), str)
-    return _Refused(
-        run=run,
-        status=status,
-        code=(run.error_code if run and run.error_code else code if isinstance(code, str) else None),
-        message=(run.error_message if run and run.error_message else detail if has_message else None),
-    )
+    summary, code = core.summarize_error_body(response, settings)  # redacted and bounded
+    detail: str | None = summary
+    if not (isinstance(body.get("error"), (Mapping, str)) or isinstance(body.get("message"), str)):
+        detail = None  # no message in the body: the summary would only describe its type and size
+    if run and run.error_code:
+        code = run.error_code
+    if run and run.error_message:
+        detail = run.error_message
+
+    def clean(text: Any) -> str | None:  # server text going into messages: key removed, bounded
+        return _shorten(core.redact(text, settings), 120) if isinstance(text, str) else None
+
+    return _Refused(run=run, status=clean(status), code=clean(code), message=clean(detail))
 
 
 def _results(what: str, *, limit: int, offset: int) -> Handler:
@@ -250,13 +255,19 @@ def _not_ready(what: str, status: str | None = None, http_status: int = 202) -> 
     )
 
 
+def _shorten(text: str, limit: int = 300) -> str:
+    # Server text in a message: one line, bounded (an error message, never a whole body).
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _run_error(refused: _Refused, audience_id: str, run_id: str) -> LeadpipeError:
     """The error for a 409: a run still queued/running is not ready yet (a later try can succeed);
     anything else is a finished run that cannot serve it (:class:`LeadpipeAudienceRunError`)."""
     if refused.status in (AudienceRunStatus.QUEUED.value, AudienceRunStatus.RUNNING.value):
         return _not_ready(f"audience run {run_id} of audience {audience_id}", refused.status, 409)
     status = refused.status or "not servable"
-    detail = ": ".join(part for part in (refused.code, refused.message) if part)
+    detail = _shorten(": ".join(part for part in (refused.code, refused.message) if part))
     return LeadpipeAudienceRunError(
         f"Leadpipe audience run {run_id} (audience {audience_id}) is {status}"
         + (f" ({detail})" if detail else ""),
