@@ -86,6 +86,19 @@ class LeadpipeResponseError(LeadpipeError):
     """The API answered, but not with the documented shape; the message names the field."""
 
 
+class LeadpipeIncompleteError(LeadpipeResponseError):
+    """A pull returned fewer records than the API announced (``on_incomplete="fail"``).
+
+    Not an :class:`AirflowFailException`: a retry may well get every record.
+    ``expected`` is the announced count, ``received`` what the pull returned.
+    """
+
+    def __init__(self, message: str, *, expected: int, received: int, **kwargs):
+        super().__init__(message, **kwargs)
+        self.expected = expected
+        self.received = received
+
+
 #: Errors worth retrying (transient); everything else fails at once.
 TRANSIENT_ERRORS: tuple[type[LeadpipeError], ...] = (
     LeadpipeRateLimitError,
@@ -133,3 +146,8 @@ class LeadpipeAudienceRunError(LeadpipeError, AirflowFailException):
 
 class LeadpipeAudienceRunTimeoutError(LeadpipeError, AirflowFailException):
     """An Orbit audience run was still unfinished when the task's ``timeout`` ran out."""
+
+
+class LeadpipeExportTruncatedError(LeadpipeError, AirflowFailException):
+    """An audience run holds more people than ``export.csv`` serves (its row cap), and the task
+    was told to fail then (``on_truncated="fail"``). Retrying cannot change the cap."""

@@ -48,3 +48,7 @@ def airflow_db():
 
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_HOME, ignore_errors=True)
+
+
+#: Shared fixtures: the local disk and an object store for the file-writing tests.
+pytest_plugins = ("tests.stores",)

@@ -3,45 +3,48 @@
 from __future__ import annotations
 
 import asyncio
-import gzip
-import json
-import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from contextlib import aclosing
-from typing import IO, TYPE_CHECKING, Any, cast
+from typing import IO, TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import ObjectStoragePath
 
-from airflow_provider_leadpipe import validation
-from airflow_provider_leadpipe.exceptions import LeadpipeConfigError
+from airflow_provider_leadpipe import storage, validation
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.operators.leadpipe import LeadpipeBaseOperator
+from airflow_provider_leadpipe.storage import jsonl
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
-COMPRESSIONS = ("infer", "gzip", None)
 #: Log progress every this many pages (50 records each).
 PROGRESS_EVERY = 100
-_LOCAL_PROTOCOLS = ("", "file", "local")
 
 
 class LeadpipeVisitorsToStorageOperator(LeadpipeBaseOperator):
     """Write every identified visitor matching the filters to one JSON Lines file.
 
-    One record per line, exactly as the API returned it, in the API's order. The file goes to an
-    Airflow :class:`ObjectStoragePath` (``file://``, ``s3://``, ``gs://``, ... through the matching
-    provider). It is written under a hidden temporary name beside the target (``.<name>.<id>.tmp``)
-    and moved into place only when the last page has been written, so a failed or killed pull
-    never leaves a partial file at ``path``, and the temporary object is removed. A re-run replaces
-    the file.
+    One record per line, exactly as the API returned it, in the API's order (a lone UTF-16
+    surrogate is kept as its JSON escape). The file goes to an Airflow :class:`ObjectStoragePath`
+    (``file://``, ``s3://``, ``gs://``, ... through the matching provider). A target that is an
+    existing folder -- on an object store, a prefix holding objects -- is refused before anything
+    is pulled. The file is written under a hidden temporary name beside the target
+    (``.<name>.<id>.tmp``) and moved into place only when the last page has been written, so a
+    failed or killed pull never leaves a partial file at ``path``, and the temporary object is
+    removed. A re-run replaces the file (see :mod:`airflow_provider_leadpipe.storage`).
 
     Pages are requested ``concurrency`` at a time and written in page order; memory holds at most
     ``concurrency`` pages (50 records each), however large the pull. Page numbers over live data
     are not a snapshot: visitors identified during the pull can shift pages, so a record may
     appear twice (see docs/visitors-and-pixels.md).
 
-    Returns ``{"path": <str>, "records": <int>, "pages": <int>}`` (pages that held records) to XCom.
+    When the pull ends with fewer records than the API announced (``meta.total`` of the last page
+    that sent one), a warning names both numbers (``on_incomplete="warn"``), or the task fails and
+    nothing is written (``"fail"``).
+
+    Returns ``{"path": <str>, "records": <int>, "pages": <int>, "expected_records": <int | None>}``
+    to XCom: ``pages`` that held records, ``expected_records`` the API's announced total (None if
+    it sent none).
 
     :param path: target file, e.g. ``"s3://bucket/leadpipe/visitors/{{ ds }}.jsonl.gz"`` (templated),
         or an ``ObjectStoragePath``. Parent folders are created for local paths.
@@ -52,6 +55,7 @@ class LeadpipeVisitorsToStorageOperator(LeadpipeBaseOperator):
         Not ``email``: that is BaseOperator's address for failure alerts.
     :param compression: ``"gzip"``, None, or ``"infer"`` (gzip when ``path`` ends in ``.gz``; the default).
     :param concurrency: pages requested at once, 1-16 (default 4).
+    :param on_incomplete: ``"warn"`` (the default), ``"fail"``, or None to skip the comparison.
     :param storage_conn_id: Airflow connection for the object store (templated); None for the
         store's default connection.
     :param leadpipe_conn_id: the Leadpipe connection (templated).
@@ -76,36 +80,33 @@ class LeadpipeVisitorsToStorageOperator(LeadpipeBaseOperator):
         visitor_email: str | None = None,
         compression: str | None = "infer",
         concurrency: int = 4,
+        on_incomplete: str | None = "warn",
         storage_conn_id: str | None = None,
         leadpipe_conn_id: str = LeadpipeHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         super().__init__(leadpipe_conn_id=leadpipe_conn_id, **kwargs)
-        if compression not in COMPRESSIONS:
-            raise LeadpipeConfigError(f"compression must be 'infer', 'gzip' or None, got {compression!r}")
         self.path = path
         self.timeframe = timeframe
         self.domain = domain
         self.visitor_email = visitor_email
-        self.compression = compression
+        self.compression = storage.check_compression(compression)
         self.concurrency = validation.concurrency(concurrency)
+        self.on_incomplete = storage.check_on_incomplete(on_incomplete)
         self.storage_conn_id = storage_conn_id
-        self._temporary: ObjectStoragePath | None = None
+        self._file: storage.AtomicFile | None = None
         # Bad literals fail at DAG parse time; templated values are checked once rendered.
         if not validation.has_template(timeframe, domain, visitor_email):
             self._query()
         if not validation.has_template(path):
-            _path_text(path)
+            storage.check_path(path)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        # Every argument is checked before anything is requested or written.
+        # Every argument and the target are checked before anything is requested or written.
         query = self._query()
-        target = self._target()
-        use_gzip = self.compression == "gzip" or (self.compression == "infer" and target.name.endswith(".gz"))
+        target = storage.file_target(self.path, conn_id=self.storage_conn_id)
+        use_gzip = storage.uses_gzip(target, self.compression)
         self.hook.settings  # noqa: B018 -- resolve the connection here, synchronously, not in the loop
-        temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
-        if target.protocol in _LOCAL_PROTOCOLS:
-            target.parent.mkdir(parents=True, exist_ok=True)
         self.log.info(
             "Pulling Leadpipe visitors (%s) to %s%s",
             # The email filter is personal data: say that it is set, not what it is.
@@ -114,84 +115,51 @@ class LeadpipeVisitorsToStorageOperator(LeadpipeBaseOperator):
             target,
             " (gzip)" if use_gzip else "",
         )
-        self._temporary = temporary
+        self._file = storage.AtomicFile(target, compress=use_gzip)
         try:
-            with temporary.open("wb") as raw:
-                out = cast(
-                    "IO[bytes]",
-                    gzip.GzipFile(fileobj=raw, mode="wb", filename="", mtime=0) if use_gzip else raw,
+            with self._file as out:
+                records, pages, expected = asyncio.run(self._pull(out))
+                # Inside the block: with on_incomplete="fail" nothing reaches the target.
+                storage.check_complete(
+                    records,
+                    expected,
+                    on_incomplete=self.on_incomplete,
+                    what="visitor records",
+                    logger=self.log,
                 )
-                try:
-                    records, pages = asyncio.run(self._pull(out))
-                finally:
-                    if use_gzip:
-                        out.close()
-            temporary.move(target)
-        except BaseException:
-            self._discard(temporary)
-            raise
         finally:
-            self._temporary = None
+            self._file = None
         self.log.info("Wrote %d visitor records from %d page(s) to %s", records, pages, target)
-        return {"path": str(target), "records": records, "pages": pages}
+        return {"path": str(target), "records": records, "pages": pages, "expected_records": expected}
 
-    async def _pull(self, out: IO[bytes]) -> tuple[int, int]:
+    async def _pull(self, out: IO[bytes]) -> tuple[int, int, int | None]:
+        """(records written, pages that held records, the API's latest announced total)."""
         records = pages = 0
+        expected: int | None = None
         async with self.hook:  # closes the async client when the pull ends
             stream = self.hook.aiter_visitor_pages(
                 self.timeframe, self.domain, self.visitor_email, concurrency=self.concurrency
             )
             async with aclosing(stream):
                 async for page in stream:
-                    if page.number == 1 and page.meta is not None and page.meta.total is not None:
-                        self.log.info("Leadpipe reports %d matching visitor(s)", page.meta.total)
+                    if page.meta is not None and page.meta.total is not None:
+                        if expected is None:
+                            self.log.info("Leadpipe reports %d matching visitor(s)", page.meta.total)
+                        expected = page.meta.total
                     # A blocking write of one page (~50 records); read-ahead requests stay in flight.
-                    out.write(jsonl(page.records))
+                    out.write(jsonl(page.records, page=page.number, offset=records))
                     records += len(page.records)
                     pages += 1
                     if pages % PROGRESS_EVERY == 0:
                         self.log.info("... %d records from %d pages so far", records, pages)
-        return records, pages
+        return records, pages, expected
 
     def _query(self) -> dict[str, str]:
         return validation.visitor_query(
             self.timeframe, self.domain, self.visitor_email, email_name="visitor_email"
         )
 
-    def _target(self) -> ObjectStoragePath:
-        if isinstance(self.path, ObjectStoragePath):
-            return self.path
-        path = _path_text(self.path)
-        target = ObjectStoragePath(path, conn_id=self.storage_conn_id or None)
-        if not target.name or (target.protocol in _LOCAL_PROTOCOLS and target.is_dir()):
-            raise LeadpipeConfigError(f"path must name a file, not a folder: {self.path!r}")
-        return target
-
-    def _discard(self, temporary: ObjectStoragePath) -> None:
-        try:
-            temporary.unlink(missing_ok=True)
-        except Exception as exc:  # best effort: the original error matters more
-            self.log.warning("Could not remove the temporary file %s: %s", temporary, exc)
-
     def on_kill(self) -> None:
         """Remove the temporary file of a pull that is being killed (SIGTERM / timeout)."""
-        if self._temporary is not None:
-            self._discard(self._temporary)
-
-
-def _path_text(path: Any) -> str:
-    """The checks on ``path`` that need no storage access: a non-blank string not ending in ``/``."""
-    if isinstance(path, ObjectStoragePath):
-        return str(path)
-    if not isinstance(path, str) or not path.strip():
-        raise LeadpipeConfigError(f"path must be a file path or URL, got {path!r}")
-    if path.strip().endswith("/"):
-        raise LeadpipeConfigError(f"path must name a file, not a folder: {path!r}")
-    return path.strip()
-
-
-def jsonl(records: Iterable[dict[str, Any]]) -> bytes:
-    """Records as UTF-8 JSON Lines: one compact object per line, key order kept."""
-    return "".join(
-        json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n" for record in records
-    ).encode()
+        if self._file is not None:
+            self._file.discard()

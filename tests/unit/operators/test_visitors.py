@@ -10,10 +10,15 @@ import httpx
 import pytest
 import respx
 
-from airflow_provider_leadpipe.exceptions import LeadpipeAuthError, LeadpipeConfigError
+from airflow_provider_leadpipe.exceptions import (
+    LeadpipeAuthError,
+    LeadpipeConfigError,
+    LeadpipeIncompleteError,
+)
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.operators import visitors as visitors_module
 from airflow_provider_leadpipe.operators.visitors import LeadpipeVisitorsToStorageOperator
+from tests.stores import listing, put
 from tests.unit.conftest import API_KEY
 from tests.unit.hooks.test_visitors import VISITORS_URL, FakeVisitorsApi, visitors
 
@@ -53,7 +58,7 @@ def leftovers(folder) -> list[str]:
 def test_writes_every_record_in_order_and_returns_a_summary(api, tmp_path, name):
     target = tmp_path / "out" / "2026" / name  # parent folders do not exist yet
     result = make(target, timeframe="30d", concurrency=4).execute({})
-    assert result == {"path": f"{target}", "records": 437, "pages": 9}
+    assert result == {"path": f"{target}", "records": 437, "pages": 9, "expected_records": 437}
     json.dumps(result)  # XCom-safe
     assert read_jsonl(target) == api.records
     assert leftovers(target.parent) == [name], "no temporary file is left beside the output"
@@ -148,9 +153,9 @@ def test_memory_holds_at_most_concurrency_pages(leadpipe_conn, tmp_path, monkeyp
 
     real_jsonl = visitors_module.jsonl
 
-    def spy(records):
+    def spy(records, **where):
         events.append(("write", records[0]["n"] // 50 + 1))
-        return real_jsonl(records)
+        return real_jsonl(records, **where)
 
     monkeypatch.setattr(visitors_module, "jsonl", spy)
     with respx.mock() as mock:
@@ -211,7 +216,12 @@ def test_bad_arguments_fail_before_any_request_or_file(leadpipe_conn, tmp_path, 
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
-    [({"compression": "zip"}, "compression must be"), ({"concurrency": 0}, "concurrency must be")],
+    [
+        ({"compression": "zip"}, "compression must be"),
+        ({"concurrency": 0}, "concurrency must be"),
+        ({"on_incomplete": "ignore"}, "on_incomplete must be 'warn', 'fail' or None"),
+        ({"on_incomplete": True}, "on_incomplete must be"),
+    ],
 )
 def test_bad_settings_fail_when_the_dag_is_parsed(kwargs, match):
     with pytest.raises(LeadpipeConfigError, match=match):
@@ -224,8 +234,9 @@ def test_templated_fields():
 
 
 def test_an_existing_folder_is_not_a_target(leadpipe_conn, tmp_path):
-    with pytest.raises(LeadpipeConfigError, match="path must name a file"):
+    with pytest.raises(LeadpipeConfigError, match="path must name a file") as info:
         LeadpipeVisitorsToStorageOperator(task_id="pull", path=str(tmp_path)).execute({})
+    assert str(tmp_path) in str(info.value), "the error names the path"
 
 
 def test_the_email_filter_is_sent_but_not_logged(api, tmp_path, caplog, capsys):
@@ -240,3 +251,82 @@ def test_the_email_filter_is_sent_but_not_logged(api, tmp_path, caplog, capsys):
     logged = output(caplog, capsys)
     assert "email=<set>" in logged
     assert email not in logged
+
+
+# -- object stores, unwritable text, short pulls -----------------------------------------------
+
+
+def test_an_object_store_prefix_holding_objects_is_refused_before_any_request(leadpipe_conn, memory_store):
+    from airflow.providers.common.compat.sdk import ObjectStoragePath
+
+    put(ObjectStoragePath("memory://bucket/visitors/2026-01-01.jsonl"), b"{}\n")
+    with respx.mock(assert_all_called=False) as mock:
+        route = mock.get(VISITORS_URL)
+        with pytest.raises(LeadpipeConfigError, match="memory://bucket/visitors' is a folder") as info:
+            make("memory://bucket/visitors").execute({})
+    assert not route.called
+    assert "prefix holding objects" in str(info.value)
+    assert listing(ObjectStoragePath("memory://bucket")) == ["visitors/2026-01-01.jsonl"]
+
+
+def test_pulls_to_an_object_store(api, memory_store):
+    from airflow.providers.common.compat.sdk import ObjectStoragePath
+
+    result = make("memory://bucket/out/v.jsonl.gz").execute({})
+    assert result["records"] == 437
+    target = ObjectStoragePath("memory://bucket/out/v.jsonl.gz")
+    assert [json.loads(x) for x in gzip.decompress(target.read_bytes()).splitlines()] == api.records
+    assert listing(ObjectStoragePath("memory://bucket")) == ["out/v.jsonl.gz"]
+
+
+def test_a_record_with_a_lone_surrogate_is_written_not_fatal(leadpipe_conn, tmp_path):
+    # As a JavaScript API sends a name cut mid-emoji: valid JSON, no UTF-8 form.
+    wire = '{"data":[{"n":0,"name":"Zo\\u00eb \\ud83d"},{"n":1,"note":"\\ude00 ok"}],"meta":{"total":2}}'
+    with respx.mock() as mock:
+        mock.get(VISITORS_URL).respond(
+            200, content=wire.encode(), headers={"content-type": "application/json"}
+        )
+        result = make(tmp_path / "v.jsonl").execute({})
+    assert result["records"] == 2
+    lines = (tmp_path / "v.jsonl").read_bytes().decode("utf-8").splitlines()  # strict UTF-8
+    assert [json.loads(line) for line in lines] == json.loads(wire)["data"]
+    assert lines[0] == '{"n":0,"name":"Zoë \\ud83d"}'
+
+
+def short_api(count: int = 437, stop_at_page: int = 5) -> FakeVisitorsApi:
+    """Announces ``count`` records but answers page ``stop_at_page`` with an empty page."""
+    empty = httpx.Response(200, json={"data": [], "meta": {"total": count}})
+    return FakeVisitorsApi(visitors(count), fail={stop_at_page: [empty]})
+
+
+def test_a_short_pull_warns_with_both_numbers_and_reports_expected_records(
+    leadpipe_conn, tmp_path, caplog, capsys
+):
+    caplog.set_level(logging.INFO)
+    with respx.mock() as mock:
+        mock.get(VISITORS_URL).mock(side_effect=short_api())
+        result = make(tmp_path / "v.jsonl", concurrency=1).execute({})
+    assert result == {"path": str(tmp_path / "v.jsonl"), "records": 200, "pages": 4, "expected_records": 437}
+    assert len(read_jsonl(tmp_path / "v.jsonl")) == 200, "what arrived is written"
+    assert "announced 437 visitor records but the pull returned 200 (237 missing)" in output(caplog, capsys)
+
+
+def test_a_short_pull_with_on_incomplete_fail_writes_nothing(leadpipe_conn, tmp_path):
+    target = tmp_path / "v.jsonl"
+    target.write_text("previous complete run\n")
+    with respx.mock() as mock:
+        mock.get(VISITORS_URL).mock(side_effect=short_api())
+        with pytest.raises(
+            LeadpipeIncompleteError, match="announced 437 visitor records but the pull returned 200"
+        ):
+            make(target, concurrency=1, on_incomplete="fail").execute({})
+    assert target.read_text() == "previous complete run\n"
+    assert leftovers(tmp_path) == ["v.jsonl"]
+
+
+def test_on_incomplete_none_turns_the_comparison_off(leadpipe_conn, tmp_path, caplog, capsys):
+    with respx.mock() as mock:
+        mock.get(VISITORS_URL).mock(side_effect=short_api())
+        result = make(tmp_path / "v.jsonl", concurrency=1, on_incomplete=None).execute({})
+    assert (result["records"], result["expected_records"]) == (200, 437)
+    assert "announced" not in output(caplog, capsys)

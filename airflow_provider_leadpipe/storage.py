@@ -1,0 +1,254 @@
+"""Writing a pull to one file on any object storage, shared by every operator that writes a file.
+
+* :func:`check_path`, :func:`check_compression`, :func:`check_on_incomplete`: argument checks that
+  need no storage access (run when the DAG is parsed, or once a templated value is rendered).
+* :func:`file_target`: the :class:`ObjectStoragePath` to write, refused with a
+  :class:`LeadpipeConfigError` naming the path when it is an existing folder -- on an object store,
+  a prefix that holds objects (``s3://b/visitors`` when ``s3://b/visitors/...`` exists) -- or when
+  its parent is a file. Checked before anything is pulled.
+* :class:`AtomicFile`: write through a hidden temporary object beside the target, then move it
+  into place; on any failure the temporary is removed and the target is left untouched.
+* :func:`jsonl`: records as UTF-8 JSON Lines, every record JSON can carry (lone UTF-16 surrogates
+  included); a record that cannot be written is named by page and position, never quoted.
+* :func:`check_complete`: compare what a pull returned with what the API announced, and warn or
+  fail (``on_incomplete``).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import uuid
+from collections.abc import Iterable
+from types import TracebackType
+from typing import IO, Any, cast
+
+from airflow.providers.common.compat.sdk import ObjectStoragePath
+
+from airflow_provider_leadpipe.exceptions import (
+    LeadpipeConfigError,
+    LeadpipeIncompleteError,
+    LeadpipeResponseError,
+)
+
+COMPRESSIONS = ("infer", "gzip", None)
+#: ``on_incomplete`` values; None turns the comparison off.
+ON_INCOMPLETE = ("warn", "fail", None)
+LOCAL_PROTOCOLS = ("", "file", "local")
+
+log = logging.getLogger(__name__)
+
+
+# -- argument checks (no storage access) -----------------------------------------------------
+
+
+def check_path(path: Any, name: str = "path") -> str:
+    """A target given as text: non-blank, not ending in ``/`` (an ObjectStoragePath is taken as is)."""
+    if isinstance(path, ObjectStoragePath):
+        return str(path)
+    if not isinstance(path, str) or not path.strip():
+        raise LeadpipeConfigError(f"{name} must be a file path or URL, got {path!r}")
+    if path.strip().endswith("/"):
+        raise LeadpipeConfigError(f"{name} must name a file, not a folder: {path!r}")
+    return path.strip()
+
+
+def check_compression(value: Any) -> str | None:
+    """``"infer"`` (gzip when the file name ends in ``.gz``), ``"gzip"`` or None."""
+    if value not in COMPRESSIONS:
+        raise LeadpipeConfigError(f"compression must be 'infer', 'gzip' or None, got {value!r}")
+    return cast("str | None", value)
+
+
+def check_on_incomplete(value: Any) -> str | None:
+    """``"warn"``, ``"fail"``, or None (do not compare)."""
+    if value not in ON_INCOMPLETE:
+        raise LeadpipeConfigError(f"on_incomplete must be 'warn', 'fail' or None, got {value!r}")
+    return cast("str | None", value)
+
+
+def uses_gzip(target: ObjectStoragePath, compression: str | None) -> bool:
+    """Whether the file is gzip-compressed, after :func:`check_compression`."""
+    return compression == "gzip" or (compression == "infer" and target.name.endswith(".gz"))
+
+
+# -- the target --------------------------------------------------------------------------------
+
+
+def file_target(
+    path: str | ObjectStoragePath, *, conn_id: str | None = None, name: str = "path"
+) -> ObjectStoragePath:
+    """The file to write, checked against the store: not a folder or prefix, not inside a file.
+
+    :param conn_id: the object store's Airflow connection (None: the store's default); ignored
+        for an ``ObjectStoragePath``, which carries its own.
+    :param name: the argument's name, for the error message.
+    :raises LeadpipeConfigError: naming the path.
+    """
+    if isinstance(path, ObjectStoragePath):
+        target = path
+    else:
+        target = ObjectStoragePath(check_path(path, name), conn_id=conn_id or None)
+    if not target.name:
+        raise LeadpipeConfigError(f"{name} must name a file, not a folder: {str(target)!r}")
+    check_target(target, name)
+    return target
+
+
+def check_target(target: ObjectStoragePath, name: str = "path") -> None:
+    """Refuse a target that is an existing folder (a prefix holding objects), or whose parent is a file.
+
+    Moving a file onto a folder puts it *inside* the folder, under the temporary's hidden name, on
+    every fsspec store: the data would be there but not where the user looks.
+    """
+    if target.is_dir():
+        where = "a folder" if target.protocol in LOCAL_PROTOCOLS else "a folder (a prefix holding objects)"
+        raise LeadpipeConfigError(f"{name} must name a file, but {str(target)!r} is {where}")
+    parent = target.parent
+    if parent != target and parent.is_file():
+        raise LeadpipeConfigError(
+            f"{name} cannot be written: its parent {str(parent)!r} is a file, not a folder"
+        )
+
+
+class AtomicFile:
+    """``with AtomicFile(target, compress=True) as out: out.write(...)``: all or nothing at ``target``.
+
+    Bytes go to a hidden temporary beside the target (``.<name>.<id>.tmp``), which is moved onto
+    the target only when the block ends without an exception, after checking the target again (a
+    pull can take hours; a folder may have appeared meanwhile). On any exception, and on
+    :meth:`discard` (call it from ``on_kill``), the temporary is removed and the target is left as
+    it was. gzip output is reproducible (no name, mtime 0). Parent folders are created for local
+    paths; object stores have none to create.
+    """
+
+    def __init__(self, target: ObjectStoragePath, *, compress: bool = False) -> None:
+        self.target = target
+        self.compress = compress
+        self.temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
+        self._raw: IO[bytes] | None = None
+        self._out: IO[bytes] | None = None
+
+    def __enter__(self) -> IO[bytes]:
+        if self.target.protocol in LOCAL_PROTOCOLS:
+            try:
+                self.target.parent.mkdir(parents=True, exist_ok=True)
+            except (FileExistsError, NotADirectoryError):
+                raise LeadpipeConfigError(
+                    f"path cannot be written: a part of {str(self.target.parent)!r} is a file, not a folder"
+                ) from None
+        raw = cast("IO[bytes]", self.temporary.open("wb"))
+        self._raw = raw
+        out = gzip.GzipFile(fileobj=raw, mode="wb", filename="", mtime=0) if self.compress else raw
+        self._out = cast("IO[bytes]", out)
+        return self._out
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            try:
+                if self.compress and self._out is not None:
+                    self._out.close()  # writes the gzip trailer into the still-open raw file
+            finally:
+                if self._raw is not None:
+                    self._raw.close()
+            if exc_type is None:
+                check_target(self.target)
+                self.temporary.move(self.target)
+        except BaseException:
+            self.discard()
+            raise
+        if exc_type is not None:
+            self.discard()
+
+    def discard(self) -> None:
+        """Remove the temporary, best effort (the error that got us here matters more)."""
+        try:
+            self.temporary.unlink(missing_ok=True)
+        except Exception as exc:
+            log.warning("Could not remove the temporary file %s: %s", self.temporary, exc)
+
+
+# -- contents ----------------------------------------------------------------------------------
+
+
+def jsonl(records: Iterable[dict[str, Any]], *, page: int | None = None, offset: int = 0) -> bytes:
+    """Records as UTF-8 JSON Lines: one compact object per line, key order and text kept.
+
+    Line-break characters other than ``\n`` (U+0085, U+2028, U+2029) are written as JSON escapes,
+    so a reader that splits on any of them still sees one record per line.
+
+    A lone UTF-16 surrogate (valid JSON, e.g. ``"\\ud83d"`` from an API that cut a string
+    mid-emoji) has no UTF-8 form; it is written as the JSON escape it arrived as, so the line
+    reads back to the same string. (``backslashreplace`` turns exactly those code points into
+    ``\\udXXX``, which is a valid JSON escape since they only occur inside JSON strings. Escaping
+    everything with ``ensure_ascii=True`` would do too, but makes every non-ASCII name unreadable.)
+
+    :param page: the page these records came from, and ``offset`` how many records of the pull
+        came before them: both only name a record that cannot be written.
+    :raises LeadpipeResponseError: naming the record's position (never its content, which is
+        personal data).
+    """
+    records = list(records)
+    try:
+        text = "".join(_line(record) for record in records)
+    except (TypeError, ValueError, RecursionError):
+        for index, record in enumerate(records):
+            try:
+                _line(record)
+            except (TypeError, ValueError, RecursionError) as exc:
+                where = f" (position {index + 1} on page {page})" if page is not None else ""
+                raise LeadpipeResponseError(
+                    f"record {offset + index + 1} of the pull{where} cannot be written as JSON: "
+                    f"{type(exc).__name__}"
+                ) from None
+        raise  # pragma: no cover -- every record passed alone
+    # JSON Lines splits on "\n" only, but many readers (Python's str.splitlines, older JavaScript)
+    # also break lines at these three, which JSON allows raw inside strings: escape them.
+    for char, escape in _LINE_BREAKS:
+        if char in text:
+            text = text.replace(char, escape)
+    return text.encode("utf-8", "backslashreplace")
+
+
+_LINE_BREAKS = (("\u2028", "\\u2028"), ("\u2029", "\\u2029"), ("\x85", "\\u0085"))
+
+
+def _line(record: Any) -> str:
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+# -- completeness ------------------------------------------------------------------------------
+
+
+def check_complete(
+    received: int,
+    expected: int | None,
+    *,
+    on_incomplete: str | None,
+    what: str = "records",
+    logger: Any = None,
+) -> bool:
+    """Compare a pull's record count with the count the API announced (``meta.total``, ``total``).
+
+    Returns False when fewer arrived than announced (after warning, with ``on_incomplete="warn"``);
+    True when complete, when nothing was announced, or when ``on_incomplete`` is None.
+
+    :param logger: where the warning goes (an operator's ``self.log``); this module's by default.
+    :raises LeadpipeIncompleteError: when fewer arrived and ``on_incomplete="fail"``; call this
+        inside the :class:`AtomicFile` block so that nothing is written.
+    """
+    if on_incomplete is None or expected is None or received >= expected:
+        return True
+    message = (
+        f"Leadpipe announced {expected} {what} but the pull returned {received} "
+        f"({expected - received} missing)"
+    )
+    if on_incomplete == "fail":
+        raise LeadpipeIncompleteError(
+            f"{message}; nothing was written (on_incomplete='fail')", expected=expected, received=received
+        )
+    (logger or log).warning("%s; the file holds what arrived (on_incomplete='warn')", message)
+    return False
