@@ -45,7 +45,6 @@ from airflow_provider_leadpipe.models import (
 )
 
 AUDIENCES_PATH = "/v1/intent/audiences"
-AUDIENCE_STATUSES: tuple[str, ...] = ("draft", "active", "paused")
 #: Largest ``limit`` of ``GET .../runs`` (documented: 1-100).
 MAX_RUNS_LIMIT = 100
 #: Largest results page asked for. Undocumented; the previous API generation allowed 1-100, and a
@@ -78,49 +77,7 @@ Plan = Generator[_Call, Any, T]
 
 def _path_id(value: Any, name: str) -> str:
     """A UUID path id, as the API's ``format: uuid`` path parameters require."""
-    if isinstance(value, str):
-        try:
-            return str(uuid.UUID(value.strip()))
-        except ValueError:
-            pass
-    shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
-    raise LeadpipeConfigError(
-        f"{name} must be a UUID (e.g. from the API or an earlier task's XCom), got {shown}"
-    )
-
-
-def _audience_status(value: Any, *, required: bool = False) -> str | None:
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or value not in AUDIENCE_STATUSES:
-        raise LeadpipeConfigError(f"status must be one of {', '.join(AUDIENCE_STATUSES)}; got {value!r}")
-    return value
-
-
-def _name(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise LeadpipeConfigError(f"name must be a non-empty string, got {value!r}")
-    return value
-
-
-def _config(value: Any) -> dict[str, Any]:
-    if not isinstance(value, Mapping):
-        raise LeadpipeConfigError(
-            f"config must be a dict (the audience's Orbit config), got {type(value).__name__}"
-        )
-    return dict(value)
-
-
-def _whole(value: Any, name: str, low: int, high: int | None = None) -> int:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or value < low
-        or (high is not None and value > high)
-    ):
-        bounds = f"from {low} to {high}" if high is not None else f">= {low}"
-        raise LeadpipeConfigError(f"{name} must be a whole number {bounds}, got {value!r}")
-    return value
+    return validation.uuid_id(value, name)
 
 
 def idempotency_key(raw: str) -> str:
@@ -684,7 +641,7 @@ class AudiencesHookMixin:
         audience_id: str, run_id: str, page_size: int
     ) -> tuple[paging.AudienceResultsPager, Callable[[int], Plan[AudienceResultsPage]]]:
         audience_id, run_id = _path_id(audience_id, "audience_id"), _path_id(run_id, "run_id")
-        size = _whole(page_size, "page_size", 1, MAX_RESULTS_LIMIT)
+        size = validation.whole_number(page_size, "page_size", 1, MAX_RESULTS_LIMIT)
         pager = paging.AudienceResultsPager(size, what=f"audience run {run_id}")
 
         def fetch(number: int) -> Plan[AudienceResultsPage]:
@@ -815,7 +772,8 @@ def _run_what(audience_id: str, run_id: str) -> str:
 
 
 def _list_audiences(status: str | None) -> Plan[list[Audience]]:
-    params = {"status": status} if _audience_status(status) else None
+    status = validation.audience_status(status)
+    params = {"status": status} if status else None
     return (
         yield _Call("GET", AUDIENCES_PATH, _parsing(Audience.list_from_response, "audience list"), params)
     )
@@ -827,8 +785,12 @@ def _get_audience(audience_id: str) -> Plan[Audience]:
 
 
 def _create_audience(name: str, config: Mapping[str, Any], status: str | None) -> Plan[Audience]:
-    body: dict[str, Any] = {"name": _name(name), "config": _config(config)}
-    if _audience_status(status) is not None:
+    body: dict[str, Any] = {
+        "name": validation.audience_name(name),
+        "config": validation.audience_config(config),
+    }
+    status = validation.audience_status(status)
+    if status is not None:
         body["status"] = status
     return (yield _Call("POST", AUDIENCES_PATH, _parsing(Audience.from_response, "audience"), json=body))
 
@@ -839,11 +801,11 @@ def _update_audience(
     path = _audience_path(audience_id)
     body: dict[str, Any] = {}
     if name is not None:
-        body["name"] = _name(name)
-    if status is not None:
-        body["status"] = _audience_status(status, required=True)
+        body["name"] = validation.audience_name(name)
+    if validation.audience_status(status) is not None:
+        body["status"] = status
     if config is not None:
-        body["config"] = _config(config)
+        body["config"] = validation.audience_config(config)
     if not body:
         raise LeadpipeConfigError("update_audience needs at least one of name, status, config")
     what = f"audience {audience_id}"
@@ -864,7 +826,7 @@ def _create_run(audience_id: str, key: str | None) -> Plan[AudienceRun]:
 
 def _list_runs(audience_id: str, limit: int) -> Plan[list[AudienceRun]]:
     path = f"{_audience_path(audience_id)}/runs"
-    params = {"limit": _whole(limit, "limit", 1, MAX_RUNS_LIMIT)}
+    params = {"limit": validation.whole_number(limit, "limit", 1, MAX_RUNS_LIMIT)}
     return (
         yield _Call("GET", path, _parsing(AudienceRun.list_from_response, f"audience {audience_id}"), params)
     )
@@ -886,8 +848,8 @@ def _results_answer(
     audience_id: str, run_id: str, limit: int, offset: int
 ) -> Plan[AudienceResultsPage | _Refused]:
     path = f"{_run_path(audience_id, run_id)}/results"
-    limit = _whole(limit, "limit", 1, MAX_RESULTS_LIMIT)
-    offset = _whole(offset, "offset", 0)
+    limit = validation.whole_number(limit, "limit", 1, MAX_RESULTS_LIMIT)
+    offset = validation.whole_number(offset, "offset", 0)
     handler = _results(_run_what(audience_id, run_id), limit=limit, offset=offset)
     return (yield _Call("GET", path, handler, {"limit": limit, "offset": offset}))
 

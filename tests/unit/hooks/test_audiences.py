@@ -147,7 +147,7 @@ def test_update_audience_patches_only_what_is_given(call):
     [
         ({}, "at least one of name, status, config"),
         ({"status": "archived"}, "status must be one of draft, active, paused"),
-        ({"name": "  "}, "name must be a non-empty string"),
+        ({"name": "  "}, "name must be the audience.s name"),
         ({"config": [1]}, "config must be a dict"),
     ],
 )
