@@ -16,7 +16,7 @@ import hashlib
 import os
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import aclosing, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urlsplit
@@ -624,17 +624,14 @@ class AudiencesHookMixin:
         concurrency = validation.concurrency(concurrency)
         return paging.aread_pages(pager, lambda number: self._arun(fetch(number)), concurrency)
 
-    async def aiter_audience_results(
+    def aiter_audience_results(
         self, audience_id: str, run_id: str, *, page_size: int = MAX_RESULTS_LIMIT, concurrency: int = 4
     ) -> AsyncIterator[dict[str, Any]]:
         """Async :meth:`iter_audience_results` (see :meth:`aiter_audience_result_pages`)."""
         pages = self.aiter_audience_result_pages(
             audience_id, run_id, page_size=page_size, concurrency=concurrency
         )
-        async with _closing(pages):  # stop the read-ahead as soon as the consumer stops
-            async for page in pages:
-                for row in page.results:
-                    yield row
+        return _rows(pages)
 
     @staticmethod
     def _results_walk(
@@ -742,12 +739,11 @@ class AudiencesHookMixin:
                 return sink.verified()
 
 
-@asynccontextmanager
-async def _closing(pages: AsyncGenerator[Any, None]) -> AsyncIterator[None]:
-    try:
-        yield
-    finally:
-        await pages.aclose()
+async def _rows(pages: AsyncGenerator[AudienceResultsPage, None]) -> AsyncIterator[dict[str, Any]]:
+    async with aclosing(pages):  # stop the read-ahead as soon as the consumer stops
+        async for page in pages:
+            for row in page.results:
+                yield row
 
 
 def _stream_or_raise(result: httpx.Response | _Refused, audience_id: str, run_id: str) -> httpx.Response:

@@ -472,6 +472,8 @@ def test_iterator_arguments_are_checked_at_the_call(hook):
         hook.aiter_audience_result_pages(AUDIENCE_ID, RUN_ID, page_size=0)
     with pytest.raises(LeadpipeConfigError):
         hook.aiter_audience_result_pages(AUDIENCE_ID, RUN_ID, concurrency=17)
+    with pytest.raises(LeadpipeConfigError):
+        hook.aiter_audience_results("nope", RUN_ID)
 
 
 # -- stats and exports ------------------------------------------------------------------------
