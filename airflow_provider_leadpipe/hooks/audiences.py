@@ -22,6 +22,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import httpx
+from airflow.providers.common.compat.sdk import ObjectStoragePath
 
 from airflow_provider_leadpipe import validation
 from airflow_provider_leadpipe.exceptions import (
@@ -43,6 +44,7 @@ from airflow_provider_leadpipe.models import (
     AudienceRunStats,
     AudienceRunStatus,
 )
+from airflow_provider_leadpipe.storage import AtomicFile
 
 AUDIENCES_PATH = "/v1/intent/audiences"
 #: Largest ``limit`` of ``GET .../runs`` (documented: 1-100).
@@ -343,25 +345,21 @@ def _download_response(response: httpx.Response, settings: ApiSettings) -> httpx
 class _Sink:
     """Writes the downloaded bytes, counting and hashing them; verifies against the export.
 
-    A destination given as a path is removed again when the download fails or does not verify, so
-    nothing half-written or corrupt is left there.
+    A destination given as a path (text, ``os.PathLike`` or ``ObjectStoragePath``) is written
+    through :class:`~airflow_provider_leadpipe.storage.AtomicFile`: it gets the bytes only when the
+    download is complete and verified, and is left as it was otherwise.
     """
 
     def __init__(self, export: AudienceExport, destination: Any):
         self.export = export
-        self.destination = destination
         self.sha1 = hashlib.sha1(usedforsecurity=False)
         self.size = 0
-        self._file: IO[bytes] | None = None
-        self._owned = not hasattr(destination, "write")
+        self._file: IO[bytes] | None = destination if hasattr(destination, "write") else None
+        self._atomic = None if self._file is not None else AtomicFile(_storage_path(destination))
 
     def __enter__(self) -> _Sink:
-        if not self._owned:
-            self._file = self.destination
-        elif hasattr(self.destination, "open"):  # pathlib.Path, ObjectStoragePath
-            self._file = self.destination.open("wb")
-        else:
-            self._file = open(os.fspath(self.destination), "wb")
+        if self._atomic is not None:
+            self._file = self._atomic.__enter__()
         return self
 
     def write(self, chunk: bytes) -> None:
@@ -371,6 +369,7 @@ class _Sink:
         self._file.write(chunk)
 
     def verified(self) -> int:
+        """The byte count, once it and the SHA-1 match the export (call it inside the block)."""
         export = self.export
         problem = None
         if self.size != export.byte_size:
@@ -383,20 +382,20 @@ class _Sink:
             )
         return self.size
 
-    def __exit__(self, exc_type: Any, *rest: Any) -> None:
-        if self._owned and self._file is not None:
-            self._file.close()
-            if exc_type is not None:
-                self._remove()
+    def __exit__(self, *exc: Any) -> None:
+        if self._atomic is not None:
+            self._atomic.__exit__(*exc)
 
-    def _remove(self) -> None:
-        try:
-            if hasattr(self.destination, "unlink"):
-                self.destination.unlink(missing_ok=True)
-            else:
-                os.remove(os.fspath(self.destination))
-        except OSError:
-            pass  # best effort: the error being raised matters more
+
+def _storage_path(destination: Any) -> ObjectStoragePath:
+    if isinstance(destination, ObjectStoragePath):
+        return destination
+    if isinstance(destination, (str, os.PathLike)) and str(destination).strip():
+        return ObjectStoragePath(os.fspath(destination))
+    raise LeadpipeConfigError(
+        "destination must be a path, an ObjectStoragePath or a binary file object, "
+        f"got {type(destination).__name__}"
+    )
 
 
 # -- the mixin ------------------------------------------------------------------------------------
@@ -705,8 +704,8 @@ class AudiencesHookMixin:
         ``pathlib.Path``/``ObjectStoragePath``, or a binary file object); return the bytes written.
 
         The signed URL is another host: the request carries no API key, only the connection's
-        network settings. ``byteSize`` and ``contentSha1`` are verified; a path destination is
-        removed again if the download fails or does not match.
+        network settings. ``byteSize`` and ``contentSha1`` are verified; a path destination receives
+        the file only once it is complete and verified (written through a temporary beside it).
         """
         url = _signed_url(export)
         with (

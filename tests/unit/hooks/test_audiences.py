@@ -577,9 +577,10 @@ def test_download_verifies_and_never_sends_the_key_to_the_signed_host(hook, mode
     ("changes", "match"),
     [({"contentSha1": "0" * 40}, "SHA-1"), ({"byteSize": 5}, "bytes received")],
 )
-def test_corrupt_download_leaves_nothing(hook, mode, tmp_path, changes, match):
+def test_corrupt_download_leaves_the_destination_as_it_was(hook, mode, tmp_path, changes, match):
     export = stored(CSV, **changes)
     target = tmp_path / "people.csv"
+    target.write_bytes(b"yesterday's file\n")
     with respx.mock() as mock:
         mock.get(url__startswith=SIGNED_HOST).respond(200, content=CSV)
         with pytest.raises(LeadpipeResponseError, match=match):
@@ -587,7 +588,8 @@ def test_corrupt_download_leaves_nothing(hook, mode, tmp_path, changes, match):
                 hook.download_audience_export(export, target)
             else:
                 asyncio.run(hook.adownload_audience_export(export, target))
-    assert not target.exists()
+    assert target.read_bytes() == b"yesterday's file\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["people.csv"], "no temporary left behind"
 
 
 def test_download_retries_a_transient_failure_and_refuses_an_expired_url(hook, tmp_path):
@@ -601,8 +603,8 @@ def test_download_retries_a_transient_failure_and_refuses_an_expired_url(hook, t
     with respx.mock() as mock:
         mock.get(url__startswith=SIGNED_HOST).respond(403, text="expired")
         with pytest.raises(LeadpipeRequestError, match="fresh one"):
-            hook.download_audience_export(export, tmp_path / "b.csv")
-    assert not (tmp_path / "b.csv").exists()
+            hook.download_audience_export(export, str(tmp_path / "b.csv"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv"]
 
 
 def test_download_into_a_file_object(hook, tmp_path):
@@ -649,3 +651,22 @@ def test_export_csv_409_of_a_running_run_is_not_a_run_failure(hook, mode):
 
                 asyncio.run(read())
     assert not isinstance(caught.value, AirflowFailException)
+
+
+def test_download_into_object_storage(hook, tmp_path):
+    from airflow.providers.common.compat.sdk import ObjectStoragePath
+
+    export = stored(CSV)
+    target = ObjectStoragePath(f"file://{tmp_path}/landing/people.csv")
+    with respx.mock() as mock:
+        mock.get(url__startswith=SIGNED_HOST).respond(200, content=CSV)
+        assert hook.download_audience_export(export, target) == len(CSV)
+    assert (tmp_path / "landing" / "people.csv").read_bytes() == CSV
+
+
+@pytest.mark.parametrize("destination", [None, 42, ""])
+def test_download_refuses_a_destination_it_cannot_write(hook, destination):
+    with respx.mock() as mock:
+        with pytest.raises(LeadpipeConfigError, match="destination must be"):
+            hook.download_audience_export(stored(CSV), destination)
+        assert not mock.calls
