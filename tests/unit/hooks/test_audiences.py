@@ -670,3 +670,17 @@ def test_download_refuses_a_destination_it_cannot_write(hook, destination):
         with pytest.raises(LeadpipeConfigError, match="destination must be"):
             hook.download_audience_export(stored(CSV), destination)
         assert not mock.calls
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_download_uses_the_connections_network_settings(leadpipe_conn, mode, tmp_path):
+    hook = LeadpipeHook(timeout=7.5)
+    with respx.mock() as mock:
+        route = mock.get(url__startswith=SIGNED_HOST).respond(200, content=CSV)
+        if mode == "sync":
+            hook.download_audience_export(stored(CSV), tmp_path / "e.csv")
+        else:
+            asyncio.run(hook.adownload_audience_export(stored(CSV), tmp_path / "e.csv"))
+    request = sent(route)
+    assert request.extensions["timeout"]["read"] == 7.5 and request.extensions["timeout"]["connect"] == 7.5
+    assert request.headers["user-agent"].startswith("airflow-provider-leadpipe/")
