@@ -15,10 +15,17 @@ Rules, in the order they apply:
   credits never run out.
 * **No time elapsed** (same instant, or a previous observation from the future): usage is reported
   but the burn rate is unknown.
+* **Another organisation** (the connection's key changed): the previous report is not compared,
+  and ``previous_ignored`` says why. Organisations are told apart by name (and ``id`` when the API
+  sends one).
+* **Far future**: a projection more than :data:`PROJECTION_YEARS` years ahead (a huge balance at a
+  tiny burn rate) is reported as "not within N years", not as a date; figures too large for a
+  float (JSON numbers can be) never end in an ``OverflowError``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +36,9 @@ from airflow_provider_leadpipe.exceptions import LeadpipeResponseError
 from airflow_provider_leadpipe.models.account import AccountStatus, _fmt
 
 SECONDS_PER_DAY = 86_400.0
+#: Projections further ahead than this are "not within N years" (and no date).
+PROJECTION_YEARS = 100
+_HORIZON_DAYS = PROJECTION_YEARS * 365.25
 #: Bumped when the XCom layout of :meth:`CreditReport.to_dict` changes incompatibly.
 REPORT_VERSION = 1
 
@@ -76,6 +86,10 @@ class CreditReport:
     projected_exhaustion_at: pendulum.DateTime | None = None
     #: True/False, or None when unknown (first run, no elapsed time).
     runs_out_before_reset: bool | None = None
+    #: :data:`PROJECTION_YEARS` when credits last longer than that at the current rate, else None.
+    exhaustion_not_within_years: int | None = None
+    #: Why an earlier report was not compared (another organisation), else None.
+    previous_ignored: str | None = None
     notes: tuple[str, ...] = ()
 
     @property
@@ -110,6 +124,8 @@ class CreditReport:
             "projected_exhaustion_at": _iso(self.projected_exhaustion_at),
             "days_until_exhaustion": _round(self.days_until_exhaustion, 2),
             "runs_out_before_reset": self.runs_out_before_reset,
+            "exhaustion_not_within_years": self.exhaustion_not_within_years,
+            "previous_ignored": self.previous_ignored,
             "notes": list(self.notes),
         }
 
@@ -119,7 +135,9 @@ class CreditReport:
             f"Leadpipe credit report, observed {_iso(self.observed_at, seconds=True)}",
             f"  Account:     {self.current.status.summary()}",
         ]
-        if self.previous is None:
+        if self.previous_ignored is not None:
+            lines.append(f"  Since last:  not compared: {self.previous_ignored}")
+        elif self.previous is None:
             lines.append("  Since last:  first report, nothing to compare with")
         else:
             since = "since the reset" if self.reset_detected else "since the previous report"
@@ -138,6 +156,8 @@ class CreditReport:
     def _outlook(self) -> str:
         if self.unlimited:
             return "never (no credit cap)"
+        if self.exhaustion_not_within_years is not None:
+            return f"not within {self.exhaustion_not_within_years} years at the current burn rate"
         if self.projected_exhaustion_at is None:
             if self.runs_out_before_reset is False:
                 return "not at the current burn rate"
@@ -162,9 +182,16 @@ def build_credit_report(
     notes: list[str] = []
     elapsed = used = rate = None
     reset = False
+    ignored = None
+    if previous is not None and not _same_organisation(previous.status, status):
+        ignored = (
+            f"the previous report is for another organisation ({previous.status.organization.name!r}, "
+            f"now {status.organization.name!r}): usage and burn rate start again from this report"
+        )
+        previous = None
 
     if previous is None:
-        notes.append("first report: usage and burn rate need a previous report")
+        notes.append(ignored or "first report: usage and burn rate need a previous report")
     else:
         before = previous.status.credits
         elapsed = (observed_at - previous.observed_at).total_seconds()
@@ -179,14 +206,17 @@ def build_credit_report(
             else:
                 notes.append("credits were reset at an unknown time: the burn rate is a lower bound")
         else:
-            used = credits.used - before.used
+            used = _difference(credits.used, before.used)
         window = (observed_at - window_start).total_seconds()
-        if window > 0:
-            rate = used / (window / SECONDS_PER_DAY)
-        else:
+        if window <= 0:
             notes.append("no time elapsed since the previous report (or the reset): burn rate unknown")
+        else:
+            rate = _quotient(used, window / SECONDS_PER_DAY)
+            if not math.isfinite(rate):
+                rate = None
+                notes.append("the burn rate is too large to express: unknown")
 
-    exhaustion, runs_out = _project(status, observed_at, rate)
+    exhaustion, runs_out, beyond = _project(status, observed_at, rate)
     return CreditReport(
         current=current,
         previous=previous,
@@ -196,29 +226,60 @@ def build_credit_report(
         daily_burn_rate=rate,
         projected_exhaustion_at=exhaustion,
         runs_out_before_reset=runs_out,
+        exhaustion_not_within_years=PROJECTION_YEARS if beyond else None,
+        previous_ignored=ignored,
         notes=tuple(notes),
     )
 
 
 def _project(
     status: AccountStatus, observed_at: pendulum.DateTime, rate: float | None
-) -> tuple[pendulum.DateTime | None, bool | None]:
-    """(projected exhaustion time, runs out before the next reset?)."""
+) -> tuple[pendulum.DateTime | None, bool | None, bool]:
+    """(projected exhaustion time, runs out before the next reset?, beyond the horizon?)."""
     credits = status.credits
     remaining = credits.remaining
     if remaining is None or credits.limit is None:  # no credit cap
-        return None, False
+        return None, False, False
     if remaining <= 0:
-        return observed_at, True
+        return observed_at, True, False
     if rate is None:
-        return None, None
+        return None, None, False
     if rate <= 0:
-        return None, False
-    # Whole seconds: a projection has no sub-second meaning.
-    exhaustion = observed_at.add(seconds=round(remaining / rate * SECONDS_PER_DAY))
+        return None, False, False
+    days = _quotient(remaining, rate)
+    if days > _HORIZON_DAYS:
+        return None, False, True
+    try:
+        # Whole seconds: a projection has no sub-second meaning.
+        exhaustion = observed_at.add(seconds=round(days * SECONDS_PER_DAY))
+    except (OverflowError, ValueError):  # past year 9999, the calendar's end
+        return None, False, True
     # No reset date (e.g. a trial without a billing cycle): nothing will top the credits up.
     runs_out = credits.resets_at is None or exhaustion < credits.resets_at
-    return exhaustion, runs_out
+    return exhaustion, runs_out, False
+
+
+def _quotient(dividend: float, divisor: float) -> float:
+    """``dividend / divisor``, signed infinity where the result (or an int operand) exceeds a float."""
+    try:
+        return dividend / divisor
+    except OverflowError:  # an int too large for a float (JSON numbers have no size limit)
+        return math.inf if (dividend > 0) == (divisor > 0) else -math.inf
+
+
+def _difference(minuend: float, subtrahend: float) -> float:
+    """``minuend - subtrahend``, exact in whole numbers where an int operand exceeds a float."""
+    try:
+        return minuend - subtrahend
+    except OverflowError:  # the int dwarfs the float: dropping the float's fraction changes nothing
+        return int(minuend) - int(subtrahend)
+
+
+def _same_organisation(a: AccountStatus, b: AccountStatus) -> bool:
+    """Same name, and the same ``id`` when both carry one (the API may add it)."""
+    first, second = a.organization, b.organization
+    ids = ((first.model_extra or {}).get("id"), (second.model_extra or {}).get("id"))
+    return first.name == second.name and (None in ids or ids[0] == ids[1])
 
 
 def _unlimited(status: AccountStatus) -> bool:

@@ -87,24 +87,27 @@ def file_target(
     :raises LeadpipeConfigError: naming the path.
     """
     if isinstance(path, ObjectStoragePath):
-        target = path
+        target, shown = path, str(path)
     else:
-        target = ObjectStoragePath(check_path(path, name), conn_id=conn_id or None)
+        shown = check_path(path, name)
+        target = ObjectStoragePath(shown, conn_id=conn_id or None)
     if not target.name:
-        raise LeadpipeConfigError(f"{name} must name a file, not a folder: {str(target)!r}")
-    check_target(target, name)
+        raise LeadpipeConfigError(f"{name} must name a file, not a folder: {shown!r}")
+    check_target(target, name, shown=shown)
     return target
 
 
-def check_target(target: ObjectStoragePath, name: str = "path") -> None:
+def check_target(target: ObjectStoragePath, name: str = "path", *, shown: str | None = None) -> None:
     """Refuse a target that is an existing folder (a prefix holding objects), or whose parent is a file.
 
     Moving a file onto a folder puts it *inside* the folder, under the temporary's hidden name, on
     every fsspec store: the data would be there but not where the user looks.
+
+    :param shown: the path as the user wrote it, for the message (default: ``str(target)``).
     """
     if target.is_dir():
         where = "a folder" if target.protocol in LOCAL_PROTOCOLS else "a folder (a prefix holding objects)"
-        raise LeadpipeConfigError(f"{name} must name a file, but {str(target)!r} is {where}")
+        raise LeadpipeConfigError(f"{name} must name a file, but {shown or str(target)!r} is {where}")
     parent = target.parent
     if parent != target and parent.is_file():
         raise LeadpipeConfigError(

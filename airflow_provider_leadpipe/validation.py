@@ -386,6 +386,19 @@ def concurrency(value: Any) -> int:
     return value
 
 
+def whole_number(value: Any, name: str, low: int, high: int | None = None) -> int:
+    """A whole number (not a bool) from ``low`` to ``high`` (no upper bound when None)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < low
+        or (high is not None and value > high)
+    ):
+        bounds = f"from {low} to {high}" if high is not None else f">= {low}"
+        raise LeadpipeConfigError(f"{name} must be a whole number {bounds}, got {_shown(value)}")
+    return value
+
+
 # -- Orbit audiences ------------------------------------------------------------------------------
 
 AUDIENCE_STATUSES: tuple[str, ...] = ("draft", "active", "paused")

@@ -16,12 +16,13 @@ import hashlib
 import os
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import aclosing, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import httpx
+from airflow.providers.common.compat.sdk import ObjectStoragePath
 
 from airflow_provider_leadpipe import validation
 from airflow_provider_leadpipe.exceptions import (
@@ -41,10 +42,11 @@ from airflow_provider_leadpipe.models import (
     AudienceResultsPage,
     AudienceRun,
     AudienceRunStats,
+    AudienceRunStatus,
 )
+from airflow_provider_leadpipe.storage import AtomicFile
 
 AUDIENCES_PATH = "/v1/intent/audiences"
-AUDIENCE_STATUSES: tuple[str, ...] = ("draft", "active", "paused")
 #: Largest ``limit`` of ``GET .../runs`` (documented: 1-100).
 MAX_RUNS_LIMIT = 100
 #: Largest results page asked for. Undocumented; the previous API generation allowed 1-100, and a
@@ -77,49 +79,7 @@ Plan = Generator[_Call, Any, T]
 
 def _path_id(value: Any, name: str) -> str:
     """A UUID path id, as the API's ``format: uuid`` path parameters require."""
-    if isinstance(value, str):
-        try:
-            return str(uuid.UUID(value.strip()))
-        except ValueError:
-            pass
-    shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
-    raise LeadpipeConfigError(
-        f"{name} must be a UUID (e.g. from the API or an earlier task's XCom), got {shown}"
-    )
-
-
-def _audience_status(value: Any, *, required: bool = False) -> str | None:
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or value not in AUDIENCE_STATUSES:
-        raise LeadpipeConfigError(f"status must be one of {', '.join(AUDIENCE_STATUSES)}; got {value!r}")
-    return value
-
-
-def _name(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise LeadpipeConfigError(f"name must be a non-empty string, got {value!r}")
-    return value
-
-
-def _config(value: Any) -> dict[str, Any]:
-    if not isinstance(value, Mapping):
-        raise LeadpipeConfigError(
-            f"config must be a dict (the audience's Orbit config), got {type(value).__name__}"
-        )
-    return dict(value)
-
-
-def _whole(value: Any, name: str, low: int, high: int | None = None) -> int:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or value < low
-        or (high is not None and value > high)
-    ):
-        bounds = f"from {low} to {high}" if high is not None else f">= {low}"
-        raise LeadpipeConfigError(f"{name} must be a whole number {bounds}, got {value!r}")
-    return value
+    return validation.uuid_id(value, name)
 
 
 def idempotency_key(raw: str) -> str:
@@ -206,14 +166,19 @@ def _refusal(response: httpx.Response, settings: ApiSettings) -> _Refused:
             run = None
     states = (value for value in (data.get("state"), data.get("status")) if isinstance(value, str))
     status = run.status.value if run else next(states, None)
-    detail, code = core.summarize_error_body(response, settings)
-    has_message = isinstance(body.get("error"), (Mapping, str)) or isinstance(body.get("message"), str)
-    return _Refused(
-        run=run,
-        status=status,
-        code=(run.error_code if run and run.error_code else code if isinstance(code, str) else None),
-        message=(run.error_message if run and run.error_message else detail if has_message else None),
-    )
+    summary, code = core.summarize_error_body(response, settings)  # redacted and bounded
+    detail: str | None = summary
+    if not (isinstance(body.get("error"), (Mapping, str)) or isinstance(body.get("message"), str)):
+        detail = None  # no message in the body: the summary would only describe its type and size
+    if run and run.error_code:
+        code = run.error_code
+    if run and run.error_message:
+        detail = run.error_message
+
+    def clean(text: Any) -> str | None:  # server text going into messages: key removed, bounded
+        return _shorten(core.redact(text, settings), 120) if isinstance(text, str) else None
+
+    return _Refused(run=run, status=clean(status), code=clean(code), message=clean(detail))
 
 
 def _results(what: str, *, limit: int, offset: int) -> Handler:
@@ -242,15 +207,26 @@ def _completed_only(parse: Callable[[Any], Any], what: str) -> Handler:
     return handle
 
 
-def _not_ready(what: str) -> LeadpipeConflictError:
+def _not_ready(what: str, status: str | None = None, http_status: int = 202) -> LeadpipeConflictError:
+    state = f"{status}, not completed" if status else "not completed yet"
     return LeadpipeConflictError(
-        f"Leadpipe {what} is not completed yet (HTTP 202): wait for the run first", http_status=202
+        f"Leadpipe {what} is {state} (HTTP {http_status}): wait for the run first", http_status=http_status
     )
 
 
-def _run_error(refused: _Refused, audience_id: str, run_id: str) -> LeadpipeAudienceRunError:
+def _shorten(text: str, limit: int = 300) -> str:
+    # Server text in a message: one line, bounded (an error message, never a whole body).
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _run_error(refused: _Refused, audience_id: str, run_id: str) -> LeadpipeError:
+    """The error for a 409: a run still queued/running is not ready yet (a later try can succeed);
+    anything else is a finished run that cannot serve it (:class:`LeadpipeAudienceRunError`)."""
+    if refused.status in (AudienceRunStatus.QUEUED.value, AudienceRunStatus.RUNNING.value):
+        return _not_ready(f"audience run {run_id} of audience {audience_id}", refused.status, 409)
     status = refused.status or "not servable"
-    detail = ": ".join(part for part in (refused.code, refused.message) if part)
+    detail = _shorten(": ".join(part for part in (refused.code, refused.message) if part))
     return LeadpipeAudienceRunError(
         f"Leadpipe audience run {run_id} (audience {audience_id}) is {status}"
         + (f" ({detail})" if detail else ""),
@@ -369,25 +345,21 @@ def _download_response(response: httpx.Response, settings: ApiSettings) -> httpx
 class _Sink:
     """Writes the downloaded bytes, counting and hashing them; verifies against the export.
 
-    A destination given as a path is removed again when the download fails or does not verify, so
-    nothing half-written or corrupt is left there.
+    A destination given as a path (text, ``os.PathLike`` or ``ObjectStoragePath``) is written
+    through :class:`~airflow_provider_leadpipe.storage.AtomicFile`: it gets the bytes only when the
+    download is complete and verified, and is left as it was otherwise.
     """
 
     def __init__(self, export: AudienceExport, destination: Any):
         self.export = export
-        self.destination = destination
         self.sha1 = hashlib.sha1(usedforsecurity=False)
         self.size = 0
-        self._file: IO[bytes] | None = None
-        self._owned = not hasattr(destination, "write")
+        self._file: IO[bytes] | None = destination if hasattr(destination, "write") else None
+        self._atomic = None if self._file is not None else AtomicFile(_storage_path(destination))
 
     def __enter__(self) -> _Sink:
-        if not self._owned:
-            self._file = self.destination
-        elif hasattr(self.destination, "open"):  # pathlib.Path, ObjectStoragePath
-            self._file = self.destination.open("wb")
-        else:
-            self._file = open(os.fspath(self.destination), "wb")
+        if self._atomic is not None:
+            self._file = self._atomic.__enter__()
         return self
 
     def write(self, chunk: bytes) -> None:
@@ -397,6 +369,7 @@ class _Sink:
         self._file.write(chunk)
 
     def verified(self) -> int:
+        """The byte count, once it and the SHA-1 match the export (call it inside the block)."""
         export = self.export
         problem = None
         if self.size != export.byte_size:
@@ -409,20 +382,20 @@ class _Sink:
             )
         return self.size
 
-    def __exit__(self, exc_type: Any, *rest: Any) -> None:
-        if self._owned and self._file is not None:
-            self._file.close()
-            if exc_type is not None:
-                self._remove()
+    def __exit__(self, *exc: Any) -> None:
+        if self._atomic is not None:
+            self._atomic.__exit__(*exc)
 
-    def _remove(self) -> None:
-        try:
-            if hasattr(self.destination, "unlink"):
-                self.destination.unlink(missing_ok=True)
-            else:
-                os.remove(os.fspath(self.destination))
-        except OSError:
-            pass  # best effort: the error being raised matters more
+
+def _storage_path(destination: Any) -> ObjectStoragePath:
+    if isinstance(destination, ObjectStoragePath):
+        return destination
+    if isinstance(destination, (str, os.PathLike)) and str(destination).strip():
+        return ObjectStoragePath(os.fspath(destination))
+    raise LeadpipeConfigError(
+        "destination must be a path, an ObjectStoragePath or a binary file object, "
+        f"got {type(destination).__name__}"
+    )
 
 
 # -- the mixin ------------------------------------------------------------------------------------
@@ -650,24 +623,21 @@ class AudiencesHookMixin:
         concurrency = validation.concurrency(concurrency)
         return paging.aread_pages(pager, lambda number: self._arun(fetch(number)), concurrency)
 
-    async def aiter_audience_results(
+    def aiter_audience_results(
         self, audience_id: str, run_id: str, *, page_size: int = MAX_RESULTS_LIMIT, concurrency: int = 4
     ) -> AsyncIterator[dict[str, Any]]:
         """Async :meth:`iter_audience_results` (see :meth:`aiter_audience_result_pages`)."""
         pages = self.aiter_audience_result_pages(
             audience_id, run_id, page_size=page_size, concurrency=concurrency
         )
-        async with _closing(pages):  # stop the read-ahead as soon as the consumer stops
-            async for page in pages:
-                for row in page.results:
-                    yield row
+        return _rows(pages)
 
     @staticmethod
     def _results_walk(
         audience_id: str, run_id: str, page_size: int
     ) -> tuple[paging.AudienceResultsPager, Callable[[int], Plan[AudienceResultsPage]]]:
         audience_id, run_id = _path_id(audience_id, "audience_id"), _path_id(run_id, "run_id")
-        size = _whole(page_size, "page_size", 1, MAX_RESULTS_LIMIT)
+        size = validation.whole_number(page_size, "page_size", 1, MAX_RESULTS_LIMIT)
         pager = paging.AudienceResultsPager(size, what=f"audience run {run_id}")
 
         def fetch(number: int) -> Plan[AudienceResultsPage]:
@@ -734,8 +704,8 @@ class AudiencesHookMixin:
         ``pathlib.Path``/``ObjectStoragePath``, or a binary file object); return the bytes written.
 
         The signed URL is another host: the request carries no API key, only the connection's
-        network settings. ``byteSize`` and ``contentSha1`` are verified; a path destination is
-        removed again if the download fails or does not match.
+        network settings. ``byteSize`` and ``contentSha1`` are verified; a path destination receives
+        the file only once it is complete and verified (written through a temporary beside it).
         """
         url = _signed_url(export)
         with (
@@ -768,12 +738,11 @@ class AudiencesHookMixin:
                 return sink.verified()
 
 
-@asynccontextmanager
-async def _closing(pages: AsyncGenerator[Any, None]) -> AsyncIterator[None]:
-    try:
-        yield
-    finally:
-        await pages.aclose()
+async def _rows(pages: AsyncGenerator[AudienceResultsPage, None]) -> AsyncIterator[dict[str, Any]]:
+    async with aclosing(pages):  # stop the read-ahead as soon as the consumer stops
+        async for page in pages:
+            for row in page.results:
+                yield row
 
 
 def _stream_or_raise(result: httpx.Response | _Refused, audience_id: str, run_id: str) -> httpx.Response:
@@ -798,7 +767,8 @@ def _run_what(audience_id: str, run_id: str) -> str:
 
 
 def _list_audiences(status: str | None) -> Plan[list[Audience]]:
-    params = {"status": status} if _audience_status(status) else None
+    status = validation.audience_status(status)
+    params = {"status": status} if status else None
     return (
         yield _Call("GET", AUDIENCES_PATH, _parsing(Audience.list_from_response, "audience list"), params)
     )
@@ -810,8 +780,12 @@ def _get_audience(audience_id: str) -> Plan[Audience]:
 
 
 def _create_audience(name: str, config: Mapping[str, Any], status: str | None) -> Plan[Audience]:
-    body: dict[str, Any] = {"name": _name(name), "config": _config(config)}
-    if _audience_status(status) is not None:
+    body: dict[str, Any] = {
+        "name": validation.audience_name(name),
+        "config": validation.audience_config(config),
+    }
+    status = validation.audience_status(status)
+    if status is not None:
         body["status"] = status
     return (yield _Call("POST", AUDIENCES_PATH, _parsing(Audience.from_response, "audience"), json=body))
 
@@ -822,11 +796,11 @@ def _update_audience(
     path = _audience_path(audience_id)
     body: dict[str, Any] = {}
     if name is not None:
-        body["name"] = _name(name)
-    if status is not None:
-        body["status"] = _audience_status(status, required=True)
+        body["name"] = validation.audience_name(name)
+    if validation.audience_status(status) is not None:
+        body["status"] = status
     if config is not None:
-        body["config"] = _config(config)
+        body["config"] = validation.audience_config(config)
     if not body:
         raise LeadpipeConfigError("update_audience needs at least one of name, status, config")
     what = f"audience {audience_id}"
@@ -847,7 +821,7 @@ def _create_run(audience_id: str, key: str | None) -> Plan[AudienceRun]:
 
 def _list_runs(audience_id: str, limit: int) -> Plan[list[AudienceRun]]:
     path = f"{_audience_path(audience_id)}/runs"
-    params = {"limit": _whole(limit, "limit", 1, MAX_RUNS_LIMIT)}
+    params = {"limit": validation.whole_number(limit, "limit", 1, MAX_RUNS_LIMIT)}
     return (
         yield _Call("GET", path, _parsing(AudienceRun.list_from_response, f"audience {audience_id}"), params)
     )
@@ -869,8 +843,8 @@ def _results_answer(
     audience_id: str, run_id: str, limit: int, offset: int
 ) -> Plan[AudienceResultsPage | _Refused]:
     path = f"{_run_path(audience_id, run_id)}/results"
-    limit = _whole(limit, "limit", 1, MAX_RESULTS_LIMIT)
-    offset = _whole(offset, "offset", 0)
+    limit = validation.whole_number(limit, "limit", 1, MAX_RESULTS_LIMIT)
+    offset = validation.whole_number(offset, "offset", 0)
     handler = _results(_run_what(audience_id, run_id), limit=limit, offset=offset)
     return (yield _Call("GET", path, handler, {"limit": limit, "offset": offset}))
 

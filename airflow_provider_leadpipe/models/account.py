@@ -150,7 +150,9 @@ class AccountStatus(_ApiModel):
 def _fmt(value: float | None) -> str:
     if value is None:
         return "unknown"
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+    if isinstance(value, int):  # float(value) overflows past 1.8e308; JSON integers have no limit
+        return str(value)
+    return str(int(value)) if value.is_integer() else f"{value:g}"
 
 
 def parse_model(model: type[BaseModel], data: Any, *, where: str) -> Any:

@@ -240,7 +240,8 @@ class AudienceResultsPage:
             total = data.run.result_count if ready else 0
         if total is None:
             raise LeadpipeResponseError(
-                "Leadpipe audience results response field 'data.total': missing (and no 'data.run.resultCount')"
+                "Leadpipe audience results response field 'data.total': missing "
+                "(and no 'data.run.resultCount')"
             )
         return cls(
             ready=ready,

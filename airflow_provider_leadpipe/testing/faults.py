@@ -83,7 +83,10 @@ class Fault(BaseModel):
 
     def to_json(self) -> dict[str, Any]:
         """The control-API form (camelCase, defaults left out)."""
-        return self.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+        data = self.model_dump(mode="json", by_alias=True, exclude_defaults=True, exclude={"body"})
+        if self.body is not None:  # as given: pydantic's JSON mode refuses lone UTF-16 surrogates
+            data["body"] = self.body
+        return data
 
     # -- constructors (every one also takes path= and method=) ---------------------------------
 

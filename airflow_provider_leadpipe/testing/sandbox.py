@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import importlib.util
+import json
 import os
 import socket
 import subprocess
@@ -203,7 +204,11 @@ class LeadpipeSandbox:
     def _control(self, method: str, path: str, body: Any = None) -> Any:
         if self._client is None:
             raise SandboxError("the sandbox is not running; use it as a context manager or call start()")
-        response = self._client.request(method, f"/_sandbox/{path}", json=body)
+        # ASCII JSON (json.dumps escapes), so a scripted body can hold anything JSON can carry,
+        # lone UTF-16 surrogates included; httpx's json= encodes to UTF-8, which refuses them.
+        content = None if body is None else json.dumps(body).encode()
+        headers = None if body is None else {"content-type": "application/json"}
+        response = self._client.request(method, f"/_sandbox/{path}", content=content, headers=headers)
         if response.status_code >= 400:
             message = response.json().get("error", {}).get("message", response.text)
             raise SandboxError(f"{method} /_sandbox/{path}: {response.status_code} {message}")

@@ -66,6 +66,8 @@ BAD_ARGUMENTS: list[tuple[type, dict[str, Any], str]] = [
     (Visitors, {"path": FILE, "concurrency": 0}, "concurrency"),
     (Visitors, {"path": FILE, "concurrency": 17}, "concurrency"),
     (Visitors, {"path": FILE, "concurrency": "4"}, "concurrency"),
+    (Visitors, {"path": FILE, "on_incomplete": "ignore"}, "on_incomplete"),
+    (Visitors, {"path": FILE, "on_incomplete": False}, "on_incomplete"),
     (Visitors, {"path": ""}, "path"),
     (Visitors, {"path": "s3://bucket/leadpipe/"}, "path"),
     (Visitors, {"path": 42}, "path"),

@@ -80,10 +80,36 @@ def test_reports_chain_across_runs_without_logical_date(airflow_db, leadpipe_san
     assert report4["reset_detected"] is True
     assert report4["credits_used"] == 5
     assert xcom_value(fourth, "check_runway") == "ok"
-    assert leadpipe_sandbox.request_count("/v1/data/account", api_key=KEY, status=200) == 4
+
+    # Run 5: the connection's key now belongs to another organisation: nothing is compared, and
+    # the report says why (a nonsense burn rate across organisations is what it avoids).
+    leadpipe_sandbox.set_organization(name="Globex", api_key=KEY)
+    leadpipe_sandbox.set_credits(used=990, api_key=KEY)
+    with time_machine.travel(start.add(days=4), tick=True):
+        fifth = dag.test(logical_date=None)
+    assert fifth.state == "success"
+    report5 = xcom_value(fifth, "credit_report")
+    assert report5["previous_observed_at"] is None and report5["daily_burn_rate"] is None
+    assert "another organisation ('Acme', now 'Globex')" in report5["previous_ignored"]
+    assert xcom_value(fifth, "check_runway") == "unknown"
+
+    # Run 6: a huge balance at a tiny burn rate projects past the calendar: "not within N years".
+    leadpipe_sandbox.set_credits(used=0, limit=10**15, api_key=KEY)
+    with time_machine.travel(start.add(days=5), tick=True):
+        dag.test(logical_date=None)
+    leadpipe_sandbox.set_credits(used=1, api_key=KEY)
+    with time_machine.travel(start.add(days=6), tick=True):
+        sixth = dag.test(logical_date=None)
+    assert sixth.state == "success", task_states(sixth)
+    report6 = xcom_value(sixth, "credit_report")
+    assert report6["projected_exhaustion_at"] is None and report6["exhaustion_not_within_years"] == 100
+    assert xcom_value(sixth, "check_runway") == "ok"
+    assert leadpipe_sandbox.request_count("/v1/data/account", api_key=KEY, status=200) == 7
 
     out = capsys.readouterr().out
     assert "Leadpipe credit report, observed" in out
     assert "Account:     Acme (active, healthy): 380 of 1000 credits left" in out
     assert "BEFORE the next reset" in out
+    assert "Since last:  not compared: the previous report is for another organisation" in out
+    assert "Exhaustion:  not within 100 years at the current burn rate" in out
     assert KEY not in out

@@ -61,16 +61,20 @@ with DAG(
 '''
 
 
-@pytest.fixture
-def dag():
+def dag_from_source(dag_id: str, source: str):
     """The DAG, from a file inside the DAG folder (dag.test() runs only DAGs that live there)."""
-    path = DAGS_FOLDER / f"{DAG_ID}.py"
-    path.write_text(DAG_SOURCE)
-    spec = importlib.util.spec_from_file_location(DAG_ID, path)
+    path = DAGS_FOLDER / f"{dag_id}.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location(dag_id, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     yield module.dag
     path.unlink()
+
+
+@pytest.fixture
+def dag():
+    yield from dag_from_source(DAG_ID, DAG_SOURCE)
 
 
 def listed_pixels(sandbox) -> list[dict]:
@@ -128,7 +132,7 @@ def test_10000_records_arrive_record_by_record_and_sync_async_agree(leadpipe_san
     leadpipe_sandbox.update_key({"visitors": 10_000})
     target = tmp_path / "v.jsonl"
     result = LeadpipeVisitorsToStorageOperator(task_id="pull", path=str(target), concurrency=4).execute({})
-    assert result == {"path": str(target), "records": 10_000, "pages": 200}
+    assert result == {"path": str(target), "records": 10_000, "pages": 200, "expected_records": 10_000}
     written = [json.loads(line) for line in target.read_text().splitlines()]
     expected = api_records(leadpipe_sandbox)
     assert len(written) == len(expected) == 10_000
@@ -163,7 +167,7 @@ def test_503_mid_pull_is_retried_and_the_file_complete(leadpipe_sandbox, tmp_pat
     op = LeadpipeVisitorsToStorageOperator(task_id="pull", path=str(target))
     op.hook = LeadpipeHook(retry_backoff=0.01)
 
-    assert op.execute({}) == {"path": str(target), "records": 1000, "pages": 20}
+    assert op.execute({}) == {"path": str(target), "records": 1000, "pages": 20, "expected_records": 1000}
     assert leadpipe_sandbox.request_count(VISITORS, status=503) == 2
     assert leadpipe_sandbox.request_count(VISITORS, status=200) == 20  # each page once in the end
     assert leadpipe_sandbox.key_state()["pendingFaults"] == []
@@ -183,3 +187,65 @@ def test_auth_failure_mid_pull_leaves_no_file_and_no_temporary(leadpipe_sandbox,
     assert leadpipe_sandbox.request_count(VISITORS, status=200) >= 11  # it failed mid-pull
     assert leadpipe_sandbox.request_count(VISITORS, status=401) == 1  # and at once, no retry
     assert list((tmp_path / "out").iterdir()) == []
+
+
+# -- text UTF-8 cannot carry, short pulls and object stores, in a real DAG run -------------------
+
+DATA_DAG_ID = "leadpipe_visitors_data_it"
+DATA_DAG_SOURCE = f'''
+from __future__ import annotations
+
+import pendulum
+
+try:
+    from airflow.sdk import DAG
+except ImportError:  # Airflow 2.x
+    from airflow import DAG
+
+from airflow_provider_leadpipe.operators.visitors import LeadpipeVisitorsToStorageOperator
+
+with DAG("{DATA_DAG_ID}", schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False) as dag:
+    broken_text = LeadpipeVisitorsToStorageOperator(
+        task_id="broken_text", path="memory://bucket/{{{{ run_id | replace(':', '-') }}}}/text.jsonl.gz"
+    )
+    short = LeadpipeVisitorsToStorageOperator(
+        task_id="short", path="memory://bucket/short.jsonl", concurrency=1, on_incomplete="fail"
+    )
+    broken_text >> short
+'''
+
+
+@pytest.fixture
+def data_dag():
+    yield from dag_from_source(DATA_DAG_ID, DATA_DAG_SOURCE)
+
+
+def test_broken_text_is_written_and_a_short_pull_fails_in_a_dag_run(
+    airflow_db, leadpipe_sandbox, data_dag, memory_store, capsys, caplog
+):
+    from airflow.providers.common.compat.sdk import ObjectStoragePath
+
+    from airflow_provider_leadpipe.testing import Fault
+
+    # A name cut mid-emoji by a JavaScript API: valid JSON, no UTF-8 form.
+    records = [{"id": "1", "firstName": "Zoë \ud83d"}, {"id": "2", "lastName": "\ude00"}]
+    leadpipe_sandbox.queue_faults(
+        Fault.wrong_shape(body={"data": records, "meta": {"total": 2}}, path=VISITORS),
+        # then the second task: four real pages of the announced 1000, and an empty page
+        Fault.slow(0.001, count=4, path=VISITORS),
+        Fault.wrong_shape(body={"data": [], "meta": {"total": 1000}}, path=VISITORS),
+    )
+
+    run = data_dag.test(**NO_LOGICAL_DATE)
+
+    assert task_states(run) == {"broken_text": "success", "short": "failed"}
+    pulled = xcom_value(run, "broken_text")
+    assert (pulled["records"], pulled["expected_records"]) == (2, 2)
+    text = gzip.decompress(ObjectStoragePath(pulled["path"]).read_bytes()).decode("utf-8")
+    assert [json.loads(line) for line in text.splitlines()] == records
+    assert leadpipe_sandbox.key_state()["pendingFaults"] == []
+    assert not ObjectStoragePath("memory://bucket/short.jsonl").exists(), "a short pull writes nothing"
+    assert [p for p in memory_store.find("/bucket") if p.endswith(".tmp")] == []
+    logged = capsys.readouterr().out + caplog.text
+    assert "LeadpipeIncompleteError" in logged
+    assert "announced 1000 visitor records but the pull returned 200" in logged

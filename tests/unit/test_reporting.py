@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import json
+import math
+from datetime import datetime
 
 import pendulum
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_leadpipe.models import AccountStatus
-from airflow_provider_leadpipe.reporting import CreditReport, Observation, build_credit_report
+from airflow_provider_leadpipe.reporting import (
+    PROJECTION_YEARS,
+    CreditReport,
+    Observation,
+    build_credit_report,
+)
 from tests.unit.conftest import account_data
 
 T0 = pendulum.datetime(2026, 11, 1, tz="UTC")
@@ -243,3 +250,85 @@ def test_invariants_hold_for_any_pair_of_observations(used_before, used_now, lim
         assert report.projected_exhaustion_at >= report.observed_at
     json.dumps(report.to_dict())
     report.render()
+
+
+# -- extreme values and another organisation ------------------------------------------------
+
+#: Credit figures JSON can carry: whole numbers up to hundreds of digits, floats to the edge of
+#: the format (subnormal to 1.8e308).
+HUGE = st.one_of(
+    st.integers(0, 10**400),
+    st.floats(0, 1.7e308, allow_nan=False, allow_infinity=False),
+    st.sampled_from([0, 1, 5e-324, 1e-300, 1.7e308, 10**300, 10**400]),
+)
+
+
+def extreme_status(used, limit, remaining, resets_at, organisation="Acme") -> AccountStatus:
+    credits = {"used": used, "limit": limit, "remaining": remaining, "percentUsed": None}
+    credits["resetsAt"] = None if resets_at is None else resets_at.to_iso8601_string()
+    return AccountStatus.from_data(
+        account_data(credits=credits, organization={"name": organisation, "status": "active"})
+    )
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    used_before=HUGE,
+    used_now=HUGE,
+    limit=st.one_of(st.none(), HUGE),
+    remaining=st.one_of(st.none(), HUGE, st.integers(-(10**400), 0)),
+    start=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(9990, 1, 1)),
+    elapsed=st.one_of(st.integers(1, 10), st.integers(1, 200 * 365 * 86_400)),
+    reset_in=st.one_of(st.none(), st.integers(-(10**6), 300 * 365 * 86_400)),
+)
+def test_projection_never_crashes_and_stays_json_for_extreme_values(
+    used_before, used_now, limit, remaining, start, elapsed, reset_in
+):
+    before_at = pendulum.instance(start, tz="UTC")
+    now_at = before_at.add(seconds=elapsed)
+    try:
+        resets_at = None if reset_in is None else now_at.add(seconds=reset_in)
+    except (OverflowError, ValueError):
+        resets_at = None  # beyond year 9999: not a date the API can send
+    before = Observation(extreme_status(used_before, limit, remaining, None), before_at)
+    report = build_credit_report(
+        extreme_status(used_now, limit, remaining, resets_at), observed_at=now_at, previous=before
+    )
+    json.dumps(report.to_dict(), allow_nan=False)  # strict JSON: no Infinity or NaN in XCom
+    text = report.render()
+    rate = report.daily_burn_rate
+    assert rate is None or (math.isfinite(rate) and rate >= 0)
+    if report.projected_exhaustion_at is not None:
+        assert report.observed_at <= report.projected_exhaustion_at
+        assert report.days_until_exhaustion <= PROJECTION_YEARS * 366
+    if report.exhaustion_not_within_years is not None:
+        assert report.projected_exhaustion_at is None
+        assert f"not within {PROJECTION_YEARS} years" in text
+
+
+def test_a_huge_balance_at_a_tiny_burn_rate_is_not_within_the_horizon():
+    before = Observation(extreme_status(0, 10**15, 10**15, RESET), T0)
+    report = build_credit_report(
+        extreme_status(1, 10**15, 10**15 - 1, RESET), observed_at=T0.add(days=20), previous=before
+    )
+    assert report.daily_burn_rate == pytest.approx(1 / 20)
+    assert report.projected_exhaustion_at is None
+    assert report.exhaustion_not_within_years == PROJECTION_YEARS
+    assert report.runs_out_before_reset is False
+    assert f"Exhaustion:  not within {PROJECTION_YEARS} years at the current burn rate" in report.render()
+    data = report.to_dict()
+    assert (data["projected_exhaustion_at"], data["exhaustion_not_within_years"]) == (None, PROJECTION_YEARS)
+
+
+def test_a_previous_report_of_another_organisation_is_not_compared():
+    before = Observation(extreme_status(400, 500, 100, RESET, organisation="Globex"), T0)
+    report = build_credit_report(
+        extreme_status(20, 500, 480, RESET, organisation="Acme"), observed_at=T0.add(days=1), previous=before
+    )
+    assert report.previous is None
+    assert report.credits_used is None and report.daily_burn_rate is None and not report.reset_detected
+    assert report.runs_out_before_reset is None
+    reason = "the previous report is for another organisation ('Globex', now 'Acme')"
+    assert reason in report.previous_ignored
+    assert report.to_dict()["previous_ignored"] == report.previous_ignored
+    assert f"Since last:  not compared: {reason}" in report.render()
