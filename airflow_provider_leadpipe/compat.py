@@ -9,19 +9,23 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import BaseSensorOperator
 
-try:  # not in common-compat's map
+try:  # not in common-compat's map; the task SDK has them from Airflow 3.1
     from airflow.sdk.exceptions import TaskDeferralError, TaskDeferralTimeout
-except ImportError:  # Airflow 2.x
+except ImportError:  # Airflow 3.0 (both in airflow.exceptions) and 2.x (no TaskDeferralTimeout)
     from airflow.exceptions import TaskDeferralError  # type: ignore[no-redef]
 
-    TaskDeferralTimeout = None  # type: ignore[assignment,misc]
+    try:
+        from airflow.exceptions import TaskDeferralTimeout  # type: ignore[no-redef]
+    except ImportError:
+        TaskDeferralTimeout = None  # type: ignore[assignment,misc]
 
 
 def is_deferral_timeout(exc: BaseException) -> bool:
     """Whether ``exc`` is the framework's deferral timeout (the backstop after the trigger's own).
 
     Airflow 2.x has no ``TaskDeferralTimeout``: it raises ``TaskDeferralError("Trigger/execution
-    timeout")``. Delete the 2.x branch when the provider requires Airflow >= 3.0.
+    timeout")``; 3.0 keeps both in ``airflow.exceptions``. Delete the fallbacks when the provider
+    requires Airflow >= 3.1.
     """
     if TaskDeferralTimeout is not None:
         return isinstance(exc, TaskDeferralTimeout)

@@ -1,7 +1,7 @@
 """Every argument parser of the provider, run before anything is sent.
 
 - Templated-or-not: :func:`has_template`.
-- Scalars: :func:`boolean`, :func:`number`, :func:`conn_id`, :func:`pixel_id`,
+- Scalars: :func:`boolean`, :func:`number`, :func:`finite_number`, :func:`conn_id`, :func:`pixel_id`,
   :func:`concurrency`, :func:`if_exists_policy`.
 - What Airflow renders for a list or mapping argument: :func:`value_list`, :func:`string_list`,
   :func:`path_list`, :func:`mapping`.
@@ -110,6 +110,15 @@ def number(value: Any, name: str, *, maximum: float | None = None, whole: bool =
         return int(value)
     if whole:
         raise LeadpipeConfigError(problem)
+    return float(value)
+
+
+def finite_number(value: Any, name: str, *, minimum: float | None = None) -> float:
+    """A finite int or float (not a string: for values the provider itself serialized), >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise LeadpipeConfigError(f"{name} must be a finite number, got {_shown(value)}")
+    if minimum is not None and value < minimum:
+        raise LeadpipeConfigError(f"{name} must be >= {minimum:g}, got {_shown(value)}")
     return float(value)
 
 

@@ -51,9 +51,9 @@ class LeadpipeSensorBase(LeadpipeTaskMixin, BaseSensorOperator):
 
     def execute(self, context: Context) -> Any:
         """Poke (poke and reschedule mode: until done); deferrable: poke once, then defer if needed."""
-        deadline = time.time() + self.timeout  # counted from the first poke, in every mode
         if not self.deferrable:
             return super().execute(context)
+        deadline = time.time() + self.timeout  # counted from the first poke, as in poke mode
         try:
             result = self.poke(context)
         except Exception as exc:
@@ -84,9 +84,8 @@ class LeadpipeSensorBase(LeadpipeTaskMixin, BaseSensorOperator):
         (``silent_fail``, for errors that are not Airflow's fail/skip/timeout signals) log it and
         return, to keep waiting."""
         if compat.is_deferral_timeout(exc):  # the framework's backstop: a timeout like any other
-            raise_from = exc
-            exc = AirflowSensorTimeout(f"Sensor has timed out: {exc}")
-            exc.__cause__ = raise_from
+            timeout = AirflowSensorTimeout(f"Sensor has timed out: {exc}")
+            timeout.__cause__, exc = exc, timeout
         if isinstance(exc, AirflowSensorTimeout):
             if self.soft_fail:
                 raise AirflowSkipException(f"Skipping due to soft_fail: {exc}") from exc

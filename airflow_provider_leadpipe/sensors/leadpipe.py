@@ -128,6 +128,7 @@ class LeadpipeAccountSensor(LeadpipeSensorBase):
     ) -> dict[str, Any]:
         """Resume from the trigger: return the account status dict (XCom) or raise the event's error.
 
+        :param deadline: the wall-clock deadline of the first poke (for a ``silent_fail`` re-deferral).
         :raises AirflowSensorTimeout: a ``timeout`` event.
         :raises LeadpipeAuthError, LeadpipeAccountError: a ``failure`` event (fail fast).
         :raises LeadpipeError: an ``error`` event, or an event that is missing or malformed.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -11,7 +10,6 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_leadpipe import validation
 from airflow_provider_leadpipe.conditions import AccountCondition
-from airflow_provider_leadpipe.exceptions import LeadpipeConfigError
 from airflow_provider_leadpipe.triggers import events
 from airflow_provider_leadpipe.triggers.poller import AccountPoller
 
@@ -51,11 +49,13 @@ class LeadpipeAccountTrigger(BaseTrigger):
         super().__init__()
         self.leadpipe_conn_id = validation.conn_id(leadpipe_conn_id)
         self.condition = AccountCondition.from_dict(condition)
-        self.poke_interval = _number("poke_interval", poke_interval, minimum=0)
-        self.deadline = _number("deadline", deadline)
+        self.poke_interval = validation.finite_number(poke_interval, "poke_interval", minimum=0)
+        self.deadline = validation.finite_number(deadline, "deadline")
         self.hook_params = validation.hook_params(hook_params)
         self.exponential_backoff = validation.boolean(exponential_backoff, "exponential_backoff")
-        self.max_wait = None if max_wait is None else _number("max_wait", max_wait, minimum=0)
+        if max_wait is not None:
+            max_wait = validation.finite_number(max_wait, "max_wait", minimum=0)
+        self.max_wait = max_wait
 
     def __repr__(self) -> str:
         return (
@@ -115,11 +115,3 @@ def backoff_interval(poke_interval: float, poke_count: int, max_wait: float | No
     sensors that the shared poller coalesces anyway), capped at ``max_wait``."""
     interval = float(max(int(poke_interval * 2 ** (poke_count - 2)), 1))
     return min(interval, max_wait) if max_wait else interval
-
-
-def _number(name: str, value: Any, *, minimum: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise LeadpipeConfigError(f"{name} must be a finite number, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise LeadpipeConfigError(f"{name} must be >= {minimum:g}, got {value!r}")
-    return float(value)

@@ -259,14 +259,6 @@ def test_fails_fast(mode, answer, error, message, when, driver):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_fail_fast_with_soft_fail_skips_as_in_poke_mode(mode, driver):
-    with respx.mock() as router:
-        AccountAPI(router, account(0), 401)
-        with pytest.raises(AirflowSkipException):
-            driver.run(sensor(mode, soft_fail=True))
-
-
-@pytest.mark.parametrize("mode", MODES)
 def test_audience_slots_without_intent_fail_fast(mode, driver):
     with respx.mock() as router:
         AccountAPI(router, account(480, intent=None))

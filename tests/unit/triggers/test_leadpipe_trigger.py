@@ -291,12 +291,13 @@ async def test_the_trigger_polls_with_its_hook_params():
 
 async def test_triggers_with_different_hook_params_do_not_share_a_poller():
     with respx.mock() as router:
-        AccountAPI(router, account(0))
+        api = AccountAPI(router, account(0))
         tasks = [
             asyncio.create_task(all_events(with_settings(make_trigger(), hook_params=params)))
             for params in ({}, {"timeout": 7}, {"timeout": 7})
         ]
-        await eventually(lambda: len(_REGISTRY.get(asyncio.get_running_loop(), {})) == 2)
+        await eventually(lambda: api.calls >= 2)
+        assert len(_REGISTRY[asyncio.get_running_loop()]) == 2
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
