@@ -117,26 +117,28 @@ class LeadpipeUpsertAudienceOperator(_AudienceOperator):
 # -- run ---------------------------------------------------------------------------------------
 
 
-def default_idempotency_key(context: Context, *, new_run_on_retry: bool = False) -> str:
-    """The run's ``Idempotency-Key``: the same for every try of one task instance.
+def task_idempotency_key(context: Context, key: str | None = None, *, new_run_on_retry: bool = False) -> str:
+    """The ``Idempotency-Key`` a run operator sends: ``key``, or one made from the task instance.
 
-    Built from dag_id, run_id, task_id and map_index, so a retry after a crash (worker killed
-    between the POST and the XCom push, or a response lost on the way) gets the run the first try
-    created, never a second one. With ``new_run_on_retry`` the try number is added: each try
-    starts a fresh run. The hook hashes keys longer than the API's 120 characters.
+    The default is built from dag_id, run_id, task_id and map_index, the same for every try of a
+    task instance, so a retry after a crash (the worker killed between the POST and the XCom push,
+    or a response lost on the way) gets the run the first try created, never a second one. With
+    ``new_run_on_retry`` the try number is added: each try starts a fresh run. The hook hashes
+    keys longer than the API's 120 characters.
     """
     ti = context["ti"]
-    parts = ["airflow", ti.dag_id, ti.run_id, ti.task_id, str(getattr(ti, "map_index", -1))]
+    if key is None:
+        key = ":".join(["airflow", ti.dag_id, ti.run_id, ti.task_id, str(getattr(ti, "map_index", -1))])
     if new_run_on_retry:
-        parts.append(f"try{ti.try_number}")
-    return ":".join(parts)
+        key = f"{key}:try{ti.try_number}"
+    return key
 
 
 class LeadpipeRunAudienceOperator(_AudienceOperator):
     """Queue a manual run of an Orbit audience and (by default) wait until it completes.
 
     The run is queued with an ``Idempotency-Key`` (by default from dag_id, run_id, task_id and
-    map_index: see :func:`default_idempotency_key`), so a retried task gets the same run instead
+    map_index: see :func:`task_idempotency_key`), so a retried task gets the same run instead
     of a second one; ``new_run_on_retry=True`` adds the try number so a retry after a failed run
     starts afresh. The run id goes to XCom key ``audience_run_id`` before any waiting.
 
@@ -201,9 +203,9 @@ class LeadpipeRunAudienceOperator(_AudienceOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         started = time.time()
         audience_id = self.checked(validation.uuid_id, self.audience_id, "audience_id")
-        key = self._key_text(self.idempotency_key) or default_idempotency_key(context)
-        if self.new_run_on_retry:
-            key = f"{key}:try{context['ti'].try_number}"
+        key = task_idempotency_key(
+            context, self._key_text(self.idempotency_key), new_run_on_retry=self.new_run_on_retry
+        )
         with self.hook:
             # Safe to retry on transient failures: the same key returns the same run.
             run = self.hook.create_audience_run(audience_id, idempotency_key=key)
@@ -474,5 +476,5 @@ __all__ = [
     "LeadpipeAudienceResultsToStorageOperator",
     "LeadpipeRunAudienceOperator",
     "LeadpipeUpsertAudienceOperator",
-    "default_idempotency_key",
+    "task_idempotency_key",
 ]

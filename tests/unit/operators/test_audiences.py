@@ -22,7 +22,7 @@ from airflow_provider_leadpipe.operators.audiences import (
     LeadpipeAudienceResultsToStorageOperator,
     LeadpipeRunAudienceOperator,
     LeadpipeUpsertAudienceOperator,
-    default_idempotency_key,
+    task_idempotency_key,
 )
 from airflow_provider_leadpipe.triggers.audiences import LeadpipeAudienceRunTrigger
 from tests.orbit import api_export_csv, api_people, api_runs, context
@@ -86,17 +86,19 @@ def test_templated_arguments_are_checked_once_rendered_before_anything_is_sent(l
 
 
 def test_default_key_is_the_same_on_every_try_and_names_the_task_instance():
-    first = default_idempotency_key(context(try_number=1))
-    assert first == default_idempotency_key(context(try_number=2))
+    first = task_idempotency_key(context(try_number=1))
+    assert first == task_idempotency_key(context(try_number=2))
     assert first == "airflow:orbit_dag:manual__2026-05-05T09:30:00+00:00:run:-1"
-    assert first != default_idempotency_key(context(map_index=3))
-    assert first != default_idempotency_key(context(task_id="other"))
-    assert first != default_idempotency_key(context(run_id="scheduled__2026-05-06"))
+    assert first != task_idempotency_key(context(map_index=3))
+    assert first != task_idempotency_key(context(task_id="other"))
+    assert first != task_idempotency_key(context(run_id="scheduled__2026-05-06"))
 
 
-def test_new_run_on_retry_adds_the_try_number():
-    first = default_idempotency_key(context(try_number=1), new_run_on_retry=True)
-    assert first != default_idempotency_key(context(try_number=2), new_run_on_retry=True)
+def test_new_run_on_retry_adds_the_try_number_to_the_default_and_to_a_given_key():
+    first = task_idempotency_key(context(try_number=1), new_run_on_retry=True)
+    assert first != task_idempotency_key(context(try_number=2), new_run_on_retry=True)
+    assert task_idempotency_key(context(try_number=3), "nightly", new_run_on_retry=True) == "nightly:try3"
+    assert task_idempotency_key(context(try_number=3), "nightly") == "nightly"
 
 
 # -- run ------------------------------------------------------------------------------------------
