@@ -126,19 +126,51 @@ def test_failed_run_fails_the_task_once_without_retry_and_logs_the_error_code(
     assert "MATERIALIZATION_FAILED" in output.out + output.err
 
 
-def test_slots_full_fails_the_upsert_at_once(airflow_db, leadpipe_sandbox):
-    from airflow_provider_leadpipe.exceptions import LeadpipeSlotsFullError
-    from airflow_provider_leadpipe.operators.audiences import LeadpipeUpsertAudienceOperator
+UPSERT_DAG = """
+from __future__ import annotations
 
+from datetime import timedelta
+
+import pendulum
+
+try:
+    from airflow.sdk import DAG
+except ImportError:  # Airflow 2.x
+    from airflow import DAG
+
+from airflow_provider_leadpipe.operators.audiences import LeadpipeUpsertAudienceOperator
+
+with DAG(
+    "orbit_slots_full_it",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1),
+    catchup=False,
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=0)},
+) as dag:
+    LeadpipeUpsertAudienceOperator(
+        task_id="upsert_audience", name="Waiting its turn", config={"topicIds": [1]}, status="active"
+    )
+"""
+
+
+def test_slots_full_fails_the_upsert_once_without_retry(airflow_db, leadpipe_sandbox, capsys, monkeypatch):
+    task_log_to_this_tests_stdout(monkeypatch)
     leadpipe_sandbox.set_intent({"audienceSlots": 1, "audienceSlotsUsed": 0})
     leadpipe_sandbox.create_audience("Busy", status="active")  # takes the only slot
     paused = leadpipe_sandbox.create_audience("Waiting its turn", status="paused")
-    op = LeadpipeUpsertAudienceOperator(
-        task_id="upsert", name="Waiting its turn", config={"topicIds": [1]}, status="active"
-    )
-    with pytest.raises(LeadpipeSlotsFullError, match="slot") as caught:
-        op.execute({})
-    assert caught.value.http_status == 403
+    path = DAGS_FOLDER / "orbit_slots_full_it.py"
+    path.write_text(UPSERT_DAG)
+    try:
+        spec = importlib.util.spec_from_file_location("orbit_slots_full_it", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        run = module.dag.test(**NO_LOGICAL_DATE)
+    finally:
+        path.unlink()
+    assert task_states(run)["upsert_audience"] == "failed"
+    assert try_number(run, "upsert_audience") == 1, "SLOTS_FULL is not retried"
+    output = capsys.readouterr()
+    assert "LeadpipeSlotsFullError" in output.out + output.err
     [still] = [a for a in leadpipe_sandbox.orbit_state()["audiences"] if a["id"] == paused["id"]]
     assert still["status"] == "paused"
 
