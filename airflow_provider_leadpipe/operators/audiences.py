@@ -178,14 +178,16 @@ class LeadpipeRunAudienceOperator(_AudienceOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.audience_id = audience_id
-        self.wait_for_completion = bool(wait_for_completion)
+        self.wait_for_completion = self.checked(
+            validation.boolean, wait_for_completion, "wait_for_completion"
+        )
         if deferrable is None:
             deferrable = conf.getboolean("operators", "default_deferrable", fallback=False)
         self.deferrable = bool(deferrable)
         self.poll_interval = self.checked(validation.positive_seconds, poll_interval, "poll_interval")
         self.run_timeout = self.checked(validation.positive_seconds, timeout, "timeout")
         self.idempotency_key = idempotency_key
-        self.new_run_on_retry = bool(new_run_on_retry)
+        self.new_run_on_retry = self.checked(validation.boolean, new_run_on_retry, "new_run_on_retry")
         self._run: AudienceRun | None = None
         if not validation.has_template(audience_id):
             self.checked(validation.uuid_id, audience_id, "audience_id")

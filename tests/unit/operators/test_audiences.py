@@ -48,10 +48,22 @@ CONFIG = {"topicIds": [101, 202], "minScore": 70}
             "idempotency",
         ),
         (lambda: LeadpipeUpsertAudienceOperator(task_id="t", name="", config=CONFIG), "name must be"),
-        (lambda: LeadpipeUpsertAudienceOperator(task_id="t", name="A", config=[1]), "config must be a dict"),
+        (
+            lambda: LeadpipeUpsertAudienceOperator(task_id="t", name="A", config=[1]),
+            "config must be a mapping",
+        ),
         (
             lambda: LeadpipeUpsertAudienceOperator(task_id="t", name="A", config={}, status="on"),
             "status must be",
+        ),
+        (lambda: LeadpipeUpsertAudienceOperator(task_id="t", name="A", config=None), "config is required"),
+        (
+            lambda: LeadpipeRunAudienceOperator(task_id="t", audience_id=UUID, new_run_on_retry="maybe"),
+            "new_run_on_retry",
+        ),
+        (
+            lambda: LeadpipeRunAudienceOperator(task_id="t", audience_id=UUID, wait_for_completion=2),
+            "wait_for_completion",
         ),
         (lambda: results(path="/tmp/x.jsonl", format="parquet"), "format must be one of jsonl, csv"),
         (lambda: results(path="/tmp/x.jsonl", method="s3"), "method must be one of results, export"),
@@ -221,6 +233,14 @@ def test_upsert_creates_then_updates_the_same_audience(leadpipe_sandbox):
     assert (updated["id"], updated["status"]) == (created["id"], "active")
     named = [a for a in leadpipe_sandbox.orbit_state()["audiences"] if a["name"] == "Fintech buyers"]
     assert len(named) == 1
+
+
+def test_upsert_takes_a_config_rendered_to_json_text(leadpipe_sandbox):
+    op = LeadpipeUpsertAudienceOperator(task_id="upsert", name="Rendered", config="{{ params.config }}")
+    op.config = '{"topicIds": [7], "minScore": 60}'  # what the template rendered to
+    created = op.execute(context())
+    [audience] = [a for a in leadpipe_sandbox.orbit_state()["audiences"] if a["id"] == created["id"]]
+    assert audience["config"] == {"topicIds": [7], "minScore": 60}
 
 
 def test_upsert_with_two_audiences_of_that_name_names_both_ids(leadpipe_sandbox):
