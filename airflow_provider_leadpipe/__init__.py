@@ -65,6 +65,9 @@ def get_provider_info() -> dict[str, Any]:
             "operators.pixels",
             "operators.audiences",
         ),
+        "plugins": [
+            {"name": "leadpipe", "plugin-class": f"{_PACKAGE}.plugins.leadpipe.LeadpipePlugin"},
+        ],
         "connection-types": [
             {
                 "connection-type": "leadpipe",

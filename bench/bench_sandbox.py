@@ -6,6 +6,7 @@ The sandbox runs in its own process (``LeadpipeSandbox``); this script is the cl
     python bench/bench_sandbox.py --client httpx -c 8   # httpx.AsyncClient, as the provider's hook uses it
     python bench/bench_sandbox.py --client httpx -p 2   # two httpx client processes
     python bench/bench_sandbox.py --path "/v1/data?page=3" --min-rps 200
+    python bench/bench_sandbox.py --orbit-people 100000 --min-rps 100   # Orbit results pages of 100
     python bench/bench_sandbox.py --url http://127.0.0.1:8765   # an already running sandbox
 
 Two clients, because they measure different things. ``raw`` writes HTTP/1.1 requests on asyncio
@@ -99,6 +100,16 @@ def client_process(
     return statuses, time.perf_counter() - started
 
 
+def _orbit_results_path(sandbox: LeadpipeSandbox, people: int, api_key: str) -> str:
+    """A completed run with ``people`` people; the path of a page of 100 from its middle."""
+    sandbox.set_intent({"audienceSlots": 1, "audienceSlotsUsed": 0}, api_key=api_key)
+    audience = sandbox.create_audience("Benchmark", people=people, api_key=api_key)["id"]
+    runs = f"/v1/intent/audiences/{audience}/runs"
+    run = httpx.post(sandbox.url + runs, json={"runType": "manual"}, headers={"x-api-key": api_key})
+    run.raise_for_status()
+    return f"{runs}/{run.json()['data']['id']}/results?limit=100&offset={people // 2}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -110,13 +121,25 @@ def main() -> int:
     parser.add_argument("--path", default="/v1/data/account")
     parser.add_argument("--api-key", default=DEFAULT_API_KEY)
     parser.add_argument("--visitors", type=int, default=100_000)
+    parser.add_argument(
+        "--orbit-people",
+        type=int,
+        help="benchmark an Orbit results page (limit 100, mid-run) of a completed run with this many people",
+    )
     parser.add_argument("--url", help="benchmark this running sandbox instead of starting one")
     parser.add_argument("--min-rps", type=float, default=1000.0)
     args = parser.parse_args()
 
     per_process = max(1, args.connections // args.processes)
     with ExitStack() as stack:
-        url = args.url or stack.enter_context(LeadpipeSandbox(visitors=args.visitors)).url
+        if args.url:
+            url = args.url
+        else:
+            schedule = {"queued_polls": 0, "running_polls": 0}
+            sandbox = stack.enter_context(LeadpipeSandbox(visitors=args.visitors, run_schedule=schedule))
+            url = sandbox.url
+            if args.orbit_people is not None:
+                args.path = _orbit_results_path(sandbox, args.orbit_people, args.api_key)
         pool = stack.enter_context(ProcessPoolExecutor(args.processes, mp_context=get_context("spawn")))
         start_at = time.time() + 2.0 + 0.5 * args.processes  # time to spawn, import and warm up
         jobs = [

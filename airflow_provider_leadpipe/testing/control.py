@@ -68,6 +68,7 @@ class _Failure(_Body):
 class _ExportSettings(_Body):
     row_cap: int | None = Field(default=None, ge=0)
     download_url_ttl_seconds: int | None = Field(default=None, ge=1)
+    processing_polls: int | None = Field(default=None, ge=0)
 
 
 class ControlApi:
@@ -236,7 +237,13 @@ class ControlApi:
             key.orbit.export_row_cap = body.row_cap
         if body.download_url_ttl_seconds is not None:
             key.orbit.download_url_ttl = body.download_url_ttl_seconds
-        return {"rowCap": key.orbit.export_row_cap, "downloadUrlTtlSeconds": key.orbit.download_url_ttl}
+        if body.processing_polls is not None:
+            key.orbit.export_processing_polls = body.processing_polls
+        return {
+            "rowCap": key.orbit.export_row_cap,
+            "downloadUrlTtlSeconds": key.orbit.download_url_ttl,
+            "processingPolls": key.orbit.export_processing_polls,
+        }
 
 
 def _json(request: Request) -> Any:

@@ -7,6 +7,7 @@ stored: :class:`~airflow_provider_leadpipe.testing.people.PeopleSet` computes th
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import uuid
@@ -107,6 +108,7 @@ class Run:
     outcome: RunOutcome
     people: int
     sequence: int
+    config: dict[str, Any]  # the audience's config when the run was created: its snapshot
     idempotency_key: str | None = None
     status: str = "queued"
     polls: int = 0
@@ -173,7 +175,7 @@ class Run:
 
     def people_of(self, seed: int) -> PeopleSet:
         if self.people_set is None:
-            self.people_set = PeopleSet.of_run(seed, self.id, self.people, self.audience.config)
+            self.people_set = PeopleSet.of_run(seed, self.id, self.people, self.config)
         return self.people_set
 
     def summary(self, *, completed_at: bool = False) -> dict[str, Any]:
@@ -204,7 +206,7 @@ class Run:
             "organizationId": self.audience.organization_id,
             "status": self.status,
             "runType": self.run_type,
-            "configHash": config_hash(self.audience.config),
+            "configHash": config_hash(self.config),
             "dataDate": self.data_date.isoformat(),
             "resultKey": f"intent-audiences/{self.audience.id}/runs/{self.id}" if done else None,
             "candidateCount": self.result_count * CANDIDATES_PER_RESULT,
@@ -227,7 +229,10 @@ class Run:
 
 @dataclass
 class StoredExport:
-    """A stored CSV export of a completed run; its bytes are regenerated whenever it is downloaded."""
+    """A stored CSV export of a completed run; its bytes are regenerated whenever it is downloaded.
+
+    It shows ``processing`` (no size, digest or URL yet) for its first ``processing_polls`` GETs.
+    """
 
     id: str
     run: Run
@@ -236,6 +241,14 @@ class StoredExport:
     content_sha1: str
     created_at: datetime
     requested_by: str
+    processing_polls: int = 0
+
+    @property
+    def completed(self) -> bool:
+        return self.processing_polls <= 0
+
+    def poll(self) -> None:
+        self.processing_polls -= 1
 
     @property
     def file_name(self) -> str:
@@ -243,25 +256,26 @@ class StoredExport:
 
     def to_json(self) -> dict[str, Any]:
         audience = self.run.audience
+        done = self.completed
         return {
             "id": self.id,
             "organizationId": audience.organization_id,
             "audienceId": audience.id,
             "runId": self.run.id,
             "exportType": "csv",
-            "status": "completed",
+            "status": "completed" if done else "processing",
             "storageProvider": "b2",
             "contentType": "text/csv",
-            "byteSize": self.byte_size,
-            "rowCount": self.row_count,
+            "byteSize": self.byte_size if done else None,
+            "rowCount": self.row_count if done else None,
             "bucketName": "leadpipe-exports",
-            "fileId": stable_uuid("file", self.id),
+            "fileId": stable_uuid("file", self.id) if done else None,
             "fileName": self.file_name,
-            "contentSha1": self.content_sha1,
+            "contentSha1": self.content_sha1 if done else None,
             "errorCode": None,
             "errorMessage": None,
             "requestedBy": self.requested_by,
-            "completedAt": iso(self.created_at),
+            "completedAt": iso(self.created_at) if done else None,
             "expiresAt": iso(self.created_at + timedelta(days=7)),
             "createdAt": iso(self.created_at),
             "updatedAt": iso(self.created_at),
@@ -284,6 +298,7 @@ class OrbitStore:
         self.next_outcomes: dict[str, RunOutcome] = {}
         self.export_row_cap = EXPORT_ROW_CAP
         self.download_url_ttl = DOWNLOAD_URL_TTL
+        self.export_processing_polls = 0
         self.runs_created: dict[str, int] = {}  # by audience, POSTs only (replays not counted)
         self._counter = 0
 
@@ -354,6 +369,7 @@ class OrbitStore:
             outcome=outcome,
             people=audience.people,
             sequence=self._counter,
+            config=copy.deepcopy(audience.config),
             idempotency_key=idempotency_key,
         )
         self.runs[run.id] = run
@@ -378,6 +394,7 @@ class OrbitStore:
             content_sha1=sha1,
             created_at=now,
             requested_by=stable_uuid(self._namespace, "user"),
+            processing_polls=self.export_processing_polls,
         )
         self.exports[export.id] = export
         return export
@@ -397,6 +414,7 @@ class OrbitStore:
             "schedule": self.schedule.to_json(),
             "exportRowCap": self.export_row_cap,
             "downloadUrlTtlSeconds": self.download_url_ttl,
+            "exportProcessingPolls": self.export_processing_polls,
             "exports": [export.to_json() for export in self.exports.values()],
         }
 

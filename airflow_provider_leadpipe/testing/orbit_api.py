@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import math
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
@@ -33,6 +34,7 @@ from airflow_provider_leadpipe.testing.orbit import (
     Run,
     StoredExport,
 )
+from airflow_provider_leadpipe.testing.people import compact
 from airflow_provider_leadpipe.testing.pixels import validation_message
 from airflow_provider_leadpipe.testing.timeutil import iso, utcnow
 
@@ -219,9 +221,12 @@ class OrbitApi:
             return answer(202, {"run": run.summary(), "state": status, "results": [], "total": 0, **page})
         _require_completed(run)
         people = run.people_of(key.orbit.seed)
-        rows = list(people.rows(offset, offset + limit))
-        data = {"run": run.summary(completed_at=True), "state": status, "results": rows}
-        return answer(200, {**data, "total": people.count, **page})
+        # The people set encodes the rows (faster than json.dumps would); the envelope goes around them.
+        head = compact({"run": run.summary(completed_at=True), "state": status})[:-1]
+        rows = people.rows_json(offset, offset + limit)
+        page_json = f'"total":{people.count},"limit":{limit},"offset":{offset}'
+        body = f'{{"data":{head},"results":{rows},{page_json}}},"meta":{compact(meta())}}}'
+        return Response(200, body.encode())
 
     async def _stats(self, request: Request, key: KeyState, params: list[str]) -> AnyResponse:
         run = _run(key, params)
@@ -263,11 +268,21 @@ class OrbitApi:
         export = key.orbit.exports.get(params[2])
         if export is None or export.run is not run:
             raise HttpError(404, f"Export {params[2]} not found for run {run.id}", code="NOT_FOUND")
-        return answer(200, self._export_body(request, key, export))
+        body = self._export_body(request, key, export)
+        export.poll()  # counted after it was seen: the first ``processing_polls`` GETs see processing
+        return answer(200, body)
 
     def _export_body(self, request: Request, key: KeyState, export: StoredExport) -> dict[str, Any]:
         ttl = key.orbit.download_url_ttl
-        expires = utcnow().replace(microsecond=0) + timedelta(seconds=ttl)
+        if not export.completed:
+            return {
+                "export": export.to_json(),
+                "downloadUrl": None,
+                "downloadUrlExpiresAt": None,
+                "downloadUrlTtlSeconds": None,
+            }
+        # Whole seconds in the URL, rounded up: the URL lives at least ``ttl`` seconds.
+        expires = datetime.fromtimestamp(math.ceil(utcnow().timestamp() + ttl), timezone.utc)
         return {
             "export": export.to_json(),
             "downloadUrl": self.state.signed_url(request, export, expires),
@@ -284,7 +299,10 @@ def sign(secret: bytes, export_id: str, expires: int) -> str:
 
 
 def download_response(request: Request, export: StoredExport, secret: bytes, seed: int) -> AnyResponse:
-    """A download of a stored export from its signed URL (B2's error bodies when the URL is bad)."""
+    """A download of a stored export from its signed URL (B2's error bodies when the URL is bad).
+
+    Only completed exports have a URL, so an export found here is complete.
+    """
     try:
         expires = int(request.query.get("expires", ""))
     except ValueError:

@@ -11,8 +11,10 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import math
 import random
+import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +25,6 @@ from airflow_provider_leadpipe.testing.visitors import (
     FIRST_NAMES,
     JOBS,
     LAST_NAMES,
-    _Draw,
 )
 
 INDUSTRIES = (
@@ -68,6 +69,7 @@ FILL_RATE_FIELDS = (
     "company.name", "company.domain", "company.industry",
 )  # fmt: skip
 CSV_CHUNK_ROWS = 500
+_DRAWS = struct.Struct(">16I")
 
 _N_FIRST, _N_LAST = len(FIRST_NAMES), len(LAST_NAMES)
 _N_COMPANIES = len(COMPANY_WORDS) * len(COMPANY_SUFFIXES)
@@ -85,7 +87,13 @@ def _company(index: int) -> dict[str, str]:
     }
 
 
+def compact(value: Any) -> str:
+    """Compact JSON, as the sandbox sends it."""
+    return json.dumps(value, separators=(",", ":"))
+
+
 _COMPANIES = tuple(_company(i) for i in range(_N_COMPANIES))
+_COMPANIES_JSON = tuple(compact(company) for company in _COMPANIES)
 
 
 def topic_ids(config: dict[str, Any]) -> tuple[int, ...]:
@@ -119,7 +127,9 @@ class PeopleSet:
     max_score: int = 99
     _mult: int = field(init=False, repr=False)
     _offset: int = field(init=False, repr=False)
-    _topics: tuple[dict[str, Any], ...] = field(init=False, repr=False)
+    _hasher: Any = field(init=False, repr=False)
+    _matches: tuple[dict[str, Any], ...] = field(init=False, repr=False)
+    _matches_json: tuple[str, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         space = max(self.count, 1)
@@ -129,7 +139,21 @@ class PeopleSet:
             mult += 2
         object.__setattr__(self, "_mult", mult)
         object.__setattr__(self, "_offset", rng.randrange(space))
-        object.__setattr__(self, "_topics", tuple(_topic(t) for t in self.topics))
+        object.__setattr__(self, "_hasher", hashlib.blake2b(f"{self.seed}:{self.run_id}:".encode()))
+        # Every (topicOverlap, matchedTopics) a person can have: 1..n topics from a rotating start.
+        # Rows share these objects; they are only ever serialised.
+        topics = [_topic(t) for t in self.topics]
+        matches = tuple(
+            {
+                "topicOverlap": overlap,
+                "matchedTopics": [topics[(start + n) % len(topics)] for n in range(overlap)],
+            }
+            for overlap in range(1, len(topics) + 1)
+            for start in range(len(topics))
+        )
+        object.__setattr__(self, "_matches", matches)
+        # The same without the braces, to be spliced into a row's "intent" object.
+        object.__setattr__(self, "_matches_json", tuple(compact(m)[1:-1] for m in matches))
 
     @classmethod
     def of_run(cls, seed: int, run_id: str, count: int, config: dict[str, Any]) -> PeopleSet:
@@ -147,25 +171,50 @@ class PeopleSet:
 
     def row(self, index: int) -> dict[str, Any]:
         """Person ``index`` of the run, with the documented result fields."""
+        person, company, score, match = self._parts(index)
+        person["company"] = _COMPANIES[company]
+        person["intent"] = {"score": score, **self._matches[match]}
+        return person
+
+    def rows_json(self, start: int, stop: int) -> str:
+        """Rows ``start`` to ``stop`` as a compact JSON array (what ``json.dumps`` would give)."""
+        return "[" + ",".join(map(self.row_json, range(max(start, 0), min(stop, self.count)))) + "]"
+
+    def row_json(self, index: int) -> str:
+        """``json.dumps(row(index))`` (compact), faster: the shared company and topics are pre-encoded.
+
+        JSON encoding costs more than generating a row; the company and matched topics are most of
+        each row's bytes and repeat across rows, so they are encoded once per set, not per row.
+        """
+        person, company, score, match = self._parts(index)
+        head = compact(person)[:-1]
+        intent = f'{{"score":{score},{self._matches_json[match]}}}'
+        return f'{head},"company":{_COMPANIES_JSON[company]},"intent":{intent}}}'
+
+    def _parts(self, index: int) -> tuple[dict[str, Any], int, int, int]:
+        """The person's own fields, and the company number, score and topic match they come with."""
         permuted = (self._mult * index + self._offset) % max(self.count, 1)
         first = FIRST_NAMES[permuted % _N_FIRST]
         last = LAST_NAMES[(permuted // _N_FIRST) % _N_LAST]
-        company = _COMPANIES[(permuted // (_N_FIRST * _N_LAST)) % _N_COMPANIES]
+        company_index = (permuted // (_N_FIRST * _N_LAST)) % _N_COMPANIES
+        company = _COMPANIES[company_index]
         suffix = permuted // (_N_FIRST * _N_LAST * _N_COMPANIES) or ""
-        rng = _Draw(self.seed, self.run_id, index)
-        title, seniority, department = rng.choice(JOBS)
-        shape = rng.below(20)  # 0-1: no business address, 2-9: no personal one, 10-13: no phone
-        business = None if shape < 2 else f"{first}.{last}{suffix}@{company['domain']}".lower()
+        # Sixteen stable 32-bit draws from one digest of (seed, run, index).
+        hasher = self._hasher.copy()
+        hasher.update(b"%d" % index)
+        draw = _DRAWS.unpack(hasher.digest())
+        title, seniority, department = JOBS[draw[0] % len(JOBS)]
+        shape = draw[1] % 20  # 0-1: no business address, 2-9: no personal one, 10-13: no phone
+        first_lower, last_lower = first.lower(), last.lower()
+        business = None if shape < 2 else f"{first_lower}.{last_lower}{suffix}@{company['domain']}"
         personal = (
             None
             if 2 <= shape < 10
-            else f"{first}{last[0]}{rng.between(10, 99)}{suffix}@{rng.choice(PERSONAL_DOMAINS)}".lower()
+            else f"{first_lower}{last_lower[0]}{10 + draw[2] % 90}{suffix}@"
+            f"{PERSONAL_DOMAINS[draw[3] % len(PERSONAL_DOMAINS)]}"
         )
         email = business or personal or ""
-        handle = f"{first}-{last}".lower()
-        overlap = 1 + rng.below(len(self._topics))
-        start = rng.below(len(self._topics))
-        return {
+        person = {
             "hashedEmail": hashlib.sha256(email.encode()).hexdigest(),
             "firstName": first,
             "lastName": last,
@@ -174,19 +223,15 @@ class PeopleSet:
             "personalEmail": personal,
             "email": email,
             "primaryContactEmail": email,
-            "phone": None if 10 <= shape < 14 else f"+1{rng.between(201, 989)}555{rng.between(100, 199):04d}",
-            "linkedinUrl": f"https://www.linkedin.com/in/{handle}-{rng.below(2**24):06x}",
+            "phone": None if 10 <= shape < 14 else f"+1{201 + draw[4] % 789}555{100 + draw[5] % 100:04d}",
+            "linkedinUrl": f"https://www.linkedin.com/in/{first_lower}-{last_lower}-{draw[6] % 2**24:06x}",
             "headline": f"{title} at {company['name']}",
             "jobTitle": title,
             "seniority": seniority,
             "department": department,
-            "company": company,
-            "intent": {
-                "score": rng.between(self.min_score, self.max_score),
-                "topicOverlap": overlap,
-                "matchedTopics": [self._topics[(start + n) % len(self._topics)] for n in range(overlap)],
-            },
         }
+        score = self.min_score + draw[7] % (self.max_score - self.min_score + 1)
+        return person, company_index, score, draw[8] % len(self._matches)
 
     # -- derived views -------------------------------------------------------------------------
 

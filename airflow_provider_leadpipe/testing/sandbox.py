@@ -420,6 +420,11 @@ class LeadpipeSandbox:
         body = {"downloadUrlTtlSeconds": seconds}
         return self._control("PUT", self._key_path(api_key, "/orbit/export"), body)
 
+    def set_export_processing_polls(self, polls: int, *, api_key: str | None = None) -> dict[str, Any]:
+        """New stored exports show ``processing`` (no URL yet) for their first ``polls`` GETs (default 0)."""
+        body = {"processingPolls": polls}
+        return self._control("PUT", self._key_path(api_key, "/orbit/export"), body)
+
     def orbit_state(self, api_key: str | None = None) -> dict[str, Any]:
         """``{"audiences": [audience + "people", "runsCreated", "runs"], "schedule", "exportRowCap", ...}``.
 
@@ -442,7 +447,8 @@ class LeadpipeSandbox:
     def stats(self) -> dict[str, Any]:
         """Request counts: ``{"total", "byStatus", "keys": {key: {"total", "byStatus", "routes"}}}``.
 
-        ``routes`` maps ``"GET /v1/data/account"`` (pixel ids as ``{id}``) to ``{"total", "byStatus"}``.
+        ``routes`` maps ``"GET /v1/data/account"`` (pixel ids as ``{id}``, Orbit ids as ``{audienceId}``,
+        ``{runId}``, ``{exportId}``) to ``{"total", "byStatus"}``.
         """
         return self._control("GET", "stats")
 

@@ -4,7 +4,6 @@ injected faults, and the control API."""
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -52,6 +51,8 @@ HTML_PAGE = (
 )
 MALFORMED_JSON = b'{"data": {"healthy": true, "organization": {"name": "Sandbox'
 WRONG_SHAPE: dict[str, Any] = {"data": {"status": "ok"}}
+#: Fault kinds that let the request be answered normally and then spoil the delivery.
+MISDELIVERED = ("truncated", "lost_response")
 
 AnyResponse = Response | StreamingResponse
 Handler = Callable[[Request, KeyState, list[str]], AnyResponse | Awaitable[AnyResponse]]
@@ -107,12 +108,17 @@ class SandboxApp:
         if fault is not None and fault.kind == "slow":
             await asyncio.sleep(fault.seconds)
             fault = None
-        if fault is not None and fault.kind not in ("truncated", "lost_response"):
+        if fault is not None and fault.kind not in MISDELIVERED:
             response: AnyResponse = _fault_response(fault)
         else:
-            response = await self._answer(request, key, route_path, params)
+            answer = self._answer(request, key, route_path, params)
+            # Most handlers answer at once; the few that await (in a thread) return an awaitable.
+            response = answer if isinstance(answer, (Response, StreamingResponse)) else await answer
         self.state.record(label, f"{request.method} {route_path}", response.status)
-        await _deliver(response, fault, send)
+        if fault is None:
+            await response.send(send)
+        else:
+            await _deliver(response, fault, send)
 
     async def _serve_download(self, request: Request, send: Send) -> None:
         """A stored export from its signed URL: no API key is needed, and whether one came is noted."""
@@ -128,7 +134,7 @@ class SandboxApp:
             if fault is not None and fault.kind == "slow":
                 await asyncio.sleep(fault.seconds)
                 fault = None
-            if fault is not None and fault.kind not in ("truncated", "lost_response"):
+            if fault is not None and fault.kind not in MISDELIVERED:
                 response = _fault_response(fault)
             else:
                 response = download_response(request, export, self.state.url_secret, key.orbit.seed)
@@ -142,9 +148,9 @@ class SandboxApp:
         )
         await _deliver(response, fault, send)
 
-    async def _answer(
+    def _answer(
         self, request: Request, key: KeyState | None, route_path: str, params: list[str]
-    ) -> AnyResponse:
+    ) -> AnyResponse | Awaitable[AnyResponse]:
         if key is None:
             return error_response(401, "Invalid API key")
         if key.config.revoked:
@@ -159,9 +165,11 @@ class SandboxApp:
             return error_response(403, f"Organization is {key.config.organization.status}")
         try:
             response = handler(request, key, params)
-            return await response if inspect.isawaitable(response) else response
         except HttpError as exc:
             return exc.response()
+        if isinstance(response, (Response, StreamingResponse)):
+            return response
+        return _caught(response)
 
     def _account(self, request: Request, key: KeyState, params: list[str]) -> Response:
         return json_response(200, {"data": key.account()})
@@ -205,9 +213,17 @@ class SandboxApp:
         return json_response(200, {"data": pixel.updated_json()})
 
 
+async def _caught(answer: Awaitable[AnyResponse]) -> AnyResponse:
+    """The answer of an async handler, with its ``HttpError`` turned into the error envelope."""
+    try:
+        return await answer
+    except HttpError as exc:
+        return exc.response()
+
+
 async def _deliver(response: AnyResponse, fault: Fault | None, send: Send) -> None:
     """Send the response, or misdeliver it as a truncated or lost-response fault says."""
-    if fault is None or fault.kind not in ("truncated", "lost_response"):
+    if fault is None or fault.kind not in MISDELIVERED:
         await response.send(send)
         return
     if fault.kind == "lost_response":
@@ -245,9 +261,10 @@ async def _drop_connection(send: Send) -> None:
 
 def _route(request: Request) -> tuple[str, list[str]]:
     """The route template of a request (``/v1/data/pixels/{id}`` for any pixel) and its path parameters."""
-    orbit = orbit_route(request.segments)
-    if orbit is not None:
-        return orbit
+    if request.path.startswith("/v1/intent/"):
+        orbit = orbit_route(request.segments)
+        if orbit is not None:
+            return orbit
     if len(request.segments) == 4 and request.segments[:3] == ["v1", "data", "pixels"]:
         return PIXEL_ROUTE, request.segments[3:]
     return request.path, []

@@ -49,7 +49,12 @@ def test_default_key_is_a_healthy_trial_with_500_credits(account_of: AccountOf) 
         "organization": {"name": "Sandbox Trial Org", "status": "trial"},
         "credits": {"used": 0, "limit": 500, "remaining": 500, "percentUsed": 0.0, "resetsAt": None},
         "pixels": {"total": 0, "active": 0, "paused": 0},
-        "intent": {"audienceSlots": 3, "audienceSlotsUsed": 0, "audienceSlotsAvailable": 3, "status": "active"},
+        "intent": {
+            "audienceSlots": 3,
+            "audienceSlotsUsed": 0,
+            "audienceSlotsAvailable": 3,
+            "status": "active",
+        },
     }
 
 
