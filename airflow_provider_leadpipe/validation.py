@@ -487,13 +487,13 @@ def audience_name(value: Any) -> str:
 def audience_config(value: Any) -> dict[str, Any]:
     """An audience ``config`` (required): a dict, or its JSON / Python literal as a template renders
     it (:func:`mapping`); passed to Orbit as it is."""
-    config = mapping(value, "config")
-    if config is None:
-        raise LeadpipeConfigError(
-            f"config is required (the audience's Orbit config, e.g. {{'topicIds': [101]}}), "
-            f"got {_shown(value)}"
-        )
-    return config
+    config = mapping(value, "config") if isinstance(value, str) else value
+    if isinstance(config, Mapping):
+        return dict(config)
+    raise LeadpipeConfigError(
+        f"config must be a dict (the audience's Orbit config, e.g. {{'topicIds': [101]}}), "
+        f"got {type(value).__name__} {_shown(value)}"
+    )
 
 
 def audience_status(value: Any) -> str | None:

@@ -50,13 +50,13 @@ CONFIG = {"topicIds": [101, 202], "minScore": 70}
         (lambda: LeadpipeUpsertAudienceOperator(task_id="t", name="", config=CONFIG), "name must be"),
         (
             lambda: LeadpipeUpsertAudienceOperator(task_id="t", name="A", config=[1]),
-            "config must be a mapping",
+            "config must be a dict",
         ),
         (
             lambda: LeadpipeUpsertAudienceOperator(task_id="t", name="A", config={}, status="on"),
             "status must be",
         ),
-        (lambda: LeadpipeUpsertAudienceOperator(task_id="t", name="A", config=None), "config is required"),
+        (lambda: LeadpipeUpsertAudienceOperator(task_id="t", name="A", config=None), "config must be a dict"),
         (
             lambda: LeadpipeRunAudienceOperator(task_id="t", audience_id=UUID, new_run_on_retry="maybe"),
             "new_run_on_retry",
