@@ -59,7 +59,7 @@ def get_provider_info() -> dict[str, Any]:
         "sensors": _modules("sensors.leadpipe"),
         "triggers": _modules("triggers.leadpipe"),
         "operators": _modules(
-            "operators.leadpipe", "operators.credit_report", "operators.visitors", "operators.pixels"
+            "operators.account", "operators.credit_report", "operators.visitors", "operators.pixels"
         ),
         "connection-types": [
             {

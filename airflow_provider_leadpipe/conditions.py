@@ -1,28 +1,27 @@
-"""When is a Leadpipe account ready? The one place that decides, for the sensor and the trigger alike.
+"""When is a Leadpipe account ready? The one place that decides, for the sensor, the trigger and
+the account status operator alike.
 
 :class:`AccountCondition` is plain data (bools, numbers, strings), so the trigger can serialize it
 and the sensor can evaluate the very same object: the two can never disagree on whether an
-account is ready, on why it is not, or on what waiting cannot fix.
+account is ready, on why it is not, or on what waiting cannot fix. The operator applies the same
+checks, under the same argument names (:data:`CHECKS`), once instead of waiting for them.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from airflow_provider_leadpipe import validation
 from airflow_provider_leadpipe.exceptions import LeadpipeAccountError, LeadpipeConfigError
-
-__all__ = ["DEFAULT_FAIL_ON_STATUSES", "AccountCondition", "LeadpipeAccountError"]
 from airflow_provider_leadpipe.models import AccountStatus
+
+__all__ = ["CHECKS", "DEFAULT_FAIL_ON_STATUSES", "AccountCondition", "LeadpipeAccountError", "unavailable"]
 
 #: Organization statuses that waiting cannot fix. Leadpipe publishes no full list of statuses;
 #: ``expired`` is the one seen in live responses. Add your own with ``fail_on_statuses``.
 DEFAULT_FAIL_ON_STATUSES: tuple[str, ...] = ("expired",)
-
-_TRUE = {"true", "1", "yes", "y", "on"}
-_FALSE = {"false", "0", "no", "n", "off"}
 
 
 def unavailable(message: str) -> str:
@@ -34,89 +33,52 @@ def unavailable(message: str) -> str:
     return f"Leadpipe API unavailable, will retry: {message}"
 
 
-def parse_bool(name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-        return value.strip().lower() in _TRUE
-    raise LeadpipeConfigError(f"{name} must be true or false, got {value!r}")
-
-
-def _parse_number(
-    name: str, value: Any, *, maximum: float | None = None, whole: bool = False
-) -> int | float | None:
-    """None, or a finite number >= 0 (and <= ``maximum``); numeric strings from templates are accepted."""
-    if value is None or (isinstance(value, str) and value.strip().lower() in {"", "none", "null"}):
-        return None
-    kind = "a whole number" if whole else "a number"
-    limits = f" from 0 to {maximum:g}" if maximum is not None else " >= 0"
-    problem = f"{name} must be {kind}{limits} (or None), got {value!r}"
-    if isinstance(value, bool):
-        raise LeadpipeConfigError(problem)
-    if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            raise LeadpipeConfigError(problem) from None
-    if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise LeadpipeConfigError(problem)
-    if maximum is not None and value > maximum:
-        raise LeadpipeConfigError(problem)
-    if float(value).is_integer():
-        return int(value)
-    if whole:
-        raise LeadpipeConfigError(problem)
-    return float(value)
-
-
-def _parse_statuses(name: str, value: Any) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    items = value.split(",") if isinstance(value, str) else value
-    if not isinstance(items, Iterable) or isinstance(items, Mapping):
-        raise LeadpipeConfigError(f"{name} must be a list of organization statuses, got {value!r}")
-    statuses = []
-    for item in items:
-        if not isinstance(item, str):
-            raise LeadpipeConfigError(f"{name} must hold strings, got {item!r}")
-        if item.strip():
-            statuses.append(item.strip().lower())
-    return tuple(dict.fromkeys(statuses))
-
-
 def _fmt(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
+#: The checks' argument names, the same on the sensor, the operator and the trigger's condition.
+CHECKS: tuple[str, ...] = (
+    "require_healthy",
+    "min_credits",
+    "max_percent_used",
+    "min_audience_slots",
+    "fail_on_statuses",
+)
+
+
 @dataclass(frozen=True)
 class AccountCondition:
-    """What "ready" means for one sensor; evaluate it with :meth:`evaluate`.
+    """What "ready" means; evaluate it with :meth:`evaluate`. Every check is off with ``None``
+    (``require_healthy``: ``False``); the defaults are the sensor's: a usable account.
 
     :param require_healthy: the account must report ``healthy: true``.
     :param min_credits: ``credits.remaining`` must be at least this; a null ``remaining``
-        (no credit cap) satisfies any value. None or 0 disables the check.
+        (no credit cap) satisfies any value.
     :param max_percent_used: ``credits.percentUsed`` must be at most this (0-100); a null
-        ``percentUsed`` satisfies it. None disables the check.
+        ``percentUsed`` satisfies it.
     :param min_audience_slots: ``intent.audienceSlotsAvailable`` must be at least this. An
-        account without the intent product (null ``intent``) fails fast. None disables the check.
+        account without the intent product (null ``intent``) fails fast.
     :param fail_on_statuses: organization statuses that fail at once instead of waiting
-        (compared case-insensitively).
+        (compared case-insensitively); a list, a list literal or a comma-separated string.
     """
 
     require_healthy: bool = True
     min_credits: int | float | None = 1
     max_percent_used: int | float | None = None
     min_audience_slots: int | None = None
-    fail_on_statuses: tuple[str, ...] = DEFAULT_FAIL_ON_STATUSES
+    fail_on_statuses: tuple[str, ...] | None = DEFAULT_FAIL_ON_STATUSES
 
     def __post_init__(self) -> None:
         # Validates every construction path (keyword arguments, from_dict, templated strings).
         parsed = {
-            "require_healthy": parse_bool("require_healthy", self.require_healthy),
-            "min_credits": _parse_number("min_credits", self.min_credits),
-            "max_percent_used": _parse_number("max_percent_used", self.max_percent_used, maximum=100),
-            "min_audience_slots": _parse_number("min_audience_slots", self.min_audience_slots, whole=True),
-            "fail_on_statuses": _parse_statuses("fail_on_statuses", self.fail_on_statuses),
+            "require_healthy": validation.boolean(self.require_healthy, "require_healthy"),
+            "min_credits": validation.number(self.min_credits, "min_credits"),
+            "max_percent_used": validation.number(self.max_percent_used, "max_percent_used", maximum=100),
+            "min_audience_slots": validation.number(
+                self.min_audience_slots, "min_audience_slots", whole=True
+            ),
+            "fail_on_statuses": validation.string_list(self.fail_on_statuses, "fail_on_statuses", lower=True),
         }
         for name, value in parsed.items():
             object.__setattr__(self, name, value)
@@ -126,7 +88,8 @@ class AccountCondition:
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable primitives; :meth:`from_dict` rebuilds an equal condition."""
         data = asdict(self)
-        data["fail_on_statuses"] = list(self.fail_on_statuses)
+        if self.fail_on_statuses is not None:
+            data["fail_on_statuses"] = list(self.fail_on_statuses)
         return data
 
     @classmethod
@@ -147,7 +110,7 @@ class AccountCondition:
     def check_fixable(self, status: AccountStatus) -> None:
         """Raise :class:`LeadpipeAccountError` when waiting cannot make ``status`` satisfy this condition."""
         org = status.organization
-        if org.status.strip().lower() in self.fail_on_statuses:
+        if self.fail_on_statuses and org.status.strip().lower() in self.fail_on_statuses:
             raise LeadpipeAccountError(
                 f"Leadpipe organization '{org.name}' is '{org.status}', which waiting cannot fix "
                 f"(fail_on_statuses={list(self.fail_on_statuses)})"
@@ -170,7 +133,11 @@ class AccountCondition:
         if self.require_healthy and not status.healthy:
             unmet.append(f"account not healthy (organization status '{status.organization.status}')")
         credits_short = False
-        if self.min_credits and credits.remaining is not None and credits.remaining < self.min_credits:
+        if (
+            self.min_credits is not None
+            and credits.remaining is not None
+            and credits.remaining < self.min_credits
+        ):
             unmet.append(f"{_fmt(credits.remaining)} credits left, need {_fmt(self.min_credits)}")
             credits_short = True
         if (

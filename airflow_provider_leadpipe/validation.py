@@ -1,9 +1,18 @@
-"""Argument checks for the visitor and pixel endpoints, run before anything is sent.
+"""Every argument parser of the provider, run before anything is sent.
+
+- Templated-or-not: :func:`has_template`.
+- Scalars: :func:`boolean`, :func:`number`, :func:`finite_number`, :func:`conn_id`, :func:`pixel_id`,
+  :func:`concurrency`, :func:`if_exists_policy`.
+- What Airflow renders for a list or mapping argument: :func:`value_list`, :func:`string_list`,
+  :func:`path_list`, :func:`mapping`.
+- Per-task hook settings: :func:`hook_params`.
+- Request bodies and queries: :func:`visitor_query`, :func:`create_pixel_body`,
+  :func:`update_pixel_body`.
 
 Each check raises :class:`~airflow_provider_leadpipe.exceptions.LeadpipeConfigError` naming the
-argument, the rule and (for short values) what was given. The rules are Leadpipe's documented
-constraints (see the Identification API reference): the server would reject the same input, but
-later, after a network round trip, and for a POST possibly after creating something.
+argument, the rule and (for short values) what was given. The endpoint rules are Leadpipe's
+documented constraints (see the Identification API reference): the server would reject the same
+input, but later, after a network round trip, and for a POST possibly after creating something.
 
 Empty strings count as "not given" for optional filters and settings, so a templated field that
 renders to ``""`` (an unset DAG param, say) simply drops the filter.
@@ -11,7 +20,10 @@ renders to ``""`` (an unset DAG param, say) simply drops the filter.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import ast
+import json
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow_provider_leadpipe.exceptions import LeadpipeConfigError
@@ -54,6 +66,166 @@ def _one_of(value: Any, name: str, allowed: tuple[str, ...]) -> str | None:
     if value is not None and value not in allowed:
         raise LeadpipeConfigError(f"{name} must be one of {', '.join(allowed)}; got {_shown(value)}")
     return value
+
+
+_TRUE = {"true", "1", "yes", "y", "on"}
+_FALSE = {"false", "0", "no", "n", "off"}
+_NONE = {"", "none", "null"}
+
+
+def boolean(value: Any, name: str) -> bool:
+    """True or False; the strings a template renders (``"True"``, ``"false"``, ``"1"``, ...) too."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise LeadpipeConfigError(f"{name} must be true or false, got {_shown(value)}")
+
+
+def number(value: Any, name: str, *, maximum: float | None = None, whole: bool = False) -> int | float | None:
+    """None (the check is off), or a finite number >= 0 (and <= ``maximum``).
+
+    Numeric strings (what a template renders) are accepted; ``""``, ``"None"`` and ``"null"`` are None.
+    A whole value comes back as an ``int``.
+    """
+    if value is None or (isinstance(value, str) and value.strip().lower() in _NONE):
+        return None
+    kind = "a whole number" if whole else "a number"
+    limits = f" from 0 to {maximum:g}" if maximum is not None else " >= 0"
+    problem = f"{name} must be {kind}{limits} (or None), got {_shown(value)}"
+    if isinstance(value, bool):
+        raise LeadpipeConfigError(problem)
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise LeadpipeConfigError(problem) from None
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise LeadpipeConfigError(problem)
+    if maximum is not None and value > maximum:
+        raise LeadpipeConfigError(problem)
+    if float(value).is_integer():
+        return int(value)
+    if whole:
+        raise LeadpipeConfigError(problem)
+    return float(value)
+
+
+def finite_number(value: Any, name: str, *, minimum: float | None = None) -> float:
+    """A finite int or float (not a string: for values the provider itself serialized), >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise LeadpipeConfigError(f"{name} must be a finite number, got {_shown(value)}")
+    if minimum is not None and value < minimum:
+        raise LeadpipeConfigError(f"{name} must be >= {minimum:g}, got {_shown(value)}")
+    return float(value)
+
+
+def value_list(value: Any, name: str) -> list[Any] | None:
+    """A list argument as Airflow may render it; None when not given.
+
+    Accepts a real list or tuple (``render_template_as_native_obj=True``), a Python or JSON list
+    literal (``"['expired', 'inactive']"``, what ``"{{ params.x }}"`` renders a list to), or a
+    comma-separated string (``"expired, inactive"``). ``None`` and ``""`` are None. Anything else
+    (a mapping, a number, a literal that is not a list) is refused: never guessed.
+    """
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if not text or text.lower() in {"none", "null"}:
+            return None
+        if text[0] in "[(":
+            try:
+                parsed = ast.literal_eval(text)
+            except (ValueError, SyntaxError, MemoryError, RecursionError):
+                raise LeadpipeConfigError(
+                    f"{name} looks like a list but is not a valid list literal: {_shown(value)}"
+                ) from None
+            if not isinstance(parsed, (list, tuple)):
+                raise LeadpipeConfigError(f"{name} must be a list, got {_shown(value)}")
+            return list(parsed)
+        if text[0] in "{\"'":
+            raise LeadpipeConfigError(
+                f"{name} must be a list, a list literal or a comma-separated string, got {_shown(value)}"
+            )
+        return [item.strip() for item in text.split(",") if item.strip()]
+    raise LeadpipeConfigError(
+        f"{name} must be a list, a list literal or a comma-separated string, "
+        f"got {type(value).__name__} {_shown(value)}"
+    )
+
+
+def string_list(value: Any, name: str, *, lower: bool = False) -> tuple[str, ...] | None:
+    """:func:`value_list` of strings: stripped, blanks and repeats dropped; None when empty."""
+    items = value_list(value, name)
+    if items is None:
+        return None
+    strings: list[str] = []
+    for index, item in enumerate(items):
+        if not isinstance(item, str):
+            raise LeadpipeConfigError(
+                f"{name}[{index}] must be a string, got {type(item).__name__} {_shown(item)}"
+            )
+        if item.strip():
+            strings.append(item.strip().lower() if lower else item.strip())
+    return tuple(dict.fromkeys(strings)) or None
+
+
+def mapping(value: Any, name: str) -> dict[str, Any] | None:
+    """A mapping argument as Airflow may render it (a dict, or a JSON / Python dict literal); None
+    when not given (``None`` or ``""``)."""
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if not text or text.lower() in {"none", "null"}:
+            return None
+        parsed: Any = None
+        try:
+            parsed = json.loads(text)
+        except (ValueError, RecursionError):
+            try:
+                parsed = ast.literal_eval(text)
+            except (ValueError, SyntaxError, MemoryError, RecursionError):
+                parsed = None
+        if isinstance(parsed, dict):
+            return parsed
+    raise LeadpipeConfigError(
+        f"{name} must be a mapping (a dict, or its JSON text), got {type(value).__name__} {_shown(value)}"
+    )
+
+
+#: The hook settings a task may override (``LeadpipeHook``'s keyword arguments).
+HOOK_PARAMS: tuple[str, ...] = ("timeout", "max_retries", "retry_backoff")
+
+
+def hook_params(value: Any) -> dict[str, Any]:
+    """Per-task hook settings: a JSON object whose keys are some of :data:`HOOK_PARAMS`.
+
+    Values are checked with the connection extras' own rules (and messages); keys whose value is
+    None are dropped, so ``{}`` and None both mean "the connection's settings".
+    """
+    # The request core owns the rules for these settings; imported here to keep them one.
+    from airflow_provider_leadpipe.hooks import core
+
+    params = mapping(value, "hook_params") or {}
+    unknown = sorted(str(key) for key in params if key not in HOOK_PARAMS)
+    if unknown:
+        raise LeadpipeConfigError(
+            f"hook_params has unknown key(s) {unknown}; expected some of {list(HOOK_PARAMS)}"
+        )
+    checked = {key: item for key, item in params.items() if item is not None}
+    for key, item in checked.items():
+        if isinstance(item, bool) or not isinstance(item, (int, float, str)):
+            raise LeadpipeConfigError(
+                f"hook_params['{key}'] must be a number, got {type(item).__name__} {_shown(item)}"
+            )
+    core.check_overrides(checked)
+    return checked
 
 
 def conn_id(value: Any) -> str:
@@ -131,16 +303,17 @@ def pixel_id(value: Any) -> str:
 def path_list(value: Any, name: str) -> list[str] | None:
     """A path-prefix list: at most 50 entries, each starting with "/" and 2-500 characters long.
 
-    None means "not given"; an empty list is returned as ``[]`` (the caller decides what it means).
+    Rendered forms are read by :func:`value_list`. None (or ``""``) means "not given"; an empty
+    list (``[]`` or ``"[]"``) is returned as ``[]`` (the caller decides what it means).
     """
-    if value is None:
-        return None
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+    if isinstance(value, bytes) or not (value is None or isinstance(value, (str, Sequence))):
         raise LeadpipeConfigError(
             f"{name} must be a list of path prefixes like ['/blog', '/pricing'], "
             f"got {type(value).__name__} {_shown(value)}"
         )
-    paths = list(value)
+    paths = value_list(value, name)
+    if paths is None:
+        return None
     if len(paths) > MAX_PATHS:
         raise LeadpipeConfigError(f"{name} has {len(paths)} entries; Leadpipe allows at most {MAX_PATHS}")
     for index, path in enumerate(paths):

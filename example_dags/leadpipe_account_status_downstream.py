@@ -20,7 +20,7 @@ try:
 except ImportError:  # Airflow 2.x without the standard provider
     from airflow.operators.bash import BashOperator
 
-from airflow_provider_leadpipe.operators.leadpipe import LeadpipeAccountStatusOperator
+from airflow_provider_leadpipe.operators.account import LeadpipeAccountStatusOperator
 
 #: Credits a pull must leave untouched.
 RESERVE = 50
@@ -39,7 +39,7 @@ def leadpipe_account_status_downstream():
     account = LeadpipeAccountStatusOperator(
         task_id="account",
         leadpipe_conn_id="{{ params.leadpipe_conn_id }}",  # templated
-        fail_if_unhealthy=True,
+        require_healthy=True,
     )
 
     # 1. Jinja: any templated field can read the status. (A plan with no credit cap prints None.)

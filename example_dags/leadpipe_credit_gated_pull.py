@@ -28,7 +28,7 @@ try:
 except ImportError:  # Airflow 2.x
     from airflow.decorators import dag, task
 
-from airflow_provider_leadpipe.operators.leadpipe import LeadpipeAccountStatusOperator
+from airflow_provider_leadpipe.operators.account import LeadpipeAccountStatusOperator
 from airflow_provider_leadpipe.operators.visitors import LeadpipeVisitorsToStorageOperator
 from airflow_provider_leadpipe.sensors.leadpipe import LeadpipeAccountSensor
 

@@ -490,3 +490,23 @@ __all__ = [
     "retry_kwargs",
     "transport_error",
 ]
+
+
+def check_overrides(overrides: Mapping[str, Any]) -> None:
+    """Check per-task setting overrides (``hook_params``) with the connection extras' own rules.
+
+    :raises LeadpipeConfigError: e.g. ``hook_params['timeout'] must be a positive number of
+        seconds, got 0``: the extras' message, about ``hook_params`` instead of a connection.
+    """
+    checks = {
+        "timeout": lambda value: _positive_number(value, "timeout", "", DEFAULT_TIMEOUT),
+        "max_retries": lambda value: _retry_count(value, ""),
+        "retry_backoff": lambda value: _positive_number(value, "retry_backoff", "", DEFAULT_RETRY_BACKOFF),
+    }
+    for key, value in overrides.items():
+        try:
+            checks[key](value)
+        except LeadpipeConfigError as exc:
+            # "Leadpipe connection '': timeout must be ..." -> "hook_params['timeout'] must be ..."
+            rule = str(exc).partition(f"{key} ")[2]
+            raise LeadpipeConfigError(f"hook_params['{key}'] {rule}") from None

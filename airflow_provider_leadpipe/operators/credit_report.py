@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pendulum
 
-from airflow_provider_leadpipe.operators.leadpipe import LeadpipeBaseOperator
+from airflow_provider_leadpipe.operators.base import LeadpipeBaseOperator
 from airflow_provider_leadpipe.reporting import Observation, build_credit_report
 
 if TYPE_CHECKING:
@@ -28,10 +28,12 @@ class LeadpipeCreditReportOperator(LeadpipeBaseOperator):
     date, so runs triggered through the API (``logical_date: null``) chain correctly.
 
     :param leadpipe_conn_id: the ``leadpipe`` connection (templated). Default ``leadpipe_default``.
+    :param hook_params: per-task hook settings (``timeout``, ``max_retries``, ``retry_backoff``).
     """
 
     def execute(self, context: Context) -> dict[str, Any]:
-        status = self.fetch_account_status()
+        with self.hook as hook:
+            status = hook.get_account_status()
         observed_at = pendulum.now("UTC")
         previous = self.previous_observation(context, before=observed_at)
         report = build_credit_report(status, observed_at=observed_at, previous=previous)

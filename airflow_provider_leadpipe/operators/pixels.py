@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_leadpipe import validation
 from airflow_provider_leadpipe.models import Pixel
-from airflow_provider_leadpipe.operators.leadpipe import LeadpipeBaseOperator
+from airflow_provider_leadpipe.operators.base import LeadpipeBaseOperator
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -43,6 +43,7 @@ class LeadpipeCreatePixelOperator(_PixelOperator):
         ``included_paths``.
     :param if_exists: ``"return"`` (default) or ``"error"``.
     :param leadpipe_conn_id: the Leadpipe connection (templated).
+    :param hook_params: per-task hook settings (``timeout``, ``max_retries``, ``retry_backoff``).
     """
 
     template_fields: Sequence[str] = (
@@ -74,9 +75,10 @@ class LeadpipeCreatePixelOperator(_PixelOperator):
             validation.create_pixel_body(domain, name, included_paths, excluded_paths)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        pixel = self.hook.create_pixel(
-            self.domain, self.name, self.included_paths, self.excluded_paths, if_exists=self.if_exists
-        )
+        with self.hook as hook:
+            pixel = hook.create_pixel(
+                self.domain, self.name, self.included_paths, self.excluded_paths, if_exists=self.if_exists
+            )
         return self._returned(pixel)
 
 
@@ -94,6 +96,7 @@ class LeadpipeUpdatePixelOperator(_PixelOperator):
     :param included_paths: allowlist of path prefixes (templated).
     :param excluded_paths: denylist of path prefixes (templated).
     :param leadpipe_conn_id: the Leadpipe connection (templated).
+    :param hook_params: per-task hook settings (``timeout``, ``max_retries``, ``retry_backoff``).
     """
 
     template_fields: Sequence[str] = (
@@ -125,5 +128,6 @@ class LeadpipeUpdatePixelOperator(_PixelOperator):
             validation.update_pixel_body(status, included_paths, excluded_paths)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        pixel = self.hook.update_pixel(self.pixel_id, self.status, self.included_paths, self.excluded_paths)
+        with self.hook as hook:
+            pixel = hook.update_pixel(self.pixel_id, self.status, self.included_paths, self.excluded_paths)
         return self._returned(pixel)

@@ -11,7 +11,7 @@ from airflow.providers.common.compat.sdk import ObjectStoragePath
 
 from airflow_provider_leadpipe import storage, validation
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
-from airflow_provider_leadpipe.operators.leadpipe import LeadpipeBaseOperator
+from airflow_provider_leadpipe.operators.base import LeadpipeBaseOperator
 from airflow_provider_leadpipe.storage import jsonl
 
 if TYPE_CHECKING:
@@ -59,6 +59,7 @@ class LeadpipeVisitorsToStorageOperator(LeadpipeBaseOperator):
     :param storage_conn_id: Airflow connection for the object store (templated); None for the
         store's default connection.
     :param leadpipe_conn_id: the Leadpipe connection (templated).
+    :param hook_params: per-task hook settings (``timeout``, ``max_retries``, ``retry_backoff``).
     """
 
     template_fields: Sequence[str] = (

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+import traceback
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import (
@@ -18,80 +18,61 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
-from airflow_provider_leadpipe import validation
+from airflow_provider_leadpipe import compat, validation
 from airflow_provider_leadpipe.conditions import (
+    CHECKS,
     DEFAULT_FAIL_ON_STATUSES,
     AccountCondition,
     unavailable,
 )
-from airflow_provider_leadpipe.exceptions import TRANSIENT_ERRORS, LeadpipeConfigError
+from airflow_provider_leadpipe.exceptions import TRANSIENT_ERRORS
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
+from airflow_provider_leadpipe.operators.base import LeadpipeTaskMixin
 from airflow_provider_leadpipe.triggers import events
 from airflow_provider_leadpipe.triggers.leadpipe import LeadpipeAccountTrigger
-from airflow_provider_leadpipe.validation import has_template
-
-try:  # not in common-compat's map
-    from airflow.sdk.exceptions import TaskDeferralError, TaskDeferralTimeout
-except ImportError:  # Airflow 2.x: a framework deferral timeout is a TaskDeferralError
-    from airflow.exceptions import TaskDeferralError  # type: ignore[no-redef]
-
-    TaskDeferralTimeout = None  # type: ignore[assignment,misc]
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
-
-#: Errors that ``soft_fail`` turns into a skip in poke mode (``BaseSensorOperator.execute``).
-_SOFT_FAIL_SKIPS = (AirflowSensorTimeout, AirflowTaskTimeout, AirflowFailException, AirflowSkipException)
-
-
-def _skipped_in_poke_mode(exc: BaseException) -> bool:
-    """Whether poke mode's ``soft_fail`` would skip ``exc`` (the framework's deferral timeout counts)."""
-    if isinstance(exc, _SOFT_FAIL_SKIPS):
-        return True
-    if TaskDeferralTimeout is not None:
-        return isinstance(exc, TaskDeferralTimeout)
-    return isinstance(exc, TaskDeferralError) and "timeout" in str(exc).lower()  # Airflow 2.x
-
 
 #: Extra time given to the framework's deferral timeout, so the trigger's own timeout event (which
 #: reaches ``execute_complete``) always comes first; the framework timeout only backs it up.
 DEFERRAL_GRACE = 60.0
 
 
-class LeadpipeAccountSensor(BaseSensorOperator):
+class LeadpipeAccountSensor(LeadpipeTaskMixin, BaseSensorOperator):
     """Wait until a Leadpipe account is healthy and has what this run needs.
 
-    Succeeds when the account satisfies every condition and pushes the account status
+    Succeeds when the account satisfies every check and pushes the account status
     (``AccountStatus.to_dict()``) to XCom. While it waits it logs one line saying why, e.g.
     ``waiting: 0 credits left, need 500; credits reset 2026-12-01T00:00:00Z``. HTTP 401/403 and
     states waiting cannot fix (``fail_on_statuses``; ``min_audience_slots`` on an account without
     the intent product) fail at once without retries; transient API failures count as "not yet".
 
-    :param leadpipe_conn_id: the ``leadpipe`` connection (templated).
-    :param require_healthy: the account must report ``healthy: true`` (templated).
+    The checks have the same names as :class:`~airflow_provider_leadpipe.operators.account.
+    LeadpipeAccountStatusOperator`'s; each is off with None. The defaults wait for a usable account.
+
+    :param leadpipe_conn_id: the ``leadpipe`` connection (templated; an XComArg works too).
+    :param require_healthy: the account must report ``healthy: true`` (templated). Default True.
     :param min_credits: ``credits.remaining >= min_credits``; an uncapped plan (null ``remaining``)
-        always satisfies it; None or 0 disables the check (templated).
+        always satisfies it (templated). Default 1.
     :param max_percent_used: ``credits.percentUsed <= max_percent_used`` (0-100); a null
         ``percentUsed`` satisfies it (templated).
     :param min_audience_slots: ``intent.audienceSlotsAvailable >= min_audience_slots`` (templated).
     :param fail_on_statuses: organization statuses that fail at once (default ``("expired",)``;
-        a list or a comma-separated string, templated).
+        a list, a list literal or a comma-separated string, templated).
+    :param hook_params: per-task hook settings (``timeout``, ``max_retries``, ``retry_backoff``),
+        handed on to the trigger in deferrable mode.
     :param deferrable: wait in the triggerer instead of a worker slot (default:
         ``[operators] default_deferrable``). The sensor pokes once first and defers only if needed.
 
     Everything :class:`~airflow.sdk.BaseSensorOperator` takes also applies (``poke_interval``,
-    ``timeout``, ``mode``, ``soft_fail``, ``exponential_backoff``, ...). In deferrable mode the
-    trigger checks every ``poke_interval`` seconds until ``timeout``, counted from the first poke.
+    ``timeout``, ``mode``, ``soft_fail``, ``silent_fail``, ``never_fail``, ``exponential_backoff``,
+    ``max_wait``), alike in every mode. In deferrable mode the trigger checks every
+    ``poke_interval`` seconds (growing as in poke mode with ``exponential_backoff``) until
+    ``timeout``, counted from the first poke.
     """
 
-    template_fields: Sequence[str] = (
-        "leadpipe_conn_id",
-        "require_healthy",
-        "min_credits",
-        "max_percent_used",
-        "min_audience_slots",
-        "fail_on_statuses",
-    )
+    template_fields: Sequence[str] = ("leadpipe_conn_id", *CHECKS)
     ui_color = "#d9f2e6"
 
     def __init__(
@@ -103,14 +84,12 @@ class LeadpipeAccountSensor(BaseSensorOperator):
         max_percent_used: float | str | None = None,
         min_audience_slots: int | str | None = None,
         fail_on_statuses: Iterable[str] | str | None = DEFAULT_FAIL_ON_STATUSES,
+        hook_params: Mapping[str, Any] | None = None,
         deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        try:
-            self.leadpipe_conn_id = validation.conn_id(leadpipe_conn_id)
-        except LeadpipeConfigError as exc:
-            raise self._named(exc) from None
+        self.init_leadpipe(leadpipe_conn_id, hook_params)
         self.require_healthy = require_healthy
         self.min_credits = min_credits
         self.max_percent_used = max_percent_used
@@ -119,102 +98,129 @@ class LeadpipeAccountSensor(BaseSensorOperator):
         if deferrable is None:
             deferrable = conf.getboolean("operators", "default_deferrable", fallback=False)
         self.deferrable = bool(deferrable)
-        self._started_at: float | None = None
         # Fail at DAG parse time on bad values; templated ones are checked once rendered.
-        self._check_condition({k: v for k, v in self._condition_kwargs().items() if not has_template(v)})
-
-    def _named(self, exc: LeadpipeConfigError) -> LeadpipeConfigError:
-        """``exc`` with this task named, e.g. ``LeadpipeAccountSensor 'gate': min_credits must ...``."""
-        return LeadpipeConfigError(f"{type(self).__name__} '{self.task_id}': {exc}")
-
-    def _check_condition(self, kwargs: dict[str, Any]) -> AccountCondition:
-        try:
-            return AccountCondition(**kwargs)
-        except LeadpipeConfigError as exc:
-            raise self._named(exc) from None
-
-    def _condition_kwargs(self) -> dict[str, Any]:
-        return {
-            "require_healthy": self.require_healthy,
-            "min_credits": self.min_credits,
-            "max_percent_used": self.max_percent_used,
-            "min_audience_slots": self.min_audience_slots,
-            "fail_on_statuses": self.fail_on_statuses,
-        }
+        self.checked(
+            AccountCondition,
+            **{
+                name: getattr(self, name)
+                for name in CHECKS
+                if not validation.has_template(getattr(self, name))
+            },
+        )
 
     @property
     def condition(self) -> AccountCondition:
         """The (rendered) condition this sensor waits for."""
-        return self._check_condition(self._condition_kwargs())
+        return self.checked(AccountCondition, **{name: getattr(self, name) for name in CHECKS})
 
-    @cached_property
-    def hook(self) -> LeadpipeHook:
-        return LeadpipeHook(leadpipe_conn_id=self.leadpipe_conn_id)
+    # -- the three methods Airflow calls -----------------------------------------------------------
 
     def execute(self, context: Context) -> Any:
-        self._started_at = time.time()
-        return super().execute(context)
+        """Poke (poke and reschedule mode: until done); deferrable: poke once, then defer if needed."""
+        if not self.deferrable:
+            return super().execute(context)
+        deadline = time.time() + self.timeout  # counted from the first poke, as in poke mode
+        try:
+            result = self.poke(context)
+        except Exception as exc:
+            self._apply_flags(exc)  # raises, unless silent_fail says "keep waiting"
+            result = PokeReturnValue(is_done=False)
+        if result.is_done:
+            return result.xcom_value
+        self._defer(deadline)
 
     def poke(self, context: Context) -> PokeReturnValue:
+        """Check the account once: done (with the status as XCom) or not yet; raises what waiting
+        cannot fix (``LeadpipeAuthError``, ``LeadpipeAccountError``)."""
         condition = self.condition
         try:
-            status = self.hook.get_account_status()
+            with self.hook as hook:
+                status = hook.get_account_status()
         except TRANSIENT_ERRORS as exc:
             return self._not_yet(unavailable(str(exc)))
+        finally:
+            # The next poke reads the connection again, so a rotated key is picked up as it is
+            # by reschedule mode (a new process per poke) and by the trigger.
+            self.__dict__.pop("hook", None)
         satisfied, reason = condition.evaluate(status)  # raises LeadpipeAccountError: fail fast
         if not satisfied:
             return self._not_yet(reason)
         self.log.info("%s", reason)
         return PokeReturnValue(is_done=True, xcom_value=status.to_dict())
 
+    def execute_complete(
+        self, context: Context, event: dict[str, Any] | None = None, deadline: float | None = None
+    ) -> dict[str, Any]:
+        """Resume from the trigger: return the account status dict (XCom) or raise the event's error.
+
+        :param deadline: the wall-clock deadline of the first poke (for a ``silent_fail`` re-deferral).
+        :raises AirflowSensorTimeout: a ``timeout`` event.
+        :raises LeadpipeAuthError, LeadpipeAccountError: a ``failure`` event (fail fast).
+        :raises LeadpipeError: an ``error`` event, or an event that is missing or malformed.
+        """
+        account = events.result_of(event)
+        self.log.info("%s", event.get("message") if isinstance(event, dict) else "ready")
+        return account
+
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
+        """Apply ``soft_fail``, ``never_fail`` and ``silent_fail`` after a deferral as poke mode does."""
+        try:
+            return compat.resume_without_sensor_flags(self, next_method, next_kwargs, context)
+        except Exception as exc:
+            self._apply_flags(exc)
+        # silent_fail: keep waiting, against the deadline of the first poke.
+        deadline = (next_kwargs or {}).get("deadline")
+        self._defer(float(deadline) if isinstance(deadline, (int, float)) else time.time() + self.timeout)
+
+    # -- helpers ---------------------------------------------------------------------------------
+
     def _not_yet(self, reason: str) -> PokeReturnValue:
         self.log.info("waiting: %s", reason)
-        if self.deferrable:
-            self._defer()
         return PokeReturnValue(is_done=False)
 
-    def _defer(self) -> None:
-        started = self._started_at if self._started_at is not None else time.time()
-        deadline = started + self.timeout
+    def _apply_flags(self, exc: Exception) -> None:
+        """What poke mode does with an error (``BaseSensorOperator.execute``): raise it, skip, or
+        (``silent_fail``, for errors that are not Airflow's fail/skip/timeout signals) log it and
+        return, to keep waiting."""
+        if compat.is_deferral_timeout(exc):  # the framework's backstop: a timeout like any other
+            timeout = AirflowSensorTimeout(f"Sensor has timed out: {exc}")
+            timeout.__cause__, exc = exc, timeout
+        if isinstance(exc, AirflowSensorTimeout):
+            if self.soft_fail:
+                raise AirflowSkipException(f"Skipping due to soft_fail: {exc}") from exc
+            raise exc
+        if isinstance(exc, AirflowSkipException):
+            raise exc
+        if isinstance(exc, (AirflowTaskTimeout, AirflowFailException)):
+            if self.soft_fail:
+                raise AirflowSkipException("Skipping due to soft_fail is set to True.") from exc
+            if self.never_fail:
+                raise AirflowSkipException("Skipping due to never_fail is set to True.") from exc
+            raise exc
+        if self.silent_fail:
+            self.log.error("Sensor poke failed: \n %s", "".join(traceback.format_exception(exc)))
+            return
+        if self.never_fail:
+            raise AirflowSkipException("Skipping due to never_fail is set to True.") from exc
+        raise exc
+
+    def _defer(self, deadline: float) -> None:
         remaining = deadline - time.time()
         if remaining <= 0:
-            raise AirflowSensorTimeout(f"Sensor has timed out: the timeout of {self.timeout:g} s has passed.")
+            self._apply_flags(
+                AirflowSensorTimeout(f"Sensor has timed out: the timeout of {self.timeout:g} s has passed.")
+            )
         self.defer(
             trigger=LeadpipeAccountTrigger(
                 leadpipe_conn_id=self.leadpipe_conn_id,
                 condition=self.condition.to_dict(),
                 poke_interval=float(self.poke_interval),
                 deadline=deadline,
+                hook_params=self.hook_params,
+                exponential_backoff=bool(self.exponential_backoff),
+                max_wait=self.max_wait.total_seconds() if self.max_wait else None,
             ),
             method_name="execute_complete",
+            kwargs={"deadline": deadline},
             timeout=timedelta(seconds=remaining + max(DEFERRAL_GRACE, 2 * float(self.poke_interval))),
         )
-
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Resume from the trigger: return the account status dict (XCom) or raise the event's error."""
-        account = events.result_of(event)
-        self.log.info("%s", event.get("message") if isinstance(event, dict) else "ready")
-        return account
-
-    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
-        """Apply ``soft_fail`` and ``never_fail`` after a deferral exactly as poke mode does.
-
-        Airflow's sensor skips on *any* ``AirflowException`` after a deferral when ``soft_fail`` is
-        set (apache/airflow#71255), so a malformed event or a broken connection would be skipped in
-        deferrable mode but fail in poke mode: only timeouts and fail-fast errors are skipped here.
-        Airflow 2.x also ignores ``never_fail`` after a deferral.
-        """
-        try:
-            return super().resume_execution(next_method, next_kwargs, context)
-        except AirflowSkipException as skip:
-            cause = skip.__cause__
-            if self.soft_fail and cause is not None and not _skipped_in_poke_mode(cause):
-                raise cause from None
-            raise
-        except Exception as exc:
-            if self.soft_fail and _skipped_in_poke_mode(exc):
-                # Airflow 3.0's sensor applies no soft_fail at all after a deferral.
-                raise AirflowSkipException(f"Skipping due to soft_fail: {exc}") from exc
-            if getattr(self, "never_fail", False):
-                raise AirflowSkipException("Skipping due to never_fail is set to True.") from exc
-            raise

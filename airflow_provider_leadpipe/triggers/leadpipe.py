@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -11,7 +10,6 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_leadpipe import validation
 from airflow_provider_leadpipe.conditions import AccountCondition
-from airflow_provider_leadpipe.exceptions import LeadpipeConfigError
 from airflow_provider_leadpipe.triggers import events
 from airflow_provider_leadpipe.triggers.poller import AccountPoller
 
@@ -32,6 +30,9 @@ class LeadpipeAccountTrigger(BaseTrigger):
     :param condition: an ``AccountCondition.to_dict()``.
     :param poke_interval: seconds between checks (the shared poll runs at the shortest interval).
     :param deadline: wall-clock epoch seconds (``time.time()``) after which the trigger times out.
+    :param hook_params: the sensor's hook settings (``timeout``, ``max_retries``, ``retry_backoff``).
+    :param exponential_backoff: the interval grows after each check, as a poking sensor's does
+        (see :func:`backoff_interval`), up to ``max_wait`` seconds.
     """
 
     def __init__(
@@ -41,12 +42,20 @@ class LeadpipeAccountTrigger(BaseTrigger):
         condition: Mapping[str, Any],
         poke_interval: float,
         deadline: float,
+        hook_params: Mapping[str, Any] | None = None,
+        exponential_backoff: bool = False,
+        max_wait: float | None = None,
     ) -> None:
         super().__init__()
         self.leadpipe_conn_id = validation.conn_id(leadpipe_conn_id)
         self.condition = AccountCondition.from_dict(condition)
-        self.poke_interval = _number("poke_interval", poke_interval, minimum=0)
-        self.deadline = _number("deadline", deadline)
+        self.poke_interval = validation.finite_number(poke_interval, "poke_interval", minimum=0)
+        self.deadline = validation.finite_number(deadline, "deadline")
+        self.hook_params = validation.hook_params(hook_params)
+        self.exponential_backoff = validation.boolean(exponential_backoff, "exponential_backoff")
+        if max_wait is not None:
+            max_wait = validation.finite_number(max_wait, "max_wait", minimum=0)
+        self.max_wait = max_wait
 
     def __repr__(self) -> str:
         return (
@@ -62,6 +71,9 @@ class LeadpipeAccountTrigger(BaseTrigger):
                 "condition": self.condition.to_dict(),
                 "poke_interval": self.poke_interval,
                 "deadline": self.deadline,
+                "hook_params": self.hook_params,
+                "exponential_backoff": self.exponential_backoff,
+                "max_wait": self.max_wait,
             },
         )
 
@@ -73,9 +85,14 @@ class LeadpipeAccountTrigger(BaseTrigger):
             payload = events.from_exception(exc)
         yield TriggerEvent(payload)
 
+    def _backoff(self, answers: int) -> float:
+        # The sensor poked once before deferring: the trigger's n-th answer is check n + 1.
+        return backoff_interval(self.poke_interval, answers + 1, self.max_wait)
+
     async def _wait(self) -> dict[str, Any]:
+        schedule = self._backoff if self.exponential_backoff else None
         async with AccountPoller.subscription(
-            self.leadpipe_conn_id, self.condition, self.poke_interval
+            self.leadpipe_conn_id, self.condition, self.poke_interval, self.hook_params, schedule
         ) as subscription:
             while subscription.result is None:
                 remaining = self.deadline - time.time()
@@ -92,9 +109,9 @@ class LeadpipeAccountTrigger(BaseTrigger):
             return subscription.result
 
 
-def _number(name: str, value: Any, *, minimum: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise LeadpipeConfigError(f"{name} must be a finite number, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise LeadpipeConfigError(f"{name} must be >= {minimum:g}, got {value!r}")
-    return float(value)
+def backoff_interval(poke_interval: float, poke_count: int, max_wait: float | None) -> float:
+    """The wait after check number ``poke_count`` with ``exponential_backoff``: a poking sensor's
+    lower bound (``BaseSensorOperator._get_next_poke_interval`` without its jitter, which spreads
+    sensors that the shared poller coalesces anyway), capped at ``max_wait``."""
+    interval = float(max(int(poke_interval * 2 ** (poke_count - 2)), 1))
+    return min(interval, max_wait) if max_wait else interval

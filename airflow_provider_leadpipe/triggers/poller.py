@@ -2,7 +2,7 @@
 
 Every :class:`~airflow_provider_leadpipe.triggers.leadpipe.LeadpipeAccountTrigger` on one
 connection asks the same question about the same account. In one event loop (one triggerer), they
-therefore share one :class:`AccountPoller` per connection id:
+therefore share one :class:`AccountPoller` per connection id and ``hook_params``:
 
 - The poller is a single task that fetches ``GET /v1/data/account`` every
   ``min(subscriber intervals)`` (measured start to start; at most one request in flight) and
@@ -30,7 +30,7 @@ import contextvars
 import logging
 import weakref
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
@@ -42,7 +42,16 @@ from airflow_provider_leadpipe.triggers import events
 
 log = logging.getLogger("airflow.providers.leadpipe.poller")
 
-_REGISTRY: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, AccountPoller]] = (
+#: A poller's key: the connection id and the hook settings (``hook_params``) it polls with.
+PollerKey = tuple[str, tuple[tuple[str, Any], ...]]
+
+
+def poller_key(conn_id: str, hook_params: Mapping[str, Any] | None) -> PollerKey:
+    """Triggers share a poller when they poll one connection with the same hook settings."""
+    return conn_id, tuple(sorted((hook_params or {}).items()))
+
+
+_REGISTRY: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[PollerKey, AccountPoller]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -97,11 +106,17 @@ class Answer:
 class Subscription:
     """One trigger's place at a poller: its condition and interval, and what it has been told."""
 
-    __slots__ = ("_notified", "_wakeup", "condition", "interval", "reason", "result")
+    __slots__ = ("_notified", "_wakeup", "answers", "condition", "interval", "reason", "result", "schedule")
 
-    def __init__(self, condition: AccountCondition, interval: float):
+    def __init__(
+        self, condition: AccountCondition, interval: float, schedule: Callable[[int], float] | None = None
+    ):
         self.condition = condition
         self.interval = interval
+        #: The interval wanted after ``n`` answers (exponential backoff), or None for a fixed one.
+        self.schedule = schedule
+        #: Answers delivered so far.
+        self.answers = 0
         #: The final event payload, once there is one.
         self.result: dict[str, Any] | None = None
         #: The latest reason to keep waiting.
@@ -113,6 +128,7 @@ class Subscription:
         """Judge one answer (called by the poller; synchronous, O(1))."""
         if self.result is not None:
             return
+        self.answers += 1
         result, reason = answer.verdict(self.condition)
         if result is not None:
             self.finish(result)
@@ -146,8 +162,12 @@ class Subscription:
 class AccountPoller:
     """The single poll loop of one connection in one event loop; see the module docstring."""
 
-    def __init__(self, conn_id: str, loop: asyncio.AbstractEventLoop):
+    def __init__(
+        self, conn_id: str, loop: asyncio.AbstractEventLoop, hook_params: Mapping[str, Any] | None = None
+    ):
         self.conn_id = conn_id
+        self.hook_params = dict(hook_params or {})
+        self.key = poller_key(conn_id, hook_params)
         self._loop = loop
         self._subscribers: dict[Subscription, None] = {}  # an insertion-ordered set
         self._intervals: Counter[float] = Counter()
@@ -163,25 +183,34 @@ class AccountPoller:
         return f"AccountPoller(conn_id={self.conn_id!r}, subscribers={len(self._subscribers)})"
 
     @classmethod
-    def for_connection(cls, conn_id: str) -> AccountPoller:
-        """The running event loop's poller for ``conn_id`` (created on first use)."""
+    def for_connection(cls, conn_id: str, hook_params: Mapping[str, Any] | None = None) -> AccountPoller:
+        """The running event loop's poller for ``conn_id`` with ``hook_params`` (created on first use)."""
         loop = asyncio.get_running_loop()
         pollers = _REGISTRY.get(loop)
         if pollers is None:
             pollers = _REGISTRY[loop] = {}
-        poller = pollers.get(conn_id)
+        key = poller_key(conn_id, hook_params)
+        poller = pollers.get(key)
         if poller is None:
-            poller = pollers[conn_id] = cls(conn_id, loop)
+            poller = pollers[key] = cls(conn_id, loop, hook_params)
         return poller
 
     @classmethod
     @asynccontextmanager
     async def subscription(
-        cls, conn_id: str, condition: AccountCondition, interval: float
+        cls,
+        conn_id: str,
+        condition: AccountCondition,
+        interval: float,
+        hook_params: Mapping[str, Any] | None = None,
+        schedule: Callable[[int], float] | None = None,
     ) -> AsyncIterator[Subscription]:
-        """Subscribe to ``conn_id``'s poller for the duration of the ``async with`` block."""
-        poller = cls.for_connection(conn_id)
-        subscription = poller.subscribe(condition, interval)
+        """Subscribe to ``conn_id``'s poller for the duration of the ``async with`` block.
+
+        :param schedule: the interval wanted after ``n`` answers (exponential backoff).
+        """
+        poller = cls.for_connection(conn_id, hook_params)
+        subscription = poller.subscribe(condition, interval, schedule)
         try:
             yield subscription
         finally:
@@ -195,8 +224,10 @@ class AccountPoller:
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
-    def subscribe(self, condition: AccountCondition, interval: float) -> Subscription:
-        subscription = Subscription(condition, interval)
+    def subscribe(
+        self, condition: AccountCondition, interval: float, schedule: Callable[[int], float] | None = None
+    ) -> Subscription:
+        subscription = Subscription(condition, interval, schedule)
         shorter = not self._intervals or interval < min(self._intervals)
         self._subscribers[subscription] = None
         self._intervals[interval] += 1
@@ -225,8 +256,8 @@ class AccountPoller:
 
     def _stop(self) -> None:
         pollers = _REGISTRY.get(self._loop)
-        if pollers is not None and pollers.get(self.conn_id) is self:
-            del pollers[self.conn_id]
+        if pollers is not None and pollers.get(self.key) is self:
+            del pollers[self.key]
             if not pollers:
                 del _REGISTRY[self._loop]
         task = self._task
@@ -257,6 +288,16 @@ class AccountPoller:
             subscription.finish(events.from_exception(exc))
         if subscription.result is not None:
             self._remove(subscription)  # done: no more answers for it
+        elif subscription.schedule is not None:
+            self._retime(subscription, subscription.schedule(subscription.answers))
+
+    def _retime(self, subscription: Subscription, interval: float) -> None:
+        """Give a waiting subscription a new interval (the next fetch is planned with it)."""
+        if interval != subscription.interval and subscription in self._subscribers:
+            self._remove(subscription)
+            subscription.interval = interval
+            self._subscribers[subscription] = None
+            self._intervals[interval] += 1
 
     async def _sleep_until_due(self, started: float) -> None:
         while self._subscribers:
@@ -272,7 +313,7 @@ class AccountPoller:
     async def _fetch(self) -> Answer:
         reused = self._hook is not None
         if self._hook is None:
-            self._hook = LeadpipeHook(leadpipe_conn_id=self.conn_id)
+            self._hook = LeadpipeHook(leadpipe_conn_id=self.conn_id, **self.hook_params)
         hook = self._hook
         self.fetches += 1
         try:

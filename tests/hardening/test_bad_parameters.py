@@ -16,8 +16,8 @@ import pytest
 
 from airflow_provider_leadpipe.exceptions import LeadpipeConfigError
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
+from airflow_provider_leadpipe.operators.account import LeadpipeAccountStatusOperator
 from airflow_provider_leadpipe.operators.credit_report import LeadpipeCreditReportOperator
-from airflow_provider_leadpipe.operators.leadpipe import LeadpipeAccountStatusOperator
 from airflow_provider_leadpipe.operators.pixels import (
     LeadpipeCreatePixelOperator,
     LeadpipeUpdatePixelOperator,
@@ -54,7 +54,7 @@ BAD_ARGUMENTS: list[tuple[type, dict[str, Any], str]] = [
     (Sensor, {"leadpipe_conn_id": None}, "leadpipe_conn_id"),
     (Status, {"min_credits": -1}, "min_credits"),
     (Status, {"min_credits": "ten"}, "min_credits"),
-    (Status, {"fail_if_unhealthy": "perhaps"}, "fail_if_unhealthy"),
+    (Status, {"require_healthy": "perhaps"}, "require_healthy"),
     (Status, {"leadpipe_conn_id": "  "}, "leadpipe_conn_id"),
     (Report, {"leadpipe_conn_id": ""}, "leadpipe_conn_id"),
     (Report, {"leadpipe_conn_id": 5}, "leadpipe_conn_id"),
@@ -76,7 +76,7 @@ BAD_ARGUMENTS: list[tuple[type, dict[str, Any], str]] = [
     (CreatePixel, {"domain": "x" * 256}, "domain"),
     (CreatePixel, {"domain": "acme.io", "name": "n" * 256}, "name"),
     (CreatePixel, {"domain": "acme.io", "included_paths": ["blog"]}, "included_paths[0]"),
-    (CreatePixel, {"domain": "acme.io", "included_paths": "/blog"}, "included_paths"),
+    (CreatePixel, {"domain": "acme.io", "included_paths": "blog"}, "included_paths"),
     (CreatePixel, {"domain": "acme.io", "excluded_paths": ["/"]}, "excluded_paths[0]"),
     (CreatePixel, {"domain": "acme.io", "excluded_paths": ["/p"] * 51}, "excluded_paths"),
     (
@@ -133,9 +133,9 @@ RENDERED_BAD: list[tuple[type, dict[str, Any], dict[str, Any], str]] = [
     (Status, {"min_credits": "{{ params.c }}"}, {"min_credits": "-3"}, "min_credits"),
     (
         Status,
-        {"fail_if_unhealthy": "{{ params.f }}"},
-        {"fail_if_unhealthy": "sometimes"},
-        "fail_if_unhealthy",
+        {"require_healthy": "{{ params.f }}"},
+        {"require_healthy": "sometimes"},
+        "require_healthy",
     ),
     (Visitors, {"path": FILE, "timeframe": "{{ params.t }}"}, {"timeframe": "1y"}, "timeframe"),
     (Visitors, {"path": FILE, "visitor_email": "{{ params.e }}"}, {"visitor_email": "x"}, "visitor_email"),

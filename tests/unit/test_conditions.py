@@ -156,7 +156,13 @@ def test_to_dict_round_trips_through_json():
         ({"require_healthy": "False"}, {"require_healthy": False}),
         ({"require_healthy": "true"}, {"require_healthy": True}),
         ({"fail_on_statuses": "expired, Suspended"}, {"fail_on_statuses": ("expired", "suspended")}),
-        ({"fail_on_statuses": None}, {"fail_on_statuses": ()}),
+        ({"fail_on_statuses": "['expired', 'Suspended']"}, {"fail_on_statuses": ("expired", "suspended")}),
+        ({"fail_on_statuses": '["expired"]'}, {"fail_on_statuses": ("expired",)}),
+        ({"fail_on_statuses": ("expired", "expired ")}, {"fail_on_statuses": ("expired",)}),
+        ({"fail_on_statuses": None}, {"fail_on_statuses": None}),
+        ({"fail_on_statuses": ""}, {"fail_on_statuses": None}),
+        ({"fail_on_statuses": []}, {"fail_on_statuses": None}),
+        ({"fail_on_statuses": "[]"}, {"fail_on_statuses": None}),
     ],
 )
 def test_rendered_template_strings_are_parsed(kwargs, normalized):
@@ -181,7 +187,7 @@ def test_rendered_template_strings_are_parsed(kwargs, normalized):
         ({"require_healthy": None}, "require_healthy must be true or false"),
         ({"fail_on_statuses": 5}, "fail_on_statuses must be a list"),
         ({"fail_on_statuses": {"expired": 1}}, "fail_on_statuses must be a list"),
-        ({"fail_on_statuses": ["expired", 3]}, "fail_on_statuses must hold strings"),
+        ({"fail_on_statuses": ["expired", 3]}, "fail_on_statuses[1] must be a string"),
     ],
 )
 def test_bad_values_raise_config_errors_naming_the_parameter(kwargs, message):

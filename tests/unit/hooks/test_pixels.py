@@ -190,7 +190,7 @@ def test_pixel_id_is_escaped_into_one_path_segment(hook):
             lambda h: h.create_pixel("a.com", included_paths=["/a"], excluded_paths=["/b"]),
             "mutually exclusive",
         ),
-        (lambda h: h.create_pixel("a.com", included_paths="/blog"), r"must be a list of path prefixes"),
+        (lambda h: h.create_pixel("a.com", included_paths={"/blog": 1}), r"must be a list of path prefixes"),
         (
             lambda h: h.create_pixel("a.com", excluded_paths=["blog"]),
             r"excluded_paths\[0\] must start with '/'",

@@ -57,7 +57,7 @@ def test_bad_if_exists_fails_when_the_dag_is_parsed():
 )
 def test_update_returns_the_pixel_and_sends_only_what_changes(leadpipe_conn, kwargs, body):
     op = LeadpipeUpdatePixelOperator(task_id="update", pixel_id=PIXEL_ID, **kwargs)
-    with respx.mock() as mock:
+    with respx.mock(assert_all_called=False) as mock:
         route = mock.patch(f"{PIXELS_URL}/{PIXEL_ID}").respond(200, json={"data": listed(status="paused")})
         assert op.execute({}) == listed(status="paused")
     assert json.loads(route.calls.last.request.content) == body
@@ -80,3 +80,27 @@ def test_template_fields():
     assert {"pixel_id", "status", "included_paths", "excluded_paths"} <= set(
         LeadpipeUpdatePixelOperator.template_fields
     )
+
+
+@pytest.mark.parametrize(
+    "rendered",
+    [["/shop", "/blog"], "['/shop', '/blog']", '["/shop", "/blog"]', "/shop, /blog"],
+    ids=["native-list", "list-as-text", "json", "comma-separated"],
+)
+def test_templated_path_lists_are_read_in_every_rendered_form(leadpipe_conn, rendered):
+    op = LeadpipeCreatePixelOperator(task_id="create", domain="acme.com", included_paths="{{ params.paths }}")
+    op.included_paths = rendered  # what rendering produces
+    with respx.mock() as mock:
+        route = mock.post(PIXELS_URL).respond(201, json={"data": created()})
+        op.execute({})
+    assert json.loads(route.calls.last.request.content)["includedPaths"] == ["/shop", "/blog"]
+
+
+def test_a_rendered_path_list_that_is_no_list_fails_before_any_request(leadpipe_conn):
+    op = LeadpipeUpdatePixelOperator(task_id="update", pixel_id=PIXEL_ID, excluded_paths="{{ params.paths }}")
+    op.excluded_paths = "{'/shop': 1}"
+    with respx.mock(assert_all_called=False) as mock:
+        route = mock.patch(f"{PIXELS_URL}/{PIXEL_ID}").respond(200, json={"data": created()})
+        with pytest.raises(LeadpipeConfigError, match="excluded_paths must be a list"):
+            op.execute({})
+    assert not route.called

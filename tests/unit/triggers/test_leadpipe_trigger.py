@@ -49,6 +49,9 @@ def test_serialize_holds_primitives_only_and_round_trips():
         },
         "poke_interval": 0.05,
         "deadline": trigger.deadline,
+        "hook_params": {},
+        "exponential_backoff": False,
+        "max_wait": None,
     }
     rebuilt = LeadpipeAccountTrigger(**kwargs)
     assert rebuilt.serialize() == (classpath, kwargs)
@@ -264,3 +267,71 @@ async def test_unexpected_exception_in_run_becomes_an_error_event(monkeypatch, c
     assert [e.payload for e in events] == [
         {"status": "error", "error": "RuntimeError", "message": "condition exploded", "http_status": None}
     ]
+
+
+# -- hook_params and backoff -----------------------------------------------------------------------
+
+
+def with_settings(trigger: LeadpipeAccountTrigger, **kwargs) -> LeadpipeAccountTrigger:
+    _classpath, serialized = trigger.serialize()
+    return LeadpipeAccountTrigger(**{**serialized, **kwargs})
+
+
+async def test_the_trigger_polls_with_its_hook_params():
+    with respx.mock() as router:
+        api = AccountAPI(router, 503, account(480))
+        trigger = with_settings(
+            make_trigger(), hook_params={"timeout": 7, "max_retries": 1, "retry_backoff": 0.01}
+        )
+        events = await all_events(trigger)
+    assert events[0].payload["status"] == "success"
+    assert api.calls == 2  # the 503 was retried by the hook (the connection says max_retries 0)
+    assert api.route.calls.last.request.extensions["timeout"]["read"] == 7
+
+
+async def test_triggers_with_different_hook_params_do_not_share_a_poller():
+    with respx.mock() as router:
+        api = AccountAPI(router, account(0))
+        tasks = [
+            asyncio.create_task(all_events(with_settings(make_trigger(), hook_params=params)))
+            for params in ({}, {"timeout": 7}, {"timeout": 7})
+        ]
+        await eventually(lambda: api.calls >= 2)
+        assert len(_REGISTRY[asyncio.get_running_loop()]) == 2
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"hook_params": {"timeout": -1}}, r"hook_params\['timeout'\] must be a positive number"),
+        ({"hook_params": {"verify": False}}, r"hook_params has unknown key\(s\) \['verify'\]"),
+        ({"exponential_backoff": "often"}, "exponential_backoff must be true or false"),
+        ({"max_wait": -1}, "max_wait must be >= 0"),
+    ],
+)
+def test_bad_settings_are_refused(kwargs, message):
+    with pytest.raises(LeadpipeConfigError, match=message):
+        with_settings(make_trigger(), **kwargs)
+
+
+async def test_exponential_backoff_spaces_the_checks_out():
+    with respx.mock() as router:
+        api = AccountAPI(router, account(0))
+        trigger = with_settings(
+            make_trigger(timeout=2.5, interval=0.01), exponential_backoff=True, max_wait=1.0
+        )
+        events = await all_events(trigger)
+    assert events[0].payload["status"] == "timeout"
+    # At once, then every max(1 s, growing interval) capped at max_wait: 1 s apart.
+    assert 2 <= api.calls <= 4
+
+
+def test_backoff_interval_grows_like_a_poking_sensors_and_stops_at_max_wait():
+    from airflow_provider_leadpipe.triggers.leadpipe import backoff_interval
+
+    assert [backoff_interval(10, count, None) for count in (1, 2, 3, 4)] == [5, 10, 20, 40]
+    assert [backoff_interval(0.1, count, None) for count in (1, 2, 3)] == [1, 1, 1]
+    assert backoff_interval(10, 10, 60) == 60

@@ -73,7 +73,7 @@ async def test_one_poller_and_one_hook_per_connection(monkeypatch):
         # Every connection's API answered once (a fixed short sleep was flaky on a loaded machine).
         await eventually(lambda: all(route.called for route in router.routes))
         pollers = _REGISTRY[asyncio.get_running_loop()]
-        assert sorted(pollers) == sorted(conns)
+        assert sorted(pollers) == sorted((conn, ()) for conn in conns)
         assert all(p.subscribers == 50 for p in pollers.values())
         await stop(tasks)
     assert sorted(hooks) == sorted(conns)  # no per-trigger hook or client
@@ -209,7 +209,7 @@ def test_fresh_state_in_every_event_loop():
                 start(trigger(interval=30))
                 await eventually(lambda: api.calls >= 1)
                 await asyncio.sleep(0.05)  # and no second fetch
-                assert list(_REGISTRY[asyncio.get_running_loop()]) == ["leadpipe_default"]
+                assert list(_REGISTRY[asyncio.get_running_loop()]) == [("leadpipe_default", ())]
                 return api.calls
 
         return asyncio.run(main())

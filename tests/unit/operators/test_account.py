@@ -13,7 +13,7 @@ from airflow_provider_leadpipe.exceptions import (
     LeadpipeAuthError,
     LeadpipeConfigError,
 )
-from airflow_provider_leadpipe.operators.leadpipe import LeadpipeAccountStatusOperator
+from airflow_provider_leadpipe.operators.account import LeadpipeAccountStatusOperator
 from tests.unit.conftest import API_KEY, BASE_URL, account_data
 
 ACCOUNT_URL = f"{BASE_URL}/v1/data/account"
@@ -61,7 +61,7 @@ def test_unhealthy_account_passes_by_default_and_fails_fast_when_asked(leadpipe_
     expired = account_data(healthy=False, organization={"name": "Acme", "status": "expired"})
     assert run(LeadpipeAccountStatusOperator(task_id="a"), expired)["healthy"] is False
 
-    op = LeadpipeAccountStatusOperator(task_id="a", fail_if_unhealthy=True)
+    op = LeadpipeAccountStatusOperator(task_id="a", require_healthy=True)
     with pytest.raises(
         LeadpipeAccountError,
         match=r"'Acme' fails the task's checks: account not healthy \(organization status 'expired'\)",
@@ -84,7 +84,7 @@ def test_min_credits_compares_with_remaining(leadpipe_conn, min_credits, fails):
 
 
 def test_uncapped_plan_never_fails_min_credits(leadpipe_conn):
-    op = LeadpipeAccountStatusOperator(task_id="a", min_credits=10**9, fail_if_unhealthy=True)
+    op = LeadpipeAccountStatusOperator(task_id="a", min_credits=10**9, require_healthy=True)
     assert run(op, account_data(credits=UNCAPPED))["credits"]["limit"] is None
 
 
@@ -101,7 +101,7 @@ def test_auth_failure_fails_fast_without_the_key(leadpipe_conn):
     [
         ({"leadpipe_conn_id": ""}, "leadpipe_conn_id"),
         ({"leadpipe_conn_id": None}, "leadpipe_conn_id"),
-        ({"fail_if_unhealthy": "maybe"}, "fail_if_unhealthy"),
+        ({"require_healthy": "maybe"}, "require_healthy"),
         ({"min_credits": -1}, "min_credits"),
         ({"min_credits": "lots"}, "min_credits"),
         ({"min_credits": True}, "min_credits"),
@@ -140,3 +140,62 @@ def test_conn_id_may_come_from_an_upstream_xcom():
 
         op = LeadpipeAccountStatusOperator(task_id="account", leadpipe_conn_id=pick())
     assert op.upstream_task_ids == {"pick"}
+
+
+# -- one vocabulary with the sensor ----------------------------------------------------------------
+
+
+def test_the_operator_and_the_sensor_take_the_same_checks_under_the_same_names():
+    from airflow_provider_leadpipe.conditions import CHECKS
+    from airflow_provider_leadpipe.sensors.leadpipe import LeadpipeAccountSensor
+
+    for cls in (LeadpipeAccountStatusOperator, LeadpipeAccountSensor):
+        assert set(CHECKS) <= set(cls.template_fields)
+    checks = {
+        "require_healthy": True,
+        "min_credits": 5,
+        "max_percent_used": 90,
+        "min_audience_slots": 1,
+        "fail_on_statuses": ["expired"],
+    }
+    operator = LeadpipeAccountStatusOperator(task_id="a", **checks)
+    sensor = LeadpipeAccountSensor(task_id="b", **checks)
+    assert operator.condition == sensor.condition
+
+
+def test_by_default_the_operator_checks_nothing(leadpipe_conn):
+    # Unhealthy, expired, out of credits, all used, no intent product: still just reported.
+    worst = account_data(
+        healthy=False,
+        organization={"name": "Acme", "status": "expired"},
+        credits={"used": 500, "limit": 500, "remaining": 0, "percentUsed": 100.0, "resetsAt": None},
+        intent=None,
+    )
+    assert run(LeadpipeAccountStatusOperator(task_id="a"), worst)["healthy"] is False
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "data", "reason"),
+    [
+        (
+            {"max_percent_used": 50},
+            {"credits": {"used": 400, "limit": 500, "remaining": 100, "percentUsed": 80.0, "resetsAt": None}},
+            "80% of credits used",
+        ),
+        ({"min_audience_slots": 3}, {}, "audience slots available, need 3"),
+        ({"min_audience_slots": 1}, {"intent": None}, "no intent product"),
+        (
+            {"fail_on_statuses": "['expired', 'inactive']"},
+            {"organization": {"name": "Acme", "status": "Inactive"}},
+            "'Inactive', which waiting cannot fix",
+        ),
+    ],
+)
+def test_the_sensors_other_checks_fail_the_task(leadpipe_conn, kwargs, data, reason):
+    with pytest.raises(LeadpipeAccountError, match=reason):
+        run(LeadpipeAccountStatusOperator(task_id="a", **kwargs), account_data(**data))
+
+
+def test_min_credits_zero_is_a_threshold_not_off(leadpipe_conn):
+    assert LeadpipeAccountStatusOperator(task_id="a", min_credits=0).condition.min_credits == 0
+    assert LeadpipeAccountStatusOperator(task_id="a").condition.min_credits is None
