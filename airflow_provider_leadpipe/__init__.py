@@ -22,7 +22,8 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
     "placeholders": {
         "password": "sk_... (Settings > API Keys in the Leadpipe dashboard)",
         "host": "https://api.aws53.cloud",
-        "extra": '{"timeout": 30, "max_retries": 3}',
+        "extra": '{"timeout": 30, "max_retries": 3, "proxy": "http://proxy.example.com:3128", '
+        '"ca_bundle": "/etc/ssl/certs/corporate-ca.pem"}',
     },
 }
 
@@ -36,6 +37,20 @@ CONN_FIELDS: dict[str, Any] = {
         "label": "Retries on transient errors",
         "description": "Retries on connection errors, timeouts, HTTP 429 and 5xx. Default 3.",
         "schema": {"type": ["integer", "null"], "minimum": 0, "maximum": 10},
+    },
+    "proxy": {
+        "label": "Proxy URL",
+        "description": "HTTP(S) proxy for this connection, e.g. http://proxy.example.com:3128 "
+        "(http:// or https://, optionally user:password@). Empty: the HTTPS_PROXY and NO_PROXY "
+        "environment variables apply. The API key crosses the proxy only inside the TLS tunnel.",
+        "schema": {"type": ["string", "null"]},
+    },
+    "ca_bundle": {
+        "label": "CA bundle (PEM file path)",
+        "description": "Absolute path, on every worker and triggerer, of a PEM file of CA "
+        "certificates to trust instead of the default ones, e.g. your TLS-inspecting proxy's CA "
+        "appended to certifi's bundle. Empty: the default trust store.",
+        "schema": {"type": ["string", "null"]},
     },
 }
 

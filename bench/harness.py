@@ -138,17 +138,22 @@ def emit(result: dict[str, Any]) -> None:
     print(RESULT_MARK + json.dumps(result), flush=True)
 
 
-def run_child(module: str, args: Iterable[str], timeout: float = 600) -> list[dict[str, Any]]:
-    """Run ``python -m bench.<module> args`` in a fresh process; return the results it emitted."""
+def run_child(
+    module: str, args: Iterable[str], timeout: float = 600, root: Path = ROOT
+) -> list[dict[str, Any]]:
+    """Run ``python -m bench.<module> args`` in a fresh process; return the results it emitted.
+
+    ``root`` is the directory the child imports ``airflow_provider_leadpipe`` and ``bench`` from
+    (another checkout: see ``--compare`` in bench/run.py)."""
     env = {
         **os.environ,
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": str(root),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
     }
     proc = subprocess.run(
         [sys.executable, "-m", f"bench.{module}", *args],
-        cwd=ROOT,
+        cwd=root,
         env=env,
         capture_output=True,
         text=True,

@@ -5,6 +5,7 @@ summary of the targets of issue 9. ``bench/run.sh`` prepares the environment and
     python -m bench.run --only hook,imports # some benchmarks
     python -m bench.run --quick             # smaller N and shorter windows: a smoke test, not figures
     python -m bench.run --markdown bench/RESULTS.md
+    python -m bench.run --only triggerer,many --compare main  # before/after, in the same run
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ import argparse
 import contextlib
 import datetime
 import importlib.metadata
+import io
 import os
 import platform
 import re
 import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -94,19 +98,43 @@ def bench_sandbox(args: argparse.Namespace) -> tuple[Section, list[Target]]:
 # -- benchmark 1 and 2 -----------------------------------------------------------------------------
 
 
+#: The Leadpipe trigger as of ``--compare REF``: the same harness, that revision's package.
+BEFORE = "leadpipe-before"
+
+
+def default_impls(args: argparse.Namespace) -> tuple[str, ...]:
+    return ("leadpipe", BEFORE, "http") if args.compare else ("leadpipe", "http")
+
+
+def checkout(ref: str, into: Path) -> Path:
+    """``ref``'s package with this checkout's ``bench/`` next to it, for a child to import."""
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", ref, "airflow_provider_leadpipe"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    (into / "bench").symlink_to(ROOT / "bench", target_is_directory=True)
+    return into
+
+
 def trigger_cases(
-    ns: list[int], many: bool, args: argparse.Namespace, impls: tuple[str, ...] = ("leadpipe", "http")
+    ns: list[int], many: bool, args: argparse.Namespace, impls: tuple[str, ...] | None = None
 ) -> dict[tuple[str, int], dict[str, Any]]:
     results = {}
     for n in ns:
-        for impl in impls:
-            cli = ["--impl", impl, "--n", str(n), "--conns", str(n if many else 1)]
+        for impl in impls or default_impls(args):
+            root = args.compare_root if impl == BEFORE else ROOT
+            cli = ["--impl", "leadpipe" if impl == BEFORE else impl, "--n", str(n)]
+            cli += ["--conns", str(n if many else 1)]
             cli += ["--duration", str(args.duration), "--interval", str(args.interval)]
             cli += ["--warmup", str(args.warmup), "--calibrate", str(args.calibrate)]
             label = f"{impl} N={n}{' conns=N' if many else ''}"
             print(f"[bench] triggerer: {label}", file=sys.stderr, flush=True)
             try:
-                results[impl, n] = run_child("triggerer", cli, timeout=900)[0]
+                results[impl, n] = run_child("triggerer", cli, timeout=900, root=root)[0]
             except Exception as exc:
                 print(f"[bench] FAILED {label}: {exc}", file=sys.stderr)
                 results[impl, n] = {"failed": str(exc).splitlines()[0]}
@@ -126,7 +154,7 @@ def harness_note(*groups: dict[tuple[str, int], dict[str, Any]]) -> str:
 def trigger_rows(results: dict[tuple[str, int], dict[str, Any]]) -> list[list[Any]]:
     rows = []
     for (impl, n), r in results.items():
-        name = IMPL_NAMES[impl]
+        name = IMPL_NAMES.get(impl) or f"LeadpipeAccountTrigger at {COMPARE_REF[0]}"
         if "failed" in r:
             rows.append([n, name, "FAILED: " + r["failed"], *[""] * 8])
             continue
@@ -141,13 +169,15 @@ def trigger_rows(results: dict[tuple[str, int], dict[str, Any]]) -> list[list[An
                 f"{fmt(r['lag_p99_ms'], 1)} / {fmt(r['lag_max_ms'], 0)}",
                 f"{fmt(r['gc_total_ms'], 0)} ({r['gc_full_runs']})",
                 propagation(r),
-                fmt(r["startup_s"], 1),
+                f"{fmt(r['startup_s'], 1)} / {fmt(r['startup_cpu_s'], 2)}",
                 f"{r['errors']} ({', '.join(r.get('error_kinds', []))})" if r["errors"] else "",
             ]
         )
     return rows
 
 
+#: The ``--compare`` revision, for row labels.
+COMPARE_REF = [""]
 IMPL_NAMES = {
     "leadpipe": "LeadpipeAccountTrigger",
     "http": "HttpSensorTrigger",
@@ -164,7 +194,7 @@ TRIGGER_HEADER = [
     "lag p99 / max ms",
     "GC ms (full)",
     "change->all: s (polls, fan-out ms)",
-    "startup s",
+    "startup s / CPU s",
     "errors",
 ]
 
@@ -277,6 +307,33 @@ def many_targets(results: dict[tuple[str, int], dict[str, Any]]) -> list[Target]
     return targets
 
 
+def regression_targets(
+    results: dict[tuple[str, int], dict[str, Any]], args: argparse.Namespace, kind: str
+) -> list[Target]:
+    """``--compare``: start-up and CPU per evaluation may not grow by more than 10 % over REF's."""
+    targets = []
+    for n in sorted({n for _, n in results}):
+        ours, before = results.get(("leadpipe", n), {}), results.get((BEFORE, n), {})
+        if not (ok(ours) and ok(before)):
+            continue
+        for key, what, fmt_value in (
+            ("startup_s", "start-up (wall)", lambda v: f"{fmt(v)} s"),
+            ("startup_cpu_s", "start-up CPU", lambda v: f"{fmt(v)} s"),
+            ("cpu_net_per_eval_ms", "CPU per evaluation (net)", lambda v: f"{cpu_ms(v)} ms"),
+            ("cpu_per_eval_ms", "CPU per evaluation (raw)", lambda v: f"{cpu_ms(v)} ms"),
+        ):
+            ratio = ours[key] / before[key] if before[key] else float("nan")
+            targets.append(
+                Target(
+                    f"{kind}. N={n}: {what} <= 1.10x {args.compare}'s",
+                    f"{ratio:.3f}x ({fmt_value(ours[key])})",
+                    fmt_value(before[key]),
+                    ratio <= 1.10 if ratio == ratio else None,
+                )
+            )
+    return targets
+
+
 def bench_triggerer(args: argparse.Namespace) -> tuple[Section, list[Target]]:
     ns = [200] if args.quick else [100, 1000, 5000]
     results = trigger_cases(ns, False, args)
@@ -286,7 +343,7 @@ def bench_triggerer(args: argparse.Namespace) -> tuple[Section, list[Target]]:
         trigger_rows(results),
         [harness_note(results)],
     )
-    return section, triggerer_targets(results, args.interval)
+    return section, triggerer_targets(results, args.interval) + regression_targets(results, args, "1")
 
 
 def bench_many(args: argparse.Namespace) -> tuple[Section, list[Target]]:
@@ -308,7 +365,7 @@ def bench_many(args: argparse.Namespace) -> tuple[Section, list[Target]]:
         else [],
     )
     section.notes.append(harness_note(results, layouts))
-    return section, many_targets(results)
+    return section, many_targets(results) + regression_targets(results, args, "2")
 
 
 # -- benchmark 3 and 4 -----------------------------------------------------------------------------
@@ -469,6 +526,12 @@ def machine() -> dict[str, str]:
     }
 
 
+def rev(ref: str) -> str:
+    return subprocess.run(
+        ["git", "rev-parse", "--short", ref], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+
+
 def render(sections: list[Section], targets: list[Target], meta: dict[str, str], markdown: bool) -> str:
     out = []
     for section in sections:
@@ -506,6 +569,12 @@ def main() -> None:
         "--calibrate", type=float, default=None, help="seconds measuring the harness's own CPU per case"
     )
     parser.add_argument("--markdown", metavar="PATH", help="also write the tables as Markdown to PATH")
+    parser.add_argument(
+        "--compare",
+        metavar="REF",
+        help="also run LeadpipeAccountTrigger as of git REF (e.g. main) in the triggerer benchmarks, "
+        "as a before/after baseline measured in the same run",
+    )
     args = parser.parse_args()
     if args.duration is None:
         args.duration = 4.0 if args.quick else 15.0
@@ -521,16 +590,21 @@ def main() -> None:
     started = time.time()
     load_before = os.getloadavg()
     sections, targets = [], []
-    for name in BENCHMARKS:
-        if name in chosen:
-            section, found = RUNNERS[name](args)
-            sections.append(section)
-            targets.extend(found)
+    with tempfile.TemporaryDirectory(prefix="bench-compare-") as scratch:
+        if args.compare:
+            COMPARE_REF[0] = args.compare
+            args.compare_root = checkout(args.compare, Path(scratch))
+        for name in BENCHMARKS:
+            if name in chosen:
+                section, found = RUNNERS[name](args)
+                sections.append(section)
+                targets.extend(found)
     load_after = os.getloadavg()
     meta = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         **machine(),
         "load average (1 min) before / after": f"{load_before[0]:.2f} / {load_after[0]:.2f}",
+        **({"compared with": f"{args.compare} ({rev(args.compare)})"} if args.compare else {}),
         "run time": f"{time.time() - started:.0f} s",
     }
     print(render(sections, targets, meta, markdown=False))

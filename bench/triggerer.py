@@ -323,12 +323,12 @@ async def measure(
     idle.stop()
     harness_cpu_per_s = idle.cpu / idle.wall
     gc_pauses = GcPauses().__enter__()
-    began = clock()
+    began, began_cpu = clock(), time.process_time()
     tasks = [asyncio.create_task(drive(i)) for i in range(impl.n)]
     # Warm-up: until every trigger has evaluated once (connection lookups, clients), then `warmup` more.
     while clock() - began < max_startup and not all(impl.stamps) and not errors:
         await asyncio.sleep(0.05)
-    startup = clock() - began
+    startup, startup_cpu = clock() - began, time.process_time() - began_cpu
     heap_objects = len(gc.get_objects())
     if os.environ.get("BENCH_GC_FREEZE"):  # a what-if (see README): Airflow's triggerer does not
         gc.freeze()
@@ -364,6 +364,7 @@ async def measure(
     gaps = [b - a for s in impl.stamps for a, b in itertools.pairwise(s) if start <= b < end]
     result.update(
         startup_s=startup,
+        startup_cpu_s=startup_cpu,
         heap_objects=heap_objects,
         evaluations=evaluations,
         evals_pct=100 * evaluations / expected,

@@ -1,23 +1,30 @@
 """The request core shared by the sync and the async Leadpipe client.
 
 Everything except the line that sends (``client.send`` vs ``await client.send``) lives here once:
-settings from the connection, client construction, response and error classification, and the
-retry policy. :class:`~airflow_provider_leadpipe.hooks.leadpipe.LeadpipeHook` only wires it up.
+settings from the connection (base URL, key, timeouts, retries, proxy and CA bundle), client
+construction (:func:`client_kwargs` for the API, :func:`network_kwargs` for any other host such as
+a signed download URL), the in-memory identity of a credential (:func:`sharing_key`), response and
+error classification, and the retry policy.
+:class:`~airflow_provider_leadpipe.hooks.leadpipe.LeadpipeHook` only wires it up.
 """
 
 from __future__ import annotations
 
 import email.utils
+import hashlib
+import hmac
 import ipaddress
 import logging
+import os
 import re
+import secrets
 import ssl
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import httpx
 import idna
@@ -56,7 +63,8 @@ log = logging.getLogger("airflow.providers.leadpipe")
 class ApiSettings:
     """Everything needed to talk to the API, resolved once from the connection.
 
-    The key is excluded from ``repr`` so a settings object can be logged or shown in a traceback.
+    The key and the proxy URL (which may hold the proxy's credentials) are excluded from ``repr``
+    so a settings object can be logged or shown in a traceback.
     """
 
     conn_id: str
@@ -65,6 +73,19 @@ class ApiSettings:
     timeout: float = DEFAULT_TIMEOUT
     max_retries: int = DEFAULT_MAX_RETRIES
     retry_backoff: float = DEFAULT_RETRY_BACKOFF
+    #: The ``proxy`` extra: an ``http://`` or ``https://`` proxy URL; None: the environment's
+    #: ``HTTPS_PROXY`` / ``NO_PROXY`` apply, as in any httpx client.
+    proxy: str | None = field(default=None, repr=False)
+    #: The ``ca_bundle`` extra: a PEM file of CA certificates trusted instead of the default ones.
+    ca_bundle: str | None = None
+
+    def secrets(self) -> tuple[str, ...]:
+        """Values that must never be shown: the API key and the proxy's password, if any."""
+        found = [self.api_key]
+        password = urlsplit(self.proxy).password if self.proxy else None
+        if password:
+            found += [password, unquote(password)]
+        return tuple(dict.fromkeys(secret for secret in found if secret))
 
     @classmethod
     def from_connection(
@@ -101,6 +122,8 @@ class ApiSettings:
                 max_retries if max_retries is not None else extra.get("max_retries"), conn_id
             ),
             retry_backoff=_positive_number(retry_backoff, "retry_backoff", conn_id, DEFAULT_RETRY_BACKOFF),
+            proxy=_proxy_url(extra.get("proxy"), conn_id),
+            ca_bundle=_ca_bundle(extra.get("ca_bundle"), conn_id),
         )
 
 
@@ -130,6 +153,58 @@ def _retry_count(value: Any, conn_id: str) -> int:
             f"Leadpipe connection '{conn_id}': max_retries must be a whole number from 0 to 10, got {value!r}"
         )
     return count
+
+
+def _proxy_url(value: Any, conn_id: str) -> str | None:
+    """The ``proxy`` extra, checked; None when unset. The value is never echoed: it may hold a password."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    problem = None
+    if not isinstance(value, str):
+        problem = f"it must be a URL string, not {type(value).__name__}"
+    else:
+        value = value.strip()
+        try:
+            parts = urlsplit(value)
+            hostname = parts.hostname
+            parts.port  # noqa: B018 - raises ValueError for a bad port
+        except ValueError:
+            problem = "it is not a valid URL (check IPv6 brackets and that the port is a number)"
+        else:
+            if parts.scheme.lower() not in ("http", "https"):
+                problem = "it must start with http:// or https://"
+            elif not hostname or _valid_hostname(hostname) is None:
+                problem = "it has no valid host name"
+            elif parts.path not in ("", "/") or parts.query or parts.fragment:
+                problem = "give only scheme, optional user:password@, host and port"
+    if problem:
+        raise LeadpipeConfigError(
+            f"Leadpipe connection '{conn_id}': proxy refused: {problem} (the value is not shown, as it "
+            "may hold the proxy's password)"
+        )
+    return value
+
+
+def _ca_bundle(value: Any, conn_id: str) -> str | None:
+    """The ``ca_bundle`` extra: an absolute path to a readable PEM file; None when unset."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str):
+        raise LeadpipeConfigError(
+            f"Leadpipe connection '{conn_id}': ca_bundle must be the path of a PEM file, "
+            f"not {type(value).__name__}"
+        )
+    path = os.path.expanduser(value.strip())
+    if not os.path.isabs(path):
+        # A relative path would depend on the working directory of each worker and triggerer.
+        raise LeadpipeConfigError(
+            f"Leadpipe connection '{conn_id}': ca_bundle must be an absolute path, got {path!r}"
+        )
+    try:
+        ssl_context(path)
+    except LeadpipeConfigError as exc:
+        raise LeadpipeConfigError(f"Leadpipe connection '{conn_id}': {exc}") from None
+    return path
 
 
 _LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)")
@@ -225,27 +300,105 @@ def normalize_base_url(host: str | None, port: int | None = None, *, conn_id: st
     return f"{scheme}://{netloc}"
 
 
+def ssl_context(ca_bundle: str | None = None) -> ssl.SSLContext:
+    """The TLS context for ``ca_bundle`` (a PEM file), or httpx's default (certifi, ``SSL_CERT_FILE``).
+
+    Creating an SSLContext and loading CA certificates costs milliseconds; httpx would do it for
+    every client. Shared, read-only contexts keep per-connection clients cheap in a triggerer. A
+    bundle's context is reloaded when the file changes (its modification time or size).
+
+    :raises LeadpipeConfigError: the bundle is missing, unreadable or holds no PEM certificate.
+    """
+    if ca_bundle is None:
+        return _default_ssl_context()
+    try:
+        stat = os.stat(ca_bundle)
+    except OSError as exc:
+        raise LeadpipeConfigError(
+            f"CA bundle {ca_bundle!r} cannot be read: {exc.strerror or type(exc).__name__}"
+        ) from None
+    return _bundle_ssl_context(ca_bundle, stat.st_mtime_ns, stat.st_size)
+
+
 @lru_cache(maxsize=1)
-def _ssl_context() -> ssl.SSLContext:
-    # Creating an SSLContext and loading CA certificates costs milliseconds; httpx would do it for
-    # every client. One shared, read-only context keeps per-connection clients cheap in a triggerer.
+def _default_ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def client_kwargs(settings: ApiSettings) -> dict[str, Any]:
-    """Constructor arguments shared by ``httpx.Client`` and ``httpx.AsyncClient``."""
-    return {
-        "base_url": settings.base_url,
-        "headers": {"X-API-Key": settings.api_key, "User-Agent": USER_AGENT, "Accept": "application/json"},
+@lru_cache(maxsize=16)
+def _bundle_ssl_context(path: str, mtime_ns: int, size: int) -> ssl.SSLContext:
+    try:
+        return ssl.create_default_context(cafile=path)
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or type(exc).__name__
+        raise LeadpipeConfigError(
+            f"CA bundle {path!r} holds no usable PEM certificate ({reason}); give a file of "
+            "-----BEGIN CERTIFICATE----- blocks"
+        ) from None
+
+
+def network_kwargs(settings: ApiSettings, url: str) -> dict[str, Any]:
+    """Constructor arguments for an ``httpx.Client`` / ``AsyncClient`` that talks to ``url``'s host
+    with the connection's network settings (proxy, CA bundle, timeout) and **no API key**.
+
+    For the API use :func:`client_kwargs`; this is for any other host, e.g. a signed download URL.
+    A ``proxy`` extra is used for every ``https://`` URL (the environment's ``HTTPS_PROXY`` and
+    ``NO_PROXY`` otherwise). A plain ``http://`` URL (refused for the API except on loopback) never
+    goes through any proxy, configured or from the environment: the proxy would read it in clear.
+    """
+    kwargs: dict[str, Any] = {
+        "headers": {"User-Agent": USER_AGENT},
         "timeout": httpx.Timeout(settings.timeout, connect=min(settings.timeout, 10.0)),
-        "verify": _ssl_context(),
+        "verify": ssl_context(settings.ca_bundle),
         "follow_redirects": False,
     }
+    if httpx.URL(url).scheme == "http":
+        kwargs["trust_env"] = False
+    elif settings.proxy is not None:
+        kwargs["proxy"] = settings.proxy
+    return kwargs
+
+
+def client_kwargs(settings: ApiSettings) -> dict[str, Any]:
+    """Constructor arguments shared by the API's ``httpx.Client`` and ``httpx.AsyncClient``."""
+    kwargs = network_kwargs(settings, settings.base_url)
+    kwargs["base_url"] = settings.base_url
+    kwargs["headers"] = {
+        "X-API-Key": settings.api_key,
+        "User-Agent": USER_AGENT,
+        "Accept": "application/json",
+    }
+    return kwargs
+
+
+#: Per-process and never stored: a :func:`sharing_key` means nothing outside this process.
+_SHARING_SALT = secrets.token_bytes(32)
+
+
+def sharing_key(settings: ApiSettings) -> bytes:
+    """What two connections must have in common to share requests and answers: one account reached
+    the same way. An HMAC (with a per-process random salt) of the base URL, the API key, the proxy,
+    the CA bundle, timeout and retries; not the connection id, which may resolve to different keys
+    (rotation, per-team secrets backends). Held in memory only; never log or serialize it.
+    """
+    parts = (
+        settings.base_url,
+        settings.api_key,
+        settings.proxy or "",
+        settings.ca_bundle or "",
+        repr(settings.timeout),
+        str(settings.max_retries),
+        repr(settings.retry_backoff),
+    )
+    return hmac.new(_SHARING_SALT, "\0".join(parts).encode(), hashlib.sha256).digest()
 
 
 def redact(text: str, settings: ApiSettings) -> str:
-    """Remove the API key from any text that came from outside (e.g. an echoed error body)."""
-    return text.replace(settings.api_key, "***") if settings.api_key else text
+    """Remove the API key (and a proxy password) from any text that came from outside (e.g. an
+    echoed error body)."""
+    for secret in settings.secrets():
+        text = text.replace(secret, "***")
+    return text
 
 
 def summarize_error_body(response: httpx.Response, settings: ApiSettings) -> tuple[str, Any]:
@@ -349,11 +502,29 @@ def transport_error(exc: httpx.TransportError, request: httpx.Request) -> Leadpi
     reason = type(exc).__name__
     text = str(exc).strip()
     # Connect-phase failures never reached the server, so even a POST may be retried safely.
-    sent = not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
+    # A proxy that refuses the CONNECT tunnel (ProxyError) never forwarded the request either.
+    unsent = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError)
+    sent = not isinstance(exc, unsent)
     suffix = f" ({text})" if text else ""
+    if _caused_by(exc, ssl.SSLCertVerificationError):
+        suffix += (
+            "; the server's TLS certificate is not trusted: behind a TLS-inspecting proxy, set the "
+            "connection's ca_bundle extra to a PEM file holding its CA"
+        )
     return LeadpipeConnectionError(
         f"Leadpipe {describe(request)} to {request.url.host} failed: {reason}{suffix}", request_sent=sent
     )
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    seen: BaseException | None = exc
+    for _ in range(8):  # httpx -> httpcore -> ssl: a short chain
+        if seen is None:
+            return False
+        if isinstance(seen, kind):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 _CLOSED = httpx.ByteStream(b"")
@@ -484,10 +655,13 @@ __all__ = [
     "client_kwargs",
     "handle_response",
     "limit_body_time",
+    "network_kwargs",
     "normalize_base_url",
     "parse_retry_after",
     "replay_first_failure",
     "retry_kwargs",
+    "sharing_key",
+    "ssl_context",
     "transport_error",
 ]
 

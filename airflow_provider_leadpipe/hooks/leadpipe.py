@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
+import weakref
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import aclosing
@@ -35,6 +37,10 @@ class LeadpipeHook(BaseHook):
     The API key is the connection's password; the base URL its host (default
     ``https://api.aws53.cloud``). Requests are retried on network errors, timeouts, HTTP 429
     and 5xx with exponential backoff, honouring ``Retry-After``; 401/403 fail at once.
+
+    Behind a corporate proxy, the connection's ``proxy`` extra (a URL) and ``ca_bundle`` extra (a
+    PEM file, e.g. for a TLS-inspecting proxy) apply to every request; without ``proxy`` the
+    environment's ``HTTPS_PROXY`` / ``NO_PROXY`` do.
 
     :param leadpipe_conn_id: the connection id.
     :param timeout: per-request timeout in seconds: bounds each network operation and the time
@@ -85,8 +91,10 @@ class LeadpipeHook(BaseHook):
             conn = self.get_connection(self.leadpipe_conn_id)
             settings = ApiSettings.from_connection(conn, conn.extra_dejson, **self._overrides)
             # Airflow masks the connection's password as stored; the key we send is stripped of
-            # padding, so register exactly that value with the secrets masker too.
-            mask_secret(settings.api_key)
+            # padding, so register exactly that value with the secrets masker too, and the proxy's
+            # password (an extra, which Airflow masks only under sensitive key names).
+            for secret in settings.secrets():
+                mask_secret(secret)
             self._settings = settings
         return self._settings
 
@@ -95,14 +103,34 @@ class LeadpipeHook(BaseHook):
         return text if self._settings is None else core.redact(text, self._settings)
 
     async def aget_settings(self) -> ApiSettings:
-        """Settings from the connection, looked up without blocking the event loop."""
+        """Settings from the connection, looked up without blocking the event loop.
+
+        Hooks of one connection (with the same overrides) that read it at the same time share one
+        lookup, so a triggerer starting thousands of triggers on one connection does not look it
+        up thousands of times. Nothing is kept once a lookup completes: a later call reads the
+        connection again. (asyncio has no single-flight helper; this is the few lines it takes.)
+        """
         if self._settings is None:
-            conn = await self._aget_leadpipe_connection()
-            extra = await get_async_extra_dejson(conn)
-            settings = ApiSettings.from_connection(conn, extra, **self._overrides)
-            await _amask_secret(settings.api_key)  # as in :attr:`settings`
-            self._settings = settings
+            loop = asyncio.get_running_loop()
+            flights = _LOOKUPS.get(loop)
+            if flights is None:
+                flights = _LOOKUPS[loop] = {}
+            key = (self.leadpipe_conn_id, *self._overrides.values())
+            flight = flights.get(key)
+            if flight is None:
+                flight = flights[key] = loop.create_task(self._aread_settings())
+                flight.add_done_callback(lambda done: _land(flights, key, done))
+            # Shielded: one waiter's cancellation (a trigger cleared) must not fail the others.
+            self._settings = await asyncio.shield(flight)
         return self._settings
+
+    async def _aread_settings(self) -> ApiSettings:
+        conn = await self._aget_leadpipe_connection()
+        extra = await get_async_extra_dejson(conn)
+        settings = ApiSettings.from_connection(conn, extra, **self._overrides)
+        for secret in settings.secrets():  # as in :attr:`settings`
+            await _amask_secret(secret)
+        return settings
 
     async def _aget_leadpipe_connection(self) -> Any:
         try:
@@ -373,12 +401,9 @@ class LeadpipeHook(BaseHook):
         """Check the key against the authenticated account endpoint; never raises."""
         try:
             settings = self.settings
-            quick = ApiSettings(
-                conn_id=settings.conn_id,
-                base_url=settings.base_url,
-                api_key=settings.api_key,
-                timeout=min(settings.timeout, TEST_CONNECTION_TIMEOUT),
-                max_retries=0,
+            # The connection's own network settings (proxy, CA bundle), one quick try.
+            quick = dataclasses.replace(
+                settings, timeout=min(settings.timeout, TEST_CONNECTION_TIMEOUT), max_retries=0
             )
             with httpx.Client(**core.client_kwargs(quick)) as client:
                 response = self._send(client, client.build_request("GET", ACCOUNT_PATH), quick)
@@ -391,6 +416,23 @@ class LeadpipeHook(BaseHook):
             True,
             f"Connected to {status.organization.name} ({status.organization.status}): {left} credits left",
         )
+
+
+#: Connection lookups in flight, per event loop: see :meth:`LeadpipeHook.aget_settings`.
+_LOOKUPS: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[Any, ...], asyncio.Task[ApiSettings]]
+] = weakref.WeakKeyDictionary()
+
+
+def _land(
+    flights: dict[tuple[Any, ...], asyncio.Task[ApiSettings]],
+    key: tuple[Any, ...],
+    done: asyncio.Task[ApiSettings],
+) -> None:
+    if flights.get(key) is done:
+        del flights[key]
+    if not done.cancelled():
+        done.exception()  # retrieved: no "exception was never retrieved" when every waiter left
 
 
 async def _amask_secret(secret: str) -> None:

@@ -10,6 +10,9 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_leadpipe import validation
 from airflow_provider_leadpipe.conditions import AccountCondition
+from airflow_provider_leadpipe.exceptions import LeadpipeAuthError
+from airflow_provider_leadpipe.hooks.core import sharing_key
+from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.triggers import events
 from airflow_provider_leadpipe.triggers.poller import AccountPoller
 
@@ -20,8 +23,10 @@ class LeadpipeAccountTrigger(BaseTrigger):
     The event is ``success`` (with the account status dict), ``failure`` (HTTP 401/403 or a state
     waiting cannot fix), ``error`` (anything unexpected) or ``timeout`` (``deadline`` passed); see
     :mod:`airflow_provider_leadpipe.triggers.events`. Transient API failures are logged and waited
-    out. Triggers on the same connection in one triggerer share one poll (see
+    out. Triggers whose connections resolve to the same key in one triggerer share one poll (see
     :mod:`airflow_provider_leadpipe.triggers.poller`); each keeps its own condition and deadline.
+    When the key is refused (HTTP 401/403) the trigger reads its connection again once: a rotated
+    key is picked up; the same key fails.
 
     All arguments are primitives, so ``serialize()`` round-trips them and a trigger re-created after
     a triggerer restart behaves the same, deadline included.
@@ -90,10 +95,25 @@ class LeadpipeAccountTrigger(BaseTrigger):
         return backoff_interval(self.poke_interval, answers + 1, self.max_wait)
 
     async def _wait(self) -> dict[str, Any]:
+        refused: dict[bytes, dict[str, Any]] = {}
+        while True:
+            # Read here, in this trigger's context: a per-team secrets lookup resolves this
+            # trigger's connection, never another's.
+            hook = LeadpipeHook(leadpipe_conn_id=self.leadpipe_conn_id, **self.hook_params)
+            try:
+                key = sharing_key(await hook.aget_settings())
+            except Exception as exc:  # no connection, bad settings: an error event, as a bad answer
+                return events.from_exception(exc, hook.redact(str(exc) or type(exc).__name__))
+            if key in refused:
+                return refused[key]  # the connection still resolves to the refused key
+            result = await self._wait_on(AccountPoller.for_key(key, hook))
+            if result.get("error") != LeadpipeAuthError.__name__:
+                return result
+            refused[key] = result
+
+    async def _wait_on(self, poller: AccountPoller) -> dict[str, Any]:
         schedule = self._backoff if self.exponential_backoff else None
-        async with AccountPoller.subscription(
-            self.leadpipe_conn_id, self.condition, self.poke_interval, self.hook_params, schedule
-        ) as subscription:
+        async with poller.subscription(self.condition, self.poke_interval, schedule) as subscription:
             while subscription.result is None:
                 remaining = self.deadline - time.time()
                 if remaining <= 0:

@@ -1,8 +1,15 @@
-"""Coalesced account polling: one request per connection per interval, however many triggers wait.
+"""Coalesced account polling: one request per credential per interval, however many triggers wait.
 
-Every :class:`~airflow_provider_leadpipe.triggers.leadpipe.LeadpipeAccountTrigger` on one
-connection asks the same question about the same account. In one event loop (one triggerer), they
-therefore share one :class:`AccountPoller` per connection id and ``hook_params``:
+Every :class:`~airflow_provider_leadpipe.triggers.leadpipe.LeadpipeAccountTrigger` whose connection
+resolves to the same account asks the same question. In one event loop (one triggerer), they
+therefore share one :class:`AccountPoller` per credential:
+
+- Sharing follows what the connection *resolves to*, not its id: each trigger reads its connection
+  itself (in its own context, as the triggerer's per-team secrets lookup requires) and joins the
+  poller of :func:`~airflow_provider_leadpipe.hooks.core.sharing_key` of those settings (base URL,
+  a salted fingerprint of the key, proxy, CA bundle, timeout and retries). Two ids with one key
+  share a poll; one id that resolves to two keys (a rotation, per-team secrets) never shares an
+  answer between them. The poller never re-reads a connection.
 
 - The poller is a single task that fetches ``GET /v1/data/account`` every
   ``min(subscriber intervals)`` (measured start to start; at most one request in flight) and
@@ -12,11 +19,12 @@ therefore share one :class:`AccountPoller` per connection id and ``hook_params``
   per answer, so 5,000 identical sensors cost one evaluation) and its trigger keeps its own
   deadline. A trigger coroutine is woken only when its verdict is final or its reason to wait
   changed: O(1) work per trigger per answer, no per-trigger client, no blocking call.
-- The poller owns one ``LeadpipeHook`` (one ``httpx.AsyncClient``). It starts with its first
-  subscriber and, when its last subscriber leaves, stops and closes its client. Different
-  connections have independent pollers, so a failing connection disturbs no other.
+- The poller owns one ``LeadpipeHook`` (one ``httpx.AsyncClient``): the first subscriber's. It
+  starts with its first subscriber and, when its last subscriber leaves, stops and closes its
+  client. Different credentials have independent pollers, so a failing one disturbs no other.
 - Pollers are registered per event loop, weakly keyed, so tests and ``dag.test`` (new loops) start
-  from scratch. Nothing is kept beyond process memory, and the key lives only inside the hook.
+  from scratch. Nothing is kept beyond process memory; the key lives only inside the hook, the
+  registry holds its salted fingerprint.
 
 The poller task runs in an empty ``contextvars`` context: Airflow's triggerer binds each trigger's
 log routing to its task's context, and the shared poller's own log lines (retries, errors) belong
@@ -30,28 +38,19 @@ import contextvars
 import logging
 import weakref
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 from airflow_provider_leadpipe.conditions import AccountCondition, LeadpipeAccountError, unavailable
-from airflow_provider_leadpipe.exceptions import TRANSIENT_ERRORS, LeadpipeAuthError
+from airflow_provider_leadpipe.exceptions import TRANSIENT_ERRORS
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.models import AccountStatus
 from airflow_provider_leadpipe.triggers import events
 
 log = logging.getLogger("airflow.providers.leadpipe.poller")
 
-#: A poller's key: the connection id and the hook settings (``hook_params``) it polls with.
-PollerKey = tuple[str, tuple[tuple[str, Any], ...]]
-
-
-def poller_key(conn_id: str, hook_params: Mapping[str, Any] | None) -> PollerKey:
-    """Triggers share a poller when they poll one connection with the same hook settings."""
-    return conn_id, tuple(sorted((hook_params or {}).items()))
-
-
-_REGISTRY: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[PollerKey, AccountPoller]] = (
+_REGISTRY: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[bytes, AccountPoller]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -160,19 +159,21 @@ class Subscription:
 
 
 class AccountPoller:
-    """The single poll loop of one connection in one event loop; see the module docstring."""
+    """The single poll loop of one credential in one event loop; see the module docstring.
 
-    def __init__(
-        self, conn_id: str, loop: asyncio.AbstractEventLoop, hook_params: Mapping[str, Any] | None = None
-    ):
-        self.conn_id = conn_id
-        self.hook_params = dict(hook_params or {})
-        self.key = poller_key(conn_id, hook_params)
+    :param hook: a hook whose settings are already read (``aget_settings()``); the poller owns it.
+    :param key: the :func:`~airflow_provider_leadpipe.hooks.core.sharing_key` of those settings.
+    """
+
+    def __init__(self, hook: LeadpipeHook, key: bytes, loop: asyncio.AbstractEventLoop):
+        #: The id of the connection that started the poller (for log lines only).
+        self.conn_id = hook.leadpipe_conn_id
+        self._key = key
         self._loop = loop
         self._subscribers: dict[Subscription, None] = {}  # an insertion-ordered set
         self._intervals: Counter[float] = Counter()
         self._last: Answer | None = None
-        self._hook: LeadpipeHook | None = None
+        self._hook: LeadpipeHook | None = hook
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Future[None] | None = None
         self._closing = False
@@ -183,38 +184,33 @@ class AccountPoller:
         return f"AccountPoller(conn_id={self.conn_id!r}, subscribers={len(self._subscribers)})"
 
     @classmethod
-    def for_connection(cls, conn_id: str, hook_params: Mapping[str, Any] | None = None) -> AccountPoller:
-        """The running event loop's poller for ``conn_id`` with ``hook_params`` (created on first use)."""
+    def for_key(cls, key: bytes, hook: LeadpipeHook) -> AccountPoller:
+        """The running event loop's poller for ``key``, the
+        :func:`~airflow_provider_leadpipe.hooks.core.sharing_key` of ``hook``'s settings; created
+        on first use, owning ``hook`` (otherwise ``hook`` is not needed: it opened no client).
+        """
         loop = asyncio.get_running_loop()
         pollers = _REGISTRY.get(loop)
         if pollers is None:
             pollers = _REGISTRY[loop] = {}
-        key = poller_key(conn_id, hook_params)
         poller = pollers.get(key)
         if poller is None:
-            poller = pollers[key] = cls(conn_id, loop, hook_params)
+            poller = pollers[key] = cls(hook, key, loop)
         return poller
 
-    @classmethod
     @asynccontextmanager
     async def subscription(
-        cls,
-        conn_id: str,
-        condition: AccountCondition,
-        interval: float,
-        hook_params: Mapping[str, Any] | None = None,
-        schedule: Callable[[int], float] | None = None,
+        self, condition: AccountCondition, interval: float, schedule: Callable[[int], float] | None = None
     ) -> AsyncIterator[Subscription]:
-        """Subscribe to ``conn_id``'s poller for the duration of the ``async with`` block.
+        """Subscribe for the duration of the ``async with`` block.
 
         :param schedule: the interval wanted after ``n`` answers (exponential backoff).
         """
-        poller = cls.for_connection(conn_id, hook_params)
-        subscription = poller.subscribe(condition, interval, schedule)
+        subscription = self.subscribe(condition, interval, schedule)
         try:
             yield subscription
         finally:
-            poller.unsubscribe(subscription)
+            self.unsubscribe(subscription)
 
     @property
     def subscribers(self) -> int:
@@ -256,8 +252,8 @@ class AccountPoller:
 
     def _stop(self) -> None:
         pollers = _REGISTRY.get(self._loop)
-        if pollers is not None and pollers.get(self.key) is self:
-            del pollers[self.key]
+        if pollers is not None and pollers.get(self._key) is self:
+            del pollers[self._key]
             if not pollers:
                 del _REGISTRY[self._loop]
         task = self._task
@@ -311,27 +307,16 @@ class AccountPoller:
                 self._wake = None
 
     async def _fetch(self) -> Answer:
-        reused = self._hook is not None
-        if self._hook is None:
-            self._hook = LeadpipeHook(leadpipe_conn_id=self.conn_id, **self.hook_params)
+        # The hook is closed only when the loop ends, and the loop ends before any later fetch.
+        assert self._hook is not None
         hook = self._hook
         self.fetches += 1
         try:
             status = await hook.aget_account_status()
             return Answer(self._loop.time(), status=status)
-        except LeadpipeAuthError as exc:
-            if reused:
-                # The key may have been rotated since this hook read the connection: re-read it
-                # once, so a long-lived shared poller never answers with a stale key.
-                await self._close_hook()
-                return await self._fetch()
-            error: Exception = exc
         except Exception as exc:
             error = exc
-        message = hook.redact(str(error) or type(error).__name__)
-        if not isinstance(error, TRANSIENT_ERRORS):
-            await self._close_hook()  # re-read the connection on the next fetch
-        return Answer(self._loop.time(), error=error, message=message)
+        return Answer(self._loop.time(), error=error, message=hook.redact(str(error) or type(error).__name__))
 
     async def _close_hook(self) -> None:
         hook, self._hook = self._hook, None

@@ -68,3 +68,45 @@ async def test_connections_are_isolated(leadpipe_sandbox, connect):
     assert leadpipe_sandbox.request_count(ACCOUNT, api_key="sk_test_outage", status=503) >= 2
     assert leadpipe_sandbox.request_count(ACCOUNT, api_key=leadpipe_sandbox.api_key) == 3
     waiting_on_outage.cancel()
+
+
+async def test_two_connection_ids_with_one_key_share_one_poll(leadpipe_sandbox, connect):
+    """Sharing follows what a connection resolves to (base URL + key), not its id."""
+    first = connect("lp_first", leadpipe_sandbox.api_key)
+    second = connect("lp_second", leadpipe_sandbox.api_key)
+    leadpipe_sandbox.exhaust_credits(recover_after_account_calls=3)
+    triggers = [make_trigger(conn_id=(first, second)[i % 2], interval=0.2) for i in range(200)]
+
+    events = await asyncio.gather(*(t.run().__anext__() for t in triggers))
+
+    assert {e.payload["status"] for e in events} == {"success"}
+    # One poll for both ids: 3 exhausted answers, then the recovered one, as for a single id.
+    assert leadpipe_sandbox.request_count(ACCOUNT) == 4
+
+
+async def test_a_rotated_key_never_serves_the_old_accounts_answer_to_a_new_subscriber(
+    leadpipe_sandbox, connect
+):
+    old_key, new_key = leadpipe_sandbox.api_key, "sk_test_rotated"
+    leadpipe_sandbox.set_organization(name="Old Account", api_key=old_key)
+    leadpipe_sandbox.exhaust_credits(api_key=old_key)  # the old account: nothing left, keeps waiting
+    leadpipe_sandbox.configure_key(new_key)
+    leadpipe_sandbox.set_organization(name="New Account", api_key=new_key)
+    conn_id = connect("lp_rotating", old_key)
+    # A 30 s interval: the old account's answer stays fresh, and would be handed to any newcomer
+    # sharing its poll, for 30 s.
+    waiting = asyncio.create_task(make_trigger(conn_id=conn_id, min_credits=1, interval=30).run().__anext__())
+    while leadpipe_sandbox.request_count(ACCOUNT, api_key=old_key) < 1:
+        await asyncio.sleep(0.01)
+
+    connect(conn_id, new_key)  # the same id now resolves to another account
+    newcomer = make_trigger(conn_id=conn_id, min_credits=1, interval=30)
+    event = await asyncio.wait_for(newcomer.run().__anext__(), timeout=10)
+
+    assert event.payload["status"] == "success"
+    assert event.payload["account"]["organization"]["name"] == "New Account"
+    assert leadpipe_sandbox.request_count(ACCOUNT, api_key=new_key) == 1
+    assert leadpipe_sandbox.request_count(ACCOUNT, api_key=old_key) == 1  # the old poll goes on alone
+    assert not waiting.done()
+    waiting.cancel()
+    await asyncio.gather(waiting, return_exceptions=True)

@@ -46,7 +46,10 @@ def test_declares_required_metadata():
     behaviour = conn["ui-field-behaviour"]
     assert set(behaviour["hidden-fields"]) == {"login", "schema", "port"}
     assert behaviour["relabeling"] == {"password": "API key", "host": "Base URL"}
-    assert {"timeout", "max_retries"} <= set(conn["conn-fields"])
+    assert {"timeout", "max_retries", "proxy", "ca_bundle"} <= set(conn["conn-fields"])
+    # Before Airflow 3.2 the extras are typed as JSON into Extra: its placeholder shows all four.
+    extra = behaviour["placeholders"]["extra"]
+    assert all(f'"{name}"' in extra for name in ("timeout", "max_retries", "proxy", "ca_bundle"))
 
 
 def _listed_classes():
@@ -113,7 +116,12 @@ def test_providers_manager_has_the_extra_fields():
     from airflow.providers_manager import ProvidersManager
 
     widgets = ProvidersManager().connection_form_widgets
-    assert {"extra__leadpipe__timeout", "extra__leadpipe__max_retries"} <= set(widgets)
+    assert {
+        "extra__leadpipe__timeout",
+        "extra__leadpipe__max_retries",
+        "extra__leadpipe__proxy",
+        "extra__leadpipe__ca_bundle",
+    } <= set(widgets)
 
 
 def _wtforms_importable() -> bool:
@@ -146,4 +154,10 @@ def test_airflow3_connection_form():
     assert fields["host"] == {"hidden": False, "title": "Base URL", "placeholder": "https://api.aws53.cloud"}
     assert fields["login"]["hidden"] and fields["port"]["hidden"]
     if AIRFLOW_VERSION >= (3, 2):
-        assert {"timeout", "max_retries"} <= set(meta["extra_fields"])
+        extras = meta["extra_fields"]
+        assert {"timeout", "max_retries", "proxy", "ca_bundle"} <= set(extras)
+        assert extras["proxy"]["schema"]["title"] == "Proxy URL"
+        assert "HTTPS_PROXY and NO_PROXY" in extras["proxy"]["description"]
+        assert extras["ca_bundle"]["schema"]["title"] == "CA bundle (PEM file path)"
+        assert "TLS-inspecting proxy" in extras["ca_bundle"]["description"]
+

@@ -1,4 +1,4 @@
-"""Coalesced polling: triggers on one connection share one request per interval (issue 9)."""
+"""Coalesced polling: triggers on one credential share one request per interval."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import respx
 
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.triggers.leadpipe import LeadpipeAccountTrigger
-from airflow_provider_leadpipe.triggers.poller import _REGISTRY, AccountPoller
+from airflow_provider_leadpipe.triggers.poller import _REGISTRY
 from tests.unit.conftest import API_KEY
 from tests.unit.triggers.account_api import AccountAPI, account, eventually
 from tests.unit.triggers.account_api import make_trigger as trigger
@@ -55,15 +55,17 @@ async def test_many_triggers_on_one_connection_send_one_request_per_interval():
     assert api.max_in_flight == 1
 
 
-async def test_one_poller_and_one_hook_per_connection(monkeypatch):
-    hooks = []
-    original_init = LeadpipeHook.__init__
+async def test_one_poller_and_one_client_per_connection(monkeypatch):
+    clients = []
+    original_aget_conn = LeadpipeHook.aget_conn
 
-    def counting_init(self, *args, **kwargs):
-        hooks.append(kwargs.get("leadpipe_conn_id"))
-        original_init(self, *args, **kwargs)
+    async def counting_aget_conn(self):
+        client = await original_aget_conn(self)
+        if client not in clients:
+            clients.append(client)
+        return client
 
-    monkeypatch.setattr(LeadpipeHook, "__init__", counting_init)
+    monkeypatch.setattr(LeadpipeHook, "aget_conn", counting_aget_conn)
     with respx.mock() as router:
         AccountAPI(router, account(0))
         for name in "abc":
@@ -72,11 +74,12 @@ async def test_one_poller_and_one_hook_per_connection(monkeypatch):
         tasks = start(*(trigger(conn_id=conns[i % 4]) for i in range(200)))
         # Every connection's API answered once (a fixed short sleep was flaky on a loaded machine).
         await eventually(lambda: all(route.called for route in router.routes))
-        pollers = _REGISTRY[asyncio.get_running_loop()]
-        assert sorted(pollers) == sorted((conn, ()) for conn in conns)
-        assert all(p.subscribers == 50 for p in pollers.values())
+        pollers = _REGISTRY[asyncio.get_running_loop()].values()
+        await eventually(lambda: sum(p.subscribers for p in pollers) == 200)  # each read its connection
+        assert sorted(p.conn_id for p in pollers) == sorted(conns)
+        assert all(p.subscribers == 50 for p in pollers)
         await stop(tasks)
-    assert sorted(hooks) == sorted(conns)  # no per-trigger hook or client
+    assert len(clients) == 4  # no per-trigger client
 
 
 async def test_a_status_change_reaches_every_trigger_on_the_same_answer():
@@ -164,7 +167,7 @@ async def test_the_poller_stops_and_closes_its_client_when_the_last_trigger_leav
         api = AccountAPI(router, account(0))
         tasks = start(trigger(), trigger())
         await eventually(lambda: api.calls >= 1)
-        poller = AccountPoller.for_connection("leadpipe_default")
+        [poller] = _REGISTRY[asyncio.get_running_loop()].values()
         assert poller.running and poller.subscribers == 2
         await stop(tasks[:1])
         assert poller.running and poller.subscribers == 1
@@ -172,7 +175,7 @@ async def test_the_poller_stops_and_closes_its_client_when_the_last_trigger_leav
         await asyncio.sleep(0.01)
         assert not poller.running
         assert poller.subscribers == 0
-        assert "leadpipe_default" not in _REGISTRY.get(asyncio.get_running_loop(), {})
+        assert poller not in _REGISTRY.get(asyncio.get_running_loop(), {}).values()
         calls = api.calls
         await asyncio.sleep(0.15)
         assert api.calls == calls  # nothing polls any more
@@ -209,7 +212,8 @@ def test_fresh_state_in_every_event_loop():
                 start(trigger(interval=30))
                 await eventually(lambda: api.calls >= 1)
                 await asyncio.sleep(0.05)  # and no second fetch
-                assert list(_REGISTRY[asyncio.get_running_loop()]) == [("leadpipe_default", ())]
+                [poller] = _REGISTRY[asyncio.get_running_loop()].values()
+                assert poller.conn_id == "leadpipe_default"
                 return api.calls
 
         return asyncio.run(main())
@@ -221,7 +225,7 @@ def test_fresh_state_in_every_event_loop():
     assert all(ref() is None or ref() not in _REGISTRY for ref in loops)  # nothing left behind
 
 
-async def test_a_rotated_key_is_picked_up_by_a_long_lived_poller(monkeypatch, leadpipe_conn):
+async def test_a_rotated_key_is_picked_up_by_a_long_waiting_trigger(monkeypatch, leadpipe_conn):
     new_key = "sk_live_ROTATED_0a1b2c3d"
 
     def by_key(request):
@@ -240,7 +244,8 @@ async def test_a_rotated_key_is_picked_up_by_a_long_lived_poller(monkeypatch, le
         api.switch(by_key)
         [event] = await asyncio.wait_for(asyncio.gather(*tasks), timeout=2)
     assert event.payload["status"] == "success"
-    assert api.keys[-2:] == [API_KEY, new_key]  # one 401 with the old key, then the connection re-read
+    # One 401 with the old key, then the trigger read its connection again and polled with the new one.
+    assert api.keys[-2:] == [API_KEY, new_key]
 
 
 async def test_the_poller_runs_outside_any_trigger_context():
