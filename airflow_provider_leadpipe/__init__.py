@@ -71,10 +71,14 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "hooks": _modules("hooks.leadpipe"),
-        "sensors": _modules("sensors.leadpipe"),
-        "triggers": _modules("triggers.leadpipe"),
+        "sensors": _modules("sensors.leadpipe", "sensors.audiences"),
+        "triggers": _modules("triggers.leadpipe", "triggers.audiences"),
         "operators": _modules(
-            "operators.account", "operators.credit_report", "operators.visitors", "operators.pixels"
+            "operators.account",
+            "operators.credit_report",
+            "operators.visitors",
+            "operators.pixels",
+            "operators.audiences",
         ),
         "connection-types": [
             {
