@@ -285,10 +285,7 @@ def visitor_query(
 
 def if_exists_policy(value: Any) -> str:
     """``"error"`` or ``"return"``: what to do when a pixel already exists for the domain."""
-    policy = _one_of(value, "if_exists", IF_EXISTS)
-    if policy is None:
-        raise LeadpipeConfigError(f"if_exists must be one of {', '.join(IF_EXISTS)}; got {_shown(value)}")
-    return policy
+    return choice(value, "if_exists", IF_EXISTS)
 
 
 def pixel_id(value: Any) -> str:

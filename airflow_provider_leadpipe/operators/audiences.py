@@ -8,18 +8,15 @@
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
-import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import aclosing
 from datetime import timedelta
 from typing import IO, TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import ObjectStoragePath, conf
 
-from airflow_provider_leadpipe import storage, validation
+from airflow_provider_leadpipe import csv_rows, storage, validation
 from airflow_provider_leadpipe.audience_conditions import AudienceRunCondition
 from airflow_provider_leadpipe.conditions import unavailable
 from airflow_provider_leadpipe.exceptions import (
@@ -30,10 +27,11 @@ from airflow_provider_leadpipe.exceptions import (
     LeadpipeError,
     LeadpipeExportTruncatedError,
     LeadpipeNotFoundError,
-    LeadpipeResponseError,
 )
+from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.models import Audience, AudienceRun
-from airflow_provider_leadpipe.operators.leadpipe import LeadpipeBaseOperator
+from airflow_provider_leadpipe.operators.base import LeadpipeBaseOperator
+from airflow_provider_leadpipe.sensors.base import DEFERRAL_GRACE
 from airflow_provider_leadpipe.triggers.audiences import LeadpipeAudienceRunTrigger, result_of
 
 if TYPE_CHECKING:
@@ -41,22 +39,14 @@ if TYPE_CHECKING:
 
 #: XCom key under which the run operator pushes the run id before it waits.
 RUN_ID_XCOM_KEY = "audience_run_id"
-#: Extra time given to the framework's deferral timeout, so the trigger's own timeout event comes first.
-DEFERRAL_GRACE = 60.0
 #: Rows per results page: the largest ``limit`` the contract's examples use.
 PAGE_SIZE = 100
 
 
 class _AudienceOperator(LeadpipeBaseOperator):
-    """Argument errors name the task: ``LeadpipeRunAudienceOperator 'run': audience_id must be ...``."""
+    """What the audience operators share: their colour in the UI."""
 
     ui_color = "#efe6fb"
-
-    def _named(self, parse: Any, *args: Any) -> Any:
-        try:
-            return parse(*args)
-        except LeadpipeConfigError as exc:
-            raise LeadpipeConfigError(f"{type(self).__name__} '{self.task_id}': {exc}") from None
 
 
 # -- upsert ------------------------------------------------------------------------------------
@@ -78,6 +68,7 @@ class LeadpipeUpsertAudienceOperator(_AudienceOperator):
     :param status: ``"draft"``, ``"active"`` or ``"paused"`` (templated); None leaves it as it is
         (a new audience gets Orbit's default).
     :param leadpipe_conn_id: the Leadpipe connection (templated).
+    :param hook_params: per-task hook settings (``timeout``, ``max_retries``, ``retry_backoff``).
     """
 
     template_fields: Sequence[str] = ("name", "config", "status", "leadpipe_conn_id")
@@ -96,12 +87,12 @@ class LeadpipeUpsertAudienceOperator(_AudienceOperator):
             (status, validation.audience_status),
         ):
             if not validation.has_template(value):
-                self._named(parse, value)
+                self.checked(parse, value)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        name = self._named(validation.audience_name, self.name)
-        config = self._named(validation.audience_config, self.config)
-        status = self._named(validation.audience_status, self.status)
+        name = self.checked(validation.audience_name, self.name)
+        config = self.checked(validation.audience_config, self.config)
+        status = self.checked(validation.audience_status, self.status)
         with self.hook:
             matches = [audience for audience in self.hook.list_audiences() if audience.name == name]
             if len(matches) > 1:
@@ -166,6 +157,7 @@ class LeadpipeRunAudienceOperator(_AudienceOperator):
     :param idempotency_key: your own key (templated); None for the default above.
     :param new_run_on_retry: add the try number to the key (default False).
     :param leadpipe_conn_id: the Leadpipe connection (templated).
+    :param hook_params: per-task hook settings (``timeout``, ``max_retries``, ``retry_backoff``).
     """
 
     template_fields: Sequence[str] = ("audience_id", "idempotency_key", "leadpipe_conn_id")
@@ -188,13 +180,13 @@ class LeadpipeRunAudienceOperator(_AudienceOperator):
         if deferrable is None:
             deferrable = conf.getboolean("operators", "default_deferrable", fallback=False)
         self.deferrable = bool(deferrable)
-        self.poll_interval = self._named(validation.positive_seconds, poll_interval, "poll_interval")
-        self.run_timeout = self._named(validation.positive_seconds, timeout, "timeout")
+        self.poll_interval = self.checked(validation.positive_seconds, poll_interval, "poll_interval")
+        self.run_timeout = self.checked(validation.positive_seconds, timeout, "timeout")
         self.idempotency_key = idempotency_key
         self.new_run_on_retry = bool(new_run_on_retry)
         self._run: AudienceRun | None = None
         if not validation.has_template(audience_id):
-            self._named(validation.uuid_id, audience_id, "audience_id")
+            self.checked(validation.uuid_id, audience_id, "audience_id")
         if not validation.has_template(idempotency_key):
             self._key_text(idempotency_key)
 
@@ -208,7 +200,7 @@ class LeadpipeRunAudienceOperator(_AudienceOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         started = time.time()
-        audience_id = self._named(validation.uuid_id, self.audience_id, "audience_id")
+        audience_id = self.checked(validation.uuid_id, self.audience_id, "audience_id")
         key = self._key_text(self.idempotency_key) or default_idempotency_key(context)
         if self.new_run_on_retry:
             key = f"{key}:try{context['ti'].try_number}"
@@ -261,6 +253,7 @@ class LeadpipeRunAudienceOperator(_AudienceOperator):
                 **condition.to_dict(),
                 poll_interval=self.poll_interval,
                 deadline=deadline,
+                hook_params=self.hook_params,
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=remaining + max(DEFERRAL_GRACE, 2 * self.poll_interval)),
@@ -278,9 +271,9 @@ class LeadpipeRunAudienceOperator(_AudienceOperator):
         if run is None or run.status.value != "queued":
             return
         try:
-            with type(self.hook)(leadpipe_conn_id=self.leadpipe_conn_id) as hook:
+            with LeadpipeHook(leadpipe_conn_id=self.leadpipe_conn_id, **self.hook_params) as hook:
                 hook.cancel_audience_run(
-                    self._named(validation.uuid_id, self.audience_id, "audience_id"), run.id
+                    self.checked(validation.uuid_id, self.audience_id, "audience_id"), run.id
                 )
             self.log.info("Cancelled the queued audience run %s", run.id)
         except Exception as exc:  # best effort: the kill goes on either way
@@ -321,6 +314,7 @@ class LeadpipeAudienceResultsToStorageOperator(_AudienceOperator):
     :param concurrency: result pages requested at once, 1-16 (default 4).
     :param storage_conn_id: Airflow connection for the object store (templated).
     :param leadpipe_conn_id: the Leadpipe connection (templated).
+    :param hook_params: per-task hook settings (``timeout``, ``max_retries``, ``retry_backoff``).
     """
 
     template_fields: Sequence[str] = (
@@ -351,33 +345,33 @@ class LeadpipeAudienceResultsToStorageOperator(_AudienceOperator):
         self.audience_id = audience_id
         self.path = path
         self.audience_run_id = audience_run_id
-        self.format = self._named(validation.choice, format, "format", validation.RESULT_FORMATS)
-        self.compression = self._named(storage.check_compression, compression)
-        self.method = self._named(validation.choice, method, "method", validation.RESULT_METHODS)
+        self.format = self.checked(validation.choice, format, "format", validation.RESULT_FORMATS)
+        self.compression = self.checked(storage.check_compression, compression)
+        self.method = self.checked(validation.choice, method, "method", validation.RESULT_METHODS)
         if self.method == "export" and self.format != "csv":
             raise LeadpipeConfigError(
                 f"{type(self).__name__} '{self.task_id}': method='export' writes the API's CSV as it is: "
                 "give format='csv' (or use method='results' for JSON Lines)"
             )
-        self.on_truncated = self._named(
+        self.on_truncated = self.checked(
             validation.choice, on_truncated, "on_truncated", validation.ON_TRUNCATED
         )
-        self.on_incomplete = self._named(storage.check_on_incomplete, on_incomplete)
-        self.concurrency = self._named(validation.concurrency, concurrency)
+        self.on_incomplete = self.checked(storage.check_on_incomplete, on_incomplete)
+        self.concurrency = self.checked(validation.concurrency, concurrency)
         self.storage_conn_id = storage_conn_id
         self._file: storage.AtomicFile | None = None
         if not validation.has_template(audience_id):
-            self._named(validation.uuid_id, audience_id, "audience_id")
+            self.checked(validation.uuid_id, audience_id, "audience_id")
         if not validation.has_template(audience_run_id):
-            self._named(validation.optional_uuid_id, audience_run_id, "audience_run_id")
+            self.checked(validation.optional_uuid_id, audience_run_id, "audience_run_id")
         if not validation.has_template(path):
-            self._named(storage.check_path, path)
+            self.checked(storage.check_path, path)
 
     def execute(self, context: Context) -> dict[str, Any]:
         # Every argument is checked before anything is requested or written.
-        audience_id = self._named(validation.uuid_id, self.audience_id, "audience_id")
-        run_id = self._named(validation.optional_uuid_id, self.audience_run_id, "audience_run_id")
-        target = self._named(lambda path: storage.file_target(path, conn_id=self.storage_conn_id), self.path)
+        audience_id = self.checked(validation.uuid_id, self.audience_id, "audience_id")
+        run_id = self.checked(validation.optional_uuid_id, self.audience_run_id, "audience_run_id")
+        target = self.checked(lambda path: storage.file_target(path, conn_id=self.storage_conn_id), self.path)
         use_gzip = storage.uses_gzip(target, self.compression)
         with self.hook:
             run = self._completed_run(audience_id, run_id)
@@ -421,7 +415,7 @@ class LeadpipeAudienceResultsToStorageOperator(_AudienceOperator):
         return done
 
     def _write_results(self, audience_id: str, run: AudienceRun, file: storage.AtomicFile) -> int:
-        encode = storage.jsonl if self.format == "jsonl" else _CsvEncoder().encode
+        encode = storage.jsonl if self.format == "jsonl" else csv_rows.CsvEncoder().encode
         with file as out:
             # Inside the block: an incomplete pull with on_incomplete="fail" writes nothing.
             records, total = asyncio.run(self._pull(audience_id, run.id, out, encode))
@@ -462,7 +456,7 @@ class LeadpipeAudienceResultsToStorageOperator(_AudienceOperator):
                         "read every person, or on_truncated='warn' to keep the capped file"
                     )
                 self.log.warning("%s; writing the first %s rows (on_truncated='warn')", message, cap)
-            counter = _CsvRowCounter()
+            counter = csv_rows.RowCounter()
             with file as out:
                 for chunk in export.iter_bytes():
                     counter.feed(chunk)
@@ -473,82 +467,6 @@ class LeadpipeAudienceResultsToStorageOperator(_AudienceOperator):
         """Remove the temporary file of a pull that is being killed (SIGTERM / timeout)."""
         if self._file is not None:
             self._file.discard()
-
-
-def _flatten(record: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """``company.name``-style keys (as the run stats name fields); lists become JSON text."""
-    for key, value in record.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            yield from _flatten(value, f"{name}.")
-        elif isinstance(value, (list, dict)):
-            yield name, json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-        else:
-            yield name, value
-
-
-class _CsvEncoder:
-    """CSV rows, header first; the columns are fixed by the first page."""
-
-    def __init__(self) -> None:
-        self.columns: list[str] | None = None
-
-    def encode(self, records: list[dict[str, Any]]) -> bytes:
-        rows = [dict(_flatten(record)) for record in records]
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        if self.columns is None:
-            columns: dict[str, None] = {}
-            for row in rows:
-                columns.update(dict.fromkeys(row))
-            self.columns = list(columns)
-            writer.writerow(self.columns)
-        known = set(self.columns)
-        for row in rows:
-            new = set(row) - known
-            if new:
-                raise LeadpipeResponseError(
-                    f"a later results page has field(s) {sorted(new)} the first page did not have, so the "
-                    "CSV has no column for them; nothing was written. Use format='jsonl' for open-ended rows"
-                )
-            writer.writerow([_csv_value(row.get(column)) for column in self.columns])
-        return buffer.getvalue().encode()
-
-
-def _csv_value(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return value
-
-
-class _CsvRowCounter:
-    """Counts CSV records in a byte stream (newlines outside quotes), without parsing the rows."""
-
-    def __init__(self) -> None:
-        self.lines = 0
-        self.in_quotes = False
-        self.last = b"\n"
-
-    def feed(self, chunk: bytes) -> None:
-        if not chunk:
-            return
-        if not self.in_quotes and b'"' not in chunk:
-            self.lines += chunk.count(b"\n")
-        else:
-            for index, part in enumerate(chunk.split(b'"')):
-                if index:
-                    self.in_quotes = not self.in_quotes
-                if not self.in_quotes:
-                    self.lines += part.count(b"\n")
-        self.last = chunk[-1:]
-
-    @property
-    def records(self) -> int:
-        """Data rows: lines (a last line without a newline counts), minus the header."""
-        lines = self.lines + (0 if self.last == b"\n" else 1)
-        return max(lines - 1, 0)
 
 
 __all__ = [

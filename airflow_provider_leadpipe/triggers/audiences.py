@@ -33,6 +33,7 @@ from airflow_provider_leadpipe.exceptions import (
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.models import AudienceRun
 from airflow_provider_leadpipe.triggers import events
+from airflow_provider_leadpipe.triggers.leadpipe import backoff_interval
 
 
 class LeadpipeAudienceRunTrigger(BaseTrigger):
@@ -50,6 +51,10 @@ class LeadpipeAudienceRunTrigger(BaseTrigger):
     :param min_data_date: without a run id, the earliest acceptable ``dataDate`` (YYYY-MM-DD).
     :param poll_interval: seconds between checks (any positive number).
     :param deadline: wall-clock epoch seconds (``time.time()``) after which the trigger times out.
+    :param hook_params: the task's hook settings (``timeout``, ``max_retries``, ``retry_backoff``).
+    :param exponential_backoff: the interval grows after each check as a poking sensor's does
+        (:func:`~airflow_provider_leadpipe.triggers.leadpipe.backoff_interval`), up to ``max_wait``.
+    :param max_wait: the longest interval with ``exponential_backoff``, in seconds.
     """
 
     def __init__(
@@ -61,12 +66,18 @@ class LeadpipeAudienceRunTrigger(BaseTrigger):
         min_data_date: str | None = None,
         poll_interval: float,
         deadline: float,
+        hook_params: Mapping[str, Any] | None = None,
+        exponential_backoff: bool = False,
+        max_wait: float | None = None,
     ) -> None:
         super().__init__()
         self.leadpipe_conn_id = validation.conn_id(leadpipe_conn_id)
         self.condition = AudienceRunCondition(audience_id, audience_run_id, min_data_date)
         self.poll_interval = validation.positive_seconds(poll_interval, "poll_interval")
         self.deadline = validation.positive_seconds(deadline, "deadline")
+        self.hook_params = validation.hook_params(hook_params)
+        self.exponential_backoff = validation.boolean(exponential_backoff, "exponential_backoff")
+        self.max_wait = None if max_wait is None else validation.positive_seconds(max_wait, "max_wait")
 
     def __repr__(self) -> str:
         return (
@@ -83,6 +94,9 @@ class LeadpipeAudienceRunTrigger(BaseTrigger):
                 **self.condition.to_dict(),
                 "poll_interval": self.poll_interval,
                 "deadline": self.deadline,
+                "hook_params": self.hook_params,
+                "exponential_backoff": self.exponential_backoff,
+                "max_wait": self.max_wait,
             },
         )
 
@@ -97,7 +111,8 @@ class LeadpipeAudienceRunTrigger(BaseTrigger):
 
     async def _wait(self) -> dict[str, Any]:
         last_reason = None
-        async with LeadpipeHook(leadpipe_conn_id=self.leadpipe_conn_id) as hook:
+        checks = 1  # the task checked once before deferring
+        async with LeadpipeHook(leadpipe_conn_id=self.leadpipe_conn_id, **self.hook_params) as hook:
             while True:
                 try:
                     run, reason = await self.condition.acheck(hook)
@@ -118,7 +133,13 @@ class LeadpipeAudienceRunTrigger(BaseTrigger):
                         f"Leadpipe {self.condition.describe()} not ready before the timeout; "
                         f"last state: {reason}"
                     )
-                await asyncio.sleep(min(self.poll_interval, remaining))
+                checks += 1
+                interval = (
+                    backoff_interval(self.poll_interval, checks, self.max_wait)
+                    if self.exponential_backoff
+                    else self.poll_interval
+                )
+                await asyncio.sleep(min(interval, remaining))
 
 
 def _run_of(exc: LeadpipeAudienceRunError) -> dict[str, Any]:

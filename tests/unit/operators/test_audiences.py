@@ -17,7 +17,6 @@ from airflow_provider_leadpipe.exceptions import (
     LeadpipeExportTruncatedError,
     LeadpipeSlotsFullError,
 )
-from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.operators.audiences import (
     RUN_ID_XCOM_KEY,
     LeadpipeAudienceResultsToStorageOperator,
@@ -110,9 +109,13 @@ def audience(leadpipe_sandbox):
 
 
 def run_op(audience, **kwargs) -> LeadpipeRunAudienceOperator:
-    op = LeadpipeRunAudienceOperator(task_id="run", audience_id=audience["id"], poll_interval=0.02, **kwargs)
-    op.hook = LeadpipeHook(leadpipe_conn_id=op.leadpipe_conn_id, retry_backoff=0.001)
-    return op
+    return LeadpipeRunAudienceOperator(
+        task_id="run",
+        audience_id=audience["id"],
+        poll_interval=0.02,
+        hook_params={"retry_backoff": 0.001},
+        **kwargs,
+    )
 
 
 def test_run_waits_in_the_worker_and_returns_the_completed_run(leadpipe_sandbox, audience):
@@ -154,6 +157,12 @@ def test_deferrable_run_checks_once_then_defers_with_a_wall_clock_deadline(leadp
     assert before + 120 <= kwargs["deadline"] <= time.time() + 120
     assert deferred.value.method_name == "execute_complete"
     assert leadpipe_sandbox.api_key not in json.dumps(kwargs)
+    assert kwargs["hook_params"] == {"retry_backoff": 0.001}  # the task's own hook settings
+
+
+def test_bad_hook_params_fail_at_parse():
+    with pytest.raises(LeadpipeConfigError, match=r"'run': hook_params\['max_retries'\]"):
+        LeadpipeRunAudienceOperator(task_id="run", audience_id=UUID, hook_params={"max_retries": -1})
 
 
 def test_execute_complete_returns_the_run_or_raises_the_events_error(audience):

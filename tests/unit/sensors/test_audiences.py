@@ -96,3 +96,18 @@ def test_deferrable_checks_once_then_defers_with_the_same_condition(leadpipe_san
 def test_deferrable_returns_at_once_when_already_satisfied(leadpipe_sandbox, audience):
     daily = leadpipe_sandbox.add_daily_run(audience["id"], data_date="2026-05-04")
     assert sensor(audience["id"], deferrable=True).execute({})["id"] == daily["id"]
+
+
+def test_hook_params_and_backoff_reach_the_trigger(leadpipe_sandbox, audience):
+    op = sensor(
+        audience["id"],
+        deferrable=True,
+        hook_params={"timeout": 7, "max_retries": 1},
+        exponential_backoff=True,
+        max_wait=30,
+    )
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute({})
+    _, kwargs = deferred.value.trigger.serialize()
+    assert kwargs["hook_params"] == {"timeout": 7, "max_retries": 1}
+    assert (kwargs["exponential_backoff"], kwargs["max_wait"]) == (True, 30.0)

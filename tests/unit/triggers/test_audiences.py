@@ -69,6 +69,9 @@ def test_serialize_holds_primitives_only_and_round_trips(audience):
         "min_data_date",
         "poll_interval",
         "deadline",
+        "hook_params",
+        "exponential_backoff",
+        "max_wait",
     }
     assert kwargs["audience_run_id"] == "3f2c0e1a-1111-4222-8333-944455556666"  # canonical
     assert json.loads(json.dumps(kwargs)) == kwargs
@@ -101,6 +104,9 @@ async def test_no_key_in_kwargs_repr_or_events(leadpipe_sandbox, audience):
         ({"poll_interval": "soon"}, "poll_interval must be a positive number"),
         ({"deadline": float("nan")}, "deadline must be a positive number"),
         ({"leadpipe_conn_id": ""}, "leadpipe_conn_id must be a non-empty string"),
+        ({"hook_params": {"timeout": 0}}, r"hook_params\['timeout'\]"),
+        ({"hook_params": {"api_key": "x"}}, "hook_params"),
+        ({"max_wait": -1}, "max_wait must be a positive number"),
         ({"audience_run_id": MISSING, "min_data_date": "2026-05-04"}, "not both"),
     ],
 )
