@@ -6,7 +6,6 @@ import asyncio
 import dataclasses
 import time
 import weakref
-from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterator
 from contextlib import aclosing
 from functools import cached_property
