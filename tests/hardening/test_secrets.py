@@ -113,6 +113,10 @@ def canary_sandbox(leadpipe_sandbox, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_LEADPIPE_DEFAULT", json.dumps(conn))
     monkeypatch.setenv("LEADPIPE_EXAMPLE_POKE_INTERVAL", "0.2")
     monkeypatch.setenv("LEADPIPE_EXAMPLE_POLL_INTERVAL", "0.2")
+    # leadpipe_audience_on_new_run lands a completed run of this audience (read at parse time).
+    audience = leadpipe_sandbox.create_audience("Example audience", people=3, api_key=CANARY)
+    leadpipe_sandbox.add_daily_run(audience["id"], api_key=CANARY)
+    monkeypatch.setenv("LEADPIPE_EXAMPLE_AUDIENCE_ID", audience["id"])
     return leadpipe_sandbox
 
 
