@@ -45,11 +45,7 @@ from airflow_provider_leadpipe.conditions import (
     AccountCondition,
     LeadpipeAccountError,
 )
-from airflow_provider_leadpipe.exceptions import (
-    TRANSIENT_ERRORS,
-    LeadpipeAuthError,
-    LeadpipeNotFoundError,
-)
+from airflow_provider_leadpipe.exceptions import TRANSIENT_ERRORS, LeadpipeAuthError, LeadpipeResponseError
 from airflow_provider_leadpipe.hooks.core import sharing_key
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.models import AccountStatus
@@ -58,6 +54,9 @@ from airflow_provider_leadpipe.triggers.poller import AccountPoller, Answer, Sub
 #: Seconds between retries after a refused key, a missing connection or an unknown audience
 #: (never less than the watcher's own ``poll_interval``).
 SLOW_RETRY = 300.0
+
+#: Errors after which the audience watcher simply polls again at its interval.
+RETRY_AT_INTERVAL: tuple[type[Exception], ...] = (*TRANSIENT_ERRORS, LeadpipeResponseError)
 
 #: How many completed run ids the audience watcher remembers (the runs list serves at most 100).
 SEEN_RUNS = 200
@@ -212,12 +211,12 @@ class LeadpipeAccountEventTrigger(BaseEventTrigger):
                 key = sharing_key(await hook.aget_settings())
             except Exception as exc:
                 self.log.error(
-                    "Leadpipe connection '%s' unusable, watcher retries in %gs: %s",
+                    "Leadpipe connection '%s' unusable (the watcher is NOT watching); retry in %gs: %s",
                     self.leadpipe_conn_id,
-                    self._slow,
+                    _slow_retry(self.poll_interval),
                     hook.redact(str(exc) or type(exc).__name__),
                 )
-                await asyncio.sleep(self._slow)
+                await asyncio.sleep(_slow_retry(self.poll_interval))
                 continue
             poller = AccountPoller.for_key(key, hook)
             observer = _Observer(self.poll_interval)
@@ -231,7 +230,7 @@ class LeadpipeAccountEventTrigger(BaseEventTrigger):
                                 "Leadpipe refused the key of connection '%s'; the watcher is NOT "
                                 "watching, retries in %gs: %s",
                                 self.leadpipe_conn_id,
-                                self._slow,
+                                _slow_retry(self.poll_interval),
                                 answer.message,
                             )
                             break
@@ -254,11 +253,7 @@ class LeadpipeAccountEventTrigger(BaseEventTrigger):
                         await state.save({"satisfied": satisfied, "since": _now()})
             finally:
                 poller.unsubscribe(observer)
-            await asyncio.sleep(self._slow)
-
-    @property
-    def _slow(self) -> float:
-        return max(SLOW_RETRY, self.poll_interval)
+            await asyncio.sleep(_slow_retry(self.poll_interval))
 
 
 class LeadpipeAudienceRunEventTrigger(BaseEventTrigger):
@@ -349,19 +344,22 @@ class LeadpipeAudienceRunEventTrigger(BaseEventTrigger):
                             seen = remembered
                             await state.save({"completed": seen})
                         await asyncio.sleep(self.poll_interval)
-            except (LeadpipeAuthError, LeadpipeNotFoundError) as exc:
-                delay = max(SLOW_RETRY, self.poll_interval)
+            except RETRY_AT_INTERVAL as exc:
+                self.log.warning("Leadpipe audience runs check failed, will retry: %s", exc)
+            except Exception as exc:  # refused key, unknown audience, no connection: never end
+                delay = _slow_retry(self.poll_interval)
                 self.log.error(
                     "Leadpipe audience %s cannot be watched (the watcher is NOT watching); retry in %gs: %s",
                     self.audience_id,
                     delay,
                     exc,
                 )
-            except TRANSIENT_ERRORS as exc:
-                self.log.warning("Leadpipe audience runs check failed, will retry: %s", exc)
-            except Exception as exc:  # a bad connection, a malformed answer: never end the watcher
-                self.log.error("Leadpipe audience runs check failed, will retry in %gs: %s", delay, exc)
             await asyncio.sleep(delay)
+
+
+def _slow_retry(poll_interval: float) -> float:
+    """Seconds before retrying what a poll cannot fix (read at call time: tests shorten it)."""
+    return max(SLOW_RETRY, poll_interval)
 
 
 def _remember(seen: list[str], ids: list[str]) -> list[str]:

@@ -248,6 +248,7 @@ async def test_transient_errors_never_end_the_watcher(leadpipe_sandbox):
         Fault.unavailable(count=4, path=ACCOUNT), Fault.malformed_json(path=ACCOUNT)
     )
     await polls(leadpipe_sandbox, ACCOUNT, more=6)
+    assert leadpipe_sandbox.key_state()["pendingFaults"] == []
     assert not watching.task.done()
     leadpipe_sandbox.reset_credits()
     await eventually(lambda: len(watching.events) == 1)
@@ -409,3 +410,35 @@ async def test_an_unknown_audience_is_logged_and_retried_not_ended(leadpipe_sand
     assert set(logged(task_log, "NOT watching")) == {"error"}
     assert not watching.task.done()
     await watching.stop()
+
+
+async def test_a_missing_connection_is_logged_loudly_and_picked_up_later(
+    leadpipe_sandbox, monkeypatch, task_log
+):
+    monkeypatch.setattr(watchers, "SLOW_RETRY", 0.1)
+    good = leadpipe_sandbox.connection_json()
+    monkeypatch.delenv("AIRFLOW_CONN_LEADPIPE_DEFAULT")
+    leadpipe_sandbox.exhaust_credits()
+    watching = Watching(account_watcher())
+    await eventually(lambda: logged(task_log, "NOT watching"))
+    assert set(logged(task_log, "NOT watching")) == {"error"}
+    monkeypatch.setenv("AIRFLOW_CONN_LEADPIPE_DEFAULT", good)
+    await polls(leadpipe_sandbox, ACCOUNT)
+    leadpipe_sandbox.reset_credits()
+    await eventually(lambda: len(watching.events) == 1)
+    await watching.stop()
+
+
+async def test_malformed_run_lists_are_waited_out(leadpipe_sandbox, audience):
+    watching = Watching(runs_watcher(audience["id"]))
+    await polls(leadpipe_sandbox, RUNS)
+    leadpipe_sandbox.queue_faults(
+        Fault.malformed_json(count=2, path=RUNS.replace("{audienceId}", audience["id"]))
+    )
+    await polls(leadpipe_sandbox, RUNS, more=3)
+    assert leadpipe_sandbox.key_state()["pendingFaults"] == []  # both answers were malformed
+    assert not watching.task.done()
+    run = leadpipe_sandbox.add_daily_run(audience["id"])
+    await eventually(lambda: len(watching.events) == 1)
+    await watching.stop()
+    assert watching.events[0]["run"]["id"] == run["id"]
