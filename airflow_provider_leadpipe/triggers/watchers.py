@@ -108,6 +108,12 @@ class WatcherState:
     async def save(self, value: Any) -> None:
         self._memory = value
         if self._store is not None:
+            # Shielded: a watcher cancelled (triggerer shutdown) just after handing an event over
+            # still completes the write, so the event is not repeated after the restart.
+            await asyncio.shield(self._write(value))
+
+    async def _write(self, value: Any) -> None:
+        if self._store is not None:
             try:
                 if hasattr(self._store, "aset"):
                     await self._store.aset(self.key, value)

@@ -52,7 +52,16 @@ def test_every_run_named_by_the_events_is_planned(audience, tmp_path):
     events = [
         SimpleNamespace(extra={"from_trigger": True, "payload": {"run": {"id": run}}}) for run in ("r1", "r2")
     ]
-    planned = plan(triggering_asset_events={asset: events}, params={"output_dir": str(tmp_path)})
+
+    class Accessor:  # as context["triggering_asset_events"]: subscripted by the asset
+        def __getitem__(self, key):
+            assert key.uri == asset.uri
+            return events
+
+        def __bool__(self):
+            return True
+
+    planned = plan(triggering_asset_events=Accessor(), params={"output_dir": str(tmp_path)})
     folder = f"{tmp_path}/{audience['id']}"
     assert planned == [
         {"audience_run_id": "r1", "path": f"{folder}/r1.jsonl.gz"},
