@@ -13,9 +13,10 @@ reaches `completed`:
    run's people as gzipped JSON Lines to `params.output_dir` (any ObjectStoragePath), one file per
    run, named after the run id; the file appears only once complete.
 
-The audience is `LEADPIPE_EXAMPLE_AUDIENCE_ID` and the watcher polls every
-`LEADPIPE_EXAMPLE_WATCH_INTERVAL` seconds (default 300); both are read when the file is parsed
-(the watcher's arguments must be fixed values). Needs a `leadpipe` connection named
+The audience is `LEADPIPE_EXAMPLE_AUDIENCE_ID`, the watcher polls every
+`LEADPIPE_EXAMPLE_WATCH_INTERVAL` seconds (default 300) and `params.output_dir` defaults to
+`LEADPIPE_EXAMPLE_OUTPUT_DIR`; all are read when the file is parsed (the watcher's arguments must
+be fixed values). Needs a `leadpipe` connection named
 `leadpipe_default`. Minimum versions: Airflow 3.0 for asset watchers, 3.2.2 with several
 triggerers, 3.3.2 for the watermark in the asset state store (docs/events-and-lineage.md). On
 Airflow 2.x there are no watchers: the DAG has no schedule and lands the latest completed run when
@@ -41,6 +42,7 @@ except ImportError:  # Airflow 2.x: no asset watchers
 
 AUDIENCE_ID = os.environ.get("LEADPIPE_EXAMPLE_AUDIENCE_ID", "3f2c0e1a-1111-4222-8333-944455556666")
 WATCH_INTERVAL = float(os.environ.get("LEADPIPE_EXAMPLE_WATCH_INTERVAL", "300"))
+OUTPUT_DIR = os.environ.get("LEADPIPE_EXAMPLE_OUTPUT_DIR", "/tmp/leadpipe-example/audience-runs")
 
 if Asset is not None:
     #: The audience's completed runs; its watcher turns each new one into an asset event.
@@ -66,7 +68,7 @@ else:
     schedule=SCHEDULE,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
-    params={"output_dir": "/tmp/leadpipe-example/audience-runs"},
+    params={"output_dir": OUTPUT_DIR},
     tags=["leadpipe", "orbit", "example", "event-driven"],
     doc_md=__doc__,
 )
