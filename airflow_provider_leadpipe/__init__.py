@@ -92,6 +92,9 @@ def get_provider_info() -> dict[str, Any]:
             ]
             for key in ("asset-uris", "dataset-uris")
         },
+        "plugins": [
+            {"name": "leadpipe", "plugin-class": f"{_PACKAGE}.plugins.leadpipe.LeadpipePlugin"},
+        ],
         "connection-types": [
             {
                 "connection-type": "leadpipe",

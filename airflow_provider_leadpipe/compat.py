@@ -1,13 +1,13 @@
-"""Workarounds for Airflow versions, each with the condition under which it can be deleted.
-
-Nothing else in the provider branches on the Airflow version.
+"""Workarounds for Airflow versions, each with the condition under which it can be deleted:
+:func:`is_deferral_timeout`, :func:`resume_without_sensor_flags`,
+:func:`aget_connection_in_inline_trigger_runner`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from airflow.providers.common.compat.sdk import BaseSensorOperator
+from airflow.providers.common.compat.sdk import BaseHook, BaseSensorOperator
 
 try:  # not in common-compat's map; the task SDK has them from Airflow 3.1
     from airflow.sdk.exceptions import TaskDeferralError, TaskDeferralTimeout
@@ -46,3 +46,17 @@ def resume_without_sensor_flags(
     supported Airflow applies the poke-mode rules after a deferral.
     """
     return super(BaseSensorOperator, sensor).resume_execution(next_method, next_kwargs, context)
+
+
+async def aget_connection_in_inline_trigger_runner(hook: BaseHook, conn_id: str) -> Any:
+    """The connection ``conn_id`` looked up synchronously in a worker thread, for when the async
+    lookup found none.
+
+    Airflow 3.3.2's inline trigger runner (``dag.test`` / ``airflow dags test``) cannot reach the
+    metadata DB from async code (apache/airflow#57145). A connection that really does not exist
+    raises ``AirflowNotFoundException`` again here. Delete this (and let the async lookup's error
+    stand) when the oldest supported Airflow has the fix of apache/airflow#57145.
+    """
+    from asgiref.sync import sync_to_async
+
+    return await sync_to_async(hook.get_connection)(conn_id)

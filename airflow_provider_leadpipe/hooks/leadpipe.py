@@ -137,12 +137,9 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
         try:
             return await get_async_connection(self.leadpipe_conn_id, hook=self)
         except AirflowNotFoundException:
-            # Airflow 3.3.2's inline trigger runner (dag.test / `airflow dags test`) cannot reach
-            # the metadata DB from async code (apache/airflow#57145): fall back to the sync lookup
-            # in a worker thread. A connection that really does not exist raises again here.
-            from asgiref.sync import sync_to_async
+            from airflow_provider_leadpipe import compat  # the version workarounds' one place
 
-            return await sync_to_async(self.get_connection)(self.leadpipe_conn_id)
+            return await compat.aget_connection_in_inline_trigger_runner(self, self.leadpipe_conn_id)
 
     # -- clients ------------------------------------------------------------------------------
 

@@ -22,7 +22,8 @@ class LeadpipeCreditReportOperator(LeadpipeBaseOperator):
     rate, the projected exhaustion time and whether that comes before ``credits.resetsAt``
     (see :mod:`airflow_provider_leadpipe.reporting`). The report is logged as a short block and
     returned (XCom): a JSON dict that includes the current ``account`` status and ``observed_at``,
-    which the next run compares against.
+    which the next run compares against, and ``leadpipe_conn_id`` (the Leadpipe page in the
+    Airflow UI charts each connection's reports).
 
     The previous report is chosen by its own ``observed_at`` wall-clock time, never by logical
     date, so runs triggered through the API (``logical_date: null``) chain correctly.
@@ -38,7 +39,8 @@ class LeadpipeCreditReportOperator(LeadpipeBaseOperator):
         previous = self.previous_observation(context, before=observed_at)
         report = build_credit_report(status, observed_at=observed_at, previous=previous)
         self.log.info("%s", report.render())
-        return report.to_dict()
+        # The connection id lets the Leadpipe UI page chart each connection's reports.
+        return {**report.to_dict(), "leadpipe_conn_id": self.leadpipe_conn_id}
 
     def previous_observation(self, context: Context, *, before: pendulum.DateTime) -> Observation | None:
         """The latest observation this task stored in an earlier run, or None.

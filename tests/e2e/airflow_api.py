@@ -97,3 +97,11 @@ def xcom_value(api: httpx.Client, dag_id: str, run_id: str, task_id: str, key: s
     )
     response.raise_for_status()
     return response.json()["value"]
+
+
+def put_connection(api: httpx.Client, connection: dict[str, Any]) -> None:
+    """Create the connection, or replace it when an earlier test stored one with that id."""
+    conn_id = connection["connection_id"]
+    if api.get(f"/api/v2/connections/{conn_id}").status_code == 200:
+        api.delete(f"/api/v2/connections/{conn_id}").raise_for_status()
+    api.post("/api/v2/connections", json=connection).raise_for_status()

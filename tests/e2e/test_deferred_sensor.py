@@ -12,7 +12,7 @@ import contextlib
 import gzip
 import json
 
-from tests.e2e.airflow_api import task_log, trigger, wait_for_dag, watch_run, xcom_value
+from tests.e2e.airflow_api import put_connection, task_log, trigger, wait_for_dag, watch_run, xcom_value
 
 DAG_ID = "leadpipe_credit_gated_pull"
 SENSOR = "wait_for_credits"
@@ -29,7 +29,7 @@ def test_example_dag_defers_to_the_triggerer_and_resumes(api, airflow, sandbox, 
     calls_before = sandbox.request_count(ACCOUNT, api_key=key)
     # The example's connection, stored in the metadata DB (the triggerer reads it from there).
     connection = {"connection_id": "leadpipe_default", "conn_type": "leadpipe", "host": sandbox.url}
-    api.post("/api/v2/connections", json={**connection, "password": key}).raise_for_status()
+    put_connection(api, {**connection, "password": key})
     wait_for_dag(api, DAG_ID)
     out = tmp_path / "out"
 

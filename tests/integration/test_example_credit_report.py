@@ -113,3 +113,21 @@ def test_reports_chain_across_runs_without_logical_date(airflow_db, leadpipe_san
     assert "Since last:  not compared: the previous report is for another organisation" in out
     assert "Exhaustion:  not within 100 years at the current burn rate" in out
     assert KEY not in out
+
+    # The Leadpipe UI page (Airflow >= 3.1) reads these same reports back from the XCom table.
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_1_PLUS
+
+    if AIRFLOW_V_3_1_PLUS:
+        from airflow_provider_leadpipe.plugins import data
+        from airflow_provider_leadpipe.plugins.render import credit_chart
+
+        stored = data.credit_reports()["leadpipe_default"][-7:]
+        assert [point.remaining for point in stored] == [900, 880, 380, 995, 10, 10**15, 10**15 - 1]
+        assert stored[-1].observed_at == pendulum.parse(report6["observed_at"])
+        # The chart follows the organisation the key now belongs to (runs 5-6), as the report does.
+        chart = credit_chart(stored)
+        assert chart.count('<circle class="point"') == 3
+        assert "Earlier reports of another organization are not charted" in chart
+        own = data.task_report(DAG_ID, fourth.run_id, "credit_report", -1)
+        assert own is not None and own["leadpipe_conn_id"] == "leadpipe_default"
+        assert own["observed_at"] == report4["observed_at"]

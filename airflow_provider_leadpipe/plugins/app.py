@@ -1,0 +1,109 @@
+"""The credits page's FastAPI app, mounted by Airflow's API server under ``/leadpipe``.
+
+Mounted plugin apps inherit no authentication from Airflow, so every route here declares its
+own: Airflow's user (JWT cookie or bearer token) with read access to connections; the
+task-instance view also needs read access to the DAG's XCom. Cards are limited to the
+connections the user may read. Only GET exists: the page changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pendulum
+from airflow.api_fastapi.app import get_auth_manager
+from airflow.api_fastapi.auth.managers.models.resource_details import ConnectionDetails, DagAccessEntity
+from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_connection, requires_access_dag
+from fastapi import Depends, FastAPI, Query
+from fastapi.responses import HTMLResponse
+
+from airflow_provider_leadpipe.plugins import data, render
+from airflow_provider_leadpipe.plugins.leadpipe import base_path
+
+TITLE = "Leadpipe credits"
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title=TITLE,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        dependencies=[Depends(requires_access_connection("GET"))],
+    )
+
+    @app.get("/credits", response_class=HTMLResponse)
+    async def credits_page(user: GetUserDep) -> HTMLResponse:
+        conn_ids = [c for c in data.leadpipe_conn_ids() if _may_read(c, user)]
+        statuses = await data.fetch_statuses(conn_ids)
+        reports = data.credit_reports()
+        docs_href = base_path(f"/dags/{render.EXAMPLE_DAG_ID}")
+        cards = [
+            render.Card(
+                conn_id=conn_id,
+                account=statuses[conn_id].account,
+                error=statuses[conn_id].error,
+                error_type=statuses[conn_id].error_type,
+                reports=reports.get(conn_id, ()),
+                docs_href=docs_href,
+            )
+            for conn_id in conn_ids
+        ]
+        footer = render.live_footer(pendulum.now("UTC"), data.CACHE_SECONDS)
+        return _html(render.page(cards, title=TITLE, footer=footer))
+
+    @app.get(
+        "/credits/report",
+        response_class=HTMLResponse,
+        dependencies=[Depends(requires_access_dag("GET", DagAccessEntity.XCOM))],
+    )
+    async def task_instance_report(
+        dag_id: str = Query(...),
+        run_id: str = Query(...),
+        task_id: str = Query(...),
+        map_index: str = Query("-1"),
+    ) -> HTMLResponse:
+        # The UI fills {MAP_INDEX} only for mapped tasks; otherwise the placeholder arrives as is.
+        index = int(map_index) if map_index.lstrip("-").isdigit() else -1
+        report = data.task_report(dag_id, run_id, task_id, index)
+        cards = []
+        try:
+            point = render.ReportPoint.from_report(report) if report else None
+        except ValueError:
+            point = None
+        if report and point:
+            observed = point.observed_at.format("YYYY-MM-DD HH:mm [UTC]")
+            cards.append(
+                render.Card(
+                    conn_id=str(report.get("leadpipe_conn_id") or "?"),
+                    account=report.get("account"),
+                    reports=[point],
+                    caption=f"Credit report of {task_id}, observed {observed}: "
+                    + render.report_caption(report),
+                    docs_href=base_path(f"/dags/{render.EXAMPLE_DAG_ID}"),
+                )
+            )
+        footer = "The account as this task saw it when it ran. Read-only."
+        subtitle = f"{dag_id} / {task_id}"
+        return _html(
+            render.page(cards, title=TITLE, footer=footer, empty=render.NO_REPORT, subtitle=subtitle)
+        )
+
+    return app
+
+
+def _may_read(conn_id: str, user: Any) -> bool:
+    return get_auth_manager().is_authorized_connection(
+        method="GET", details=ConnectionDetails(conn_id=conn_id), user=user
+    )
+
+
+def _html(document: str) -> HTMLResponse:
+    # The page is shown in Airflow's iframe (same origin); nothing else may frame it.
+    headers = {
+        "Cache-Control": "no-store",
+        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+        "frame-ancestors 'self'",
+        "X-Content-Type-Options": "nosniff",
+    }
+    return HTMLResponse(document, headers=headers)
