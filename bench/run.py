@@ -658,7 +658,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-compare-") as scratch:
         if args.compare:
             COMPARE_REF[0] = args.compare
-            args.compare_root = checkout(args.compare, Path(scratch))
+            args.compare_commit = rev(args.compare)  # when exported: the ref may move during the run
+            args.compare_root = checkout(args.compare_commit, Path(scratch))
         for name in BENCHMARKS:
             if name in chosen:
                 section, found = RUNNERS[name](args)
@@ -669,7 +670,7 @@ def main() -> None:
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         **machine(),
         "load average (1 min) before / after": f"{load_before[0]:.2f} / {load_after[0]:.2f}",
-        **({"compared with": f"{args.compare} ({rev(args.compare)})"} if args.compare else {}),
+        **({"compared with": f"{args.compare} ({args.compare_commit})"} if args.compare else {}),
         "run time": f"{time.time() - started:.0f} s",
     }
     print(render(sections, targets, meta, markdown=False))

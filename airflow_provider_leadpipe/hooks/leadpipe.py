@@ -116,7 +116,7 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
             flights = _LOOKUPS.get(loop)
             if flights is None:
                 flights = _LOOKUPS[loop] = {}
-            key = (self.leadpipe_conn_id, *self._overrides.values())
+            key = (self.leadpipe_conn_id, *map(repr, self._overrides.values()))  # any value hashes
             flight = flights.get(key)
             if flight is None:
                 flight = flights[key] = loop.create_task(self._aread_settings())

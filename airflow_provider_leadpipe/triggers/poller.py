@@ -7,9 +7,9 @@ therefore share one :class:`AccountPoller` per credential:
 - Sharing follows what the connection *resolves to*, not its id: each trigger reads its connection
   itself (in its own context, as the triggerer's per-team secrets lookup requires) and joins the
   poller of :func:`~airflow_provider_leadpipe.hooks.core.sharing_key` of those settings (base URL,
-  a salted fingerprint of the key, proxy, CA bundle, timeout and retries). Two ids with one key
-  share a poll; one id that resolves to two keys (a rotation, per-team secrets) never shares an
-  answer between them. The poller never re-reads a connection.
+  a salted fingerprint of the key, proxy, CA bundle, and the ``hook_params`` timeout and retries).
+  Two ids with one key share a poll; one id that resolves to two keys (a rotation, per-team
+  secrets) never shares an answer between them. The poller never re-reads a connection.
 
 - The poller is a single task that fetches ``GET /v1/data/account`` every
   ``min(subscriber intervals)`` (measured start to start; at most one request in flight) and
@@ -162,13 +162,14 @@ class AccountPoller:
     """The single poll loop of one credential in one event loop; see the module docstring.
 
     :param hook: a hook whose settings are already read (``aget_settings()``); the poller owns it.
-    :param key: the :func:`~airflow_provider_leadpipe.hooks.core.sharing_key` of those settings.
+    :param key: the :func:`~airflow_provider_leadpipe.hooks.core.sharing_key` of those settings
+        (held in memory only; never log it).
     """
 
     def __init__(self, hook: LeadpipeHook, key: bytes, loop: asyncio.AbstractEventLoop):
         #: The id of the connection that started the poller (for log lines only).
         self.conn_id = hook.leadpipe_conn_id
-        self._key = key
+        self.key = key
         self._loop = loop
         self._subscribers: dict[Subscription, None] = {}  # an insertion-ordered set
         self._intervals: Counter[float] = Counter()
@@ -258,8 +259,8 @@ class AccountPoller:
 
     def _stop(self) -> None:
         pollers = _REGISTRY.get(self._loop)
-        if pollers is not None and pollers.get(self._key) is self:
-            del pollers[self._key]
+        if pollers is not None and pollers.get(self.key) is self:
+            del pollers[self.key]
             if not pollers:
                 del _REGISTRY[self._loop]
         task = self._task

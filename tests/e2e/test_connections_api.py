@@ -18,7 +18,7 @@ def _hook_meta(api: httpx.Client) -> dict:
 
 
 def test_connection_form_metadata_is_relabelled(api):
-    """What the UI's connection form is built from: Leadpipe, "API key", "Base URL", two extras."""
+    """What the UI's connection form is built from: Leadpipe, "API key", "Base URL", the extras."""
     meta = _hook_meta(api)
     assert meta["hook_name"] == "Leadpipe"
     fields = meta["standard_fields"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import subprocess
@@ -147,3 +148,50 @@ def test_the_sharing_key_is_salted_per_process():
     )
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert len(other.strip()) == 64 and other.strip() != key.hex()  # a fingerprint is useless elsewhere
+
+
+# -- concurrent connection lookups -------------------------------------------------------------------
+
+
+@pytest.fixture
+def lookups(monkeypatch):
+    """Counts the async connection lookups of LeadpipeHook (each one takes 50 ms)."""
+    counted = []
+    original = LeadpipeHook._aget_leadpipe_connection
+
+    async def slow_lookup(self):
+        counted.append(self.leadpipe_conn_id)
+        await asyncio.sleep(0.05)
+        return await original(self)
+
+    monkeypatch.setattr(LeadpipeHook, "_aget_leadpipe_connection", slow_lookup)
+    return counted
+
+
+async def test_concurrent_lookups_of_one_connection_are_one_lookup(leadpipe_conn, lookups):
+    settings = await asyncio.gather(*(LeadpipeHook().aget_settings() for _ in range(50)))
+    assert lookups == ["leadpipe_default"]
+    assert {s.api_key for s in settings} == {API_KEY}
+    # Nothing is kept once the lookup completed: a later hook reads the connection again.
+    leadpipe_conn(password="sk_live_ROTATED_77")
+    assert (await LeadpipeHook().aget_settings()).api_key == "sk_live_ROTATED_77"
+    assert len(lookups) == 2
+
+
+async def test_lookups_with_other_overrides_or_ids_are_separate(leadpipe_conn, lookups):
+    leadpipe_conn("lp_other")
+    hooks = [LeadpipeHook(), LeadpipeHook(timeout=5), LeadpipeHook("lp_other"), LeadpipeHook()]
+    settings = await asyncio.gather(*(hook.aget_settings() for hook in hooks))
+    assert sorted(lookups) == ["leadpipe_default", "leadpipe_default", "lp_other"]
+    assert [s.timeout for s in settings] == [30.0, 5.0, 30.0, 30.0]
+
+
+async def test_a_cancelled_waiter_does_not_fail_the_shared_lookup(leadpipe_conn, lookups):
+    first = asyncio.create_task(LeadpipeHook().aget_settings())
+    second = asyncio.create_task(LeadpipeHook().aget_settings())
+    await asyncio.sleep(0.01)
+    first.cancel()
+    assert (await second).api_key == API_KEY
+    assert lookups == ["leadpipe_default"]
+    with pytest.raises(asyncio.CancelledError):
+        await first

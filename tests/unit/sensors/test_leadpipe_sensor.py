@@ -250,8 +250,8 @@ def test_fails_fast(mode, answer, error, message, when, driver):
         with pytest.raises(error, match=message) as exc:
             driver.run(sensor(mode))
     assert isinstance(exc.value, AirflowFailException)  # no task retries
-    # No waiting and no hook retries. After a 401/403 a trigger reads its connection again: the
-    # same key is not asked again (a rotated one would be: tests/integration/test_sensor_key_rotation).
+    # No waiting and no hook retries. After a 401/403 the trigger reads its connection again (the
+    # key may have been rotated); the same key is not sent again.
     assert api.calls == len(answers)
     if mode == "deferrable":
         assert len(driver.deferrals) == (0 if when == "first poke" else 1)
