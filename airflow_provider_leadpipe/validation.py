@@ -485,13 +485,15 @@ def audience_name(value: Any) -> str:
 
 
 def audience_config(value: Any) -> dict[str, Any]:
-    """An audience ``config``: a JSON object (dict), passed to Orbit as it is."""
-    if not isinstance(value, dict):
-        raise LeadpipeConfigError(
-            f"config must be a dict (the audience's Orbit config, e.g. {{'topicIds': [...]}}), "
-            f"got {type(value).__name__} {_shown(value)}"
-        )
-    return value
+    """An audience ``config`` (required): a dict, or its JSON / Python literal as a template renders
+    it (:func:`mapping`); passed to Orbit as it is."""
+    config = mapping(value, "config") if isinstance(value, str) else value
+    if isinstance(config, Mapping):
+        return dict(config)
+    raise LeadpipeConfigError(
+        f"config must be a dict (the audience's Orbit config, e.g. {{'topicIds': [101]}}), "
+        f"got {type(value).__name__} {_shown(value)}"
+    )
 
 
 def audience_status(value: Any) -> str | None:

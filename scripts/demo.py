@@ -114,7 +114,7 @@ def main() -> int:
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         "LEADPIPE_EXAMPLE_POKE_INTERVAL": "1",
-        "LEADPIPE_EXAMPLE_POLL_INTERVAL": "1",
+        "LEADPIPE_EXAMPLE_POLL_INTERVAL": "0.5",
     }
     os.environ.update(env)  # for reading XCom from this process at the end
 

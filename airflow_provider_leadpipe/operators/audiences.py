@@ -118,26 +118,28 @@ class LeadpipeUpsertAudienceOperator(_AudienceOperator):
 # -- run ---------------------------------------------------------------------------------------
 
 
-def default_idempotency_key(context: Context, *, new_run_on_retry: bool = False) -> str:
-    """The run's ``Idempotency-Key``: the same for every try of one task instance.
+def task_idempotency_key(context: Context, key: str | None = None, *, new_run_on_retry: bool = False) -> str:
+    """The ``Idempotency-Key`` a run operator sends: ``key``, or one made from the task instance.
 
-    Built from dag_id, run_id, task_id and map_index, so a retry after a crash (worker killed
-    between the POST and the XCom push, or a response lost on the way) gets the run the first try
-    created, never a second one. With ``new_run_on_retry`` the try number is added: each try
-    starts a fresh run. The hook hashes keys longer than the API's 120 characters.
+    The default is built from dag_id, run_id, task_id and map_index, the same for every try of a
+    task instance, so a retry after a crash (the worker killed between the POST and the XCom push,
+    or a response lost on the way) gets the run the first try created, never a second one. With
+    ``new_run_on_retry`` the try number is added: each try starts a fresh run. The hook hashes
+    keys longer than the API's 120 characters.
     """
     ti = context["ti"]
-    parts = ["airflow", ti.dag_id, ti.run_id, ti.task_id, str(getattr(ti, "map_index", -1))]
+    if key is None:
+        key = ":".join(["airflow", ti.dag_id, ti.run_id, ti.task_id, str(getattr(ti, "map_index", -1))])
     if new_run_on_retry:
-        parts.append(f"try{ti.try_number}")
-    return ":".join(parts)
+        key = f"{key}:try{ti.try_number}"
+    return key
 
 
 class LeadpipeRunAudienceOperator(_AudienceOperator):
     """Queue a manual run of an Orbit audience and (by default) wait until it completes.
 
     The run is queued with an ``Idempotency-Key`` (by default from dag_id, run_id, task_id and
-    map_index: see :func:`default_idempotency_key`), so a retried task gets the same run instead
+    map_index: see :func:`task_idempotency_key`), so a retried task gets the same run instead
     of a second one; ``new_run_on_retry=True`` adds the try number so a retry after a failed run
     starts afresh. The run id goes to XCom key ``audience_run_id`` before any waiting.
 
@@ -177,14 +179,16 @@ class LeadpipeRunAudienceOperator(_AudienceOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.audience_id = audience_id
-        self.wait_for_completion = bool(wait_for_completion)
+        self.wait_for_completion = self.checked(
+            validation.boolean, wait_for_completion, "wait_for_completion"
+        )
         if deferrable is None:
             deferrable = conf.getboolean("operators", "default_deferrable", fallback=False)
         self.deferrable = bool(deferrable)
         self.poll_interval = self.checked(validation.positive_seconds, poll_interval, "poll_interval")
         self.run_timeout = self.checked(validation.positive_seconds, timeout, "timeout")
         self.idempotency_key = idempotency_key
-        self.new_run_on_retry = bool(new_run_on_retry)
+        self.new_run_on_retry = self.checked(validation.boolean, new_run_on_retry, "new_run_on_retry")
         self._run: AudienceRun | None = None
         if not validation.has_template(audience_id):
             self.checked(validation.uuid_id, audience_id, "audience_id")
@@ -202,9 +206,9 @@ class LeadpipeRunAudienceOperator(_AudienceOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         started = time.time()
         audience_id = self.checked(validation.uuid_id, self.audience_id, "audience_id")
-        key = self._key_text(self.idempotency_key) or default_idempotency_key(context)
-        if self.new_run_on_retry:
-            key = f"{key}:try{context['ti'].try_number}"
+        key = task_idempotency_key(
+            context, self._key_text(self.idempotency_key), new_run_on_retry=self.new_run_on_retry
+        )
         with self.hook:
             # Safe to retry on transient failures: the same key returns the same run.
             run = self.hook.create_audience_run(audience_id, idempotency_key=key)
@@ -477,5 +481,5 @@ __all__ = [
     "LeadpipeAudienceResultsToStorageOperator",
     "LeadpipeRunAudienceOperator",
     "LeadpipeUpsertAudienceOperator",
-    "default_idempotency_key",
+    "task_idempotency_key",
 ]

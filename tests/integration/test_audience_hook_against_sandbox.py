@@ -13,6 +13,7 @@ import pytest
 
 from airflow_provider_leadpipe.exceptions import (
     LeadpipeAudienceRunError,
+    LeadpipeConfigError,
     LeadpipeConflictError,
     LeadpipeNotFoundError,
     LeadpipeSlotsFullError,
@@ -153,3 +154,22 @@ def test_export_csv_and_stored_export_download(leadpipe_sandbox, hook, mode, tmp
     downloads = leadpipe_sandbox.export_downloads()
     assert downloads and all(not d["apiKeySent"] for d in downloads)
     assert {d["status"] for d in downloads} == {200}
+
+
+def test_a_processing_export_is_polled_until_it_can_be_downloaded(leadpipe_sandbox, hook, tmp_path):
+    audience = leadpipe_sandbox.create_audience("Processing", people=30)
+    leadpipe_sandbox.set_run_schedule(queued_polls=0, running_polls=0)
+    leadpipe_sandbox.set_export_processing_polls(2)
+    run_id = hook.create_audience_run(audience["id"]).id
+    wait_done(lambda method, *a, **k: getattr(hook, method)(*a, **k), audience["id"], run_id)
+    export = hook.create_audience_export(audience["id"], run_id)
+    assert export.status == "processing" and export.download_url is None
+    with pytest.raises(LeadpipeConfigError, match="not completed"):
+        hook.download_audience_export(export, tmp_path / "early.csv")
+    for _ in range(5):
+        export = hook.get_audience_export(audience["id"], run_id, export.id)
+        if export.is_completed:
+            break
+    assert export.is_completed and export.row_count == 30
+    assert hook.download_audience_export(export, tmp_path / "people.csv") == export.byte_size
+    assert not (tmp_path / "early.csv").exists()

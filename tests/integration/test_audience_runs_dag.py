@@ -24,6 +24,7 @@ pytestmark = pytest.mark.integration
 #: The route as the sandbox counts it, and as a fault glob.
 RUNS = "/v1/intent/audiences/{audienceId}/runs"
 RUNS_GLOB = "/v1/intent/audiences/*/runs"
+RESULTS = "/v1/intent/audiences/{audienceId}/runs/{runId}/results"
 
 
 def dag_source(dag_id: str, *, retries: int, new_run_on_retry: bool = False, extra: str = "") -> str:
@@ -125,19 +126,51 @@ def test_failed_run_fails_the_task_once_without_retry_and_logs_the_error_code(
     assert "MATERIALIZATION_FAILED" in output.out + output.err
 
 
-def test_slots_full_fails_the_upsert_at_once(airflow_db, leadpipe_sandbox):
-    from airflow_provider_leadpipe.exceptions import LeadpipeSlotsFullError
-    from airflow_provider_leadpipe.operators.audiences import LeadpipeUpsertAudienceOperator
+UPSERT_DAG = """
+from __future__ import annotations
 
+from datetime import timedelta
+
+import pendulum
+
+try:
+    from airflow.sdk import DAG
+except ImportError:  # Airflow 2.x
+    from airflow import DAG
+
+from airflow_provider_leadpipe.operators.audiences import LeadpipeUpsertAudienceOperator
+
+with DAG(
+    "orbit_slots_full_it",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1),
+    catchup=False,
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=0)},
+) as dag:
+    LeadpipeUpsertAudienceOperator(
+        task_id="upsert_audience", name="Waiting its turn", config={"topicIds": [1]}, status="active"
+    )
+"""
+
+
+def test_slots_full_fails_the_upsert_once_without_retry(airflow_db, leadpipe_sandbox, capsys, monkeypatch):
+    task_log_to_this_tests_stdout(monkeypatch)
     leadpipe_sandbox.set_intent({"audienceSlots": 1, "audienceSlotsUsed": 0})
     leadpipe_sandbox.create_audience("Busy", status="active")  # takes the only slot
     paused = leadpipe_sandbox.create_audience("Waiting its turn", status="paused")
-    op = LeadpipeUpsertAudienceOperator(
-        task_id="upsert", name="Waiting its turn", config={"topicIds": [1]}, status="active"
-    )
-    with pytest.raises(LeadpipeSlotsFullError, match="slot") as caught:
-        op.execute({})
-    assert caught.value.http_status == 403
+    path = DAGS_FOLDER / "orbit_slots_full_it.py"
+    path.write_text(UPSERT_DAG)
+    try:
+        spec = importlib.util.spec_from_file_location("orbit_slots_full_it", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        run = module.dag.test(**NO_LOGICAL_DATE)
+    finally:
+        path.unlink()
+    assert task_states(run)["upsert_audience"] == "failed"
+    assert try_number(run, "upsert_audience") == 1, "SLOTS_FULL is not retried"
+    output = capsys.readouterr()
+    assert "LeadpipeSlotsFullError" in output.out + output.err
     [still] = [a for a in leadpipe_sandbox.orbit_state()["audiences"] if a["id"] == paused["id"]]
     assert still["status"] == "paused"
 
@@ -217,3 +250,75 @@ def test_dag_run_output_holds_no_key_and_no_email(
     assert emails and "land_people" in output
     assert leadpipe_sandbox.api_key not in output
     assert not [email for email in emails if email in output]
+
+
+SENSOR_DAG = """
+from __future__ import annotations
+
+import pendulum
+
+try:
+    from airflow.sdk import DAG
+except ImportError:  # Airflow 2.x
+    from airflow import DAG
+
+from airflow_provider_leadpipe.sensors.audiences import LeadpipeAudienceRunSensor
+
+with DAG(
+    "orbit_sensor_it",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1),
+    catchup=False,
+    params={"audience_id": "", "run_id": "", "since": ""},
+) as dag:
+    LeadpipeAudienceRunSensor(
+        task_id="wait_for_run",
+        audience_id="{{ params.audience_id }}",
+        audience_run_id="{{ params.run_id }}",
+        min_data_date="{{ params.since }}",
+        poke_interval=0.1,
+        timeout=60,
+        deferrable=True,
+    )
+"""
+
+
+@pytest.fixture
+def sensor_dag():
+    path = DAGS_FOLDER / "orbit_sensor_it.py"
+    path.write_text(SENSOR_DAG)
+    spec = importlib.util.spec_from_file_location("orbit_sensor_it", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    yield module.dag
+    path.unlink()
+
+
+def test_sensor_defers_until_the_run_completes_and_pushes_it(
+    airflow_db, leadpipe_sandbox, audience, sensor_dag
+):
+    import httpx
+
+    leadpipe_sandbox.set_run_schedule(queued_polls=2, running_polls=2)
+    response = httpx.post(
+        f"{leadpipe_sandbox.url}/v1/intent/audiences/{audience['id']}/runs",
+        json={"runType": "manual"},
+        headers={"x-api-key": leadpipe_sandbox.api_key},
+    )
+    run_id = response.raise_for_status().json()["data"]["id"]
+    run = sensor_dag.test(run_conf={"audience_id": audience["id"], "run_id": run_id}, **NO_LOGICAL_DATE)
+    assert run.state == "success", task_states(run)
+    pushed = xcom_value(run, "wait_for_run")
+    assert (pushed["id"], pushed["status"], pushed["resultCount"]) == (run_id, "completed", 300)
+    # It was queued at the first poke: the trigger did the rest (2 queued + 2 running polls).
+    assert leadpipe_sandbox.request_count(RESULTS) >= 4
+
+
+def test_sensor_without_a_run_id_takes_the_daily_run_of_the_date(
+    airflow_db, leadpipe_sandbox, audience, sensor_dag
+):
+    leadpipe_sandbox.add_daily_run(audience["id"], data_date="2026-05-03")
+    daily = leadpipe_sandbox.add_daily_run(audience["id"], data_date="2026-05-04")
+    run = sensor_dag.test(run_conf={"audience_id": audience["id"], "since": "2026-05-04"}, **NO_LOGICAL_DATE)
+    assert run.state == "success", task_states(run)
+    assert xcom_value(run, "wait_for_run")["id"] == daily["id"]

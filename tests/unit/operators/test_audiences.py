@@ -22,7 +22,7 @@ from airflow_provider_leadpipe.operators.audiences import (
     LeadpipeAudienceResultsToStorageOperator,
     LeadpipeRunAudienceOperator,
     LeadpipeUpsertAudienceOperator,
-    default_idempotency_key,
+    task_idempotency_key,
 )
 from airflow_provider_leadpipe.triggers.audiences import LeadpipeAudienceRunTrigger
 from tests.orbit import api_export_csv, api_people, api_runs, context
@@ -48,10 +48,22 @@ CONFIG = {"topicIds": [101, 202], "minScore": 70}
             "idempotency",
         ),
         (lambda: LeadpipeUpsertAudienceOperator(task_id="t", name="", config=CONFIG), "name must be"),
-        (lambda: LeadpipeUpsertAudienceOperator(task_id="t", name="A", config=[1]), "config must be a dict"),
+        (
+            lambda: LeadpipeUpsertAudienceOperator(task_id="t", name="A", config=[1]),
+            "config must be a dict",
+        ),
         (
             lambda: LeadpipeUpsertAudienceOperator(task_id="t", name="A", config={}, status="on"),
             "status must be",
+        ),
+        (lambda: LeadpipeUpsertAudienceOperator(task_id="t", name="A", config=None), "config must be a dict"),
+        (
+            lambda: LeadpipeRunAudienceOperator(task_id="t", audience_id=UUID, new_run_on_retry="maybe"),
+            "new_run_on_retry",
+        ),
+        (
+            lambda: LeadpipeRunAudienceOperator(task_id="t", audience_id=UUID, wait_for_completion=2),
+            "wait_for_completion",
         ),
         (lambda: results(path="/tmp/x.jsonl", format="parquet"), "format must be one of jsonl, csv"),
         (lambda: results(path="/tmp/x.jsonl", method="s3"), "method must be one of results, export"),
@@ -86,17 +98,19 @@ def test_templated_arguments_are_checked_once_rendered_before_anything_is_sent(l
 
 
 def test_default_key_is_the_same_on_every_try_and_names_the_task_instance():
-    first = default_idempotency_key(context(try_number=1))
-    assert first == default_idempotency_key(context(try_number=2))
+    first = task_idempotency_key(context(try_number=1))
+    assert first == task_idempotency_key(context(try_number=2))
     assert first == "airflow:orbit_dag:manual__2026-05-05T09:30:00+00:00:run:-1"
-    assert first != default_idempotency_key(context(map_index=3))
-    assert first != default_idempotency_key(context(task_id="other"))
-    assert first != default_idempotency_key(context(run_id="scheduled__2026-05-06"))
+    assert first != task_idempotency_key(context(map_index=3))
+    assert first != task_idempotency_key(context(task_id="other"))
+    assert first != task_idempotency_key(context(run_id="scheduled__2026-05-06"))
 
 
-def test_new_run_on_retry_adds_the_try_number():
-    first = default_idempotency_key(context(try_number=1), new_run_on_retry=True)
-    assert first != default_idempotency_key(context(try_number=2), new_run_on_retry=True)
+def test_new_run_on_retry_adds_the_try_number_to_the_default_and_to_a_given_key():
+    first = task_idempotency_key(context(try_number=1), new_run_on_retry=True)
+    assert first != task_idempotency_key(context(try_number=2), new_run_on_retry=True)
+    assert task_idempotency_key(context(try_number=3), "nightly", new_run_on_retry=True) == "nightly:try3"
+    assert task_idempotency_key(context(try_number=3), "nightly") == "nightly"
 
 
 # -- run ------------------------------------------------------------------------------------------
@@ -219,6 +233,14 @@ def test_upsert_creates_then_updates_the_same_audience(leadpipe_sandbox):
     assert (updated["id"], updated["status"]) == (created["id"], "active")
     named = [a for a in leadpipe_sandbox.orbit_state()["audiences"] if a["name"] == "Fintech buyers"]
     assert len(named) == 1
+
+
+def test_upsert_takes_a_config_rendered_to_json_text(leadpipe_sandbox):
+    op = LeadpipeUpsertAudienceOperator(task_id="upsert", name="Rendered", config="{{ params.config }}")
+    op.config = '{"topicIds": [7], "minScore": 60}'  # what the template rendered to
+    created = op.execute(context())
+    [audience] = [a for a in leadpipe_sandbox.orbit_state()["audiences"] if a["id"] == created["id"]]
+    assert audience["config"] == {"topicIds": [7], "minScore": 60}
 
 
 def test_upsert_with_two_audiences_of_that_name_names_both_ids(leadpipe_sandbox):
