@@ -290,15 +290,6 @@ def _csv_stream(what: str) -> Handler:
 # -- stored export download: another host, never the API key --------------------------------------
 
 
-def _signed_url_client_kwargs(settings: ApiSettings) -> dict[str, Any]:
-    """Client arguments for the signed download URL: the connection's network settings (timeouts,
-    TLS, proxies...) without the API base URL and without the API key header."""
-    kwargs = core.client_kwargs(settings)
-    kwargs.pop("base_url", None)
-    kwargs["headers"] = {"User-Agent": core.USER_AGENT}
-    return kwargs
-
-
 def _signed_url(export: AudienceExport) -> str:
     if not isinstance(export, AudienceExport):
         raise LeadpipeConfigError(
@@ -708,8 +699,9 @@ class AudiencesHookMixin:
         the file only once it is complete and verified (written through a temporary beside it).
         """
         url = _signed_url(export)
+        # The connection's proxy, CA bundle and timeout; no API key (core.network_kwargs).
         with (
-            httpx.Client(**_signed_url_client_kwargs(self.settings)) as client,
+            httpx.Client(**core.network_kwargs(self.settings, url)) as client,
             _Sink(export, destination) as sink,
         ):
             response = self.send(
@@ -725,8 +717,8 @@ class AudiencesHookMixin:
     async def adownload_audience_export(self, export: AudienceExport, destination: Any) -> int:
         """Async :meth:`download_audience_export` (the writes to ``destination`` are blocking)."""
         url = _signed_url(export)
-        kwargs = _signed_url_client_kwargs(await self.aget_settings())
-        async with httpx.AsyncClient(**kwargs) as client:
+        # The connection's proxy, CA bundle and timeout; no API key (core.network_kwargs).
+        async with httpx.AsyncClient(**core.network_kwargs(await self.aget_settings(), url)) as client:
             with _Sink(export, destination) as sink:
                 request = client.build_request("GET", url)
                 response = await self.asend(request, handler=_download_response, stream=True, client=client)

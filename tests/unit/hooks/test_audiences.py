@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import json
 
+import certifi
 import httpx
 import pytest
 import respx
@@ -21,6 +22,7 @@ from airflow_provider_leadpipe.exceptions import (
     LeadpipeResponseError,
     LeadpipeSlotsFullError,
 )
+from airflow_provider_leadpipe.hooks import core
 from airflow_provider_leadpipe.hooks.audiences import idempotency_key
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.models import AudienceExport, AudienceRunStatus
@@ -684,3 +686,27 @@ def test_download_uses_the_connections_network_settings(leadpipe_conn, mode, tmp
     request = sent(route)
     assert request.extensions["timeout"]["read"] == 7.5 and request.extensions["timeout"]["connect"] == 7.5
     assert request.headers["user-agent"].startswith("airflow-provider-leadpipe/")
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_download_client_gets_the_connections_proxy_and_ca_bundle(leadpipe_conn, mode, tmp_path, monkeypatch):
+    """The client for the signed URL comes from core.network_kwargs with this connection's settings
+    (proxy and CA bundle reaching a real proxy are proven in tests/hardening/test_corporate_network.py)."""
+    bundle = certifi.where()  # any readable PEM bundle with certificates
+    leadpipe_conn(extra=json.dumps({"proxy": "http://proxy.corp.example:3128", "ca_bundle": bundle}))
+    seen = []
+    real = core.network_kwargs
+
+    def spy(settings, url):
+        seen.append((settings.proxy, settings.ca_bundle, url))
+        return {**real(settings, url), "proxy": None}  # no proxy exists here: respx answers
+
+    monkeypatch.setattr(core, "network_kwargs", spy)
+    export = stored(CSV)
+    with respx.mock() as mock:
+        mock.get(url__startswith=SIGNED_HOST).respond(200, content=CSV)
+        if mode == "sync":
+            LeadpipeHook().download_audience_export(export, tmp_path / "f.csv")
+        else:
+            asyncio.run(LeadpipeHook().adownload_audience_export(export, tmp_path / "f.csv"))
+    assert seen == [("http://proxy.corp.example:3128", bundle, export.download_url)]
