@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Make sure a headless-capable Chromium exists for the browser tests in tests/e2e/.
+# scripts/test.sh runs this only when the e2e suite is part of the run (no arguments, or arguments
+# naming tests/e2e); nothing else needs Chromium, root or sudo.
 #
 # Uses Debian's own `chromium` package (never `playwright install`, never a downloaded build).
 # Exit status: 0 when Chromium is available afterwards; 0 with a notice when it cannot be

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_REFERENCE = REPO.parent / "shared" / "reference"
 _HOME = Path(tempfile.mkdtemp(prefix="leadpipe-airflow-home-"))
 DAGS_FOLDER = _HOME / "dags"
 

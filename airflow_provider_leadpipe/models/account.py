@@ -4,6 +4,10 @@
 describes it: nullable credit fields (a null ``limit`` means no cap), ``resetsAt`` as a pendulum
 datetime, a nullable ``intent`` block. Unknown extra fields are kept, so nothing the API sends is
 lost, and :meth:`AccountStatus.to_dict` gives back the API's own key names for XCom.
+
+:class:`VisitorPage` (with its :class:`PageMeta`) is one page of ``GET /v1/data``, records kept as
+the API sent them; :class:`Pixel` is one pixel of ``/v1/data/pixels``. :func:`parse_model` turns a
+pydantic validation error into a ``LeadpipeResponseError`` naming the field.
 """
 
 from __future__ import annotations

@@ -1,1 +1,3 @@
-"""Leadpipe operators: account status (``leadpipe``) and the credit report (``credit_report``)."""
+"""Leadpipe operators, one module per resource: ``account`` (the account status), ``credit_report``
+(credit burn rate and runway), ``visitors`` (visitor pulls to object storage) and ``pixels``
+(create and update pixels); ``base`` holds the base class and what operators and sensors share."""

@@ -1,4 +1,5 @@
-"""Fixtures of the hardening suite, the offline network guard, and the figures table."""
+"""Fixtures of the hardening suite, the offline network guard, and the figures table (kept per
+passing test, written after the session)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 
 from airflow_provider_leadpipe.hooks import core
 from airflow_provider_leadpipe.hooks.leadpipe import ACCOUNT_PATH, LeadpipeHook
-from tests.hardening.figures import FIGURES, markdown_report, markdown_table
+from tests.hardening.figures import FIGURES, markdown_report
 from tests.unit.conftest import API_KEY
 
 _LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
@@ -120,6 +121,19 @@ def recorded_sleeps(monkeypatch, mode) -> SleepRecorder:
 _REPORTS: list[Path] = []
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    """Keep the figures a test recorded only if its body passed (failed or skipped: dropped)."""
+    FIGURES.discard()
+    try:
+        result = yield
+    except BaseException:
+        FIGURES.discard()
+        raise
+    FIGURES.commit()
+    return result
+
+
 @pytest.fixture(scope="session", autouse=True)
 def figures_report(tmp_path_factory) -> Any:
     """After the session, write the figures table to ``hardening-report.md`` under pytest's tmp dir
@@ -138,6 +152,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if not FIGURES:
         return
     terminalreporter.section("Leadpipe hardening figures")
-    terminalreporter.write_line(markdown_table())
+    terminalreporter.write_line(FIGURES.markdown_table())
     for target in _REPORTS:
         terminalreporter.write_line(f"(written to {target})")

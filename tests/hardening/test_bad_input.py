@@ -17,7 +17,7 @@ from airflow_provider_leadpipe.exceptions import LeadpipeConfigError
 from airflow_provider_leadpipe.hooks import core
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from tests.hardening.conftest import call
-from tests.hardening.figures import record
+from tests.hardening.figures import tally
 from tests.hardening.loopback import Reply, ScriptedServer
 from tests.unit.conftest import API_KEY, account_data
 
@@ -58,14 +58,7 @@ def test_bad_base_url_is_a_config_error_before_any_request(conn_to, network_guar
     assert f"'{conn_id}'" in message
     assert API_KEY not in message
     assert network_guard.refused == []  # refused before any lookup, let alone a request
-
-
-def test_bad_base_url_figure():
-    record(
-        "bad input",
-        f"{len(BAD_BASE_URLS)} bad base URLs (path, query, userinfo, scheme, host, port)",
-        requests=0,
-    )
+    tally("bad input", "bad base URLs (path, query, userinfo, scheme, host, port)", requests=0)
 
 
 @given(host=st.text(max_size=40), port=st.none() | st.integers(-5, 70_000))
@@ -102,13 +95,7 @@ def test_bad_api_key_is_a_config_error_that_never_echoes_it(mode, conn_to, netwo
     for text in (str(info.value), repr(info.value)):
         assert API_KEY[:10] not in text and API_KEY[11:] not in text
     assert network_guard.refused == []
-    record(
-        "bad input",
-        f"{len(BAD_KEYS)} unusable API keys (empty, control, space, non-ASCII)",
-        mode=mode,
-        requests=0,
-        hits=0,
-    )
+    tally("bad input", "unusable API keys (empty, control, space, non-ASCII)", mode=mode, requests=0, hits=0)
 
 
 def test_padded_key_is_trimmed_and_sent_exactly(mode, conn_to):
@@ -140,10 +127,7 @@ def test_bad_settings_are_config_errors_naming_the_setting(conn_to, fields, kwar
     hook = LeadpipeHook(conn_to("https://api.aws53.cloud", **fields), **kwargs)
     with pytest.raises(LeadpipeConfigError, match=match):
         hook.settings  # noqa: B018 - first use
-
-
-def test_bad_settings_figure():
-    record("bad input", f"{len(BAD_SETTINGS)} bad timeout / max_retries / retry_backoff values", requests=0)
+    tally("bad input", "bad timeout / max_retries / retry_backoff values", requests=0)
 
 
 @given(

@@ -25,7 +25,7 @@ from airflow_provider_leadpipe.operators.pixels import (
 from airflow_provider_leadpipe.operators.visitors import LeadpipeVisitorsToStorageOperator
 from airflow_provider_leadpipe.sensors.leadpipe import LeadpipeAccountSensor
 from airflow_provider_leadpipe.triggers.leadpipe import LeadpipeAccountTrigger
-from tests.hardening.figures import record
+from tests.hardening.figures import record, tally
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -114,15 +114,7 @@ def test_bad_literal_fails_at_construction_naming_the_argument(case):
     with pytest.raises(LeadpipeConfigError) as info:
         _build(cls, kwargs)
     assert name in str(info.value)
-
-
-def test_bad_literal_figure():
-    classes = sorted({cls.__name__ for cls, _, _ in BAD_ARGUMENTS})
-    record(
-        "bad input",
-        f"{len(BAD_ARGUMENTS)} bad literal arguments, {len(classes)} classes: at construction",
-        requests=0,
-    )
+    tally("bad input", "bad literal arguments refused at construction", cls.__name__, requests=0)
 
 
 # Templated arguments cannot be checked when the DAG is parsed; once rendered they must fail
@@ -163,7 +155,7 @@ def test_rendered_bad_value_fails_at_first_use_before_any_request(leadpipe_sandb
         op.execute({})
     assert name in str(info.value)
     assert leadpipe_sandbox.request_count() == 0
-    record("bad input", f"{len(RENDERED_BAD)} templated arguments rendering bad: at execute", requests=0)
+    tally("bad input", "templated arguments rendering bad: at execute", requests=0)
 
 
 # A connection whose base URL carries a path, query, fragment or credentials: each operator and the

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import copy
 import json
-from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,8 +26,8 @@ from airflow_provider_leadpipe.exceptions import LeadpipeError, LeadpipeResponse
 from airflow_provider_leadpipe.hooks import core
 from airflow_provider_leadpipe.hooks.leadpipe import ACCOUNT_PATH
 from airflow_provider_leadpipe.models import AccountStatus
-from tests.conftest import SHARED_REFERENCE
-from tests.hardening.figures import record
+from airflow_provider_leadpipe.testing.contract import ACCOUNT_OPENAPI
+from tests.hardening.figures import tally
 from tests.unit.conftest import API_KEY
 
 pytestmark = pytest.mark.timeout(120)
@@ -38,13 +36,8 @@ SETTINGS = core.ApiSettings(conn_id="fuzz", base_url="https://api.aws53.cloud", 
 REQUEST = httpx.Request("GET", f"https://api.aws53.cloud{ACCOUNT_PATH}")
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-OPENAPI = SHARED_REFERENCE / "leadpipe-account-openapi.yaml"
-if not OPENAPI.exists():  # a checkout without the shared reference folder
-    pytest.skip(f"{OPENAPI} not available", allow_module_level=True)
-SCHEMA = yaml.safe_load(Path(OPENAPI).read_text())["components"]["schemas"]["AccountStatus"]
+SCHEMA = yaml.safe_load(ACCOUNT_OPENAPI.read_text())["components"]["schemas"]["AccountStatus"]
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
-
-outcomes: Counter[str] = Counter()
 
 
 def parse(response: httpx.Response) -> AccountStatus | LeadpipeError:
@@ -100,7 +93,7 @@ def test_any_bytes_any_status(status, body, content_type, retry_after):
     result = parse(httpx.Response(status, content=body, headers=headers, request=REQUEST))
     if isinstance(result, AccountStatus):
         assert 200 <= status < 300
-        outcomes["bytes: model"] += 1
+        tally("fuzz", "arbitrary bytes, status, headers", type(result).__name__)
         return
     check_error(result)
     if 200 <= status < 300:
@@ -109,7 +102,7 @@ def test_any_bytes_any_status(status, body, content_type, retry_after):
         assert result.http_status == status
     retry_after_seen = getattr(result, "retry_after", None)
     assert retry_after_seen is None or retry_after_seen >= 0
-    outcomes[f"bytes: {type(result).__name__}"] += 1
+    tally("fuzz", "arbitrary bytes, status, headers", type(result).__name__)
 
 
 # -- 2. arbitrary JSON --------------------------------------------------------------------------
@@ -140,9 +133,7 @@ def test_any_json(document, wrap):
     if isinstance(result, LeadpipeError):
         assert type(result) is LeadpipeResponseError, result
         check_error(result)
-        outcomes["json: LeadpipeResponseError"] += 1
-    else:
-        outcomes["json: model"] += 1
+    tally("fuzz", "arbitrary JSON", type(result).__name__)
 
 
 # -- 3. near-valid documents from the schema ----------------------------------------------------
@@ -235,7 +226,7 @@ def expect(document: Any, result: AccountStatus | LeadpipeError) -> None:
 def test_schema_valid_documents_parse(document):
     result = parse(respond(document))
     expect(document, result)
-    outcomes["schema-valid: model"] += isinstance(result, AccountStatus)
+    tally("fuzz", "documents generated from the schema", type(result).__name__)
 
 
 @FUZZ
@@ -252,7 +243,7 @@ def test_near_valid_documents_are_accepted_exactly_when_the_schema_says_so(
     damaged = damage(copy.deepcopy(document), path, how, None if how == "null" else replacement)
     result = parse(respond(damaged))
     expect(damaged, result)
-    outcomes[f"near-valid: {'model' if isinstance(result, AccountStatus) else 'LeadpipeResponseError'}"] += 1
+    tally("fuzz", "near-valid documents", type(result).__name__)
 
 
 @FUZZ
@@ -260,14 +251,3 @@ def test_near_valid_documents_are_accepted_exactly_when_the_schema_says_so(
 def test_retry_after_parsing_never_raises(value):
     seconds = core.parse_retry_after(value)
     assert seconds is None or seconds >= 0
-
-
-def test_zz_record_fuzz_figures():
-    """Runs last in this module: the case counts of the fuzz tests above."""
-    if not outcomes:
-        pytest.skip("fuzz tests did not run")
-    for kind in ("bytes", "json", "schema-valid", "near-valid"):
-        cases = {k.split(": ", 1)[1]: n for k, n in outcomes.items() if k.startswith(kind)}
-        if cases:
-            results = ", ".join(f"{n} {what}" for what, n in sorted(cases.items()))
-            record("fuzz", f"{kind}: {sum(cases.values())} responses -> {results}; nothing else")

@@ -1,4 +1,5 @@
-"""Coalesced account polling over real HTTP, against the API sandbox (issue 9's semantics)."""
+"""Coalesced account polling over real HTTP, against the API sandbox: one request per interval
+and connection, each trigger judging the shared answer by its own conditions."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 
 import pytest
 
-from tests.unit.triggers.account_api import make_trigger
+from tests.unit.triggers.account_api import eventually, make_trigger
 
 pytestmark = pytest.mark.integration
 
@@ -63,9 +64,11 @@ async def test_connections_are_isolated(leadpipe_sandbox, connect):
     assert [e.payload["status"] for e in done] == ["success", "failure", "failure"]
     assert done[1].payload["error"] == "LeadpipeAuthError"
     assert done[2].payload["error"] == "LeadpipeAccountError"
-    await asyncio.sleep(0.2)
+    await eventually(
+        lambda: leadpipe_sandbox.request_count(ACCOUNT, api_key="sk_test_outage", status=503) >= 2,
+        interval=0.05,
+    )
     assert not waiting_on_outage.done()  # a 503 storm is waited out, not fatal
-    assert leadpipe_sandbox.request_count(ACCOUNT, api_key="sk_test_outage", status=503) >= 2
     assert leadpipe_sandbox.request_count(ACCOUNT, api_key=leadpipe_sandbox.api_key) == 3
     waiting_on_outage.cancel()
 

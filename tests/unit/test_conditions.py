@@ -69,7 +69,7 @@ def test_condition_matrix(healthy, credits, max_percent, slots, intent):
         return
 
     satisfied, reason = condition.evaluate(account)
-    # The rules of issue 3, restated: null remaining/percentUsed satisfy their checks.
+    # The rules, restated independently: null remaining/percentUsed satisfy their checks.
     expected_unmet = {
         "account not healthy": not healthy,
         "credits left, need 100": credits == "exhausted",
@@ -201,3 +201,21 @@ def test_from_dict_refuses_unknown_keys_and_non_mappings():
         AccountCondition.from_dict({"min_credit": 5})
     with pytest.raises(LeadpipeConfigError, match="must be a mapping"):
         AccountCondition.from_dict([("min_credits", 5)])
+
+
+@pytest.mark.parametrize(
+    ("limit", "satisfied"),
+    [
+        ({"min_credits": 480}, True),  # 480 left: exactly enough
+        ({"min_credits": 480.5}, False),
+        ({"max_percent_used": 4}, True),  # 4 % used: exactly at the maximum
+        ({"max_percent_used": 3.9}, False),
+        ({"min_audience_slots": 2}, True),  # 2 slots available: exactly enough
+        ({"min_audience_slots": 3}, False),
+    ],
+    ids=str,
+)
+def test_every_limit_is_met_exactly_at_its_value(limit, satisfied):
+    account = status(credits=CREDITS["plenty"], intent=INTENT["slots free"])
+    ready, reason = AccountCondition(**limit).evaluate(account)
+    assert ready is satisfied, reason

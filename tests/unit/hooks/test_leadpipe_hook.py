@@ -111,12 +111,6 @@ def test_client_errors_fail_at_once_with_the_api_message(get_status, status_code
     assert info.value.http_status == status_code
 
 
-def test_auth_error_fails_the_task_without_retries(leadpipe_conn):
-    from airflow.providers.common.compat.sdk import AirflowFailException
-
-    assert issubclass(LeadpipeAuthError, AirflowFailException)
-
-
 @pytest.mark.parametrize("status_code", [500, 502, 503])
 def test_5xx_is_retried_then_succeeds(get_status, status_code):
     with respx.mock() as mock:
@@ -126,7 +120,8 @@ def test_5xx_is_retried_then_succeeds(get_status, status_code):
             httpx.Response(status_code),
             httpx.Response(200, json={"data": account_data()}),
         ]
-        assert get_status(fast_hook()).healthy
+        status = get_status(fast_hook())
+    assert status == AccountStatus.from_data(account_data())
     assert route.call_count == 3
 
 
@@ -190,7 +185,9 @@ def test_network_error_then_success(get_status):
             httpx.ConnectError("refused"),
             httpx.Response(200, json={"data": account_data()}),
         ]
-        assert get_status(fast_hook()).healthy
+        status = get_status(fast_hook())
+    assert status == AccountStatus.from_data(account_data())
+    assert route.call_count == 2
 
 
 @pytest.mark.parametrize(
@@ -291,9 +288,11 @@ def test_test_connection_never_raises_and_does_not_retry(leadpipe_conn):
         ok, message = LeadpipeHook().test_connection()
         assert (ok, route.call_count) == (False, 1)
         assert "HTTP 503" in message
-        mock.get(ACCOUNT_URL).respond(401, json={"error": {"message": "Invalid API key"}})
-        assert LeadpipeHook().test_connection() == (False, LeadpipeHook().test_connection()[1])
-        assert "Invalid API key" in LeadpipeHook().test_connection()[1]
+        route.respond(401, json={"error": {"message": "Invalid API key"}})
+        ok, message = LeadpipeHook().test_connection()
+        assert (ok, route.call_count) == (False, 2)
+        for part in ("HTTP 401", "Invalid API key", "'leadpipe_default'", "check the API key"):
+            assert part in message, message
     leadpipe_conn(conn_id="nokey", password="")
     ok, message = LeadpipeHook("nokey").test_connection()
     assert not ok and "has no API key" in message

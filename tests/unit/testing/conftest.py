@@ -7,7 +7,6 @@ does for users.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,9 +17,8 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from airflow_provider_leadpipe.testing import LeadpipeSandbox
+from airflow_provider_leadpipe.testing.contract import ACCOUNT_OPENAPI
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-ACCOUNT_OPENAPI = REPO_ROOT.parent / "shared" / "reference" / "leadpipe-account-openapi.yaml"
 OPENAPI_URI = "urn:leadpipe:account-openapi"
 
 ClientFactory = Callable[..., httpx.Client]
@@ -67,8 +65,6 @@ def account_validator() -> jsonschema.protocols.Validator:
     references resolve inside the document. Objects are closed (no undeclared fields), so the
     sandbox must answer *exactly* the documented shape.
     """
-    if not ACCOUNT_OPENAPI.is_file():
-        pytest.fail(f"the account contract is missing: {ACCOUNT_OPENAPI}")
     document = _closed(yaml.safe_load(ACCOUNT_OPENAPI.read_text()))
     registry = Registry().with_resource(OPENAPI_URI, Resource.from_contents(document, DRAFT202012))
     schema = {"$ref": f"{OPENAPI_URI}#/components/schemas/AccountStatus"}

@@ -21,15 +21,15 @@ from tests.unit.conftest import BASE_URL, account_data
 RESETS_AT = "2026-12-01T00:00:00Z"
 
 
-async def eventually(condition: Any, timeout: float = 10) -> None:
-    """Wait until ``condition()`` is true, failing after ``timeout`` seconds.
+async def eventually(condition: Any, timeout: float = 10, interval: float = 0.01) -> None:
+    """Wait until ``condition()`` is true (checked every ``interval`` s), failing after ``timeout`` s.
 
     For "it has polled N times" checks: a fixed sleep is flaky when the machine is loaded.
     """
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, f"not true within {timeout} s"
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(interval)
 
 
 def account(remaining: float | None = 480, *, healthy: bool = True, org_status: str = "trial", **overrides):

@@ -170,7 +170,7 @@ async def test_restart_recreated_from_serialized_kwargs_keeps_the_deadline_and_e
         api = AccountAPI(router, account(0))
         original = make_trigger(min_credits=100, timeout=0.6)
         first_run = asyncio.create_task(original.run().__anext__())
-        await asyncio.sleep(0.1)
+        await eventually(lambda: api.calls >= 1)  # it was waiting, and had polled
         first_run.cancel()  # the triggerer stops
         with pytest.raises(asyncio.CancelledError):
             await first_run

@@ -172,8 +172,7 @@ async def test_the_poller_stops_and_closes_its_client_when_the_last_trigger_leav
         await stop(tasks[:1])
         assert poller.running and poller.subscribers == 1
         await stop(tasks[1:])
-        await asyncio.sleep(0.01)
-        assert not poller.running
+        await eventually(lambda: not poller.running)
         assert poller.subscribers == 0
         assert poller not in _REGISTRY.get(asyncio.get_running_loop(), {}).values()
         calls = api.calls
@@ -195,7 +194,7 @@ async def test_the_poller_ends_and_closes_its_client_when_every_trigger_has_its_
     with respx.mock() as router:
         AccountAPI(router, account(480))
         await asyncio.gather(*(t.run().__anext__() for t in [trigger(), trigger()]))
-        await asyncio.sleep(0.05)
+        await eventually(lambda: closed == ["leadpipe_default"])
         assert not _REGISTRY.get(asyncio.get_running_loop())
     assert closed == ["leadpipe_default"]
 
@@ -234,7 +233,7 @@ async def test_a_rotated_key_is_picked_up_by_a_long_waiting_trigger(monkeypatch,
     with respx.mock() as router:
         api = AccountAPI(router, account(0))
         tasks = start(trigger())
-        await asyncio.sleep(0.1)
+        await eventually(lambda: api.calls >= 1)  # polled with the old key: the poller holds its hook
         monkeypatch.setenv(
             "AIRFLOW_CONN_LEADPIPE_DEFAULT",
             json.dumps(
