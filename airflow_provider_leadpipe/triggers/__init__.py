@@ -1,1 +1,2 @@
-"""Triggers of the Leadpipe provider."""
+"""Triggers of the Leadpipe provider: ``leadpipe`` (the account, with ``poller`` and ``events``),
+``audiences`` (Orbit audience runs)."""
