@@ -29,6 +29,7 @@ from airflow_provider_leadpipe.exceptions import (
     LeadpipeNotFoundError,
 )
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
+from airflow_provider_leadpipe.lineage import LeadpipeLineageMixin
 from airflow_provider_leadpipe.models import Audience, AudienceRun
 from airflow_provider_leadpipe.operators.base import LeadpipeBaseOperator
 from airflow_provider_leadpipe.sensors.base import DEFERRAL_GRACE
@@ -287,7 +288,7 @@ class LeadpipeRunAudienceOperator(_AudienceOperator):
 # -- results to storage --------------------------------------------------------------------------
 
 
-class LeadpipeAudienceResultsToStorageOperator(_AudienceOperator):
+class LeadpipeAudienceResultsToStorageOperator(LeadpipeLineageMixin, _AudienceOperator):
     """Write the people of a completed audience run to one file on any object storage.
 
     ``method="results"`` pages through the results endpoint (``concurrency`` pages at a time,
@@ -398,6 +399,8 @@ class LeadpipeAudienceResultsToStorageOperator(_AudienceOperator):
             finally:
                 self._file = None
         self.log.info("Wrote %d people of audience run %s to %s", records, run.id, target)
+        resource = f"audiences/{audience_id}/runs/{run.id}"
+        self.record_lineage(self.hook.settings.base_url, resource, target, records)
         return {
             "path": str(target),
             "records": records,

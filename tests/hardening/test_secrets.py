@@ -117,6 +117,14 @@ def canary_sandbox(leadpipe_sandbox, monkeypatch):
 
 
 @pytest.fixture
+def example_audience(canary_sandbox, monkeypatch):
+    """The audience leadpipe_audience_on_new_run lands a completed run of (read at parse time)."""
+    audience = canary_sandbox.create_audience("Example audience", people=3, api_key=CANARY)
+    canary_sandbox.add_daily_run(audience["id"], api_key=CANARY)
+    monkeypatch.setenv("LEADPIPE_EXAMPLE_AUDIENCE_ID", audience["id"])
+
+
+@pytest.fixture
 def debug_everything(monkeypatch) -> Iterator[Collected]:
     """DEBUG on every logger (Airflow's, httpx's, httpcore's, ours), and a handler keeping it all."""
     monkeypatch.setenv("AIRFLOW__LOGGING__LOGGING_LEVEL", "DEBUG")
@@ -142,7 +150,7 @@ def debug_everything(monkeypatch) -> Iterator[Collected]:
 
 
 def test_example_dags_never_leak_the_key(
-    airflow_db, canary_sandbox, debug_everything, capfd, caplog, tmp_path
+    airflow_db, canary_sandbox, example_audience, debug_everything, capfd, caplog, tmp_path
 ):
     caplog.set_level(logging.DEBUG)
     started = time.monotonic()

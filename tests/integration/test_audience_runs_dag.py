@@ -77,21 +77,28 @@ LAND = """land = LeadpipeAudienceResultsToStorageOperator(
 
 
 @pytest.fixture
-def make_dag():
+def dag_file():
+    """``dag_file(dag_id, source)``: the DAG of a file written to the DAG folder (dag.test() runs
+    only DAGs that live there); the files are removed after the test."""
     written = []
 
-    def make(dag_id: str, **kwargs):
+    def load(dag_id: str, source: str):
         path = DAGS_FOLDER / f"{dag_id}.py"
-        path.write_text(dag_source(dag_id, **kwargs))
+        path.write_text(source)
         written.append(path)
         spec = importlib.util.spec_from_file_location(dag_id, path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         return module.dag
 
-    yield make
+    yield load
     for path in written:
         path.unlink()
+
+
+@pytest.fixture
+def make_dag(dag_file):
+    return lambda dag_id, **kwargs: dag_file(dag_id, dag_source(dag_id, **kwargs))
 
 
 def try_number(dag_run, task_id: str) -> int:
@@ -153,20 +160,14 @@ with DAG(
 """
 
 
-def test_slots_full_fails_the_upsert_once_without_retry(airflow_db, leadpipe_sandbox, capsys, monkeypatch):
+def test_slots_full_fails_the_upsert_once_without_retry(
+    airflow_db, leadpipe_sandbox, dag_file, capsys, monkeypatch
+):
     task_log_to_this_tests_stdout(monkeypatch)
     leadpipe_sandbox.set_intent({"audienceSlots": 1, "audienceSlotsUsed": 0})
     leadpipe_sandbox.create_audience("Busy", status="active")  # takes the only slot
     paused = leadpipe_sandbox.create_audience("Waiting its turn", status="paused")
-    path = DAGS_FOLDER / "orbit_slots_full_it.py"
-    path.write_text(UPSERT_DAG)
-    try:
-        spec = importlib.util.spec_from_file_location("orbit_slots_full_it", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        run = module.dag.test(**NO_LOGICAL_DATE)
-    finally:
-        path.unlink()
+    run = dag_file("orbit_slots_full_it", UPSERT_DAG).test(**NO_LOGICAL_DATE)
     assert task_states(run)["upsert_audience"] == "failed"
     assert try_number(run, "upsert_audience") == 1, "SLOTS_FULL is not retried"
     output = capsys.readouterr()
@@ -284,14 +285,8 @@ with DAG(
 
 
 @pytest.fixture
-def sensor_dag():
-    path = DAGS_FOLDER / "orbit_sensor_it.py"
-    path.write_text(SENSOR_DAG)
-    spec = importlib.util.spec_from_file_location("orbit_sensor_it", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    yield module.dag
-    path.unlink()
+def sensor_dag(dag_file):
+    return dag_file("orbit_sensor_it", SENSOR_DAG)
 
 
 def test_sensor_defers_until_the_run_completes_and_pushes_it(
