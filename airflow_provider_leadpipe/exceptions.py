@@ -74,6 +74,14 @@ class LeadpipeConflictError(LeadpipeRequestError):
     """HTTP 409: the object already exists (e.g. a pixel for that domain)."""
 
 
+class LeadpipeSlotsFullError(LeadpipeRequestError, AirflowFailException):
+    """HTTP 403 ``SLOTS_FULL``: activating an Orbit audience needs a free audience slot.
+
+    Subclasses :class:`AirflowFailException`: retrying cannot free a slot; pausing another
+    audience (or buying more slots) can.
+    """
+
+
 class LeadpipeResponseError(LeadpipeError):
     """The API answered, but not with the documented shape; the message names the field."""
 
@@ -107,3 +115,39 @@ class LeadpipeAccountError(LeadpipeError, AirflowFailException):
     :class:`AirflowFailException`: the task fails at once, without retries, and a sensor with
     ``soft_fail=True`` is skipped instead.
     """
+
+
+class LeadpipeAudienceRunError(LeadpipeError, AirflowFailException):
+    """An Orbit audience run failed or was cancelled (or its results answered HTTP 409).
+
+    Subclasses :class:`AirflowFailException`: waiting cannot fix a finished run. ``status`` is the
+    run's state (``failed``/``cancelled``; None when the API did not say), ``error_code`` and
+    ``error_message`` the API's ``errorCode`` / ``errorMessage``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        audience_id: str | None = None,
+        run_id: str | None = None,
+        status: str | None = None,
+        error_code: str | None = None,
+        error_message: str | None = None,
+        **kwargs,
+    ):
+        super().__init__(message, **kwargs)
+        self.audience_id = audience_id
+        self.run_id = run_id
+        self.status = status
+        self.error_code = error_code
+        self.error_message = error_message
+
+
+class LeadpipeAudienceRunTimeoutError(LeadpipeError, AirflowFailException):
+    """An Orbit audience run was still unfinished when the task's ``timeout`` ran out."""
+
+
+class LeadpipeExportTruncatedError(LeadpipeError, AirflowFailException):
+    """An audience run holds more people than ``export.csv`` serves (its row cap), and the task
+    was told to fail then (``on_truncated="fail"``). Retrying cannot change the cap."""

@@ -21,9 +21,11 @@ renders to ``""`` (an unset DAG param, say) simply drops the filter.
 from __future__ import annotations
 
 import ast
+import datetime
 import json
 import math
 import re
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -284,10 +286,7 @@ def visitor_query(
 
 def if_exists_policy(value: Any) -> str:
     """``"error"`` or ``"return"``: what to do when a pixel already exists for the domain."""
-    policy = _one_of(value, "if_exists", IF_EXISTS)
-    if policy is None:
-        raise LeadpipeConfigError(f"if_exists must be one of {', '.join(IF_EXISTS)}; got {_shown(value)}")
-    return policy
+    return choice(value, "if_exists", IF_EXISTS)
 
 
 def path_list(value: Any, name: str) -> list[str] | None:
@@ -414,3 +413,109 @@ def path_id(name: str, value: Any, *, uuid: bool = False) -> str:
             f"as one URL path segment; got {_shown(value)}"
         )
     return checked
+
+
+def whole_number(value: Any, name: str, low: int, high: int | None = None) -> int:
+    """A whole number (not a bool) from ``low`` to ``high`` (no upper bound when None)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < low
+        or (high is not None and value > high)
+    ):
+        bounds = f"from {low} to {high}" if high is not None else f">= {low}"
+        raise LeadpipeConfigError(f"{name} must be a whole number {bounds}, got {_shown(value)}")
+    return value
+
+
+# -- Orbit audiences ------------------------------------------------------------------------------
+
+AUDIENCE_STATUSES: tuple[str, ...] = ("draft", "active", "paused")
+RESULT_FORMATS: tuple[str, ...] = ("jsonl", "csv")
+RESULT_METHODS: tuple[str, ...] = ("results", "export")
+ON_TRUNCATED: tuple[str, ...] = ("fail", "warn")
+
+
+def uuid_id(value: Any, name: str) -> str:
+    """An Orbit id (audience, run, export): a UUID string, returned in its canonical form."""
+    if isinstance(value, str):
+        try:
+            return str(uuid.UUID(value.strip()))
+        except ValueError:
+            pass
+    raise LeadpipeConfigError(f"{name} must be a UUID like 3f2c0e1a-...-9b7d, got {_shown(value)}")
+
+
+def optional_uuid_id(value: Any, name: str) -> str | None:
+    """:func:`uuid_id`, or None for None or a blank string (e.g. an unset templated field)."""
+    return None if _optional_str(value, name) is None else uuid_id(value, name)
+
+
+def positive_seconds(value: Any, name: str) -> float:
+    """A positive, finite number of seconds (fractions allowed); numeric strings from templates too."""
+    number = value
+    if isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            number = None
+    if (
+        isinstance(number, bool)
+        or not isinstance(number, (int, float))
+        or not math.isfinite(number)
+        or number <= 0
+    ):
+        raise LeadpipeConfigError(f"{name} must be a positive number of seconds, got {_shown(value)}")
+    return float(number)
+
+
+def data_date(value: Any, name: str) -> str | None:
+    """A ``YYYY-MM-DD`` date (as Orbit's ``dataDate``), or None for None or a blank string."""
+    text = _optional_str(value, name)
+    if text is None:
+        return None
+    text = text.strip()
+    try:
+        if len(text) != 10:
+            raise ValueError(text)
+        datetime.date.fromisoformat(text)
+    except ValueError:
+        raise LeadpipeConfigError(
+            f"{name} must be a date like 2026-05-04 (YYYY-MM-DD), got {_shown(value)}"
+        ) from None
+    return text
+
+
+def choice(value: Any, name: str, allowed: tuple[str, ...]) -> str:
+    """One of ``allowed`` (required)."""
+    checked = _one_of(value, name, allowed)
+    if checked is None:
+        raise LeadpipeConfigError(f"{name} must be one of {', '.join(allowed)}; got {_shown(value)}")
+    return checked
+
+
+def audience_name(value: Any) -> str:
+    """An audience name: a non-blank string of at most 255 characters."""
+    name = _optional_str(value, "name")
+    if name is None:
+        raise LeadpipeConfigError(
+            f"name must be the audience's name (a non-empty string), got {_shown(value)}"
+        )
+    return _check_length(name, "name", NAME_LENGTH)
+
+
+def audience_config(value: Any) -> dict[str, Any]:
+    """An audience ``config`` (required): a dict, or its JSON / Python literal as a template renders
+    it (:func:`mapping`); passed to Orbit as it is."""
+    config = mapping(value, "config") if isinstance(value, str) else value
+    if isinstance(config, Mapping):
+        return dict(config)
+    raise LeadpipeConfigError(
+        f"config must be a dict (the audience's Orbit config, e.g. {{'topicIds': [101]}}), "
+        f"got {type(value).__name__} {_shown(value)}"
+    )
+
+
+def audience_status(value: Any) -> str | None:
+    """``draft``, ``active``, ``paused``, or None (leave the status as it is)."""
+    return _one_of(value, "status", AUDIENCE_STATUSES)

@@ -30,7 +30,7 @@ from typing import Any
 
 from bench.harness import ROOT, render_table, run_child
 
-BENCHMARKS = ("sandbox", "triggerer", "many", "hook", "imports", "visitors")
+BENCHMARKS = ("sandbox", "triggerer", "many", "hook", "imports", "visitors", "audiences")
 
 
 @dataclass
@@ -488,6 +488,70 @@ def bench_visitors(args: argparse.Namespace) -> tuple[Section, list[Target]]:
     return section, targets
 
 
+def bench_audiences(args: argparse.Namespace) -> tuple[Section, list[Target]]:
+    print("[bench] Orbit audience pulls", file=sys.stderr, flush=True)
+    if args.quick:
+        cases = [(impl, 2000) for impl in ("sequential", "operator", "export-whole", "export")]
+    else:
+        cases = [(impl, n) for n in (1000, 100_000) for impl in ("sequential", "operator")]
+        cases += [(impl, n) for n in (1000, 300_000) for impl in ("export-whole", "export")]
+    results = []
+    for impl, people in cases:
+        print(f"[bench] audiences: {impl} {people} people", file=sys.stderr, flush=True)
+        results += run_child("audiences", ["--impl", impl, "--people", str(people)], timeout=1800)
+    rows = [
+        [
+            r["people"],
+            r["impl"],
+            fmt(r["latency_ms"], 0),
+            fmt(r["people_per_s"], 0),
+            fmt(r["seconds"], 2),
+            fmt(r["rss_before_mb"], 1),
+            fmt(r["peak_rss_mb"], 1),
+            r.get("error", ""),
+        ]
+        for r in results
+    ]
+    section = Section(
+        "6. Orbit audience pulls (results: 100 people per page, ms late per page as shown; export.csv)",
+        ["people", "pull", "ms/page", "people/s", "seconds", "RSS before MB", "peak RSS MB", "errors"],
+        rows,
+        [],
+    )
+    by = {(r["impl"], r["people"]): r for r in results}
+    targets = []
+    # The target is the large pull; at 1,000 people (10 pages) fixed costs dominate both sides.
+    for people in sorted({n for impl, n in by if impl == "operator"})[-1:]:
+        if ("sequential", people) in by:
+            ratio = by[("operator", people)]["people_per_s"] / by[("sequential", people)]["people_per_s"]
+            targets.append(
+                Target(
+                    f"6. {people} people: results operator throughput >= 3x sequential",
+                    f"{ratio:.2f}x",
+                    f"{fmt(by[('sequential', people)]['people_per_s'], 0)} people/s",
+                    ratio >= 3.0,
+                )
+            )
+    for impl, label in (("operator", "results pull"), ("export", "export.csv stream")):
+        sizes = sorted(n for i, n in by if i == impl)
+        if len(sizes) >= 2:
+            small, large = by[(impl, sizes[0])], by[(impl, sizes[-1])]
+            growth = large["peak_rss_mb"] / small["peak_rss_mb"] - 1
+            whole = by.get(("export-whole", sizes[-1])) if impl == "export" else None
+            baseline = f"{fmt(small['peak_rss_mb'], 1)} MB at {sizes[0]}"
+            if whole is not None:
+                baseline += f"; read whole: {fmt(whole['peak_rss_mb'], 1)} MB at {sizes[-1]}"
+            targets.append(
+                Target(
+                    f"6. {label}: peak RSS flat from {sizes[0]} to {sizes[-1]} people (within 10 %)",
+                    f"{100 * growth:+.1f} %",
+                    baseline,
+                    abs(growth) <= 0.10,
+                )
+            )
+    return section, targets
+
+
 RUNNERS: dict[str, Callable[[argparse.Namespace], tuple[Section, list[Target]]]] = {
     "sandbox": bench_sandbox,
     "triggerer": bench_triggerer,
@@ -495,6 +559,7 @@ RUNNERS: dict[str, Callable[[argparse.Namespace], tuple[Section, list[Target]]]]
     "hook": bench_hook,
     "imports": bench_imports,
     "visitors": bench_visitors,
+    "audiences": bench_audiences,
 }
 
 

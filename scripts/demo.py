@@ -1,11 +1,14 @@
-"""The README demo: the credit-gated example DAG and a credit report, on the sandbox, with real Airflow.
+"""The README demo: the credit-gated example DAG, a credit report and an Orbit audience run, on the
+sandbox, with real Airflow.
 
 Run through ``bash scripts/demo.sh`` (which sets up the venv). It uses a fresh Airflow home
 (SQLite) under ``.airflow-demo/`` (or ``$LEADPIPE_DEMO_HOME``), starts the API sandbox on a free
 loopback port with an account that has NO credits until the third account call, runs
 ``airflow dags test leadpipe_credit_gated_pull`` (the deferrable sensor waits, the trigger sees the
 credits come back, the visitors are pulled to a file) and ``airflow dags test
-leadpipe_daily_credit_report``, prints what the runs pushed to XCom, and stops the sandbox.
+leadpipe_daily_credit_report`` and ``airflow dags test leadpipe_intent_audience_daily`` (an Orbit
+audience upserted, run through queued -> running -> completed while deferred, its people landed in
+a file), prints what the runs pushed to XCom, and stops the sandbox.
 Exits non-zero if a run did not succeed.
 """
 
@@ -34,6 +37,8 @@ HIGHLIGHTS = (
     "Trigger completed",
     "Leadpipe",
     "Wrote",
+    "audience",
+    "Audience",
     "Marking run",
 )
 #: A structlog console line: "<timestamp> [<level>] <message> [<logger>] loc=..."; we show the message.
@@ -109,6 +114,7 @@ def main() -> int:
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         "LEADPIPE_EXAMPLE_POKE_INTERVAL": "1",
+        "LEADPIPE_EXAMPLE_POLL_INTERVAL": "0.5",
     }
     os.environ.update(env)  # for reading XCom from this process at the end
 
@@ -131,11 +137,17 @@ def main() -> int:
         say("airflow dags test leadpipe_daily_credit_report")
         report_log = HOME / "leadpipe_daily_credit_report.log"
         airflow("dags", "test", "leadpipe_daily_credit_report", env=env, log=report_log)
+        say("airflow dags test leadpipe_intent_audience_daily (upsert >> deferrable run >> people to a file)")
+        sandbox.set_run_schedule(queued_polls=1, running_polls=2)
+        orbit_log = HOME / "leadpipe_intent_audience_daily.log"
+        orbit_conf = json.dumps({"output_dir": str(HOME / "output")})
+        airflow("dags", "test", "leadpipe_intent_audience_daily", "-c", orbit_conf, env=env, log=orbit_log)
         account_calls = sandbox.request_count("/v1/data/account")
         visitor_pages = sandbox.request_count("/v1/data")
 
     gated_state, gated_xcom = latest_xcoms("leadpipe_credit_gated_pull")
     report_state, report_xcom = latest_xcoms("leadpipe_daily_credit_report")
+    orbit_state, orbit_xcom = latest_xcoms("leadpipe_intent_audience_daily")
 
     say("Results, read back from XCom")
     account = gated_xcom.get("wait_for_credits") or {}
@@ -153,10 +165,18 @@ def main() -> int:
     for key in ("observed_at", "remaining", "credits_used", "daily_burn_rate", "runs_out_before_reset"):
         print(f"      {key}: {report.get(key)}")
     print(f"      check_runway: {report_xcom.get('check_runway')}")
+    print(f"    leadpipe_intent_audience_daily: {orbit_state}")
+    audience = orbit_xcom.get("upsert_audience") or {}
+    landed = orbit_xcom.get("summary") or {}
+    print(f"      audience {audience.get('name')!r} ({audience.get('id')}) is {audience.get('status')}")
+    print(
+        f"      run {landed.get('audience_run_id')} (dataDate {landed.get('data_date')}): "
+        f"landed {landed.get('people')} people -> {landed.get('path')}"
+    )
     print(f"    sandbox saw {account_calls} account calls and {visitor_pages} visitor-page requests")
-    print(f"    full logs: {gated} and {report_log}")
+    print(f"    full logs: {gated}, {report_log} and {orbit_log}")
     print(f"\nDemo finished in {time.monotonic() - started:.0f} s.")
-    ok = gated_state == report_state == "success"
+    ok = gated_state == report_state == orbit_state == "success"
     if not ok:
         print("A demo run did not succeed; see the logs above.", file=sys.stderr)
     return 0 if ok else 1

@@ -53,6 +53,8 @@ MUTANTS = [
     Mutant("condition: min_credits boundary (< becomes <=)", CONDITIONS, "credits.remaining < self.min_credits", "credits.remaining <= self.min_credits", CONDITION_TESTS),  # noqa: E501
     Mutant("condition: max_percent_used boundary (> becomes >=)", CONDITIONS, "credits.percent_used > self.max_percent_used", "credits.percent_used >= self.max_percent_used", CONDITION_TESTS),  # noqa: E501
     Mutant("condition: min_audience_slots boundary (< becomes <=)", CONDITIONS, "if available < self.min_audience_slots:", "if available <= self.min_audience_slots:", CONDITION_TESTS),  # noqa: E501
+    Mutant("idempotency key: the try number always added (a retry starts a second run)", "airflow_provider_leadpipe/operators/audiences.py", "    if new_run_on_retry:\n        key = f\"{key}:try{ti.try_number}\"", "    if True:\n        key = f\"{key}:try{ti.try_number}\"", ("tests/unit/operators/test_audiences.py", "tests/integration/test_audience_runs_dag.py")),  # noqa: E501
+    Mutant("idempotency key: the run id left out (two DAG runs share one audience run)", "airflow_provider_leadpipe/operators/audiences.py", "[\"airflow\", ti.dag_id, ti.run_id, ti.task_id,", "[\"airflow\", ti.dag_id, ti.task_id,", ("tests/unit/operators/test_audiences.py",)),  # noqa: E501
     Mutant("redaction: redact() returns the text unchanged", CORE, "def redact(text: str, settings: ApiSettings) -> str:\n", "def redact(text: str, settings: ApiSettings) -> str:\n    return text\n", ("tests/unit/hooks", "tests/hardening/test_secrets.py", "tests/hardening/test_fuzz_responses.py")),  # noqa: E501
 ]
 # fmt: on

@@ -22,7 +22,7 @@ import secrets
 import ssl
 import string
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -45,6 +45,7 @@ from airflow_provider_leadpipe.exceptions import (
     LeadpipeRequestError,
     LeadpipeResponseError,
     LeadpipeServerError,
+    LeadpipeSlotsFullError,
 )
 
 DEFAULT_BASE_URL = "https://api.aws53.cloud"
@@ -569,6 +570,10 @@ def describe(request: httpx.Request) -> str:
     return f"{request.method} {request.url.path}"
 
 
+#: Turns one response into a result, or raises a typed error (:func:`handle_response` is the default).
+Handler = Callable[[httpx.Response, "ApiSettings"], Any]
+
+
 def handle_response(response: httpx.Response, settings: ApiSettings) -> Any:
     """Return the JSON payload of a 2xx response; raise the matching typed error otherwise."""
     status = response.status_code
@@ -583,6 +588,13 @@ def handle_response(response: httpx.Response, settings: ApiSettings) -> Any:
     detail, code = summarize_error_body(response, settings)
     base = f"Leadpipe {where} failed with HTTP {status}: {detail}"
     retry_after = parse_retry_after(response.headers.get("retry-after"))
+    if status == 403 and (code == "SLOTS_FULL" or "SLOTS_FULL" in detail):
+        raise LeadpipeSlotsFullError(
+            f"{base} (every Orbit audience slot is in use: free one by pausing another audience, "
+            "or add slots to the plan)",
+            http_status=status,
+            api_code="SLOTS_FULL",
+        )
     if status in (401, 403):
         raise LeadpipeAuthError(
             f"{base} (connection '{settings.conn_id}': check the API key and that the organization "
@@ -708,12 +720,21 @@ def limit_body_time(response: httpx.Response, started: float, settings: ApiSetti
 
 
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "PATCH"})
+#: The request header that makes a POST safe to repeat where the API honours it (Orbit's
+#: ``POST .../runs``: "reusing the same key returns the same run").
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 
 
-def _is_retryable(exc: BaseException | None, method: str) -> bool:
+def replay_safe(request: httpx.Request) -> bool:
+    """True when sending ``request`` twice has the effect of sending it once: an idempotent method,
+    or a request carrying an ``Idempotency-Key``."""
+    return request.method in _IDEMPOTENT or IDEMPOTENCY_KEY_HEADER in request.headers
+
+
+def _is_retryable(exc: BaseException | None, method: str, replay_safe: bool = False) -> bool:
     if not isinstance(exc, TRANSIENT_ERRORS):
         return False
-    if method in _IDEMPOTENT:
+    if replay_safe or method in _IDEMPOTENT:
         return True
     # Non-idempotent (POST): retry only what certainly was not processed.
     if isinstance(exc, LeadpipeConnectionError):
@@ -739,8 +760,12 @@ class wait_retry_after(wait_base):
         return self.fallback(retry_state)
 
 
-def retry_kwargs(settings: ApiSettings, method: str) -> dict[str, Any]:
-    """Arguments for ``tenacity.Retrying`` / ``AsyncRetrying``: the one retry policy."""
+def retry_kwargs(settings: ApiSettings, method: str, *, replay_safe: bool = False) -> dict[str, Any]:
+    """Arguments for ``tenacity.Retrying`` / ``AsyncRetrying``: the one retry policy.
+
+    :param replay_safe: the request may be repeated whatever happened to it (see :func:`replay_safe`);
+        otherwise a POST is retried only when it certainly was not processed.
+    """
     method = method.upper()
 
     def log_retry(state: tenacity.RetryCallState) -> None:
@@ -756,7 +781,7 @@ def retry_kwargs(settings: ApiSettings, method: str) -> dict[str, Any]:
             tenacity.wait_exponential(multiplier=settings.retry_backoff, max=MAX_BACKOFF)
             + tenacity.wait_random(0, settings.retry_backoff)
         ),
-        "retry": tenacity.retry_if_exception(lambda exc: _is_retryable(exc, method)),
+        "retry": tenacity.retry_if_exception(lambda exc: _is_retryable(exc, method, replay_safe)),
         "before_sleep": log_retry,
         "reraise": True,
     }
@@ -786,6 +811,7 @@ __all__ = [
     "normalize_base_url",
     "parse_retry_after",
     "replay_first_failure",
+    "replay_safe",
     "retry_kwargs",
     "sharing_key",
     "ssl_context",

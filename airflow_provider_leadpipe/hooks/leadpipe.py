@@ -6,8 +6,7 @@ import asyncio
 import dataclasses
 import time
 import weakref
-from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterator
 from contextlib import aclosing
 from functools import cached_property
 from typing import Any
@@ -19,8 +18,9 @@ from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseHo
 
 from airflow_provider_leadpipe import UI_FIELD_BEHAVIOUR, validation
 from airflow_provider_leadpipe.exceptions import TRANSIENT_ERRORS, LeadpipeConflictError
-from airflow_provider_leadpipe.hooks import core
-from airflow_provider_leadpipe.hooks.core import ApiSettings
+from airflow_provider_leadpipe.hooks import core, paging
+from airflow_provider_leadpipe.hooks.audiences import AudiencesHookMixin
+from airflow_provider_leadpipe.hooks.core import ApiSettings, Handler
 from airflow_provider_leadpipe.hooks.paging import VISITORS_PATH, VisitorPager
 from airflow_provider_leadpipe.models import AccountStatus, Pixel, VisitorPage
 
@@ -30,8 +30,9 @@ PIXELS_PATH = "/v1/data/pixels"
 TEST_CONNECTION_TIMEOUT = 10.0
 
 
-class LeadpipeHook(BaseHook):
-    """Talk to Leadpipe's Identification API through a ``leadpipe`` connection.
+class LeadpipeHook(AudiencesHookMixin, BaseHook):
+    """Talk to Leadpipe's Identification API and Orbit intent audiences through a ``leadpipe``
+    connection (the audience methods come from :class:`AudiencesHookMixin`).
 
     The API key is the connection's password; the base URL its host (default
     ``https://api.aws53.cloud``). Requests are retried on network errors, timeouts, HTTP 429
@@ -183,43 +184,94 @@ class LeadpipeHook(BaseHook):
     # -- requests: the two paths differ only where they await ---------------------------------
 
     def request(
-        self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         """Send a request with retries; return the JSON payload or raise a typed LeadpipeError."""
-        client, settings = self.get_conn(), self.settings
-        request = client.build_request(method, path, params=params, json=json)
-        try:  # the first attempt runs outside tenacity: see core.replay_first_failure
-            return core.handle_response(self._send(client, request, settings), settings)
-        except TRANSIENT_ERRORS as exc:
-            failure = exc
-        for attempt in tenacity.Retrying(**core.retry_kwargs(settings, method)):
-            with attempt:
-                core.replay_first_failure(attempt, failure)
-                payload = core.handle_response(self._send(client, request, settings), settings)
-        return payload
+        request = self.get_conn().build_request(method, path, params=params, json=json, headers=headers)
+        return self.send(request)  # type: ignore[no-any-return]
 
     async def arequest(
-        self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         """Async :meth:`request`: the same retries, errors and payload, without blocking the loop."""
-        client, settings = await self.aget_conn(), await self.aget_settings()
-        request = client.build_request(method, path, params=params, json=json)
-        try:
-            return core.handle_response(await self._asend(client, request, settings), settings)
+        client = await self.aget_conn()
+        request = client.build_request(method, path, params=params, json=json, headers=headers)
+        return await self.asend(request)  # type: ignore[no-any-return]
+
+    def send(
+        self,
+        request: httpx.Request,
+        *,
+        handler: Handler = core.handle_response,
+        stream: bool = False,
+        client: httpx.Client | None = None,
+    ) -> Any:
+        """Send a built request under the retry policy and return ``handler(response, settings)``.
+
+        ``handler`` turns a response into the result or raises a typed error; a transient one
+        (429, 5xx, network) is retried when :func:`core.replay_safe` or nothing was processed.
+        With ``stream=True`` a 200 answer is handed over unread (the caller closes it); any
+        other answer is read in full first. ``client`` defaults to the hook's own.
+        """
+        client, settings = client or self.get_conn(), self.settings
+        try:  # the first attempt runs outside tenacity: see core.replay_first_failure
+            return handler(self._send(client, request, settings, stream=stream), settings)
         except TRANSIENT_ERRORS as exc:
             failure = exc
-        async for attempt in tenacity.AsyncRetrying(**core.retry_kwargs(settings, method)):
+        policy = core.retry_kwargs(settings, request.method, replay_safe=core.replay_safe(request))
+        for attempt in tenacity.Retrying(**policy):
             with attempt:
                 core.replay_first_failure(attempt, failure)
-                payload = core.handle_response(await self._asend(client, request, settings), settings)
-        return payload
+                result = handler(self._send(client, request, settings, stream=stream), settings)
+        return result
+
+    async def asend(
+        self,
+        request: httpx.Request,
+        *,
+        handler: Handler = core.handle_response,
+        stream: bool = False,
+        client: httpx.AsyncClient | None = None,
+    ) -> Any:
+        """Async :meth:`send`."""
+        client, settings = client or await self.aget_conn(), await self.aget_settings()
+        try:
+            return handler(await self._asend(client, request, settings, stream=stream), settings)
+        except TRANSIENT_ERRORS as exc:
+            failure = exc
+        policy = core.retry_kwargs(settings, request.method, replay_safe=core.replay_safe(request))
+        async for attempt in tenacity.AsyncRetrying(**policy):
+            with attempt:
+                core.replay_first_failure(attempt, failure)
+                result = handler(await self._asend(client, request, settings, stream=stream), settings)
+        return result
 
     @staticmethod
-    def _send(client: httpx.Client, request: httpx.Request, settings: ApiSettings) -> httpx.Response:
-        """One attempt, read in full within ``settings.timeout``; network errors become typed."""
+    def _send(
+        client: httpx.Client, request: httpx.Request, settings: ApiSettings, *, stream: bool = False
+    ) -> httpx.Response:
+        """One attempt, read in full within ``settings.timeout``; network errors become typed.
+
+        With ``stream=True`` a 200 answer is returned unread and open (no whole-answer deadline:
+        a long download is bounded per read by the timeout instead).
+        """
         started = time.monotonic()
         try:
             response = client.send(request, stream=True)
+            if stream and response.status_code == 200:
+                return response
             try:
                 core.limit_body_time(response, started, settings).read()
             finally:
@@ -232,12 +284,14 @@ class LeadpipeHook(BaseHook):
 
     @staticmethod
     async def _asend(
-        client: httpx.AsyncClient, request: httpx.Request, settings: ApiSettings
+        client: httpx.AsyncClient, request: httpx.Request, settings: ApiSettings, *, stream: bool = False
     ) -> httpx.Response:
         """Async :meth:`_send`."""
         started = time.monotonic()
         try:
             response = await client.send(request, stream=True)
+            if stream and response.status_code == 200:
+                return response
             try:
                 await core.limit_body_time(response, started, settings).aread()
             finally:
@@ -284,10 +338,9 @@ class LeadpipeHook(BaseHook):
         return self._visitor_pages(VisitorPager(validation.visitor_query(timeframe, domain, email)))
 
     def _visitor_pages(self, pager: VisitorPager) -> Iterator[VisitorPage]:
-        while not pager.done:
-            page = pager.feed(self.request("GET", VISITORS_PATH, params=pager.params(pager.next_number)))
-            if page.records:
-                yield page
+        return paging.read_pages(
+            pager, lambda number: self.request("GET", VISITORS_PATH, params=pager.params(number))
+        )
 
     def aiter_visitors(
         self,
@@ -316,28 +369,11 @@ class LeadpipeHook(BaseHook):
         pager = VisitorPager(validation.visitor_query(timeframe, domain, email))
         return self._avisitor_pages(pager, validation.concurrency(concurrency))
 
-    async def _avisitor_pages(
-        self, pager: VisitorPager, concurrency: int
-    ) -> AsyncGenerator[VisitorPage, None]:
-        # The sync loop plus read-ahead: up to `concurrency` requests in flight, fed back in order.
-        pending: deque[asyncio.Task[dict[str, Any]]] = deque()
-        ahead = pager.next_number
-        try:
-            while not pager.done:
-                # Page 1 goes alone: a small pull costs one request, and its meta bounds the read-ahead.
-                window = concurrency if pager.next_number > 1 else 1
-                while len(pending) < window and pager.may_request(ahead):
-                    request = self.arequest("GET", VISITORS_PATH, params=pager.params(ahead))
-                    pending.append(asyncio.ensure_future(request))
-                    ahead += 1
-                page = pager.feed(await pending.popleft())
-                if page.records:
-                    yield page
-        finally:
-            # Read-ahead past the end (or past a failure) is dropped, never leaked.
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+    def _avisitor_pages(self, pager: VisitorPager, concurrency: int) -> AsyncGenerator[VisitorPage, None]:
+        def fetch(number: int) -> Awaitable[dict[str, Any]]:
+            return self.arequest("GET", VISITORS_PATH, params=pager.params(number))
+
+        return paging.aread_pages(pager, fetch, concurrency)
 
     # -- pixels: GET/POST /v1/data/pixels, PATCH /v1/data/pixels/{id} -------------------------
 

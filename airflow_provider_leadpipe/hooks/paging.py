@@ -1,4 +1,10 @@
-"""Page-number paging over ``GET /v1/data``, shared by the sync and the async visitor iterators.
+"""Paging shared by the sync and the async iterators: the rules of each listing, and the loops.
+
+:func:`read_pages` / :func:`aread_pages` drive any pager (sequentially, or with a bounded window
+of requests in flight, fed back in order). :class:`VisitorPager` holds the rules of
+``GET /v1/data``; :class:`AudienceResultsPager` those of an Orbit run's results.
+
+Visitors: page-number paging over ``GET /v1/data``.
 
 :class:`VisitorPager` does no I/O: it says which page to ask for, validates each page fed back
 in order, and decides when the listing is exhausted. The hook's loops only send the request
@@ -20,14 +26,63 @@ when records leave a sliding ``timeframe`` window, be missed. See docs/visitors-
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import math
-from collections.abc import Mapping
-from typing import Any
+from collections import deque
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping
+from typing import Any, Protocol, TypeVar
 
-from airflow_provider_leadpipe.exceptions import LeadpipeResponseError
-from airflow_provider_leadpipe.models import VisitorPage
+from airflow_provider_leadpipe.exceptions import LeadpipeConflictError, LeadpipeResponseError
+from airflow_provider_leadpipe.models import AudienceResultsPage, VisitorPage
+
+P = TypeVar("P")
+
+
+class Pager(Protocol[P]):
+    """What the page loops need from a pager: it does no I/O itself."""
+
+    next_number: int
+    done: bool
+
+    def may_request(self, number: int) -> bool: ...
+
+    def feed(self, fetched: Any) -> P: ...
+
+    def keep(self, page: P) -> bool: ...
+
+
+def read_pages(pager: Pager[P], fetch: Callable[[int], Any]) -> Iterator[P]:
+    """Fetch page after page (``fetch(number)``), feed each to ``pager``; yield the ones it keeps."""
+    while not pager.done:
+        page = pager.feed(fetch(pager.next_number))
+        if pager.keep(page):
+            yield page
+
+
+async def aread_pages(
+    pager: Pager[P], fetch: Callable[[int], Awaitable[Any]], concurrency: int
+) -> AsyncGenerator[P, None]:
+    """Async :func:`read_pages` with up to ``concurrency`` requests in flight, fed back in order."""
+    pending: deque[asyncio.Future[Any]] = deque()
+    ahead = pager.next_number
+    try:
+        while not pager.done:
+            # Page 1 goes alone: a small pull costs one request, and its answer bounds the read-ahead.
+            window = concurrency if pager.next_number > 1 else 1
+            while len(pending) < window and pager.may_request(ahead):
+                pending.append(asyncio.ensure_future(fetch(ahead)))
+                ahead += 1
+            page = pager.feed(await pending.popleft())
+            if pager.keep(page):
+                yield page
+    finally:
+        # Read-ahead past the end (or past a failure) is dropped, never leaked.
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
 
 VISITORS_PATH = "/v1/data"
 
@@ -79,6 +134,9 @@ class VisitorPager:
         self.done = self._is_last(page)
         return page
 
+    def keep(self, page: VisitorPage) -> bool:
+        return bool(page.records)
+
     def _check_progress(self, page: VisitorPage) -> None:
         if not page.records:
             return
@@ -115,3 +173,73 @@ class VisitorPager:
         if meta.total is not None:
             return self.records >= meta.total
         return False
+
+
+class AudienceResultsPager:
+    """State of one walk through an Orbit run's results (``limit``/``offset``, fed in order).
+
+    A completed run is a frozen snapshot, so offsets are stable and every row comes exactly once.
+    The first page says how many rows there are (``total``) and, when it is shorter than asked
+    for, the largest page the server serves: later pages use that size. Anything that would lose
+    or repeat a row (a moved offset, a changed total, a short or empty page before the end) raises
+    :class:`LeadpipeResponseError` instead; a run that is not completed raises
+    :class:`LeadpipeConflictError`.
+    """
+
+    def __init__(self, page_size: int, *, what: str):
+        self.page_size = page_size
+        self.what = what
+        self.next_number = 1
+        self.done = False
+        self.rows = 0
+        self.total: int | None = None
+        self.last_page: int | None = None
+
+    def params(self, number: int) -> dict[str, int]:
+        """``limit`` and ``offset`` of page ``number`` (1-based)."""
+        return {"limit": self.page_size, "offset": (number - 1) * self.page_size}
+
+    def may_request(self, number: int) -> bool:
+        return number <= self.next_number or self.last_page is None or number <= self.last_page
+
+    def keep(self, page: AudienceResultsPage) -> bool:
+        return bool(page.results)
+
+    def feed(self, page: AudienceResultsPage) -> AudienceResultsPage:
+        """Check page :attr:`next_number` and advance."""
+        if self.done:
+            raise RuntimeError("the results listing is already exhausted")
+        if not page.ready:
+            raise LeadpipeConflictError(
+                f"Leadpipe {self.what} is {page.state or page.run.status.value}, not completed: "
+                "its results cannot be read yet (wait for the run first)",
+                http_status=202,
+            )
+        count, expected = len(page.results), self.params(self.next_number)["offset"]
+        if page.offset != expected:
+            self._broken(f"page {self.next_number} starts at offset {page.offset}, not {expected}")
+        if self.total is None:
+            self.total = page.total
+            if 0 < count < min(self.page_size, page.total):
+                self.page_size = count  # the server's largest page is smaller than asked for
+            self.last_page = math.ceil(page.total / self.page_size) if page.total else 1
+        elif page.total != self.total:
+            self._broken(f"total changed from {self.total} to {page.total} between pages")
+        if count > self.page_size:
+            self._broken(
+                f"page {self.next_number} has {count} rows, more than the {self.page_size} asked for"
+            )
+        self.rows += count
+        self.next_number += 1
+        if self.rows > self.total:
+            self._broken(f"{self.rows} rows served, more than the total of {self.total}")
+        self.done = self.rows >= self.total
+        if not self.done and count < self.page_size:
+            self._broken(
+                f"page {self.next_number - 1} has {count} rows, "
+                f"{self.total - self.rows} of {self.total} rows missing"
+            )
+        return page
+
+    def _broken(self, problem: str) -> None:
+        raise LeadpipeResponseError(f"Leadpipe {self.what} results are inconsistent: {problem}")

@@ -11,6 +11,7 @@ from airflow.providers.common.compat.sdk import ObjectStoragePath
 
 from airflow_provider_leadpipe import storage, validation
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
+from airflow_provider_leadpipe.lineage import LeadpipeLineageMixin
 from airflow_provider_leadpipe.operators.base import LeadpipeBaseOperator
 from airflow_provider_leadpipe.storage import jsonl
 
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 PROGRESS_EVERY = 100
 
 
-class LeadpipeVisitorsToStorageOperator(LeadpipeBaseOperator):
+class LeadpipeVisitorsToStorageOperator(LeadpipeLineageMixin, LeadpipeBaseOperator):
     """Write every identified visitor matching the filters to one JSON Lines file.
 
     One record per line, exactly as the API returned it, in the API's order (a lone UTF-16
@@ -131,6 +132,7 @@ class LeadpipeVisitorsToStorageOperator(LeadpipeBaseOperator):
         finally:
             self._file = None
         self.log.info("Wrote %d visitor records from %d page(s) to %s", records, pages, target)
+        self.record_lineage(self.hook.settings.base_url, "visitors", target, records)
         return {"path": str(target), "records": records, "pages": pages, "expected_records": expected}
 
     async def _pull(self, out: IO[bytes]) -> tuple[int, int, int | None]:

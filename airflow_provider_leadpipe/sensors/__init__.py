@@ -1,1 +1,2 @@
-"""Sensors of the Leadpipe provider."""
+"""Sensors of the Leadpipe provider: ``leadpipe`` (the account), ``audiences`` (Orbit audience runs);
+``base`` holds the control flow both share."""

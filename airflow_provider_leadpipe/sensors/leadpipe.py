@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import time
-import traceback
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import (
-    AirflowFailException,
-    AirflowSensorTimeout,
-    AirflowSkipException,
-    AirflowTaskTimeout,
-    BaseSensorOperator,
     PokeReturnValue,
     conf,
 )
 
-from airflow_provider_leadpipe import compat, validation
+from airflow_provider_leadpipe import validation
 from airflow_provider_leadpipe.conditions import (
     CHECKS,
     DEFAULT_FAIL_ON_STATUSES,
@@ -27,19 +19,16 @@ from airflow_provider_leadpipe.conditions import (
 )
 from airflow_provider_leadpipe.exceptions import TRANSIENT_ERRORS
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
-from airflow_provider_leadpipe.operators.base import LeadpipeTaskMixin
+from airflow_provider_leadpipe.sensors.base import LeadpipeSensorBase
 from airflow_provider_leadpipe.triggers import events
 from airflow_provider_leadpipe.triggers.leadpipe import LeadpipeAccountTrigger
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
-
-#: Extra time given to the framework's deferral timeout, so the trigger's own timeout event (which
-#: reaches ``execute_complete``) always comes first; the framework timeout only backs it up.
-DEFERRAL_GRACE = 60.0
+    from airflow.triggers.base import BaseTrigger
 
 
-class LeadpipeAccountSensor(LeadpipeTaskMixin, BaseSensorOperator):
+class LeadpipeAccountSensor(LeadpipeSensorBase):
     """Wait until a Leadpipe account is healthy and has what this run needs.
 
     Succeeds when the account satisfies every check and pushes the account status
@@ -115,20 +104,6 @@ class LeadpipeAccountSensor(LeadpipeTaskMixin, BaseSensorOperator):
 
     # -- the three methods Airflow calls -----------------------------------------------------------
 
-    def execute(self, context: Context) -> Any:
-        """Poke (poke and reschedule mode: until done); deferrable: poke once, then defer if needed."""
-        if not self.deferrable:
-            return super().execute(context)
-        deadline = time.time() + self.timeout  # counted from the first poke, as in poke mode
-        try:
-            result = self.poke(context)
-        except Exception as exc:
-            self._apply_flags(exc)  # raises, unless silent_fail says "keep waiting"
-            result = PokeReturnValue(is_done=False)
-        if result.is_done:
-            return result.xcom_value
-        self._defer(deadline)
-
     def poke(self, context: Context) -> PokeReturnValue:
         """Check the account once: done (with the status as XCom) or not yet; raises what waiting
         cannot fix (``LeadpipeAuthError``, ``LeadpipeAccountError``)."""
@@ -162,65 +137,14 @@ class LeadpipeAccountSensor(LeadpipeTaskMixin, BaseSensorOperator):
         self.log.info("%s", event.get("message") if isinstance(event, dict) else "ready")
         return account
 
-    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
-        """Apply ``soft_fail``, ``never_fail`` and ``silent_fail`` after a deferral as poke mode does."""
-        try:
-            return compat.resume_without_sensor_flags(self, next_method, next_kwargs, context)
-        except Exception as exc:
-            self._apply_flags(exc)
-        # silent_fail: keep waiting, against the deadline of the first poke.
-        deadline = (next_kwargs or {}).get("deadline")
-        self._defer(float(deadline) if isinstance(deadline, (int, float)) else time.time() + self.timeout)
-
-    # -- helpers ---------------------------------------------------------------------------------
-
-    def _not_yet(self, reason: str) -> PokeReturnValue:
-        self.log.info("waiting: %s", reason)
-        return PokeReturnValue(is_done=False)
-
-    def _apply_flags(self, exc: Exception) -> None:
-        """What poke mode does with an error (``BaseSensorOperator.execute``): raise it, skip, or
-        (``silent_fail``, for errors that are not Airflow's fail/skip/timeout signals) log it and
-        return, to keep waiting."""
-        if compat.is_deferral_timeout(exc):  # the framework's backstop: a timeout like any other
-            timeout = AirflowSensorTimeout(f"Sensor has timed out: {exc}")
-            timeout.__cause__, exc = exc, timeout
-        if isinstance(exc, AirflowSensorTimeout):
-            if self.soft_fail:
-                raise AirflowSkipException(f"Skipping due to soft_fail: {exc}") from exc
-            raise exc
-        if isinstance(exc, AirflowSkipException):
-            raise exc
-        if isinstance(exc, (AirflowTaskTimeout, AirflowFailException)):
-            if self.soft_fail:
-                raise AirflowSkipException("Skipping due to soft_fail is set to True.") from exc
-            if self.never_fail:
-                raise AirflowSkipException("Skipping due to never_fail is set to True.") from exc
-            raise exc
-        if self.silent_fail:
-            self.log.error("Sensor poke failed: \n %s", "".join(traceback.format_exception(exc)))
-            return
-        if self.never_fail:
-            raise AirflowSkipException("Skipping due to never_fail is set to True.") from exc
-        raise exc
-
-    def _defer(self, deadline: float) -> None:
-        remaining = deadline - time.time()
-        if remaining <= 0:
-            self._apply_flags(
-                AirflowSensorTimeout(f"Sensor has timed out: the timeout of {self.timeout:g} s has passed.")
-            )
-        self.defer(
-            trigger=LeadpipeAccountTrigger(
-                leadpipe_conn_id=self.leadpipe_conn_id,
-                condition=self.condition.to_dict(),
-                poke_interval=float(self.poke_interval),
-                deadline=deadline,
-                hook_params=self.hook_params,
-                exponential_backoff=bool(self.exponential_backoff),
-                max_wait=self.max_wait.total_seconds() if self.max_wait else None,
-            ),
-            method_name="execute_complete",
-            kwargs={"deadline": deadline},
-            timeout=timedelta(seconds=remaining + max(DEFERRAL_GRACE, 2 * float(self.poke_interval))),
+    def trigger(self, deadline: float) -> BaseTrigger:
+        """The trigger that waits for the same condition in the triggerer, until ``deadline``."""
+        return LeadpipeAccountTrigger(
+            leadpipe_conn_id=self.leadpipe_conn_id,
+            condition=self.condition.to_dict(),
+            poke_interval=float(self.poke_interval),
+            deadline=deadline,
+            hook_params=self.hook_params,
+            exponential_backoff=bool(self.exponential_backoff),
+            max_wait=self.max_wait.total_seconds() if self.max_wait else None,
         )

@@ -224,7 +224,13 @@ class AccountPoller:
     def subscribe(
         self, condition: AccountCondition, interval: float, schedule: Callable[[int], float] | None = None
     ) -> Subscription:
-        subscription = Subscription(condition, interval, schedule)
+        return self.attach(Subscription(condition, interval, schedule))
+
+    def attach(self, subscription: Subscription) -> Subscription:
+        """Add a subscription built by the caller: a :class:`Subscription` subclass whose
+        ``deliver`` keeps every answer observes the account instead of waiting for a verdict
+        (the asset watchers in :mod:`airflow_provider_leadpipe.triggers.watchers` do)."""
+        interval = subscription.interval
         shorter = not self._intervals or interval < min(self._intervals)
         self._subscribers[subscription] = None
         self._intervals[interval] += 1

@@ -110,8 +110,9 @@ def recorded_sleeps(monkeypatch, mode) -> SleepRecorder:
     recorder = SleepRecorder()
     real = core.retry_kwargs
 
-    def retry_kwargs(settings: core.ApiSettings, method: str) -> dict[str, Any]:
-        return {**real(settings, method), "sleep": recorder.sync if mode == "sync" else recorder.async_}
+    def retry_kwargs(settings: core.ApiSettings, method: str, **options: Any) -> dict[str, Any]:
+        sleep = recorder.sync if mode == "sync" else recorder.async_
+        return {**real(settings, method, **options), "sleep": sleep}
 
     monkeypatch.setattr(core, "retry_kwargs", retry_kwargs)
     return recorder

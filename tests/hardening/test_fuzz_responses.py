@@ -6,11 +6,16 @@ Three generators: arbitrary bytes with arbitrary status and headers; arbitrary J
 near-valid documents generated from the published OpenAPI schema, then damaged in one place. For
 the last, ``jsonschema`` is the oracle: the model accepts exactly what the schema accepts (plus its
 one documented refinement: ``resetsAt`` must be an ISO 8601 date-time).
+
+Section 4 does the same for every Orbit audience call, sync and async, seeded with the documented
+examples: each returns its model or raises a typed ``LeadpipeError``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import hashlib
 import json
 from typing import Any
 
@@ -18,17 +23,30 @@ import httpx
 import jsonschema
 import pendulum
 import pytest
+import respx
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_leadpipe.exceptions import LeadpipeError, LeadpipeResponseError
 from airflow_provider_leadpipe.hooks import core
-from airflow_provider_leadpipe.hooks.leadpipe import ACCOUNT_PATH
-from airflow_provider_leadpipe.models import AccountStatus
+from airflow_provider_leadpipe.hooks.leadpipe import ACCOUNT_PATH, LeadpipeHook
+from airflow_provider_leadpipe.models import AccountStatus, AudienceExport
 from airflow_provider_leadpipe.testing.contract import ACCOUNT_OPENAPI
 from tests.hardening.figures import tally
 from tests.unit.conftest import API_KEY
+from tests.unit.test_models_audiences import (
+    AUDIENCE,
+    AUDIENCE_ID,
+    DAILY_RUN,
+    EXPORT,
+    EXPORT_ID,
+    QUEUED_RUN,
+    RESULTS_200,
+    RESULTS_202,
+    RUN_ID,
+    STATS,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -251,3 +269,142 @@ def test_near_valid_documents_are_accepted_exactly_when_the_schema_says_so(
 def test_retry_after_parsing_never_raises(value):
     seconds = core.parse_retry_after(value)
     assert seconds is None or seconds >= 0
+
+
+# -- 4. Orbit audience calls ---------------------------------------------------------------------
+# Every hook method, sync and async, over the real request core (respx answers at the transport):
+# any status, any bytes, any JSON, or a documented example damaged in one place. Each call returns
+# its model or raises a typed LeadpipeError -- never another exception, never the key, never a
+# whole body in the message; nothing reaching another host carries the key.
+
+ORBIT_FUZZ = settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+CONTENT = b"email\nada@example.com\n"
+DOWNLOADABLE = copy.deepcopy(EXPORT)
+DOWNLOADABLE["data"]["export"].update(byteSize=len(CONTENT), contentSha1=hashlib.sha1(CONTENT).hexdigest())
+EXPORT_MODEL = AudienceExport.from_response(DOWNLOADABLE)
+
+
+def _drain_stream(hook: LeadpipeHook, mode: str, tmp: Any) -> Any:
+    if mode == "sync":
+        with hook.stream_audience_export_csv(AUDIENCE_ID, RUN_ID) as stream:
+            return stream.row_cap, b"".join(stream.iter_bytes())
+
+    async def read() -> Any:
+        async with hook.astream_audience_export_csv(AUDIENCE_ID, RUN_ID) as stream:
+            return stream.row_cap, b"".join([chunk async for chunk in stream.aiter_bytes()])
+
+    return asyncio.run(read())
+
+
+def _rows(hook: LeadpipeHook, mode: str, tmp: Any) -> Any:
+    if mode == "sync":
+        return list(hook.iter_audience_results(AUDIENCE_ID, RUN_ID, page_size=10))
+
+    async def pull() -> Any:
+        return [
+            r async for r in hook.aiter_audience_results(AUDIENCE_ID, RUN_ID, page_size=10, concurrency=3)
+        ]
+
+    return asyncio.run(pull())
+
+
+def _plain(name: str, *args: Any, **kwargs: Any) -> Any:
+    def invoke(hook: LeadpipeHook, mode: str, tmp: Any) -> Any:
+        if mode == "sync":
+            return getattr(hook, name)(*args, **kwargs)
+        return asyncio.run(getattr(hook, f"a{name}")(*args, **kwargs))
+
+    return invoke
+
+
+#: Every hook path, with the documented body it expects (the seed for near-valid documents).
+CALLS: dict[str, tuple[Any, Any]] = {
+    "list_audiences": (_plain("list_audiences", status="active"), {"data": [AUDIENCE]}),
+    "get_audience": (_plain("get_audience", AUDIENCE_ID), {"data": AUDIENCE}),
+    "create_audience": (
+        _plain("create_audience", "n", {"topicIds": [1]}, status="active"),
+        {"data": AUDIENCE},
+    ),
+    "update_audience": (_plain("update_audience", AUDIENCE_ID, status="active"), {"data": AUDIENCE}),
+    "delete_audience": (_plain("delete_audience", AUDIENCE_ID), {"data": {"deleted": True}}),
+    "create_audience_run": (
+        _plain("create_audience_run", AUDIENCE_ID, idempotency_key="k"),
+        {"data": QUEUED_RUN},
+    ),
+    "list_audience_runs": (_plain("list_audience_runs", AUDIENCE_ID), {"data": [DAILY_RUN]}),
+    "get_audience_run": (_plain("get_audience_run", AUDIENCE_ID, RUN_ID), RESULTS_202),
+    "cancel_audience_run": (_plain("cancel_audience_run", AUDIENCE_ID, RUN_ID), {"data": QUEUED_RUN}),
+    "get_audience_results_page": (_plain("get_audience_results_page", AUDIENCE_ID, RUN_ID), RESULTS_200),
+    "iter_audience_results": (_rows, RESULTS_200),
+    "get_audience_run_stats": (_plain("get_audience_run_stats", AUDIENCE_ID, RUN_ID), STATS),
+    "create_audience_export": (_plain("create_audience_export", AUDIENCE_ID, RUN_ID), EXPORT),
+    "get_audience_export": (_plain("get_audience_export", AUDIENCE_ID, RUN_ID, EXPORT_ID), EXPORT),
+    "stream_audience_export_csv": (_drain_stream, {"data": {"run": {"id": RUN_ID, "status": "failed"}}}),
+    "download_audience_export": (
+        lambda hook, mode, tmp: (
+            hook.download_audience_export(EXPORT_MODEL, tmp / "x.csv")
+            if mode == "sync"
+            else asyncio.run(hook.adownload_audience_export(EXPORT_MODEL, tmp / "x.csv"))
+        ),
+        {"data": {}},
+    ),
+}
+
+statuses = st.sampled_from([200, 201, 202, 204, 400, 401, 403, 404, 409, 422, 429, 500, 503]) | st.integers(
+    200, 599
+)
+
+
+@st.composite
+def orbit_bodies(draw: Any, seed: Any) -> bytes:
+    kind = draw(st.sampled_from(["bytes", "json", "near-valid", "valid"]))
+    if kind == "bytes":
+        return draw(st.binary(max_size=512))
+    if kind == "json":
+        return json.dumps(draw(json_values)).encode()
+    document = copy.deepcopy(seed)
+    if kind == "near-valid":
+        path = draw(st.sampled_from(paths(document)))
+        how = draw(st.sampled_from(["drop", "replace", "null"]))
+        document = damage(document, path, how, None if how == "null" else draw(json_values))
+    return json.dumps(document).encode()
+
+
+@pytest.fixture(scope="module")
+def fuzz_hook() -> Any:
+    conn = json.dumps({"conn_type": "leadpipe", "password": API_KEY})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AIRFLOW_CONN_LEADPIPE_DEFAULT", conn)
+        with LeadpipeHook(max_retries=0) as hook:
+            yield hook
+
+
+@ORBIT_FUZZ
+@given(data=st.data(), name=st.sampled_from(sorted(CALLS)), mode=st.sampled_from(["sync", "async"]))
+def test_orbit_calls_raise_only_typed_errors(fuzz_hook, tmp_path, data, name, mode):
+    invoke, seed = CALLS[name]
+    status = data.draw(statuses, label="status")
+    content = data.draw(orbit_bodies(seed), label="body")
+    headers = {"content-type": data.draw(st.sampled_from(["application/json", "text/csv", "text/html"]))}
+    if data.draw(st.booleans(), label="row cap header"):
+        headers["x-export-row-cap"] = data.draw(st.sampled_from([b"300000", b"-1", b"x", b"\xb2", b""]))
+    with respx.mock(assert_all_called=False) as mock:
+        mock.route().mock(
+            side_effect=lambda request: httpx.Response(status, content=content, headers=headers)
+        )
+        outcome = "returned"
+        try:
+            invoke(fuzz_hook, mode, tmp_path)
+        except LeadpipeError as exc:
+            message = str(exc)
+            assert API_KEY not in message and API_KEY not in repr(exc)
+            assert len(message) < 800, message
+            outcome = type(exc).__name__
+        for call in mock.calls:
+            if call.request.url.host != "api.aws53.cloud":
+                assert "x-api-key" not in call.request.headers
+    tally("fuzz", "Orbit audience calls (sync and async)", outcome)

@@ -88,6 +88,10 @@ SCALARS = {
     "timeframe",
     "visitor_email",
     "storage_conn_id",
+    "audience_id",
+    "audience_run_id",
+    "idempotency_key",
+    "min_data_date",
 }
 #: Template fields that hold a list: read with validation.value_list (through the parser named here).
 LISTS = {
@@ -95,6 +99,8 @@ LISTS = {
     "included_paths": lambda value: validation.path_list(value, "included_paths"),
     "excluded_paths": lambda value: validation.path_list(value, "excluded_paths"),
 }
+#: Template fields that hold a mapping: read through validation.mapping (by the parser named here).
+MAPPINGS = {"config": validation.audience_config}
 RENDERED = {  # what "{{ params.x }}" can become for x = ["/a", "/b"]
     "native list": ["/a", "/b"],
     "str() of the list": "['/a', '/b']",
@@ -121,7 +127,9 @@ def provider_tasks() -> list[type]:
 
 def test_every_template_field_is_classified():
     tasks = provider_tasks()
-    unknown = {cls.__name__: sorted(set(cls.template_fields) - SCALARS - set(LISTS)) for cls in tasks}
+    unknown = {
+        cls.__name__: sorted(set(cls.template_fields) - SCALARS - set(LISTS) - set(MAPPINGS)) for cls in tasks
+    }
     unknown = {name: fields for name, fields in unknown.items() if fields}
     assert not unknown, (
         f"classify these template fields (a list must be read by validation.value_list): {unknown}"
@@ -130,6 +138,22 @@ def test_every_template_field_is_classified():
     record(
         "templates", f"{fields} template fields of {len(tasks)} operators/sensors classified (scalar or list)"
     )
+
+
+@pytest.mark.parametrize("field", MAPPINGS)
+def test_every_mapping_field_reads_each_rendered_form_or_refuses_it(field):
+    parse = MAPPINGS[field]
+    forms = {
+        "native dict": {"topicIds": [1], "minScore": 70},
+        "str() of the dict": "{'topicIds': [1], 'minScore': 70}",
+        "JSON text": '{"topicIds": [1], "minScore": 70}',
+    }
+    assert {form: parse(value) for form, value in forms.items()} == {
+        form: {"topicIds": [1], "minScore": 70} for form in forms
+    }
+    for value in ("[1]", "{'topicIds': [1]", 5, ["topicIds"], None, ""):
+        with pytest.raises(LeadpipeConfigError, match=field):
+            parse(value)
 
 
 @pytest.mark.parametrize("field", LISTS)

@@ -267,3 +267,33 @@ def test_a_refused_post_is_retried_because_it_never_left(mode, conn_to, recorded
             json={"domain": "example.com"},
         )
     assert len(recorded_sleeps.waits) == 2
+
+
+@pytest.mark.parametrize(
+    ("action", "error"),
+    [
+        (Reply(500), LeadpipeServerError),
+        (Reply(502), LeadpipeServerError),
+        (ResetMidBody(), LeadpipeConnectionError),
+        (Reply(503), LeadpipeServerError),
+        (Reply(429, SLOW_DOWN), LeadpipeRateLimitError),
+    ],
+    ids=["500", "502", "reset", "503", "429"],
+)
+def test_a_post_with_an_idempotency_key_is_resent_on_every_transient_failure(
+    mode, conn_to, recorded_sleeps, action, error
+):
+    """The API returns the same run for the same key, so even a processed POST may be replayed."""
+    with ScriptedServer(default=action) as server, pytest.raises(error):
+        call(
+            mode,
+            LeadpipeHook(conn_to(server.url), max_retries=2),
+            method="POST",
+            path="/v1/intent/audiences/0f9d7a3e-5c1b-4e2a-9d8f-7a6b5c4d3e2f/runs",
+            json={"runType": "manual"},
+            headers={"Idempotency-Key": "dag:run:task:-1"},
+        )
+    assert len(server.requests) == 3
+    assert {seen.headers.get("idempotency-key") for seen in server.requests} == {"dag:run:task:-1"}
+    label = str(action.status) if isinstance(action, Reply) else "reset mid-body"
+    record("retry", f"POST with Idempotency-Key → {label}, max_retries=2", mode=mode, requests=3, retries=2)

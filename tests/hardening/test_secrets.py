@@ -39,6 +39,8 @@ EXAMPLE_DAGS = sorted(path.stem for path in (REPO / "example_dags").glob("*.py")
 def _run_conf(dag_id: str, tmp_path: Path) -> dict[str, Any]:
     if dag_id == "leadpipe_credit_gated_pull":
         return {"output_dir": str(tmp_path / "out"), "timeframe": "24h", "min_credits": 1}
+    if dag_id == "leadpipe_intent_audience_daily":
+        return {"output_dir": str(tmp_path / "out")}
     return {}
 
 
@@ -110,7 +112,16 @@ def canary_sandbox(leadpipe_sandbox, monkeypatch):
     conn["extra"] = {"max_retries": 0}  # error runs fail at once instead of backing off
     monkeypatch.setenv("AIRFLOW_CONN_LEADPIPE_DEFAULT", json.dumps(conn))
     monkeypatch.setenv("LEADPIPE_EXAMPLE_POKE_INTERVAL", "0.2")
+    monkeypatch.setenv("LEADPIPE_EXAMPLE_POLL_INTERVAL", "0.2")
     return leadpipe_sandbox
+
+
+@pytest.fixture
+def example_audience(canary_sandbox, monkeypatch):
+    """The audience leadpipe_audience_on_new_run lands a completed run of (read at parse time)."""
+    audience = canary_sandbox.create_audience("Example audience", people=3, api_key=CANARY)
+    canary_sandbox.add_daily_run(audience["id"], api_key=CANARY)
+    monkeypatch.setenv("LEADPIPE_EXAMPLE_AUDIENCE_ID", audience["id"])
 
 
 @pytest.fixture
@@ -139,7 +150,7 @@ def debug_everything(monkeypatch) -> Iterator[Collected]:
 
 
 def test_example_dags_never_leak_the_key(
-    airflow_db, canary_sandbox, debug_everything, capfd, caplog, tmp_path
+    airflow_db, canary_sandbox, example_audience, debug_everything, capfd, caplog, tmp_path
 ):
     caplog.set_level(logging.DEBUG)
     started = time.monotonic()
@@ -234,3 +245,66 @@ def test_the_key_sent_is_registered_with_the_secrets_masker(leadpipe_sandbox, mo
         settings = hook.settings if path == "sync" else asyncio.run(hook.aget_settings())
         assert settings.api_key == key
         assert redact(f"x-api-key: {key}") == "x-api-key: ***", path
+
+
+def test_orbit_people_reach_only_the_file_never_logs_xcom_trigger_rows_or_exceptions(
+    airflow_db, canary_sandbox, debug_everything, capfd, caplog, tmp_path
+):
+    """The people of an audience run are personal data: their e-mail addresses must appear in the
+    landed file and nowhere else (nor may the key), for a good run and for a run that fails."""
+    from tests.integration.dag_runs import xcom_value
+    from tests.orbit import api_people
+
+    caplog.set_level(logging.DEBUG)
+    canary_sandbox.set_run_schedule(queued_polls=1, running_polls=1, api_key=CANARY)
+    dag = load_dag("leadpipe_intent_audience_daily")
+    run = dag.test(run_conf={"output_dir": str(tmp_path / "out")}, **NO_LOGICAL_DATE)
+    assert run.state == "success", task_states(run)
+    audience_id = xcom_value(run, "upsert_audience")["id"]
+    run_id = xcom_value(run, "run_audience", key="audience_run_id")
+    tables = _tables()  # before the next dag.test() replaces this run's rows
+    people = api_people(canary_sandbox, audience_id, run_id, api_key=CANARY)
+    emails = sorted(
+        {p[field] for p in people for field in ("email", "businessEmail", "personalEmail") if p.get(field)}
+    )
+    assert len(emails) > 10
+
+    # A failing run too: the next run fails, and its error message travels through the trigger.
+    canary_sandbox.fail_next_run(audience_id, error_code="MATERIALIZATION_FAILED", api_key=CANARY)
+    try:
+        failed = dag.test(run_conf={"output_dir": str(tmp_path / "out2")}, **NO_LOGICAL_DATE)
+    except Exception as exc:  # dag.test may re-raise the task's error
+        debug_everything.exceptions.append(exc)
+    else:
+        assert failed.state == "failed", task_states(failed)
+    for table, texts in _tables().items():
+        tables[table] = tables[table] + texts
+
+    def hits(text: str) -> int:
+        return sum(text.count(email) for email in emails) + _occurrences(text)
+
+    captured = capfd.readouterr()
+    if AIRFLOW_V_3_0_PLUS and not AIRFLOW_V_3_1_PLUS:
+        # Airflow 3.0's task supervisor prints each masked secret in clear at DEBUG (its own lines).
+        captured = type(captured)(dag_run_output(captured.out), dag_run_output(captured.err))
+    places = {
+        "stdout/stderr (task logs)": hits(captured.out + captured.err),
+        "caplog": hits(caplog.text),
+        "log records": sum(hits(text) for text in debug_everything.records),
+        "exceptions": sum(hits(f"{exc}\n{exc!r}") for exc in debug_everything.exceptions),
+        **{f"table {table}": sum(hits(text) for text in texts) for table, texts in tables.items()},
+    }
+    home = Path(os.environ["AIRFLOW_HOME"])
+    places["files under AIRFLOW_HOME"] = sum(
+        hits(path.read_bytes().decode("utf-8", "replace"))
+        for path in _files_under(home)
+        if path.parent != DAGS_FOLDER
+    )
+    assert places == dict.fromkeys(places, 0), places
+    assert tables["xcom"], "the XCom rows were searched"
+    if AIRFLOW_V_3_0_PLUS:
+        assert tables["trigger"], "the trigger rows were searched"
+    [landed] = (tmp_path / "out" / "orbit").iterdir()
+    import gzip
+
+    assert all(email in gzip.decompress(landed.read_bytes()).decode() for email in emails[:5])

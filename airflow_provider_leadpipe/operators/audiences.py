@@ -1,0 +1,485 @@
+"""Orbit intent audiences: keep an audience in shape, run it, land its people in object storage.
+
+- :class:`LeadpipeUpsertAudienceOperator`: create or update an audience found by its exact name.
+- :class:`LeadpipeRunAudienceOperator`: queue a manual run (idempotently) and wait for it.
+- :class:`LeadpipeAudienceResultsToStorageOperator`: write a completed run's people to a file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from contextlib import aclosing
+from datetime import timedelta
+from typing import IO, TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import ObjectStoragePath, conf
+
+from airflow_provider_leadpipe import csv_rows, storage, validation
+from airflow_provider_leadpipe.audience_conditions import AudienceRunCondition
+from airflow_provider_leadpipe.conditions import unavailable
+from airflow_provider_leadpipe.exceptions import (
+    TRANSIENT_ERRORS,
+    LeadpipeAudienceRunTimeoutError,
+    LeadpipeConfigError,
+    LeadpipeConflictError,
+    LeadpipeError,
+    LeadpipeExportTruncatedError,
+    LeadpipeNotFoundError,
+)
+from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
+from airflow_provider_leadpipe.lineage import LeadpipeLineageMixin
+from airflow_provider_leadpipe.models import Audience, AudienceRun
+from airflow_provider_leadpipe.operators.base import LeadpipeBaseOperator
+from airflow_provider_leadpipe.sensors.base import DEFERRAL_GRACE
+from airflow_provider_leadpipe.triggers.audiences import LeadpipeAudienceRunTrigger, result_of
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+#: XCom key under which the run operator pushes the run id before it waits.
+RUN_ID_XCOM_KEY = "audience_run_id"
+#: Rows per results page: the largest ``limit`` the contract's examples use.
+PAGE_SIZE = 100
+
+
+class _AudienceOperator(LeadpipeBaseOperator):
+    """What the audience operators share: their colour in the UI."""
+
+    ui_color = "#efe6fb"
+
+
+# -- upsert ------------------------------------------------------------------------------------
+
+
+class LeadpipeUpsertAudienceOperator(_AudienceOperator):
+    """Make sure an Orbit audience with this exact name exists with this config (and status).
+
+    Finds the audience by its exact ``name``; creates it when there is none; updates its config
+    (and status, when given) when there is one; fails with ``LeadpipeConflictError`` naming both
+    ids when two audiences have that name. ``status="active"`` without a free audience slot fails
+    at once with ``LeadpipeSlotsFullError`` (pause another audience to free one).
+
+    Returns the audience with the API's key names (``id``, ``name``, ``status``, ...) to XCom.
+
+    :param name: the audience's name (templated).
+    :param config: the Orbit config, a dict passed through as it is (templated), e.g.
+        ``{"topicIds": [101, 202], "minScore": 70, "filters": {...}}``.
+    :param status: ``"draft"``, ``"active"`` or ``"paused"`` (templated); None leaves it as it is
+        (a new audience gets Orbit's default).
+    :param leadpipe_conn_id: the Leadpipe connection (templated).
+    :param hook_params: per-task hook settings (``timeout``, ``max_retries``, ``retry_backoff``).
+    """
+
+    template_fields: Sequence[str] = ("name", "config", "status", "leadpipe_conn_id")
+
+    def __init__(
+        self, *, name: str, config: dict[str, Any], status: str | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.name = name
+        self.config = config
+        self.status = status
+        # Bad literals fail at DAG parse time; templated values are checked once rendered.
+        for value, parse in (
+            (name, validation.audience_name),
+            (config, validation.audience_config),
+            (status, validation.audience_status),
+        ):
+            if not validation.has_template(value):
+                self.checked(parse, value)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        name = self.checked(validation.audience_name, self.name)
+        config = self.checked(validation.audience_config, self.config)
+        status = self.checked(validation.audience_status, self.status)
+        with self.hook:
+            matches = [audience for audience in self.hook.list_audiences() if audience.name == name]
+            if len(matches) > 1:
+                raise LeadpipeConflictError(
+                    f"{len(matches)} Leadpipe audiences are named {name!r} "
+                    f"({', '.join(a.id for a in matches)}); rename or delete all but one"
+                )
+            audience: Audience
+            if matches:
+                audience = self.hook.update_audience(matches[0].id, config=config, status=status)
+                self.log.info(
+                    "Updated audience %s (%r): status %s", audience.id, audience.name, audience.status
+                )
+            else:
+                audience = self.hook.create_audience(name, config, status=status)
+                self.log.info(
+                    "Created audience %s (%r): status %s", audience.id, audience.name, audience.status
+                )
+        return audience.to_dict()
+
+
+# -- run ---------------------------------------------------------------------------------------
+
+
+def task_idempotency_key(context: Context, key: str | None = None, *, new_run_on_retry: bool = False) -> str:
+    """The ``Idempotency-Key`` a run operator sends: ``key``, or one made from the task instance.
+
+    The default is built from dag_id, run_id, task_id and map_index, the same for every try of a
+    task instance, so a retry after a crash (the worker killed between the POST and the XCom push,
+    or a response lost on the way) gets the run the first try created, never a second one. With
+    ``new_run_on_retry`` the try number is added: each try starts a fresh run. The hook hashes
+    keys longer than the API's 120 characters.
+    """
+    ti = context["ti"]
+    if key is None:
+        key = ":".join(["airflow", ti.dag_id, ti.run_id, ti.task_id, str(getattr(ti, "map_index", -1))])
+    if new_run_on_retry:
+        key = f"{key}:try{ti.try_number}"
+    return key
+
+
+class LeadpipeRunAudienceOperator(_AudienceOperator):
+    """Queue a manual run of an Orbit audience and (by default) wait until it completes.
+
+    The run is queued with an ``Idempotency-Key`` (by default from dag_id, run_id, task_id and
+    map_index: see :func:`task_idempotency_key`), so a retried task gets the same run instead
+    of a second one; ``new_run_on_retry=True`` adds the try number so a retry after a failed run
+    starts afresh. The run id goes to XCom key ``audience_run_id`` before any waiting.
+
+    Waiting checks the run once, then (``deferrable``) hands over to
+    :class:`~airflow_provider_leadpipe.triggers.audiences.LeadpipeAudienceRunTrigger`, or polls
+    every ``poll_interval`` seconds in the worker. A failed or cancelled run fails the task at
+    once (``LeadpipeAudienceRunError``, with ``errorCode`` and ``errorMessage``); a run unfinished
+    at ``timeout`` fails it with ``LeadpipeAudienceRunTimeoutError``. Killing the task cancels the
+    run while it is still queued (best effort).
+
+    Returns the run with the API's key names (``id``, ``status``, ``dataDate``, ``resultCount``...).
+
+    :param audience_id: the audience's id, a UUID (templated).
+    :param wait_for_completion: wait for the run (default True); False returns the queued run.
+    :param deferrable: wait in the triggerer (default: ``[operators] default_deferrable``).
+    :param poll_interval: seconds between checks, any positive number (default 30).
+    :param timeout: seconds to wait for the run, from the start of the task (default 3600).
+    :param idempotency_key: your own key (templated); None for the default above.
+    :param new_run_on_retry: add the try number to the key (default False).
+    :param leadpipe_conn_id: the Leadpipe connection (templated).
+    :param hook_params: per-task hook settings (``timeout``, ``max_retries``, ``retry_backoff``).
+    """
+
+    template_fields: Sequence[str] = ("audience_id", "idempotency_key", "leadpipe_conn_id")
+
+    def __init__(
+        self,
+        *,
+        audience_id: str,
+        wait_for_completion: bool = True,
+        deferrable: bool | None = None,
+        poll_interval: float = 30,
+        timeout: float = 3600,
+        idempotency_key: str | None = None,
+        new_run_on_retry: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.audience_id = audience_id
+        self.wait_for_completion = self.checked(
+            validation.boolean, wait_for_completion, "wait_for_completion"
+        )
+        if deferrable is None:
+            deferrable = conf.getboolean("operators", "default_deferrable", fallback=False)
+        self.deferrable = bool(deferrable)
+        self.poll_interval = self.checked(validation.positive_seconds, poll_interval, "poll_interval")
+        self.run_timeout = self.checked(validation.positive_seconds, timeout, "timeout")
+        self.idempotency_key = idempotency_key
+        self.new_run_on_retry = self.checked(validation.boolean, new_run_on_retry, "new_run_on_retry")
+        self._run: AudienceRun | None = None
+        if not validation.has_template(audience_id):
+            self.checked(validation.uuid_id, audience_id, "audience_id")
+        if not validation.has_template(idempotency_key):
+            self._key_text(idempotency_key)
+
+    def _key_text(self, value: Any) -> str | None:
+        if value is None or (isinstance(value, str) and value.strip()):
+            return value
+        raise LeadpipeConfigError(
+            f"{type(self).__name__} '{self.task_id}': idempotency_key must be a non-empty string or None, "
+            f"got {value!r}"
+        )
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        started = time.time()
+        audience_id = self.checked(validation.uuid_id, self.audience_id, "audience_id")
+        key = task_idempotency_key(
+            context, self._key_text(self.idempotency_key), new_run_on_retry=self.new_run_on_retry
+        )
+        with self.hook:
+            # Safe to retry on transient failures: the same key returns the same run.
+            run = self.hook.create_audience_run(audience_id, idempotency_key=key)
+            self._run = run
+            context["ti"].xcom_push(key=RUN_ID_XCOM_KEY, value=run.id)
+            self.log.info(
+                "Audience %s: run %s is %s (idempotency key %s)", audience_id, run.id, run.status.value, key
+            )
+            if not self.wait_for_completion:
+                return run.to_dict()
+            condition = AudienceRunCondition(audience_id, run.id)
+            done, reason = condition.evaluate_run(run)
+            if done is None:
+                done, reason = self._check(condition)
+            if done is None and self.deferrable:
+                self._defer(condition, started)
+            while done is None:
+                self.log.info("waiting: %s", reason)
+                remaining = started + self.run_timeout - time.time()
+                if remaining <= 0:
+                    raise self._timed_out(condition, reason)
+                time.sleep(min(self.poll_interval, remaining))
+                done, reason = self._check(condition)
+        self.log.info("%s", reason)
+        return done.to_dict()
+
+    def _check(self, condition: AudienceRunCondition) -> tuple[AudienceRun | None, str]:
+        """One check of the run; the last state seen is kept for :meth:`on_kill`."""
+        try:
+            self._run = self.hook.get_audience_run(condition.audience_id, str(condition.audience_run_id))
+        except TRANSIENT_ERRORS as exc:
+            return None, unavailable(str(exc))
+        return condition.evaluate_run(self._run)
+
+    def _timed_out(self, condition: AudienceRunCondition, reason: str) -> LeadpipeAudienceRunTimeoutError:
+        return LeadpipeAudienceRunTimeoutError(
+            f"Leadpipe {condition.describe()} did not complete within the timeout of {self.run_timeout:g} s; "
+            f"last state: {reason}"
+        )
+
+    def _defer(self, condition: AudienceRunCondition, started: float) -> None:
+        deadline = started + self.run_timeout
+        remaining = max(deadline - time.time(), 0.0)
+        self.defer(
+            trigger=LeadpipeAudienceRunTrigger(
+                leadpipe_conn_id=self.leadpipe_conn_id,
+                **condition.to_dict(),
+                poll_interval=self.poll_interval,
+                deadline=deadline,
+                hook_params=self.hook_params,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=remaining + max(DEFERRAL_GRACE, 2 * self.poll_interval)),
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Resume from the trigger: the completed run dict, or the event's error raised."""
+        run = result_of(event, timeout_error=LeadpipeAudienceRunTimeoutError)
+        self.log.info("%s", event.get("message") if isinstance(event, dict) else "completed")
+        return run
+
+    def on_kill(self) -> None:
+        """Cancel the run while it is still queued (best effort: never raises)."""
+        run = self._run
+        if run is None or run.status.value != "queued":
+            return
+        try:
+            with LeadpipeHook(leadpipe_conn_id=self.leadpipe_conn_id, **self.hook_params) as hook:
+                hook.cancel_audience_run(
+                    self.checked(validation.uuid_id, self.audience_id, "audience_id"), run.id
+                )
+            self.log.info("Cancelled the queued audience run %s", run.id)
+        except Exception as exc:  # best effort: the kill goes on either way
+            self.log.warning("Could not cancel audience run %s: %s", run.id, exc)
+
+
+# -- results to storage --------------------------------------------------------------------------
+
+
+class LeadpipeAudienceResultsToStorageOperator(LeadpipeLineageMixin, _AudienceOperator):
+    """Write the people of a completed audience run to one file on any object storage.
+
+    ``method="results"`` pages through the results endpoint (``concurrency`` pages at a time,
+    every row once, in the API's order) and writes JSON Lines (one person per line, as the API
+    sent it) or CSV (``format="csv"``: nested objects as dotted columns, lists as JSON; the columns
+    are those of the first page, and a later row with a new field fails the task rather than
+    losing it). ``method="export"`` streams the API's ``export.csv`` as it is (``format="csv"``).
+
+    The file is written under a temporary name and moved to ``path`` only when complete: a failed
+    pull leaves nothing at ``path`` (see :mod:`airflow_provider_leadpipe.storage`). A run is a
+    frozen snapshot, so fewer people than the results endpoint's ``total`` is an error by default
+    (``on_incomplete``). When the run holds more people than the export's row cap
+    (``X-Export-Row-Cap``, 300,000), ``on_truncated`` decides: ``"fail"`` (nothing is written) or
+    ``"warn"`` (the capped file is written and ``truncated`` is True). People are personal data:
+    they go to the file only, never to XCom or the log.
+
+    Returns ``{"path", "records", "audience_run_id", "data_date", "truncated"}`` to XCom.
+
+    :param audience_id: the audience's id, a UUID (templated).
+    :param path: target file (templated), e.g. ``"s3://bucket/orbit/{{ ds }}.jsonl.gz"``.
+    :param audience_run_id: the run (templated), e.g. the run task's XCom; None for the audience's
+        latest completed run.
+    :param format: ``"jsonl"`` (default) or ``"csv"``.
+    :param compression: ``"gzip"``, None, or ``"infer"`` (gzip when ``path`` ends in ``.gz``).
+    :param method: ``"results"`` (default) or ``"export"``.
+    :param on_truncated: ``"fail"`` (default) or ``"warn"``.
+    :param on_incomplete: ``"fail"`` (default), ``"warn"``, or None: fewer people than announced.
+    :param concurrency: result pages requested at once, 1-16 (default 4).
+    :param storage_conn_id: Airflow connection for the object store (templated).
+    :param leadpipe_conn_id: the Leadpipe connection (templated).
+    :param hook_params: per-task hook settings (``timeout``, ``max_retries``, ``retry_backoff``).
+    """
+
+    template_fields: Sequence[str] = (
+        "audience_id",
+        "path",
+        "audience_run_id",
+        "storage_conn_id",
+        "leadpipe_conn_id",
+    )
+    ui_color = "#e8f1fd"
+
+    def __init__(
+        self,
+        *,
+        audience_id: str,
+        path: str | ObjectStoragePath,
+        audience_run_id: str | None = None,
+        format: str = "jsonl",
+        compression: str | None = "infer",
+        method: str = "results",
+        on_truncated: str = "fail",
+        on_incomplete: str | None = "fail",
+        concurrency: int = 4,
+        storage_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.audience_id = audience_id
+        self.path = path
+        self.audience_run_id = audience_run_id
+        self.format = self.checked(validation.choice, format, "format", validation.RESULT_FORMATS)
+        self.compression = self.checked(storage.check_compression, compression)
+        self.method = self.checked(validation.choice, method, "method", validation.RESULT_METHODS)
+        if self.method == "export" and self.format != "csv":
+            raise LeadpipeConfigError(
+                f"{type(self).__name__} '{self.task_id}': method='export' writes the API's CSV as it is: "
+                "give format='csv' (or use method='results' for JSON Lines)"
+            )
+        self.on_truncated = self.checked(
+            validation.choice, on_truncated, "on_truncated", validation.ON_TRUNCATED
+        )
+        self.on_incomplete = self.checked(storage.check_on_incomplete, on_incomplete)
+        self.concurrency = self.checked(validation.concurrency, concurrency)
+        self.storage_conn_id = storage_conn_id
+        self._file: storage.AtomicFile | None = None
+        if not validation.has_template(audience_id):
+            self.checked(validation.uuid_id, audience_id, "audience_id")
+        if not validation.has_template(audience_run_id):
+            self.checked(validation.optional_uuid_id, audience_run_id, "audience_run_id")
+        if not validation.has_template(path):
+            self.checked(storage.check_path, path)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        # Every argument is checked before anything is requested or written.
+        audience_id = self.checked(validation.uuid_id, self.audience_id, "audience_id")
+        run_id = self.checked(validation.optional_uuid_id, self.audience_run_id, "audience_run_id")
+        target = self.checked(lambda path: storage.file_target(path, conn_id=self.storage_conn_id), self.path)
+        use_gzip = storage.uses_gzip(target, self.compression)
+        with self.hook:
+            run = self._completed_run(audience_id, run_id)
+            self.log.info(
+                "Writing the %s people of audience run %s (dataDate %s) to %s as %s%s via %s",
+                run.result_count,
+                run.id,
+                run.data_date,
+                target,
+                self.format,
+                " (gzip)" if use_gzip else "",
+                self.method,
+            )
+            self._file = storage.AtomicFile(target, compress=use_gzip)
+            try:
+                if self.method == "export":
+                    records, truncated = self._write_export(audience_id, run, self._file)
+                else:
+                    records, truncated = self._write_results(audience_id, run, self._file), False
+            finally:
+                self._file = None
+        self.log.info("Wrote %d people of audience run %s to %s", records, run.id, target)
+        resource = f"audiences/{audience_id}/runs/{run.id}"
+        self.record_lineage(self.hook.settings.base_url, resource, target, records)
+        return {
+            "path": str(target),
+            "records": records,
+            "audience_run_id": run.id,
+            "data_date": run.data_date,
+            "truncated": truncated,
+        }
+
+    def _completed_run(self, audience_id: str, run_id: str | None) -> AudienceRun:
+        condition = AudienceRunCondition(audience_id, run_id)
+        done, reason = condition.check(self.hook)  # a failed or cancelled run raises
+        if done is None:
+            if run_id is None:
+                raise LeadpipeNotFoundError(f"Leadpipe audience {audience_id} has no completed run yet")
+            raise LeadpipeError(
+                f"{reason}: its people can be read once it has completed (wait with "
+                "LeadpipeRunAudienceOperator or LeadpipeAudienceRunSensor first)"
+            )
+        return done
+
+    def _write_results(self, audience_id: str, run: AudienceRun, file: storage.AtomicFile) -> int:
+        encode = storage.jsonl if self.format == "jsonl" else csv_rows.CsvEncoder().encode
+        with file as out:
+            # Inside the block: an incomplete pull with on_incomplete="fail" writes nothing.
+            records, total = asyncio.run(self._pull(audience_id, run.id, out, encode))
+            storage.check_complete(
+                records, total, on_incomplete=self.on_incomplete, what="people", logger=self.log
+            )
+        return records
+
+    async def _pull(
+        self, audience_id: str, run_id: str, out: IO[bytes], encode: Any
+    ) -> tuple[int, int | None]:
+        records = 0
+        total: int | None = None
+        async with self.hook:  # closes the async client when the pull ends
+            pages = self.hook.aiter_audience_result_pages(
+                audience_id, run_id, page_size=PAGE_SIZE, concurrency=self.concurrency
+            )
+            async with aclosing(pages):
+                async for page in pages:
+                    total = page.total
+                    # A blocking write of one page; read-ahead requests stay in flight.
+                    out.write(encode(page.results))
+                    records += len(page.results)
+        return records, total
+
+    def _write_export(self, audience_id: str, run: AudienceRun, file: storage.AtomicFile) -> tuple[int, bool]:
+        with self.hook.stream_audience_export_csv(audience_id, run.id) as export:
+            cap = export.row_cap
+            truncated = cap is not None and run.result_count is not None and run.result_count > cap
+            if truncated:
+                message = (
+                    f"audience run {run.id} holds {run.result_count} people but export.csv is capped at "
+                    f"{cap} rows"
+                )
+                if self.on_truncated == "fail":
+                    raise LeadpipeExportTruncatedError(
+                        f"{message}; nothing was written (on_truncated='fail'). Use method='results' to "
+                        "read every person, or on_truncated='warn' to keep the capped file"
+                    )
+                self.log.warning("%s; writing the first %s rows (on_truncated='warn')", message, cap)
+            counter = csv_rows.RowCounter()
+            with file as out:
+                for chunk in export.iter_bytes():
+                    counter.feed(chunk)
+                    out.write(chunk)
+        return counter.records, truncated
+
+    def on_kill(self) -> None:
+        """Remove the temporary file of a pull that is being killed (SIGTERM / timeout)."""
+        if self._file is not None:
+            self._file.discard()
+
+
+__all__ = [
+    "RUN_ID_XCOM_KEY",
+    "LeadpipeAudienceResultsToStorageOperator",
+    "LeadpipeRunAudienceOperator",
+    "LeadpipeUpsertAudienceOperator",
+    "task_idempotency_key",
+]

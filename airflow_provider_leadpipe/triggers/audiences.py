@@ -1,0 +1,190 @@
+"""LeadpipeAudienceRunTrigger: wait in the triggerer for an Orbit audience run; its events.
+
+Every event payload is a dict of JSON primitives with a ``status`` key:
+
+========== ===================================================================================
+status     payload and meaning
+========== ===================================================================================
+success    ``run``: the completed run (``AudienceRun.to_dict()``, the API's key names); ``message``
+failure    waiting cannot help: a failed or cancelled run (``run`` is then the run dict), or HTTP
+           401/403/404: ``error`` (the exception class name), ``message``, ``http_status``
+error      anything else that ended the wait: ``error``, ``message``, ``http_status``
+timeout    the deadline passed before the run completed: ``message``
+========== ===================================================================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_leadpipe import validation
+from airflow_provider_leadpipe.audience_conditions import AudienceRunCondition
+from airflow_provider_leadpipe.conditions import unavailable
+from airflow_provider_leadpipe.exceptions import (
+    TRANSIENT_ERRORS,
+    LeadpipeAudienceRunError,
+    LeadpipeError,
+)
+from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
+from airflow_provider_leadpipe.models import AudienceRun
+from airflow_provider_leadpipe.triggers import events
+from airflow_provider_leadpipe.triggers.leadpipe import backoff_interval
+
+
+class LeadpipeAudienceRunTrigger(BaseTrigger):
+    """Poll an Orbit audience run until it completes, fails or the deadline passes; yield one event.
+
+    The condition is :class:`~airflow_provider_leadpipe.audience_conditions.AudienceRunCondition`:
+    a given run's completion, or (without a run id) a completed run whose ``dataDate`` is on or
+    after ``min_data_date``. Transient API failures are logged and waited out. The hook is built
+    inside :meth:`run`; all arguments are primitives (the connection id, never the key), so a
+    trigger re-created from ``serialize()`` after a triggerer restart keeps its deadline.
+
+    :param leadpipe_conn_id: the ``leadpipe`` connection id.
+    :param audience_id: the audience (UUID).
+    :param audience_run_id: the run to wait for (UUID), or None.
+    :param min_data_date: without a run id, the earliest acceptable ``dataDate`` (YYYY-MM-DD).
+    :param poll_interval: seconds between checks (any positive number).
+    :param deadline: wall-clock epoch seconds (``time.time()``) after which the trigger times out.
+    :param hook_params: the task's hook settings (``timeout``, ``max_retries``, ``retry_backoff``).
+    :param exponential_backoff: the interval grows after each check as a poking sensor's does
+        (:func:`~airflow_provider_leadpipe.triggers.leadpipe.backoff_interval`), up to ``max_wait``.
+    :param max_wait: the longest interval with ``exponential_backoff``, in seconds.
+    """
+
+    def __init__(
+        self,
+        *,
+        leadpipe_conn_id: str,
+        audience_id: str,
+        audience_run_id: str | None = None,
+        min_data_date: str | None = None,
+        poll_interval: float,
+        deadline: float,
+        hook_params: Mapping[str, Any] | None = None,
+        exponential_backoff: bool = False,
+        max_wait: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.leadpipe_conn_id = validation.conn_id(leadpipe_conn_id)
+        self.condition = AudienceRunCondition(audience_id, audience_run_id, min_data_date)
+        self.poll_interval = validation.positive_seconds(poll_interval, "poll_interval")
+        self.deadline = validation.positive_seconds(deadline, "deadline")
+        self.hook_params = validation.hook_params(hook_params)
+        self.exponential_backoff = validation.boolean(exponential_backoff, "exponential_backoff")
+        self.max_wait = None if max_wait is None else validation.positive_seconds(max_wait, "max_wait")
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(leadpipe_conn_id={self.leadpipe_conn_id!r}, "
+            f"{self.condition.describe()}, poll_interval={self.poll_interval:g}, "
+            f"deadline={self.deadline:.3f})"
+        )
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "leadpipe_conn_id": self.leadpipe_conn_id,
+                **self.condition.to_dict(),
+                "poll_interval": self.poll_interval,
+                "deadline": self.deadline,
+                "hook_params": self.hook_params,
+                "exponential_backoff": self.exponential_backoff,
+                "max_wait": self.max_wait,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        try:
+            payload = await self._wait()
+        except Exception as exc:  # an exception escaping run() would skip execute_complete
+            if not isinstance(exc, LeadpipeError):
+                self.log.exception("LeadpipeAudienceRunTrigger failed unexpectedly")
+            payload = events.from_exception(exc)
+        yield TriggerEvent(payload)
+
+    async def _wait(self) -> dict[str, Any]:
+        last_reason = None
+        checks = 1  # the task checked once before deferring
+        async with LeadpipeHook(leadpipe_conn_id=self.leadpipe_conn_id, **self.hook_params) as hook:
+            while True:
+                try:
+                    run, reason = await self.condition.acheck(hook)
+                except LeadpipeAudienceRunError as exc:  # failed or cancelled: waiting cannot fix it
+                    self.log.info("%s", exc)
+                    return {**events.from_exception(exc), "run": _run_of(exc)}
+                except TRANSIENT_ERRORS as exc:
+                    run, reason = None, unavailable(str(exc))
+                if run is not None:
+                    self.log.info("%s", reason)
+                    return {"status": events.SUCCESS, "run": run.to_dict(), "message": reason}
+                if reason != last_reason:
+                    self.log.info("waiting: %s", reason)
+                    last_reason = reason
+                remaining = self.deadline - time.time()
+                if remaining <= 0:
+                    return events.timeout(
+                        f"Leadpipe {self.condition.describe()} not ready before the timeout; "
+                        f"last state: {reason}"
+                    )
+                checks += 1
+                interval = (
+                    backoff_interval(self.poll_interval, checks, self.max_wait)
+                    if self.exponential_backoff
+                    else self.poll_interval
+                )
+                await asyncio.sleep(min(interval, remaining))
+
+
+def _run_of(exc: LeadpipeAudienceRunError) -> dict[str, Any]:
+    """The failed run's fields an event carries (ids, status, errorCode, errorMessage)."""
+    return {
+        "id": exc.run_id,
+        "status": exc.status,
+        "errorCode": exc.error_code,
+        "errorMessage": exc.error_message,
+    }
+
+
+def result_of(event: Any, *, timeout_error: type[Exception]) -> dict[str, Any]:
+    """The run dict of a ``success`` event; any other event is raised as its error.
+
+    :param timeout_error: raised for a ``timeout`` event (the operator's
+        ``LeadpipeAudienceRunTimeoutError``, the sensor's ``AirflowSensorTimeout``).
+    :raises LeadpipeAudienceRunError: a failed or cancelled run (an ``AirflowFailException``).
+    :raises LeadpipeError: an ``error`` event, or an event that is missing or malformed.
+    """
+    if not isinstance(event, Mapping):
+        raise LeadpipeError(
+            f"LeadpipeAudienceRunTrigger resumed the task without an event (got {type(event).__name__}); "
+            "refusing to treat that as success"
+        )
+    status = event.get("status")
+    if status == events.SUCCESS:
+        run = event.get("run")
+        if not isinstance(run, Mapping):
+            raise LeadpipeError("LeadpipeAudienceRunTrigger sent a success event without a 'run' object")
+        return AudienceRun.from_data(dict(run)).to_dict()
+    if status == events.TIMEOUT:
+        raise timeout_error(str(event.get("message") or "timed out"))
+    run = event.get("run")
+    if status == events.FAILURE and isinstance(run, Mapping):
+        raise LeadpipeAudienceRunError(
+            str(event.get("message") or "the audience run failed"),
+            run_id=run.get("id"),
+            status=run.get("status"),
+            error_code=run.get("errorCode"),
+            error_message=run.get("errorMessage"),
+        )
+    if status in (events.FAILURE, events.ERROR):
+        events.result_of(event)  # raises the event's typed error
+    raise LeadpipeError(
+        f"LeadpipeAudienceRunTrigger sent an event with unknown status {status!r}; expected one of "
+        f"{[events.SUCCESS, events.FAILURE, events.ERROR, events.TIMEOUT]}"
+    )

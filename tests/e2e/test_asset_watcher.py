@@ -1,0 +1,184 @@
+"""The example DAG `leadpipe_audience_on_new_run` in real Airflow: its asset watcher runs in the
+triggerer, and each daily run Leadpipe (the sandbox) completes starts exactly one DAG run.
+
+Its own `airflow standalone` (the watcher's audience id is read when the DAG file is parsed). The
+triggerer is restarted in between, with a run completing while it is down: that run starts one DAG
+run after the restart (the watermark is in the asset state store), the earlier one no second run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import REPO
+from tests.e2e.airflow_api import wait_for_dag
+from tests.e2e.standalone import AirflowStandalone
+
+DAG_ID = "leadpipe_audience_on_new_run"
+RUNS = "/v1/intent/audiences/{audienceId}/runs"
+#: The stack: a fast watcher, a fast dag-processor and a triggerer soon seen as dead.
+STACK_ENV = {
+    "LEADPIPE_EXAMPLE_WATCH_INTERVAL": "0.5",
+    "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+    "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "10",
+    "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
+    "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+}
+
+
+@pytest.fixture(scope="module")
+def audience(sandbox) -> dict:
+    audience = sandbox.create_audience("Watched in Airflow", people=4)
+    sandbox.add_daily_run(audience["id"], data_date="2026-11-01")  # before: the baseline
+    return audience
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, sandbox, audience) -> Iterator[AirflowStandalone]:
+    root = tmp_path_factory.mktemp("watcher-stack")
+    dags = root / "dags"
+    dags.mkdir()
+    shutil.copy(REPO / "example_dags" / f"{DAG_ID}.py", dags)
+    out = root / "out"
+    stack = AirflowStandalone(
+        home=root / "home",
+        dags_folder=dags,
+        log_path=REPO / ".artifacts" / "e2e" / "watcher-standalone.log",
+        env={
+            **STACK_ENV,
+            "LEADPIPE_EXAMPLE_AUDIENCE_ID": audience["id"],
+            "LEADPIPE_EXAMPLE_OUTPUT_DIR": str(out),
+            "AIRFLOW_CONN_LEADPIPE_DEFAULT": sandbox.connection_json(),
+        },
+    )
+    stack.out = out  # type: ignore[attr-defined]
+    with stack:
+        yield stack
+
+
+def dag_runs(api: httpx.Client) -> list[dict]:
+    response = api.get(f"/api/v2/dags/{DAG_ID}/dagRuns")
+    response.raise_for_status()
+    return response.json()["dag_runs"]
+
+
+def wait_until(predicate, what: str, stack: AirflowStandalone, timeout: float = 120.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"{what} not seen after {timeout:.0f} s\n{stack.log_tail()}")
+
+
+def finished_runs(api: httpx.Client, count: int, stack: AirflowStandalone) -> list[dict]:
+    """Wait until ``count`` DAG runs exist and are all finished; return them."""
+
+    def done():
+        runs = dag_runs(api)
+        return runs if len(runs) >= count and all(r["state"] in ("success", "failed") for r in runs) else None
+
+    return wait_until(done, f"{count} finished DAG run(s)", stack)
+
+
+def polls(sandbox, more: int, stack: AirflowStandalone) -> None:
+    start = sandbox.request_count(RUNS)
+    wait_until(lambda: sandbox.request_count(RUNS) >= start + more, f"{more} watcher polls", stack)
+
+
+def landed(stack: AirflowStandalone, audience_id: str, run_id: str) -> list[dict]:
+    with gzip.open(stack.out / audience_id / f"{run_id}.jsonl.gz", "rt") as lines:  # type: ignore[attr-defined]
+        return [json.loads(line) for line in lines]
+
+
+def triggerer_pids(stack: AirflowStandalone) -> list[int]:
+    """The stack's `airflow triggerer` processes, the supervisor first (not its trigger runner)."""
+    import psutil
+
+    procs = {}
+    for proc in psutil.process_iter(["pid", "ppid", "cmdline", "status"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        with contextlib.suppress(psutil.Error):
+            if (
+                "triggerer" in cmdline
+                and proc.info["status"] != psutil.STATUS_ZOMBIE
+                and proc.environ().get("AIRFLOW_HOME") == str(stack.home)
+            ):
+                procs[proc.info["pid"]] = proc.info["ppid"]
+    return sorted(procs, key=lambda pid: procs[pid] in procs)
+
+
+@contextlib.contextmanager
+def own_triggerer(stack: AirflowStandalone, log: Path) -> Iterator[subprocess.Popen]:
+    """A replacement `airflow triggerer` with the stack's settings, stopped at the end."""
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [str(Path(stack.env["PATH"].split(os.pathsep)[0]) / "airflow"), "triggerer"],
+            env=stack.env,
+            cwd=stack.home,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            yield process
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def test_each_new_daily_run_starts_exactly_one_dag_run(stack, sandbox, audience, tmp_path):
+    with stack.client() as api:
+        wait_for_dag(api, DAG_ID)
+        polls(sandbox, 3, stack)  # the watcher runs and has its baseline
+        assert dag_runs(api) == []  # the run completed before the watcher started: no DAG run
+
+        first = sandbox.add_daily_run(audience["id"], data_date="2026-11-02")
+        [run] = finished_runs(api, 1, stack)
+        assert run["state"] == "success", stack.log_tail()
+        assert run["run_type"] == "asset_triggered"
+        assert len(landed(stack, audience["id"], first["id"])) == 4
+
+        # Restart the triggerer; a run completes while none is running.
+        os.kill(triggerer_pids(stack)[0], signal.SIGTERM)
+        wait_until(lambda: not triggerer_pids(stack), "the triggerer's exit", stack, timeout=60)
+        second = sandbox.add_daily_run(audience["id"], data_date="2026-11-03")
+        log = tmp_path / "triggerer.log"
+        with own_triggerer(stack, log):
+            finished_runs(api, 2, stack)
+            polls(sandbox, 4, stack)  # the re-created watcher polled again and again...
+            time.sleep(2)
+            runs = dag_runs(api)
+            assert len(runs) == 2  # ...without a second DAG run for the first run
+            assert {r["state"] for r in runs} == {"success"}, log.read_text()[-3000:]
+            assert len(landed(stack, audience["id"], second["id"])) == 4
+
+            third = sandbox.add_daily_run(audience["id"], data_date="2026-11-04")
+            finished_runs(api, 3, stack)
+            polls(sandbox, 4, stack)
+            runs = dag_runs(api)
+            assert len(runs) == 3
+            assert {r["state"] for r in runs} == {"success"}
+            assert len(landed(stack, audience["id"], third["id"])) == 4
+            triggerer_log = log.read_text()
+        # On Airflow 3.3 the watermark was in the asset state store, not in memory.
+        assert "keeps its watermark in memory" not in triggerer_log
+        assert sandbox.api_key not in triggerer_log

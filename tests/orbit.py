@@ -1,0 +1,63 @@
+"""Helpers for the Orbit audience tests: a task-instance stand-in and the sandbox read over plain HTTP."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+ORBIT = "/v1/intent/audiences"
+
+
+@dataclass
+class FakeTaskInstance:
+    """What the run operator reads from ``context["ti"]``; records its XCom pushes in order."""
+
+    dag_id: str = "orbit_dag"
+    run_id: str = "manual__2026-05-05T09:30:00+00:00"
+    task_id: str = "run"
+    map_index: int = -1
+    try_number: int = 1
+    pushed: list[tuple[str, Any]] = field(default_factory=list)
+
+    def xcom_push(self, key: str, value: Any, **_: Any) -> None:
+        self.pushed.append((key, value))
+
+
+def context(**ti: Any) -> dict[str, Any]:
+    return {"ti": FakeTaskInstance(**ti)}
+
+
+def _get(sandbox: Any, path: str, api_key: str | None = None, **params: Any) -> httpx.Response:
+    return httpx.get(f"{sandbox.url}{path}", params=params, headers={"x-api-key": api_key or sandbox.api_key})
+
+
+def api_runs(sandbox: Any, audience_id: str, api_key: str | None = None) -> list[dict[str, Any]]:
+    """``GET .../runs?limit=100`` over plain HTTP, independent of the provider."""
+    response = _get(sandbox, f"{ORBIT}/{audience_id}/runs", api_key, limit=100)
+    response.raise_for_status()
+    return response.json()["data"]
+
+
+def api_people(
+    sandbox: Any, audience_id: str, run_id: str, api_key: str | None = None
+) -> list[dict[str, Any]]:
+    """Every person of a completed run, page by page over plain HTTP, independent of the provider."""
+    people: list[dict[str, Any]] = []
+    with httpx.Client(base_url=sandbox.url, headers={"x-api-key": api_key or sandbox.api_key}) as client:
+        while True:
+            response = client.get(
+                f"{ORBIT}/{audience_id}/runs/{run_id}/results", params={"limit": 100, "offset": len(people)}
+            )
+            assert response.status_code == 200, response.text
+            data = response.json()["data"]
+            people.extend(data["results"])
+            if not data["results"] or len(people) >= data["total"]:
+                return people
+
+
+def api_export_csv(sandbox: Any, audience_id: str, run_id: str, api_key: str | None = None) -> bytes:
+    response = _get(sandbox, f"{ORBIT}/{audience_id}/runs/{run_id}/export.csv", api_key)
+    response.raise_for_status()
+    return response.content

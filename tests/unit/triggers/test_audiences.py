@@ -1,0 +1,200 @@
+"""LeadpipeAudienceRunTrigger against the sandbox over loopback HTTP: events, deadline, re-creation."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+
+from airflow_provider_leadpipe.exceptions import (
+    LeadpipeAudienceRunError,
+    LeadpipeAudienceRunTimeoutError,
+    LeadpipeConfigError,
+    LeadpipeError,
+    LeadpipeNotFoundError,
+)
+from airflow_provider_leadpipe.triggers.audiences import LeadpipeAudienceRunTrigger, result_of
+
+MISSING = "00000000-0000-4000-8000-000000000000"
+
+
+def make(audience_id: str, *, run_id: str | None = None, interval=0.02, timeout=10.0, **kwargs):
+    return LeadpipeAudienceRunTrigger(
+        leadpipe_conn_id="leadpipe_default",
+        audience_id=audience_id,
+        audience_run_id=run_id,
+        poll_interval=interval,
+        deadline=time.time() + timeout,
+        **kwargs,
+    )
+
+
+async def event_of(trigger: LeadpipeAudienceRunTrigger) -> dict:
+    events = [event.payload async for event in trigger.run()]
+    assert len(events) == 1, events
+    json.dumps(events[0])  # JSON-native: the triggerer stores it
+    return events[0]
+
+
+@pytest.fixture
+def audience(leadpipe_sandbox):
+    leadpipe_sandbox.set_run_schedule(queued_polls=1, running_polls=2)
+    return leadpipe_sandbox.create_audience("Trigger audience", people=120)
+
+
+def queue_run(sandbox, audience_id: str) -> str:
+    import httpx
+
+    from tests.orbit import ORBIT
+
+    response = httpx.post(
+        f"{sandbox.url}{ORBIT}/{audience_id}/runs",
+        json={"runType": "manual"},
+        headers={"x-api-key": sandbox.api_key},
+    )
+    response.raise_for_status()
+    return response.json()["data"]["id"]
+
+
+def test_serialize_holds_primitives_only_and_round_trips(audience):
+    trigger = make(audience["id"], run_id="3F2C0E1A-1111-4222-8333-944455556666")
+    path, kwargs = trigger.serialize()
+    assert path == "airflow_provider_leadpipe.triggers.audiences.LeadpipeAudienceRunTrigger"
+    assert set(kwargs) == {
+        "leadpipe_conn_id",
+        "audience_id",
+        "audience_run_id",
+        "min_data_date",
+        "poll_interval",
+        "deadline",
+        "hook_params",
+        "exponential_backoff",
+        "max_wait",
+    }
+    assert kwargs["audience_run_id"] == "3f2c0e1a-1111-4222-8333-944455556666"  # canonical
+    assert json.loads(json.dumps(kwargs)) == kwargs
+    assert LeadpipeAudienceRunTrigger(**kwargs).serialize() == (path, kwargs)
+
+
+def test_kwargs_survive_the_metadata_db_encoding(audience):
+    from airflow.serialization.serialized_objects import BaseSerialization
+
+    _, kwargs = make(audience["id"], min_data_date="2026-05-04").serialize()
+    decoded = BaseSerialization.deserialize(BaseSerialization.serialize(kwargs))
+    assert LeadpipeAudienceRunTrigger(**decoded).serialize()[1] == kwargs
+
+
+async def test_no_key_in_kwargs_repr_or_events(leadpipe_sandbox, audience):
+    run_id = queue_run(leadpipe_sandbox, audience["id"])
+    trigger = make(audience["id"], run_id=run_id)
+    event = await event_of(trigger)
+    text = json.dumps([trigger.serialize(), event]) + repr(trigger)
+    assert leadpipe_sandbox.api_key not in text
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"audience_id": "not-a-uuid"}, "audience_id must be a UUID"),
+        ({"audience_run_id": "42"}, "audience_run_id must be a UUID"),
+        ({"min_data_date": "05/04/2026"}, "min_data_date must be a date"),
+        ({"poll_interval": 0}, "poll_interval must be a positive number"),
+        ({"poll_interval": "soon"}, "poll_interval must be a positive number"),
+        ({"deadline": float("nan")}, "deadline must be a positive number"),
+        ({"leadpipe_conn_id": ""}, "leadpipe_conn_id must be a non-empty string"),
+        ({"hook_params": {"timeout": 0}}, r"hook_params\['timeout'\]"),
+        ({"hook_params": {"api_key": "x"}}, "hook_params"),
+        ({"max_wait": -1}, "max_wait must be a positive number"),
+        ({"audience_run_id": MISSING, "min_data_date": "2026-05-04"}, "not both"),
+    ],
+)
+def test_bad_kwargs_are_refused_naming_the_argument(kwargs, message):
+    arguments = {
+        "leadpipe_conn_id": "leadpipe_default",
+        "audience_id": MISSING,
+        "poll_interval": 1,
+        "deadline": time.time() + 5,
+        **kwargs,
+    }
+    with pytest.raises(LeadpipeConfigError, match=message):
+        LeadpipeAudienceRunTrigger(**arguments)
+
+
+async def test_waits_through_queued_and_running_then_yields_the_run_dict(leadpipe_sandbox, audience):
+    run_id = queue_run(leadpipe_sandbox, audience["id"])
+    event = await event_of(make(audience["id"], run_id=run_id))
+    assert event["status"] == "success"
+    run = event["run"]
+    assert (run["id"], run["status"], run["resultCount"]) == (run_id, "completed", 120)
+    assert "dataDate" in run  # the API's own key names
+    assert result_of(event, timeout_error=LeadpipeAudienceRunTimeoutError)["id"] == run_id
+
+
+async def test_failed_run_yields_a_failure_event_with_error_code(leadpipe_sandbox, audience):
+    leadpipe_sandbox.fail_next_run(
+        audience["id"], error_code="MATERIALIZATION_FAILED", error_message="disk full"
+    )
+    run_id = queue_run(leadpipe_sandbox, audience["id"])
+    event = await event_of(make(audience["id"], run_id=run_id))
+    assert (event["status"], event["error"]) == ("failure", "LeadpipeAudienceRunError")
+    with pytest.raises(LeadpipeAudienceRunError, match=r"MATERIALIZATION_FAILED.*disk full") as caught:
+        result_of(event, timeout_error=LeadpipeAudienceRunTimeoutError)
+    assert (caught.value.run_id, caught.value.error_code) == (run_id, "MATERIALIZATION_FAILED")
+
+
+async def test_times_out_at_its_wall_clock_deadline(leadpipe_sandbox, audience):
+    leadpipe_sandbox.set_run_schedule(queued_seconds=600, running_seconds=600)
+    run_id = queue_run(leadpipe_sandbox, audience["id"])
+    started = time.monotonic()
+    event = await event_of(make(audience["id"], run_id=run_id, interval=0.05, timeout=0.4))
+    assert event["status"] == "timeout" and "queued" in event["message"]
+    assert 0.3 < time.monotonic() - started < 5
+    with pytest.raises(LeadpipeAudienceRunTimeoutError, match="queued"):
+        result_of(event, timeout_error=LeadpipeAudienceRunTimeoutError)
+
+
+async def test_recreated_after_a_restart_keeps_the_original_deadline(leadpipe_sandbox, audience):
+    leadpipe_sandbox.set_run_schedule(queued_seconds=600, running_seconds=600)
+    run_id = queue_run(leadpipe_sandbox, audience["id"])
+    first = make(audience["id"], run_id=run_id, interval=0.05, timeout=0.5)
+    task = asyncio.ensure_future(event_of(first))
+    await asyncio.sleep(0.2)
+    task.cancel()  # the triggerer stopped
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    _, kwargs = first.serialize()
+    started = time.monotonic()
+    event = await event_of(LeadpipeAudienceRunTrigger(**kwargs))
+    assert event["status"] == "timeout"
+    assert time.monotonic() - started < 0.5  # what was left of the deadline, not a fresh 0.5 s
+
+
+async def test_without_a_run_id_waits_for_a_daily_run_of_a_recent_enough_date(leadpipe_sandbox, audience):
+    leadpipe_sandbox.add_daily_run(audience["id"], data_date="2026-05-03")
+    trigger = make(audience["id"], min_data_date="2026-05-04", interval=0.02)
+    task = asyncio.ensure_future(event_of(trigger))
+    await asyncio.sleep(0.3)
+    assert not task.done(), "a run of an older dataDate does not count"
+    daily = leadpipe_sandbox.add_daily_run(audience["id"], data_date="2026-05-04")
+    event = await asyncio.wait_for(task, 10)
+    assert event["status"] == "success"
+    assert (event["run"]["id"], event["run"]["dataDate"], event["run"]["runType"]) == (
+        daily["id"],
+        "2026-05-04",
+        "daily",
+    )
+
+
+async def test_unknown_run_is_a_failure_event_naming_it(leadpipe_sandbox, audience):
+    event = await event_of(make(audience["id"], run_id=MISSING))
+    assert event["status"] == "error" and MISSING in event["message"]
+    with pytest.raises(LeadpipeNotFoundError, match=MISSING):
+        result_of(event, timeout_error=LeadpipeAudienceRunTimeoutError)
+
+
+@pytest.mark.parametrize("event", [None, "success", {"status": "success"}, {"status": "maybe"}])
+def test_malformed_events_are_refused(event):
+    with pytest.raises(LeadpipeError):
+        result_of(event, timeout_error=LeadpipeAudienceRunTimeoutError)
