@@ -11,6 +11,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import hypothesis
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -34,6 +35,14 @@ DAGS_FOLDER.mkdir()
 for source in (REPO / "example_dags", REPO / "tests" / "dags"):
     for dag_file in source.glob("*.py"):
         shutil.copy(dag_file, DAGS_FOLDER / dag_file.name)
+
+
+# Property tests: CI (CI=true, as .ci/run is started) draws the same examples on every run, so a red
+# CI can be reproduced and a green one is not luck; elsewhere every run draws new examples and can
+# find new cases. Loaded here, before any test module applies its @settings.
+hypothesis.settings.register_profile("ci", derandomize=True)
+if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+    hypothesis.settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")
