@@ -7,6 +7,9 @@
 #   bash scripts/matrix.sh -- -k hook      # extra pytest arguments after "--"
 #
 # Each version gets its own uv venv, .venv-matrix-<version> (gitignored), reused on the next run.
+# MATRIX_JOBS versions (default 2) install and run at the same time, each in its own process with
+# its own AIRFLOW_HOME, SQLite DB and sandbox port (tests/conftest.py); MATRIX_JOBS=1 runs them one
+# after the other.
 # Logs go to .artifacts/matrix/af<version>.log; a result table is printed at the end (and
 # written to .artifacts/matrix/results.md). Exit status is non-zero when any version fails.
 #
@@ -67,10 +70,12 @@ OUT=.artifacts/matrix
 mkdir -p "$OUT"
 ensure_uv
 
-rows=()
-failed=0
 matrix_start=$SECONDS
+max_jobs="${MATRIX_JOBS:-2}"
 for version in "${versions[@]}"; do
+  while [ "$(jobs -rp | wc -l)" -ge "$max_jobs" ]; do wait -n || true; done
+  rm -f "$OUT/af$version.row"
+  ( # one version, in the background: its table row goes to $OUT/af<version>.row
   log="$OUT/af$version.log"
   : >"$log"
   echo "[matrix] Airflow $version: installing into .venv-matrix-$version" >&2
@@ -99,11 +104,19 @@ for version in "${versions[@]}"; do
   fi
   test_s=$((SECONDS - start))
 
-  [ "$status" = ok ] || failed=1
   echo "[matrix] Airflow $version: $status ($summary); install ${install_s}s, tests ${test_s}s" >&2
-  rows+=("| $version | $status | $summary | ${install_s} s | ${test_s} s |")
+  echo "| $version | $status | $summary | ${install_s} s | ${test_s} s |" >"$OUT/af$version.row"
+  ) &
 done
+wait
 
+rows=()
+failed=0
+for version in "${versions[@]}"; do
+  row=$(cat "$OUT/af$version.row" 2>/dev/null) || row="| $version | no result (see $OUT/af$version.log) | - | - | - |"
+  [[ "$row" == "| $version | ok |"* ]] || failed=1
+  rows+=("$row")
+done
 {
   echo "| Airflow | Result | pytest | Install | Tests |"
   echo "|---|---|---|---|---|"
