@@ -4,7 +4,8 @@
 #      built, checked, installed into a bare Airflow), the demo, and the end-to-end suite
 #      (airflow standalone + triggerer + the Connections form in headless Chromium, installed
 #      from Debian's packages when missing: that needs root or passwordless sudo);
-#   2. the version matrix: the same suites minus e2e/demo/packaging on Airflow 2.11, 3.0, 3.1, 3.2.
+#   2. the version matrix: the same suites minus e2e/demo/packaging on Airflow 2.11, 3.0, 3.1, 3.2
+#      (two versions at a time, MATRIX_JOBS in scripts/matrix.sh).
 # Arguments go to pytest and skip the matrix (e.g. `bash scripts/test.sh tests/unit -q`); Chromium
 # is then installed only if the run includes tests/e2e (a path naming it, or no path at all).
 set -euo pipefail
