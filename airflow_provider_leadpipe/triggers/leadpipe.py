@@ -14,7 +14,7 @@ from airflow_provider_leadpipe.exceptions import LeadpipeAuthError
 from airflow_provider_leadpipe.hooks.core import sharing_key
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.triggers import events
-from airflow_provider_leadpipe.triggers.poller import AccountPoller
+from airflow_provider_leadpipe.triggers.poller import LOOKUP_GATHER, AccountPoller
 
 
 class LeadpipeAccountTrigger(BaseTrigger):
@@ -101,7 +101,7 @@ class LeadpipeAccountTrigger(BaseTrigger):
             # trigger's connection, never another's.
             hook = LeadpipeHook(leadpipe_conn_id=self.leadpipe_conn_id, **self.hook_params)
             try:
-                key = sharing_key(await hook.aget_settings())
+                key = sharing_key(await hook.aget_settings(gather=LOOKUP_GATHER))
             except Exception as exc:  # no connection, bad settings: an error event, as a bad answer
                 return events.from_exception(exc, hook.redact(str(exc) or type(exc).__name__))
             if key in refused:

@@ -14,7 +14,7 @@ import respx
 
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.triggers.leadpipe import LeadpipeAccountTrigger
-from airflow_provider_leadpipe.triggers.poller import _REGISTRY
+from airflow_provider_leadpipe.triggers.poller import _REGISTRY, LOOKUP_GATHER
 from tests.unit.conftest import API_KEY
 from tests.unit.triggers.account_api import AccountAPI, account, eventually
 from tests.unit.triggers.account_api import make_trigger as trigger
@@ -27,6 +27,10 @@ def connections(leadpipe_conn):
     leadpipe_conn(extra=extra)
     for name in ("a", "b", "c"):
         leadpipe_conn(f"lp_{name}", host=f"https://{name}.api.test", extra=extra)
+
+
+def _pollers() -> list:
+    return [poller for pollers in _REGISTRY.values() for poller in pollers.values()]
 
 
 def start(*triggers: LeadpipeAccountTrigger) -> list[asyncio.Task]:
@@ -53,6 +57,32 @@ async def test_many_triggers_on_one_connection_send_one_request_per_interval():
     # Every trigger has polled 3+ times; without sharing that would be 900+ requests.
     assert 3 <= api.calls <= elapsed / 0.1 + 2
     assert api.max_in_flight == 1
+
+
+async def test_triggers_starting_together_or_one_by_one_share_connection_lookups(monkeypatch):
+    lookups = []
+    original = LeadpipeHook._aget_leadpipe_connection
+
+    async def counted(self):
+        lookups.append(self.leadpipe_conn_id)
+        return await original(self)
+
+    monkeypatch.setattr(LeadpipeHook, "_aget_leadpipe_connection", counted)
+    with respx.mock() as router:
+        api = AccountAPI(router, account(0))
+        # As Airflow's triggerer creates the triggers it was handed: one after the other, in one pass.
+        tasks = start(*(trigger(interval=0.1) for _ in range(200)))
+        await eventually(lambda: api.calls >= 1)
+        assert lookups == ["leadpipe_default"]
+        began = time.monotonic()
+        for _ in range(15):  # then one by one, 20 ms apart
+            tasks += start(trigger(interval=0.1))
+            await asyncio.sleep(0.02)
+        await eventually(lambda: all(poller.subscribers == len(tasks) for poller in _pollers()))
+        elapsed = time.monotonic() - began
+        await stop(tasks)
+    # At most one lookup per LOOKUP_GATHER (0.1 s) while they keep coming, not one per trigger.
+    assert len(lookups) <= 2 + elapsed / LOOKUP_GATHER < 16
 
 
 async def test_one_poller_and_one_client_per_connection(monkeypatch):
