@@ -1,5 +1,5 @@
 """Run every benchmark, each case in a fresh process, and print one table per benchmark plus a
-summary of the targets of issue 9. ``bench/run.sh`` prepares the environment and calls this.
+summary of their targets. ``bench/run.sh`` prepares the environment and calls this.
 
     python -m bench.run                     # everything (a few minutes)
     python -m bench.run --only hook,imports # some benchmarks
@@ -608,7 +608,7 @@ def render(sections: list[Section], targets: list[Target], meta: dict[str, str],
         out.append("")
     rows = [[t.name, t.measured, t.baseline, {True: "yes", False: "NO", None: "?"}[t.met]] for t in targets]
     header = ["target", "measured", "baseline", "met"]
-    out.append("### Targets (issue 9)" if markdown else "\n== Targets (issue 9)")
+    out.append("### Targets" if markdown else "\n== Targets")
     out.append(md_table(header, rows) if markdown else render_table(header, rows))
     out.append("")
     out.extend(f"- {k}: {v}" if markdown else f"{k}: {v}" for k, v in meta.items())
