@@ -160,7 +160,9 @@ def write_file(example: Example) -> None:
 class FileBlockParser:
     """```` ```<language> title="<path>" ````: the block is that file of the document's project."""
 
-    lexer = FencedCodeBlockLexer(language=r'[\w+-]+ title="[^"]+"', mapping={"language": "info", "source": "source"})
+    lexer = FencedCodeBlockLexer(
+        language=r'[\w+-]+ title="[^"]+"', mapping={"language": "info", "source": "source"}
+    )
 
     def __call__(self, document: Document):
         for region in self.lexer(document):
