@@ -88,8 +88,10 @@ def load(path: Path) -> Page:
             page.anchors.add(_unique(github_slug(heading.text), seen))
         elif token.type == "html_block" or token.type == "inline":
             # Explicit anchors in raw HTML (<a id="...">) count too.
-            html = token.content if token.type == "html_block" else "".join(
-                child.content for child in token.children or () if child.type == "html_inline"
+            html = (
+                token.content
+                if token.type == "html_block"
+                else "".join(child.content for child in token.children or () if child.type == "html_inline")
             )
             page.anchors.update(_HTML_ID.findall(html))
     return page

@@ -144,12 +144,16 @@ def test_the_pages_have_links_and_anchors() -> None:
     ("heading", "slug"),
     [
         ("Connections in `dag.test` / `airflow dags test`", "connections-in-dagtest--airflow-dags-test"),
-        ("Skipped, per version (`pytest -rs`, as logged by the matrix)",
-         "skipped-per-version-pytest--rs-as-logged-by-the-matrix"),
+        (
+            "Skipped, per version (`pytest -rs`, as logged by the matrix)",
+            "skipped-per-version-pytest--rs-as-logged-by-the-matrix",
+        ),
         ("The `leadpipe://` asset scheme", "the-leadpipe-asset-scheme"),
-        ("Airflow 3.0 – 3.2: what_differs", "airflow-30--32-what_differs"),
-        ("Gating a DAG on the Leadpipe account: `LeadpipeAccountSensor`",
-         "gating-a-dag-on-the-leadpipe-account-leadpipeaccountsensor"),
+        ("Airflow 3.0 \u2013 3.2: what_differs", "airflow-30--32-what_differs"),
+        (
+            "Gating a DAG on the Leadpipe account: `LeadpipeAccountSensor`",
+            "gating-a-dag-on-the-leadpipe-account-leadpipeaccountsensor",
+        ),
     ],
 )
 def test_github_slug(heading: str, slug: str) -> None:
@@ -169,5 +173,9 @@ def test_a_broken_link_or_anchor_is_reported(tmp_path: Path, monkeypatch: pytest
     )
     found = problems(load(page_path))
     assert [line.split(": ", 2)[1] for line in found] == [
-        "nothere.md", "other.md#errors-2", "#nope", "../../x.md", "https://localhost:99999/",
+        "nothere.md",
+        "other.md#errors-2",
+        "#nope",
+        "../../x.md",
+        "https://localhost:99999/",
     ]
