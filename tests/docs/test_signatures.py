@@ -22,6 +22,8 @@ What the test reads (the convention the pages follow):
   Checked: every name exists, stated defaults are the real ones (`...` / `…` as a default: not
   stated), names shown before `*` can really be passed by position, in that order, and a name
   shown without a default has none. A class signature without `...` must list every argument.
+- **Connection extras**: in a table row whose first cell is `Extra `name``, a stated
+  "default N" is the hook's default for that setting (`hooks.core.ApiSettings`).
 - **Every user-facing class has one**: each public operator and sensor, the asset-watcher
   triggers and `LeadpipeSandbox` have an argument table or a complete inline signature. The
   triggers the sensors and operators defer to are built by them, never by users, and are left out.
@@ -32,6 +34,7 @@ Pure file reads plus `inspect.signature`: the module runs in about a second.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import importlib
 import inspect
 import pkgutil
@@ -483,6 +486,33 @@ def check_signature(sig: Signature) -> tuple[str | None, list[str]]:
     return (target.label if complete_class else None), problems
 
 
+_EXTRA_ROW = re.compile(r"^Extra `(\w+)`$")
+_STATED_DEFAULT = re.compile(r"\bdefault (-?\d+(?:\.\d+)?)\b")
+
+
+def extra_problems(page: Page) -> list[str]:
+    """Rows `Extra `name`` of a connection table: a "default N" in them is the hook's default."""
+    from airflow_provider_leadpipe.hooks.core import ApiSettings
+
+    defaults = {f.name: f.default for f in dataclasses.fields(ApiSettings)}
+    problems = []
+    for table in tables(page):
+        for row in table.rows:
+            match = _EXTRA_ROW.match(row[0].content.strip())
+            if not match:
+                continue
+            name, text = match[1], " ".join(cell.content for cell in row[1:])
+            if name not in defaults:
+                problems.append(f"{page.id}:{table.line}: the hook reads no connection extra {name!r}")
+            for stated in _STATED_DEFAULT.findall(text):
+                if float(stated) != defaults[name]:
+                    problems.append(
+                        f"{page.id}:{table.line}: extra {name!r}: default {stated} stated, "
+                        f"the hook's is {defaults[name]!r}"
+                    )
+    return problems
+
+
 # --- the tests ------------------------------------------------------------------------------------
 
 
@@ -496,7 +526,7 @@ def page_problems(page: Page) -> tuple[list[str], list[str]]:
         class_name, found = check_signature(sig)
         documented += [class_name] if class_name else []
         problems += found
-    return documented, problems
+    return documented, problems + extra_problems(page)
 
 
 @pytest.mark.parametrize("path", PAGES, ids=page_id)
