@@ -22,8 +22,11 @@ What the test reads (the convention the pages follow):
   Checked: every name exists, stated defaults are the real ones (`...` / `…` as a default: not
   stated), names shown before `*` can really be passed by position, in that order, and a name
   shown without a default has none. A class signature without `...` must list every argument.
-- **Connection extras**: in a table row whose first cell is `Extra `name``, a stated
-  "default N" is the hook's default for that setting (`hooks.core.ApiSettings`).
+- **Connection extras**: a table row whose first cell is `Extra `name`` names a field of the
+  Connections form (`CONN_FIELDS`); a stated "default N" is the hook's default for it
+  (`hooks.core.ApiSettings`), "at most N" and "A-B" are the form's bounds.
+- **The sandbox CLI**: every `--option` in a code span of docs/sandbox.md (or after
+  `leadpipe-sandbox` anywhere) is one of its options; "`--option` (default `X`)" states its default.
 - **Every user-facing class has one**: each public operator and sensor, the asset-watcher
   triggers and `LeadpipeSandbox` have an argument table or a complete inline signature. The
   triggers the sensors and operators defer to are built by them, never by users, and are left out.
@@ -52,7 +55,7 @@ import typing_extensions
 from markdown_it.token import Token
 
 import airflow_provider_leadpipe
-from tests.docs.markdown_pages import PAGES, REPO, Page, load, page_id, plain_text
+from tests.docs.markdown_pages import PAGES, REPO, Page, inline_tokens, load, page_id, plain_text
 
 pytestmark = pytest.mark.docs
 
@@ -490,10 +493,14 @@ def check_signature(sig: Signature) -> tuple[str | None, list[str]]:
 
 _EXTRA_ROW = re.compile(r"^Extra `(\w+)`$")
 _STATED_DEFAULT = re.compile(r"\bdefault (-?\d+(?:\.\d+)?)\b")
+_STATED_MAXIMUM = re.compile(r"\bat most (\d+)\b")
+_STATED_RANGE = re.compile(r"\b(\d+)-(\d+)\b")
 
 
 def extra_problems(page: Page) -> list[str]:
-    """Rows `Extra `name`` of a connection table: a "default N" in them is the hook's default."""
+    """Rows `Extra `name`` of a connection table name a field of the Connections form; a stated
+    "default N" is the hook's default, "at most N" and "A-B" the form's bounds."""
+    from airflow_provider_leadpipe import CONN_FIELDS
     from airflow_provider_leadpipe.hooks.core import ApiSettings
 
     defaults = {f.name: f.default for f in dataclasses.fields(ApiSettings)}
@@ -504,15 +511,77 @@ def extra_problems(page: Page) -> list[str]:
             if not match:
                 continue
             name, text = match[1], " ".join(cell.content for cell in row[1:])
-            if name not in defaults:
-                problems.append(f"{page.id}:{table.line}: the hook reads no connection extra {name!r}")
-            for stated in _STATED_DEFAULT.findall(text):
-                if float(stated) != defaults[name]:
-                    problems.append(
-                        f"{page.id}:{table.line}: extra {name!r}: default {stated} stated, "
-                        f"the hook's is {defaults[name]!r}"
-                    )
+            where = f"{page.id}:{table.line}: extra {name!r}"
+            if name not in CONN_FIELDS:
+                problems.append(f"{where}: not a field of the connection form (the hook does not read it)")
+                continue
+            schema = CONN_FIELDS[name]["schema"]
+            stated = [(float(n), defaults[name], "default") for n in _STATED_DEFAULT.findall(text)]
+            stated += [(float(n), schema.get("maximum"), "maximum") for n in _STATED_MAXIMUM.findall(text)]
+            for low, high in _STATED_RANGE.findall(text):
+                stated += [
+                    (float(low), schema.get("minimum"), "minimum"),
+                    (float(high), schema.get("maximum"), "maximum"),
+                ]
+            problems += [
+                f"{where}: {what} {number:g} stated, the code's is {real!r}"
+                for number, real, what in stated
+                if number != real
+            ]
     return problems
+
+
+_CLI_OPTION = re.compile(r"(?<![\w-])--[a-z][a-z-]*")
+_CLI_DEFAULT = re.compile(r"^\s*\(default `([^`]*)`")
+
+
+def cli_problems(page: Page) -> list[str]:
+    """The sandbox CLI's options named on docs/sandbox.md (or after `leadpipe-sandbox` anywhere)
+    exist, and an option followed by "(default `X`)" has that default."""
+    from airflow_provider_leadpipe.testing.cli import _parser
+
+    parser = _parser()
+    options = {option: action for action in parser._actions for option in action.option_strings}
+    problems = []
+    for block, child in inline_tokens(page):
+        if child.type != "code_inline":
+            continue
+        content = child.content
+        on_sandbox_page = page.id == "docs/sandbox.md" and content.startswith("--")
+        if not on_sandbox_page and not content.startswith(
+            ("leadpipe-sandbox ", "python -m airflow_provider_leadpipe")
+        ):
+            continue
+        where = f"{page.id}:{page.lineno(block)}"
+        for option in _CLI_OPTION.findall(child.content):
+            if option not in options:
+                problems.append(f"{where}: leadpipe-sandbox has no option {option}")
+        stated = _CLI_DEFAULT.match(_text_after(block, child))
+        option = child.content.split()[0]
+        if stated and option in options and str(options[option].default) != stated[1]:
+            problems.append(
+                f"{where}: {option}: default `{stated[1]}` stated, the CLI's is {options[option].default!r}"
+            )
+    for token in page.tokens:
+        if token.type != "fence":
+            continue
+        for offset, line in enumerate(token.content.splitlines(), start=page.lineno(token) + 1):
+            if line.startswith(("leadpipe-sandbox", "python -m airflow_provider_leadpipe.testing")):
+                command = line.split("#")[0]
+                problems += [
+                    f"{page.id}:{offset}: leadpipe-sandbox has no option {option}"
+                    for option in _CLI_OPTION.findall(command)
+                    if option not in options
+                ]
+    return problems
+
+
+def _text_after(block: Token, child: Token) -> str:
+    siblings = list(block.children or ())
+    following = siblings[siblings.index(child) + 1 : siblings.index(child) + 3]
+    return "".join(
+        f"`{token.content}`" if token.type == "code_inline" else token.content for token in following
+    )
 
 
 # --- the tests ------------------------------------------------------------------------------------
@@ -528,7 +597,7 @@ def page_problems(page: Page) -> tuple[list[str], list[str]]:
         class_name, found = check_signature(sig)
         documented += [class_name] if class_name else []
         problems += found
-    return documented, problems + extra_problems(page)
+    return documented, problems + extra_problems(page) + cli_problems(page)
 
 
 @pytest.mark.parametrize("path", PAGES, ids=page_id)
@@ -600,3 +669,21 @@ def test_the_docs_have_tables_to_check() -> None:
     assert len(tables_found) >= 8
     assert len(signatures) >= 40
     assert REPO.joinpath("docs", "orbit.md") in {t.page.path for t in tables_found}
+
+
+def test_a_wrong_cli_option_or_connection_default_is_reported(tmp_path: Path) -> None:
+    page = _page(
+        tmp_path,
+        "# CLI\n\nRun `leadpipe-sandbox --port 0 --seeds 7`.\n\n"
+        "```bash\nleadpipe-sandbox --visitor 10   # typo\n```\n\n"
+        "| Field | Meaning |\n|---|---|\n"
+        "| Extra `timeout` | seconds, 1-900 (default 60) |\n| Extra `retries` | |\n",
+    )
+    _, problems = page_problems(page)
+    assert problems == [
+        "page.md:9: extra 'timeout': default 60 stated, the code's is 30.0",
+        "page.md:9: extra 'timeout': maximum 900 stated, the code's is 600",
+        "page.md:9: extra 'retries': not a field of the connection form (the hook does not read it)",
+        "page.md:3: leadpipe-sandbox has no option --seeds",
+        "page.md:6: leadpipe-sandbox has no option --visitor",
+    ]
