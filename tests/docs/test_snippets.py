@@ -16,8 +16,8 @@ The conventions a document follows:
   document's namespace, where ``leadpipe_sandbox`` (and its alias ``sandbox``) is the pytest
   fixture's sandbox, reset for each document, with ``AIRFLOW_CONN_LEADPIPE_DEFAULT`` pointing at it.
   Shell blocks run with ``bash -euo pipefail`` in a fresh folder per document (``project``), with
-  this venv's ``bin`` first on ``PATH`` and the suite's throw-away ``AIRFLOW_HOME`` (a migrated
-  SQLite DB), never the user's.
+  this venv's ``bin`` first on ``PATH`` and a throw-away ``AIRFLOW_HOME`` per document (a copy of
+  the session's migrated SQLite DB), never the user's.
 - A ```` ```text ```` block right after a block that ran is what that block printed (stdout);
   ``...`` matches anything, whitespace differences are ignored.
 - ```` ```python title="conftest.py" ```` writes the file into ``project`` (any language).
@@ -37,6 +37,7 @@ import re
 import shlex
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -208,10 +209,27 @@ def serve_briefly(command: str, env: dict[str, str], lines: int = 4) -> None:
     print(banner.replace(free, asked), end="")
 
 
-def _shell_env(project: Path) -> dict[str, str]:
+def _shell_env(project: Path, migrated_db: Path) -> dict[str, str]:
+    """The environment of a document's shell blocks: this venv first on PATH, and an Airflow home of
+    the document's own, whose SQLite DB is a copy of the session's migrated one (what a block
+    stores, e.g. `airflow connections add`, stays there: never in the suite's DB or the user's)."""
+    home = project / ".airflow-home"
+    home.mkdir()
+    # SQLite's own backup: a consistent copy, also of what is still in the source's journal.
+    with (
+        contextlib.closing(sqlite3.connect(migrated_db)) as source,
+        contextlib.closing(sqlite3.connect(home / "airflow.db")) as copy,
+    ):
+        source.backup(copy)
     env = {name: value for name, value in os.environ.items() if not name.startswith("PYTEST_")}
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    env["HOME"] = str(project)  # nothing a command writes "for the user" lands in the real home
+    env.update(
+        {
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
+            "HOME": str(project),  # nothing a command writes "for the user" lands in the real home
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        }
+    )
     return env
 
 
@@ -220,7 +238,7 @@ def test_document_runs_as_written(path, leadpipe_sandbox, airflow_db, tmp_path, 
     document = SYBIL.parse(path)
     project = tmp_path / "project"
     project.mkdir()
-    shell_env = _shell_env(project)
+    shell_env = _shell_env(project, airflow_db)
     document.namespace.update(
         leadpipe_sandbox=leadpipe_sandbox,
         sandbox=leadpipe_sandbox,
