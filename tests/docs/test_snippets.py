@@ -21,6 +21,8 @@ The conventions a document follows:
 - A ```` ```text ```` block right after a block that ran is what that block printed (stdout);
   ``...`` matches anything, whitespace differences are ignored.
 - ```` ```python title="conftest.py" ```` writes the file into ``project`` (any language).
+- A ```` ```json ```` block is data for the blocks after it (``json_block``), so a hidden block
+  (``<!-- invisible-code-block: python ... -->``) can check a documented shape against the code.
 - A block that cannot run on its own is preceded by ``<!-- skip: next "why" -->`` (or enclosed in
   ``skip: start "why"`` / ``skip: end``); the reason is required and the list is printed at the
   end of the run.
@@ -31,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import doctest
 import io
+import json
 import logging
 import os
 import re
@@ -151,6 +154,15 @@ def check_log(example: Example) -> str | None:
     return _check(example, "log")
 
 
+def keep_json(example: Example) -> None:
+    """A ``json`` block is data: the blocks after it find it parsed as ``json_block`` (None when it
+    is a sketch with ``…`` placeholders rather than JSON)."""
+    try:
+        example.namespace["json_block"] = json.loads(str(example.parsed))
+    except ValueError:
+        example.namespace["json_block"] = None
+
+
 def write_file(example: Example) -> None:
     name, source = example.parsed
     target = Path(example.namespace["project"]) / name
@@ -177,6 +189,7 @@ SYBIL = Sybil(
         CodeBlockParser("bash", run_shell),
         CodeBlockParser("text", check_output),
         CodeBlockParser("log", check_log),
+        CodeBlockParser("json", keep_json),
         FileBlockParser(),
         SkipParser(),
     ],
