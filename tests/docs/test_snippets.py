@@ -4,21 +4,23 @@ every output a document claims is compared with what the block before it really 
 Library: Sybil (https://sybil.readthedocs.io). It finds fenced blocks and HTML-comment directives in
 Markdown (``<!-- skip: next "reason" -->``, ``<!-- invisible-code-block: python ... -->``), runs the
 Python blocks of one document in one namespace, in order, with tracebacks pointing at the
-document's own lines; pytest-examples only knows Python blocks, and its print-output comments are
-rewritten by a formatter rather than matched. What is ours is only what Sybil leaves to its users:
-the evaluators for ``bash`` blocks, for ``text`` blocks (claimed output, matched with doctest's
-``...`` wildcard) and for blocks with a ``title="<file>"`` (written into the document's project
-folder).
+document's own lines, and takes an evaluator of ours for any other kind of block. pytest-examples
+runs Python blocks only and wants printed output as ``#>`` comments inside the code, which is not
+how these documents show it. What is ours is only what Sybil leaves to its users: the evaluators
+for ``bash`` blocks, for ``text`` / ``log`` blocks (claimed output, matched with doctest's own
+matcher and its ``...`` wildcard), for ``json`` blocks and for blocks with a ``title="<file>"``.
 
 The conventions a document follows:
 
 - ```` ```python ```` and ```` ```bash ```` blocks run, in document order. Python shares the
   document's namespace, where ``leadpipe_sandbox`` (and its alias ``sandbox``) is the pytest
-  fixture's sandbox, reset for each document, with ``AIRFLOW_CONN_LEADPIPE_DEFAULT`` pointing at it.
+  fixture's sandbox, reset for each document, with ``AIRFLOW_CONN_LEADPIPE_DEFAULT`` pointing at it;
+  it runs inside a DAG (``with DAG(...)``, one per document) as the tasks of a DAG file would.
   Shell blocks run with ``bash -euo pipefail`` in a fresh folder per document (``project``), with
   this venv's ``bin`` first on ``PATH`` and a throw-away ``AIRFLOW_HOME`` per document (a copy of
   the session's migrated SQLite DB), never the user's.
-- A ```` ```text ```` block right after a block that ran is what that block printed (stdout);
+- A ```` ```text ```` block right after a block that ran is what that block printed (stdout), a
+  ```` ```log ```` block what a Python block logged at INFO and above (messages only);
   ``...`` matches anything, whitespace differences are ignored.
 - ```` ```python title="conftest.py" ```` writes the file into ``project`` (any language).
 - A ```` ```json ```` block is data for the blocks after it (``json_block``), so a hidden block
