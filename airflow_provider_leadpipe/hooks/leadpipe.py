@@ -102,40 +102,36 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
         """``text`` without the API key (a no-op until the connection has been read)."""
         return text if self._settings is None else core.redact(text, self._settings)
 
-    async def aget_settings(self, *, gather: float = 0.0) -> ApiSettings:
+    async def aget_settings(self) -> ApiSettings:
         """Settings from the connection, looked up without blocking the event loop.
 
-        Hooks of one connection (with the same overrides) that ask while a lookup is still waiting
-        to start share it. A lookup that has started is never joined: whatever a caller gets was
-        read after it asked (a key rotated in between is never handed to a later caller). Nothing
-        is kept once a lookup completes: a later call reads the connection again.
-
-        :param gather: lookups of this connection start at most once per ``gather`` seconds: at
-            once if none started in the last ``gather`` seconds, else ``gather`` seconds after the
-            last one did, shared by every caller until then. Triggers pass it, so that thousands
-            starting together look their connection up a few times, not once each. By default a
-            lookup starts on the next pass of the event loop.
+        Hooks of one connection (with the same overrides) that ask in one pass of the event loop
+        share one lookup, so a triggerer starting thousands of triggers on one connection does not
+        look it up thousands of times. A lookup that has started is never joined: whatever a caller
+        gets was read after it asked (a key rotated in between is never handed to a later caller).
+        Nothing is kept once a lookup completes: a later call reads the connection again.
+        (asyncio has no single-flight helper; this is the few lines it takes.)
         """
         if self._settings is None:
             loop = asyncio.get_running_loop()
-            lookups = _LOOKUPS.get(loop)
-            if lookups is None:
-                lookups = _LOOKUPS[loop] = _Lookups()
+            waiting = _LOOKUPS.get(loop)
+            if waiting is None:
+                waiting = _LOOKUPS[loop] = {}
             key = (self.leadpipe_conn_id, *map(repr, self._overrides.values()))  # any value hashes
-            lookup = lookups.waiting.get(key)
+            lookup = waiting.get(key)
             if lookup is None:
-                delay = max(0.0, lookups.started.get(key, -gather) + gather - loop.time())
-                lookup = lookups.waiting[key] = loop.create_task(self._alookup(lookups, key, delay, gather))
-                lookup.add_done_callback(lambda done: lookups.land(key, done))
+                lookup = waiting[key] = loop.create_task(self._alookup(waiting, key))
+                lookup.add_done_callback(lambda done: _land(waiting, key, done))
             # Shielded: one waiter's cancellation (a trigger cleared) must not fail the others.
             self._settings = await asyncio.shield(lookup)
         return self._settings
 
     async def _alookup(
-        self, lookups: _Lookups, key: tuple[Any, ...], delay: float, gather: float
+        self, waiting: dict[tuple[Any, ...], asyncio.Task[ApiSettings]], key: tuple[Any, ...]
     ) -> ApiSettings:
-        await asyncio.sleep(delay)
-        lookups.start(key, gather)  # from here on, a caller waits for a lookup of its own
+        await asyncio.sleep(0)  # callers in this pass of the event loop join
+        if waiting.get(key) is asyncio.current_task():
+            del waiting[key]  # started: a caller from now on starts a lookup of its own
         return await self._aread_settings()
 
     async def _aread_settings(self) -> ApiSettings:
@@ -468,36 +464,21 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
         )
 
 
-class _Lookups:
-    """The connection lookups of one event loop: see :meth:`LeadpipeHook.aget_settings`.
-    (asyncio has no single-flight helper; this is the few lines it takes.)"""
-
-    def __init__(self) -> None:
-        #: Lookups not started yet, which a caller may join.
-        self.waiting: dict[tuple[Any, ...], asyncio.Task[ApiSettings]] = {}
-        #: When the latest lookup started, for ``gather`` seconds after it did.
-        self.started: dict[tuple[Any, ...], float] = {}
-
-    def start(self, key: tuple[Any, ...], gather: float) -> None:
-        if self.waiting.get(key) is asyncio.current_task():
-            del self.waiting[key]
-        if gather > 0:
-            loop = asyncio.get_running_loop()
-            now = self.started[key] = loop.time()
-            loop.call_later(gather, self._forget, key, now)
-
-    def _forget(self, key: tuple[Any, ...], started: float) -> None:
-        if self.started.get(key) == started:
-            del self.started[key]
-
-    def land(self, key: tuple[Any, ...], done: asyncio.Task[ApiSettings]) -> None:
-        if self.waiting.get(key) is done:  # ended before it started (its loop closing)
-            del self.waiting[key]
-        if not done.cancelled():
-            done.exception()  # retrieved: no "exception was never retrieved" when every waiter left
+#: Connection lookups waiting to start, per event loop: see :meth:`LeadpipeHook.aget_settings`.
+_LOOKUPS: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[Any, ...], asyncio.Task[ApiSettings]]
+] = weakref.WeakKeyDictionary()
 
 
-_LOOKUPS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Lookups] = weakref.WeakKeyDictionary()
+def _land(
+    waiting: dict[tuple[Any, ...], asyncio.Task[ApiSettings]],
+    key: tuple[Any, ...],
+    done: asyncio.Task[ApiSettings],
+) -> None:
+    if waiting.get(key) is done:  # ended before it started (its loop closing)
+        del waiting[key]
+    if not done.cancelled():
+        done.exception()  # retrieved: no "exception was never retrieved" when every waiter left
 
 
 async def _amask_secret(secret: str) -> None:

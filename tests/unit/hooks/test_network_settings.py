@@ -225,38 +225,3 @@ async def test_a_lookup_that_has_started_is_never_joined(leadpipe_conn, reads):
     assert later.api_key == "sk_live_ROTATED_77"  # not the answer of the lookup in flight
     assert (await first).api_key == API_KEY
     assert [key for _, key in reads] == [API_KEY, "sk_live_ROTATED_77"]
-
-
-async def test_with_gather_lookups_start_at_most_once_per_window_and_after_every_caller_asked(
-    leadpipe_conn, reads, monkeypatch
-):
-    loop = asyncio.get_running_loop()
-    started_at = {}  # settings object -> when the lookup that produced it started
-    original = LeadpipeHook._aread_settings
-
-    async def timed(self):
-        started = loop.time()
-        settings = await original(self)
-        started_at[id(settings)] = started
-        return settings
-
-    monkeypatch.setattr(LeadpipeHook, "_aread_settings", timed)
-    asked, tasks = [], []
-    for _ in range(12):  # one caller every 25 ms for 0.3 s, as triggers deferred one by one
-        asked.append(loop.time())
-        tasks.append(asyncio.create_task(LeadpipeHook().aget_settings(gather=0.1)))
-        await asyncio.sleep(0.025)
-    settings = await asyncio.gather(*tasks)
-    elapsed = loop.time() - asked[0]
-
-    assert {s.api_key for s in settings} == {API_KEY}
-    starts = [started for started, _ in reads]
-    assert 2 <= len(starts) <= 1 + elapsed / 0.1  # the first at once, then one per 0.1 s at most
-    # Every caller's settings were read by a lookup that started after it asked.
-    assert all(started_at[id(s)] >= t for s, t in zip(settings, asked, strict=True))
-    assert len({id(s) for s in settings}) == len(starts)  # one settings object per lookup, shared
-
-
-async def test_callers_in_one_pass_of_the_event_loop_share_one_lookup(leadpipe_conn, reads):
-    settings = await asyncio.gather(*(LeadpipeHook().aget_settings(gather=0.1) for _ in range(50)))
-    assert len(reads) == 1 and {s.api_key for s in settings} == {API_KEY}
