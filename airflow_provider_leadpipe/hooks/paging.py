@@ -6,10 +6,10 @@ of requests in flight, fed back in order). :class:`VisitorPager` holds the rules
 
 Visitors: page-number paging over ``GET /v1/data``.
 
-:class:`VisitorPager` does no I/O: it says which page to ask for, validates each page fed back
-in order, and decides when the listing is exhausted. The hook's loops only send the request
-(``request`` or ``await arequest``) and feed the payload back, so both paths stop at the same page
-for the same reason.
+:class:`VisitorPager` does no I/O: it says which page to ask for and how to validate its payload
+(:meth:`VisitorPager.parser`, run inside the request core), checks each page fed back in order, and
+decides when the listing is exhausted. The hook's loops only send the request (``request`` or
+``await arequest``) and feed the page back, so both paths stop at the same page for the same reason.
 
 When is a listing exhausted, in order of precedence:
 
@@ -27,6 +27,7 @@ when records leave a sliding ``timeframe`` window, be missed. See docs/visitors-
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import math
@@ -114,15 +115,22 @@ class VisitorPager:
         """False only for a page that ``meta`` says lies past the end (bounds read-ahead)."""
         return number <= self.next_number or self.last_page is None or number <= self.last_page
 
-    def feed(self, payload: Any) -> VisitorPage:
-        """Validate the payload of page :attr:`next_number` and advance.
+    @staticmethod
+    def parser(number: int) -> Callable[[Any], VisitorPage]:
+        """Validates the payload of page ``number`` (run by the request core, see ``core.answer``).
 
-        :raises LeadpipeResponseError: on a malformed page, or when a page repeats the previous one
-            exactly (the API ignoring ``page``; stopping beats looping forever).
+        :raises LeadpipeResponseError: on a malformed page.
+        """
+        return functools.partial(VisitorPage.from_response, number=number)
+
+    def feed(self, page: VisitorPage) -> VisitorPage:
+        """Check page :attr:`next_number` (from :meth:`parser`) and advance.
+
+        :raises LeadpipeResponseError: when a page repeats the previous one exactly (the API
+            ignoring ``page``; stopping beats looping forever).
         """
         if self.done:
             raise RuntimeError("the visitor listing is already exhausted")
-        page = VisitorPage.from_response(payload, number=self.next_number)
         self._check_progress(page)
         self.next_number += 1
         self.records += len(page.records)
