@@ -16,7 +16,7 @@ import hashlib
 import os
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Mapping
-from contextlib import aclosing, asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urlsplit
@@ -605,7 +605,7 @@ class AudiencesHookMixin:
     ) -> Iterator[dict[str, Any]]:
         """Every person of a completed run, in order (the API's own dicts: personal data)."""
         pages = self.iter_audience_result_pages(audience_id, run_id, page_size=page_size)
-        return (row for page in pages for row in page.results)
+        return paging.records(pages, "results")
 
     def aiter_audience_result_pages(
         self, audience_id: str, run_id: str, *, page_size: int = MAX_RESULTS_LIMIT, concurrency: int = 4
@@ -623,7 +623,7 @@ class AudiencesHookMixin:
         pages = self.aiter_audience_result_pages(
             audience_id, run_id, page_size=page_size, concurrency=concurrency
         )
-        return _rows(pages)
+        return paging.arecords(pages, "results")
 
     @staticmethod
     def _results_walk(
@@ -732,13 +732,6 @@ class AudiencesHookMixin:
                 finally:
                     await response.aclose()
                 return sink.verified()
-
-
-async def _rows(pages: AsyncGenerator[AudienceResultsPage, None]) -> AsyncIterator[dict[str, Any]]:
-    async with aclosing(pages):  # stop the read-ahead as soon as the consumer stops
-        async for page in pages:
-            for row in page.results:
-                yield row
 
 
 def _stream_or_raise(result: httpx.Response | _Refused, audience_id: str, run_id: str) -> httpx.Response:

@@ -7,7 +7,6 @@ import dataclasses
 import time
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import aclosing
 from functools import cached_property
 from typing import Any
 
@@ -336,9 +335,7 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
         :param email: one person's visit journey.
         :raises LeadpipeConfigError: for a bad filter value.
         """
-        return (
-            record for page in self.iter_visitor_pages(timeframe, domain, email) for record in page.records
-        )
+        return paging.records(self.iter_visitor_pages(timeframe, domain, email), "records")
 
     def iter_visitor_pages(
         self, timeframe: str | None = None, domain: str | None = None, email: str | None = None
@@ -367,7 +364,8 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
         :param concurrency: pages requested at once (1-16). Pages are still yielded in order, and at
             most ``concurrency`` pages are held in memory.
         """
-        return _records(self.aiter_visitor_pages(timeframe, domain, email, concurrency=concurrency))
+        pages = self.aiter_visitor_pages(timeframe, domain, email, concurrency=concurrency)
+        return paging.arecords(pages, "records")
 
     def aiter_visitor_pages(
         self,
@@ -497,13 +495,6 @@ async def _amask_secret(secret: str) -> None:
 
 def _handler(parse: Callable[[dict[str, Any]], Any] | None) -> Handler:
     return core.handle_response if parse is None else core.parsing(parse)
-
-
-async def _records(pages: AsyncGenerator[VisitorPage, None]) -> AsyncIterator[dict[str, Any]]:
-    async with aclosing(pages):  # stop the read-ahead as soon as the consumer stops
-        async for page in pages:
-            for record in page.records:
-                yield record
 
 
 def _existing_pixel(pixels: list[Pixel], domain: str, conflict: LeadpipeConflictError) -> Pixel:

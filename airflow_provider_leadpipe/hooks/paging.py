@@ -1,8 +1,9 @@
 """Paging shared by the sync and the async iterators: the rules of each listing, and the loops.
 
 :func:`read_pages` / :func:`aread_pages` drive any pager (sequentially, or with a bounded window
-of requests in flight, fed back in order). :class:`VisitorPager` holds the rules of
-``GET /v1/data``; :class:`AudienceResultsPager` those of an Orbit run's results.
+of requests in flight, fed back in order); :func:`records` / :func:`arecords` turn pages into
+rows. :class:`VisitorPager` holds the rules of ``GET /v1/data``; :class:`AudienceResultsPager`
+those of an Orbit run's results.
 
 Visitors: page-number paging over ``GET /v1/data``.
 
@@ -32,10 +33,12 @@ import hashlib
 import json
 import math
 from collections import deque
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextlib import aclosing
 from typing import Any, Protocol, TypeVar
 
-from airflow_provider_leadpipe.exceptions import LeadpipeConflictError, LeadpipeResponseError
+from airflow_provider_leadpipe.exceptions import LeadpipeConflictError, LeadpipeError, LeadpipeResponseError
+from airflow_provider_leadpipe.hooks import core
 from airflow_provider_leadpipe.models import AudienceResultsPage, VisitorPage
 
 P = TypeVar("P")
@@ -54,12 +57,23 @@ class Pager(Protocol[P]):
     def keep(self, page: P) -> bool: ...
 
 
+# Pages hold people's data. The loops below never keep a page while the next one is fetched,
+# and clear the frames a failure passed through (the pager's checks hold the page they refuse),
+# so an error's traceback -- printed with its local variables by Airflow's rich tracebacks --
+# reaches no page (see core.answer for the answers themselves).
+
+
 def read_pages(pager: Pager[P], fetch: Callable[[int], Any]) -> Iterator[P]:
     """Fetch page after page (``fetch(number)``), feed each to ``pager``; yield the ones it keeps."""
     while not pager.done:
-        page = pager.feed(fetch(pager.next_number))
+        try:
+            page = pager.feed(fetch(pager.next_number))
+        except LeadpipeError as exc:
+            core.forget_locals(exc)
+            raise
         if pager.keep(page):
             yield page
+        del page
 
 
 async def aread_pages(
@@ -75,14 +89,41 @@ async def aread_pages(
             while len(pending) < window and pager.may_request(ahead):
                 pending.append(asyncio.ensure_future(fetch(ahead)))
                 ahead += 1
-            page = pager.feed(await pending.popleft())
+            try:
+                page = pager.feed(await pending.popleft())
+            except LeadpipeError as exc:
+                core.forget_locals(exc)
+                raise
             if pager.keep(page):
                 yield page
+            del page
     finally:
         # Read-ahead past the end (or past a failure) is dropped, never leaked.
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+        pending.clear()  # a finished task's repr shows its result: a page
+
+
+def records(pages: Iterator[Any], field: str) -> Iterator[dict[str, Any]]:
+    """The rows of each page (its attribute ``field``), in order, holding no page while the next
+    one is fetched."""
+    for page in pages:
+        rows = getattr(page, field)
+        del page
+        yield from rows
+        del rows
+
+
+async def arecords(pages: AsyncGenerator[Any, None], field: str) -> AsyncIterator[dict[str, Any]]:
+    """Async :func:`records`; stops the pages' read-ahead as soon as the consumer stops."""
+    async with aclosing(pages):
+        async for page in pages:
+            rows = getattr(page, field)
+            del page
+            for row in rows:
+                yield row
+            row = rows = None  # none kept while the next page is awaited
 
 
 VISITORS_PATH = "/v1/data"

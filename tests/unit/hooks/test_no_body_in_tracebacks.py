@@ -318,3 +318,34 @@ def first_event(trigger: Any) -> dict[str, Any]:
         raise AssertionError("no event")
 
     return asyncio.run(run())
+
+
+# -- a failure after pages already read: none of them stays in reach either ------------------------
+
+PERSON = {"email": EMAIL, "note": CANARY}
+VISITOR_PAGE = {"data": [PERSON], "meta": {"total": 3}}
+RESULTS_PAGE = {"data": {**RESULTS_200["data"], "results": [PERSON], "total": 3, "offset": 0}}
+#: (method, arguments, the first page (valid, a person's row), the second (refused)).
+PAGED = [
+    ("iter_visitors", (), VISITOR_PAGE, poisoned(VISITORS)),
+    ("iter_visitor_pages", (), VISITOR_PAGE, poisoned(VISITORS)),
+    ("iter_visitors", (), VISITOR_PAGE, VISITOR_PAGE),  # the same page again: the pager stops
+    ("iter_audience_results", (AUDIENCE_ID, RUN_ID), RESULTS_PAGE, poisoned(RESULTS_200)),
+    (
+        "iter_audience_results",
+        (AUDIENCE_ID, RUN_ID),
+        RESULTS_PAGE,
+        {"data": {**RESULTS_PAGE["data"], "offset": 1, "total": 4}},  # inconsistent: the pager stops
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "args", "first", "second"), PAGED)
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_failing_page_leaves_no_earlier_page_in_reach(leadpipe_conn, name, args, first, second, mode):
+    with respx.mock(base_url=BASE_URL) as mock:
+        answer_with(mock, httpx.Response(200, json=first), httpx.Response(200, json=second))
+        error = failure_of(lambda: invoke(LeadpipeHook(max_retries=0), name, args, mode))
+        assert mock.calls.call_count >= 2
+    assert isinstance(error, LeadpipeResponseError), repr(error)
+    assert exposures(error) == []

@@ -28,6 +28,8 @@ from airflow_provider_leadpipe.operators.pixels import (
 from airflow_provider_leadpipe.operators.visitors import LeadpipeVisitorsToStorageOperator
 from tests.unit.conftest import BASE_URL, account_data
 from tests.unit.hooks.test_no_body_in_tracebacks import (
+    CANARY,
+    EMAIL,
     ERROR_BODY,
     PIXEL,
     VISITORS,
@@ -36,7 +38,7 @@ from tests.unit.hooks.test_no_body_in_tracebacks import (
     failure_of,
     poisoned,
 )
-from tests.unit.test_models_audiences import AUDIENCE, AUDIENCE_ID, QUEUED_RUN, RESULTS_200, RUN_ID
+from tests.unit.test_models_audiences import AUDIENCE, AUDIENCE_ID, DAILY_RUN, QUEUED_RUN, RESULTS_200, RUN_ID
 
 
 class TaskInstance:
@@ -100,3 +102,34 @@ def test_execute_on_a_failing_answer_leaves_no_copy(leadpipe_conn, tmp_path, nam
     if answer == "2xx refused":
         assert isinstance(error, LeadpipeResponseError), repr(error)
     assert exposures(error) == []
+
+
+PERSON = {"email": EMAIL, "note": CANARY}
+#: The first page valid (a person's row), the second refused.
+PAGED = {
+    "visitors": ({"data": [PERSON], "meta": {"total": 3}}, poisoned(VISITORS)),
+    "audience results": (
+        {"data": {**RESULTS_200["data"], "results": [PERSON], "total": 3, "offset": 0}},
+        poisoned(RESULTS_200),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PAGED))
+def test_a_pull_failing_after_a_page_leaves_no_page_in_reach(leadpipe_conn, tmp_path, name):
+    operator = OPERATORS[name][0](tmp_path)
+    operator.hook_params = {"max_retries": 0}
+    if name == "audience results":
+        operator.concurrency = 1
+    first, second = (httpx.Response(200, json=body) for body in PAGED[name])
+    with respx.mock(base_url=BASE_URL) as mock:
+        if name == "audience results":  # the run is looked up first: results?limit=1 and the runs list
+            mock.get(path__regex=r"/runs$").respond(200, json={"data": [DAILY_RUN]})
+            pages = mock.get(path__regex=r"/results$").mock(side_effect=[first, first, second, second])
+        else:
+            pages = mock.route().mock(side_effect=[first, second, second])
+        error = failure_of(lambda: operator.execute({"ti": TaskInstance()}))
+        assert pages.calls.last.response is not None and pages.calls.last.response.json() == PAGED[name][1]
+    assert isinstance(error, LeadpipeResponseError), repr(error)
+    assert exposures(error) == []
+    assert list(tmp_path.iterdir()) == []  # nothing written either
