@@ -438,6 +438,9 @@ class AudiencesHookMixin:
         )
         return await self.asend(request, handler=call.handler, stream=stream)
 
+    # A plan left suspended by a failure still holds what it was sent (answers: people's data);
+    # closing it clears its frame, which the failure's traceback would otherwise reach.
+
     def _run(self, plan: Plan[T]) -> T:
         try:
             call = next(plan)
@@ -445,6 +448,8 @@ class AudiencesHookMixin:
                 call = plan.send(self._call(call))
         except StopIteration as finished:
             return finished.value  # type: ignore[no-any-return]
+        finally:
+            plan.close()
 
     async def _arun(self, plan: Plan[T]) -> T:
         try:
@@ -453,6 +458,8 @@ class AudiencesHookMixin:
                 call = plan.send(await self._acall(call))
         except StopIteration as finished:
             return finished.value  # type: ignore[no-any-return]
+        finally:
+            plan.close()
 
     # -- audiences ------------------------------------------------------------------------------
 

@@ -80,7 +80,8 @@ def _repr(value: Any) -> str:
 
 
 def _inside(value: Any) -> list[Any]:
-    """What a value holds one level down: a container's items, an object's attributes."""
+    """What a value holds one level down: a container's items, an object's attributes, a suspended
+    generator's locals."""
     if isinstance(value, (str, bytes, bytearray, int, float, bool, type(None))):
         return []
     if isinstance(value, Mapping):
@@ -89,6 +90,13 @@ def _inside(value: Any) -> list[Any]:
         return list(value)[:200]
     if inspect.ismodule(value) or inspect.isclass(value) or inspect.isroutine(value):
         return []
+    frame = (
+        getattr(value, "gi_frame", None)
+        or getattr(value, "cr_frame", None)
+        or getattr(value, "ag_frame", None)
+    )
+    if frame is not None:  # a suspended generator or coroutine: its frame's locals
+        return list(frame.f_locals.values())
     try:
         return list(vars(value).values())
     except TypeError:
@@ -325,7 +333,7 @@ def first_event(trigger: Any) -> dict[str, Any]:
 PERSON = {"email": EMAIL, "note": CANARY}
 VISITOR_PAGE = {"data": [PERSON], "meta": {"total": 3}}
 RESULTS_PAGE = {"data": {**RESULTS_200["data"], "results": [PERSON], "total": 3, "offset": 0}}
-#: (method, arguments, the first page (valid, a person's row), the second (refused)).
+#: (method, arguments, the first answer (valid, a person's row), the second (refused)).
 PAGED = [
     ("iter_visitors", (), VISITOR_PAGE, poisoned(VISITORS)),
     ("iter_visitor_pages", (), VISITOR_PAGE, poisoned(VISITORS)),
@@ -337,6 +345,8 @@ PAGED = [
         RESULTS_PAGE,
         {"data": {**RESULTS_PAGE["data"], "offset": 1, "total": 4}},  # inconsistent: the pager stops
     ),
+    # A finished run: its results' first row, then the runs list (refused) for the full run.
+    ("get_audience_run", (AUDIENCE_ID, RUN_ID), RESULTS_PAGE, poisoned({"data": [DAILY_RUN]})),
 ]
 
 
