@@ -4,7 +4,8 @@ Everything except the line that sends (``client.send`` vs ``await client.send``)
 settings from the connection (base URL, key, timeouts, retries, proxy and CA bundle), client
 construction (:func:`client_kwargs` for the API, :func:`network_kwargs` for any other host such as
 a signed download URL), the in-memory identity of a credential (:func:`sharing_key`), response and
-error classification, and the retry policy.
+error classification, the one place an answer becomes a result or an error (:func:`answer`), and
+the retry policy.
 :class:`~airflow_provider_leadpipe.hooks.leadpipe.LeadpipeHook` only wires it up.
 """
 
