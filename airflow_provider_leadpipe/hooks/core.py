@@ -860,6 +860,7 @@ __all__ = [
     "ApiSettings",
     "answer",
     "client_kwargs",
+    "forget_locals",
     "handle_response",
     "limit_body_time",
     "network_kwargs",
