@@ -439,25 +439,47 @@ class AudiencesHookMixin:
         return await self.asend(request, handler=call.handler, stream=stream)
 
     # A plan left suspended by a failure still holds what it was sent (answers: people's data);
-    # closing it clears its frame, which the failure's traceback would otherwise reach.
+    # closing it clears its frame, which the failure's traceback would otherwise reach. A failed
+    # call is thrown into the plan (a 409 may be explained by the runs list, and a failed lookup
+    # must not replace the 409); whatever escapes leaves the plan's finished frames cleared.
 
     def _run(self, plan: Plan[T]) -> T:
+        answer: Any = None
         try:
             call = next(plan)
             while True:
-                call = plan.send(self._call(call))
+                try:
+                    answer = self._call(call)
+                except LeadpipeError as error:  # the plan may explain or absorb a failed call
+                    call = plan.throw(error)
+                else:
+                    call, answer = plan.send(answer), None
         except StopIteration as finished:
             return finished.value  # type: ignore[no-any-return]
+        except BaseException as failure:
+            answer = None
+            core.forget_locals(failure)
+            raise
         finally:
             plan.close()
 
     async def _arun(self, plan: Plan[T]) -> T:
+        answer: Any = None
         try:
             call = next(plan)
             while True:
-                call = plan.send(await self._acall(call))
+                try:
+                    answer = await self._acall(call)
+                except LeadpipeError as error:
+                    call = plan.throw(error)
+                else:
+                    call, answer = plan.send(answer), None
         except StopIteration as finished:
             return finished.value  # type: ignore[no-any-return]
+        except BaseException as failure:
+            answer = None
+            core.forget_locals(failure)
+            raise
         finally:
             plan.close()
 
