@@ -6,8 +6,7 @@ import asyncio
 import dataclasses
 import time
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterator
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from functools import cached_property
 from typing import Any
 
@@ -105,24 +104,34 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
     async def aget_settings(self) -> ApiSettings:
         """Settings from the connection, looked up without blocking the event loop.
 
-        Hooks of one connection (with the same overrides) that read it at the same time share one
-        lookup, so a triggerer starting thousands of triggers on one connection does not look it
-        up thousands of times. Nothing is kept once a lookup completes: a later call reads the
-        connection again. (asyncio has no single-flight helper; this is the few lines it takes.)
+        Hooks of one connection (with the same overrides) that ask in one pass of the event loop
+        share one lookup, so a triggerer starting thousands of triggers on one connection does not
+        look it up thousands of times. A lookup that has started is never joined: whatever a caller
+        gets was read after it asked (a key rotated in between is never handed to a later caller).
+        Nothing is kept once a lookup completes: a later call reads the connection again.
+        (asyncio has no single-flight helper; this is the few lines it takes.)
         """
         if self._settings is None:
             loop = asyncio.get_running_loop()
-            flights = _LOOKUPS.get(loop)
-            if flights is None:
-                flights = _LOOKUPS[loop] = {}
+            waiting = _LOOKUPS.get(loop)
+            if waiting is None:
+                waiting = _LOOKUPS[loop] = {}
             key = (self.leadpipe_conn_id, *map(repr, self._overrides.values()))  # any value hashes
-            flight = flights.get(key)
-            if flight is None:
-                flight = flights[key] = loop.create_task(self._aread_settings())
-                flight.add_done_callback(lambda done: _land(flights, key, done))
+            lookup = waiting.get(key)
+            if lookup is None:
+                lookup = waiting[key] = loop.create_task(self._alookup(waiting, key))
+                lookup.add_done_callback(lambda done: _land(waiting, key, done))
             # Shielded: one waiter's cancellation (a trigger cleared) must not fail the others.
-            self._settings = await asyncio.shield(flight)
+            self._settings = await asyncio.shield(lookup)
         return self._settings
+
+    async def _alookup(
+        self, waiting: dict[tuple[Any, ...], asyncio.Task[ApiSettings]], key: tuple[Any, ...]
+    ) -> ApiSettings:
+        await asyncio.sleep(0)  # callers in this pass of the event loop join
+        if waiting.get(key) is asyncio.current_task():
+            del waiting[key]  # started: a caller from now on starts a lookup of its own
+        return await self._aread_settings()
 
     async def _aread_settings(self) -> ApiSettings:
         conn = await self._aget_leadpipe_connection()
@@ -191,10 +200,16 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
         params: dict[str, Any] | None = None,
         json: Any = None,
         headers: dict[str, str] | None = None,
-    ) -> dict[str, Any]:
-        """Send a request with retries; return the JSON payload or raise a typed LeadpipeError."""
+        parse: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> Any:
+        """Send a request with retries; return the JSON payload or raise a typed LeadpipeError.
+
+        :param parse: turns the payload into the result (e.g. ``AccountStatus.from_response``),
+            inside the request core: a body it refuses leaves no copy in the error's traceback
+            (see :func:`core.answer`).
+        """
         request = self.get_conn().build_request(method, path, params=params, json=json, headers=headers)
-        return self.send(request)  # type: ignore[no-any-return]
+        return self.send(request, handler=_handler(parse))
 
     async def arequest(
         self,
@@ -204,11 +219,12 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
         params: dict[str, Any] | None = None,
         json: Any = None,
         headers: dict[str, str] | None = None,
-    ) -> dict[str, Any]:
+        parse: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> Any:
         """Async :meth:`request`: the same retries, errors and payload, without blocking the loop."""
         client = await self.aget_conn()
         request = client.build_request(method, path, params=params, json=json, headers=headers)
-        return await self.asend(request)  # type: ignore[no-any-return]
+        return await self.asend(request, handler=_handler(parse))
 
     def send(
         self,
@@ -227,14 +243,14 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
         """
         client, settings = client or self.get_conn(), self.settings
         try:  # the first attempt runs outside tenacity: see core.replay_first_failure
-            return handler(self._send(client, request, settings, stream=stream), settings)
+            return core.answer(handler, self._send(client, request, settings, stream=stream), settings)
         except TRANSIENT_ERRORS as exc:
             failure = exc
         policy = core.retry_kwargs(settings, request.method, replay_safe=core.replay_safe(request))
         for attempt in tenacity.Retrying(**policy):
             with attempt:
                 core.replay_first_failure(attempt, failure)
-                result = handler(self._send(client, request, settings, stream=stream), settings)
+                result = core.answer(handler, self._send(client, request, settings, stream=stream), settings)
         return result
 
     async def asend(
@@ -248,14 +264,16 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
         """Async :meth:`send`."""
         client, settings = client or await self.aget_conn(), await self.aget_settings()
         try:
-            return handler(await self._asend(client, request, settings, stream=stream), settings)
+            return core.answer(handler, await self._asend(client, request, settings, stream=stream), settings)
         except TRANSIENT_ERRORS as exc:
             failure = exc
         policy = core.retry_kwargs(settings, request.method, replay_safe=core.replay_safe(request))
         async for attempt in tenacity.AsyncRetrying(**policy):
             with attempt:
                 core.replay_first_failure(attempt, failure)
-                result = handler(await self._asend(client, request, settings, stream=stream), settings)
+                result = core.answer(
+                    handler, await self._asend(client, request, settings, stream=stream), settings
+                )
         return result
 
     @staticmethod
@@ -306,11 +324,11 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
 
     def get_account_status(self) -> AccountStatus:
         """``GET /v1/data/account``: organization health, credits, pixels and intent slots."""
-        return AccountStatus.from_response(self.request("GET", ACCOUNT_PATH))
+        return self.request("GET", ACCOUNT_PATH, parse=AccountStatus.from_response)  # type: ignore[no-any-return]
 
     async def aget_account_status(self) -> AccountStatus:
         """Async :meth:`get_account_status`."""
-        return AccountStatus.from_response(await self.arequest("GET", ACCOUNT_PATH))
+        return await self.arequest("GET", ACCOUNT_PATH, parse=AccountStatus.from_response)  # type: ignore[no-any-return]
 
     # -- visitors: GET /v1/data, page by page (paging rules in hooks/paging.py) ----------------
 
@@ -327,9 +345,7 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
         :param email: one person's visit journey.
         :raises LeadpipeConfigError: for a bad filter value.
         """
-        return (
-            record for page in self.iter_visitor_pages(timeframe, domain, email) for record in page.records
-        )
+        return paging.records(self.iter_visitor_pages(timeframe, domain, email), "records")
 
     def iter_visitor_pages(
         self, timeframe: str | None = None, domain: str | None = None, email: str | None = None
@@ -339,7 +355,10 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
 
     def _visitor_pages(self, pager: VisitorPager) -> Iterator[VisitorPage]:
         return paging.read_pages(
-            pager, lambda number: self.request("GET", VISITORS_PATH, params=pager.params(number))
+            pager,
+            lambda number: self.request(
+                "GET", VISITORS_PATH, params=pager.params(number), parse=pager.parser(number)
+            ),
         )
 
     def aiter_visitors(
@@ -355,7 +374,8 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
         :param concurrency: pages requested at once (1-16). Pages are still yielded in order, and at
             most ``concurrency`` pages are held in memory.
         """
-        return _records(self.aiter_visitor_pages(timeframe, domain, email, concurrency=concurrency))
+        pages = self.aiter_visitor_pages(timeframe, domain, email, concurrency=concurrency)
+        return paging.arecords(pages, "records")
 
     def aiter_visitor_pages(
         self,
@@ -370,8 +390,9 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
         return self._avisitor_pages(pager, validation.concurrency(concurrency))
 
     def _avisitor_pages(self, pager: VisitorPager, concurrency: int) -> AsyncGenerator[VisitorPage, None]:
-        def fetch(number: int) -> Awaitable[dict[str, Any]]:
-            return self.arequest("GET", VISITORS_PATH, params=pager.params(number))
+        def fetch(number: int) -> Awaitable[VisitorPage]:
+            params = pager.params(number)
+            return self.arequest("GET", VISITORS_PATH, params=params, parse=pager.parser(number))
 
         return paging.aread_pages(pager, fetch, concurrency)
 
@@ -379,7 +400,7 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
 
     def list_pixels(self) -> list[Pixel]:
         """Every tracking pixel of the organization (the endpoint has no paging or filters)."""
-        return Pixel.list_from_response(self.request("GET", PIXELS_PATH))
+        return self.request("GET", PIXELS_PATH, parse=Pixel.list_from_response)  # type: ignore[no-any-return]
 
     def create_pixel(
         self,
@@ -406,7 +427,7 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
         body = validation.create_pixel_body(domain, name, included_paths, excluded_paths)
         policy = validation.if_exists_policy(if_exists)
         try:
-            return Pixel.from_response(self.request("POST", PIXELS_PATH, json=body))
+            return self.request("POST", PIXELS_PATH, json=body, parse=Pixel.from_response)  # type: ignore[no-any-return]
         except LeadpipeConflictError as exc:
             if policy == "error":
                 raise
@@ -431,7 +452,7 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
         """
         path = f"{PIXELS_PATH}/{validation.path_id('pixel_id', pixel_id)}"
         body = validation.update_pixel_body(status, included_paths, excluded_paths)
-        return Pixel.from_response(self.request("PATCH", path, json=body))
+        return self.request("PATCH", path, json=body, parse=Pixel.from_response)  # type: ignore[no-any-return]
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the key against the authenticated account endpoint; never raises."""
@@ -442,8 +463,9 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
                 settings, timeout=min(settings.timeout, TEST_CONNECTION_TIMEOUT), max_retries=0
             )
             with httpx.Client(**core.client_kwargs(quick)) as client:
-                response = self._send(client, client.build_request("GET", ACCOUNT_PATH), quick)
-                status = AccountStatus.from_response(core.handle_response(response, quick))
+                request = client.build_request("GET", ACCOUNT_PATH)
+                handler = core.parsing(AccountStatus.from_response)
+                status = core.answer(handler, self._send(client, request, quick), quick)
         except Exception as exc:
             return False, self.redact(str(exc) or type(exc).__name__)
         credits = status.credits
@@ -454,19 +476,19 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
         )
 
 
-#: Connection lookups in flight, per event loop: see :meth:`LeadpipeHook.aget_settings`.
+#: Connection lookups waiting to start, per event loop: see :meth:`LeadpipeHook.aget_settings`.
 _LOOKUPS: weakref.WeakKeyDictionary[
     asyncio.AbstractEventLoop, dict[tuple[Any, ...], asyncio.Task[ApiSettings]]
 ] = weakref.WeakKeyDictionary()
 
 
 def _land(
-    flights: dict[tuple[Any, ...], asyncio.Task[ApiSettings]],
+    waiting: dict[tuple[Any, ...], asyncio.Task[ApiSettings]],
     key: tuple[Any, ...],
     done: asyncio.Task[ApiSettings],
 ) -> None:
-    if flights.get(key) is done:
-        del flights[key]
+    if waiting.get(key) is done:  # ended before it started (its loop closing)
+        del waiting[key]
     if not done.cancelled():
         done.exception()  # retrieved: no "exception was never retrieved" when every waiter left
 
@@ -481,11 +503,8 @@ async def _amask_secret(secret: str) -> None:
     await amask_secret(secret)
 
 
-async def _records(pages: AsyncGenerator[VisitorPage, None]) -> AsyncIterator[dict[str, Any]]:
-    async with aclosing(pages):  # stop the read-ahead as soon as the consumer stops
-        async for page in pages:
-            for record in page.records:
-                yield record
+def _handler(parse: Callable[[dict[str, Any]], Any] | None) -> Handler:
+    return core.handle_response if parse is None else core.parsing(parse)
 
 
 def _existing_pixel(pixels: list[Pixel], domain: str, conflict: LeadpipeConflictError) -> Pixel:
