@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Run the unit and dag.test suites (all but tests/e2e, tests/demo, tests/packaging and
-# tests/distributed) on each
-# supported Airflow minor.
+# tests/distributed) on each supported Airflow minor.
 #
 #   bash scripts/matrix.sh                 # every version in MATRIX_VERSIONS
 #   bash scripts/matrix.sh 2.11.2 3.3.2    # just these

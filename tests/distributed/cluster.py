@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.conftest import REPO
 from tests.e2e.standalone import (
     AirflowStack,
     StandaloneError,
@@ -80,6 +81,9 @@ class DistributedAirflow(AirflowStack):
                 "AIRFLOW__CELERY__BROKER_URL": broker_url,
                 "AIRFLOW__CELERY__RESULT_BACKEND": result_backend,
                 "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(worker_concurrency),
+                # The worker preloads the provider before forking (tests/distributed/celery_config.py).
+                "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "tests.distributed.celery_config.CELERY_CONFIG",
+                "PYTHONPATH": os.pathsep.join(filter(None, (str(REPO), os.environ.get("PYTHONPATH")))),
                 # One fernet key and one JWT secret for every component (each would make its own).
                 "AIRFLOW__CORE__FERNET_KEY": _fernet_key(),
                 "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import importlib.util
+import json
 import os
 import shutil
 import signal
@@ -39,10 +40,31 @@ WORKER_CONCURRENCY = 8
 PARALLELISM = 32
 
 
+#: What each scenario measured, by scenario (written to .artifacts/distributed/figures.json).
+FIGURES: dict[str, dict[str, object]] = {}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if HERE in Path(item.fspath).parents:
             item.add_marker(pytest.mark.distributed)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if FIGURES:
+        terminalreporter.section("distributed suite: figures")
+        for scenario, figures in FIGURES.items():
+            terminalreporter.line(f"{scenario}: {json.dumps(figures)}")
+
+
+@pytest.fixture
+def figures(request) -> Iterator[dict[str, object]]:
+    """A dict for the test's figures, kept (also on failure: what was seen so far) in FIGURES."""
+    seen: dict[str, object] = {}
+    yield seen
+    FIGURES[request.node.module.__name__.rsplit(".", 1)[-1]] = seen
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "figures.json").write_text(json.dumps(FIGURES, indent=2))
 
 
 def _require(condition: bool, reason: str) -> None:

@@ -59,11 +59,18 @@ def triggers_by_triggerer(cluster: DistributedAirflow, dag_ids: tuple[str, ...])
     return Counter(dict(rows))
 
 
-def running_triggerer_jobs(cluster: DistributedAirflow) -> list[int]:
-    """Ids of the triggerer jobs that have not ended, oldest first."""
+def live_triggerer_jobs(cluster: DistributedAirflow) -> list[int]:
+    """Ids of the triggerer jobs Airflow counts as alive, oldest first.
+
+    Alive as the scheduler and other triggerers judge it: not ended, and a heartbeat younger than
+    `[triggerer] triggerer_health_check_threshold` (a SIGKILLed triggerer never sets its end date).
+    """
+    threshold = float(cluster.env["AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD"])
     rows = query(
         cluster.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"],
-        "SELECT id FROM job WHERE job_type = 'TriggererJob' AND end_date IS NULL ORDER BY id",
+        "SELECT id FROM job WHERE job_type = 'TriggererJob' AND end_date IS NULL"
+        " AND latest_heartbeat > now() - make_interval(secs => %s) ORDER BY id",
+        threshold,
     )
     return [row[0] for row in rows]
 

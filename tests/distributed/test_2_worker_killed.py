@@ -19,11 +19,10 @@ from tests.e2e.airflow_api import trigger, wait_for_dag, xcom_value
 
 DAG_ID = "leadpipe_dist_visitors_pull"
 PAGES = VISITORS // 50
-FIGURES: dict[str, object] = {}
 
 
 @pytest.mark.timeout(600)
-def test_worker_killed_mid_pull_is_retried_and_the_file_is_complete(cluster, api, sandbox, tmp_path):
+def test_worker_killed_mid_pull_is_retried_and_the_file_is_complete(cluster, api, sandbox, figures, tmp_path):
     target = tmp_path / "visitors.jsonl"
     # Slow pages (0.2 s each, 4 in flight) so the pull is surely under way when the worker dies.
     sandbox.queue_faults(Fault.slow(0.2, count=PAGES // 2, path="/v1/data"), api_key=VISITORS_KEY)
@@ -58,7 +57,7 @@ def test_worker_killed_mid_pull_is_retried_and_the_file_is_complete(cluster, api
     result = xcom_value(api, DAG_ID, run_id, "pull")
     assert result["records"] == VISITORS and result["expected_records"] == VISITORS
 
-    FIGURES.update(
+    figures.update(
         records_written=len(ids),
         distinct_records=len(set(ids)),
         pages_requested_before_kill=pages_before_kill,
@@ -66,4 +65,3 @@ def test_worker_killed_mid_pull_is_retried_and_the_file_is_complete(cluster, api
         seconds_from_kill_to_success=round(retried_after, 1),
         tries=2,
     )
-    print(f"\nscenario 2 figures: {FIGURES}")

@@ -8,15 +8,16 @@ daily run again. (tests/e2e/test_asset_watcher.py proves the same on `airflow st
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from airflow_provider_leadpipe.testing import DEFAULT_API_KEY
-from tests.distributed.metadata import running_triggerer_jobs, wait_until
+from tests.distributed.metadata import live_triggerer_jobs, wait_until
 from tests.e2e.airflow_api import wait_for_dag
 from tests.e2e.test_asset_watcher import DAG_ID, RUNS, dag_runs, finished_runs, landed
 
 TRIGGERERS = ("triggerer-1", "triggerer-2")
-FIGURES: dict[str, object] = {}
 
 
 def polls(sandbox, cluster, more: int) -> None:
@@ -31,13 +32,13 @@ def polls(sandbox, cluster, more: int) -> None:
 
 @pytest.mark.timeout(600)
 def test_watcher_starts_one_dag_run_per_new_daily_run_across_a_triggerer_restart(
-    cluster, api, sandbox, watched_audience
+    cluster, api, sandbox, figures, watched_audience
 ):
     audience_id = watched_audience["id"]
     for name in TRIGGERERS:  # scenario 1 may have killed one
         if name not in cluster.processes:
             cluster.start_triggerer(name)
-    wait_until(lambda: len(running_triggerer_jobs(cluster)) == 2, "two triggerers", cluster, 120)
+    wait_until(lambda: len(live_triggerer_jobs(cluster)) == 2, "two triggerers", cluster, 120)
     wait_for_dag(api, DAG_ID)
     polls(sandbox, cluster, 3)  # the watcher runs and has its baseline
     assert dag_runs(api) == []  # the daily run made before the watcher started: no DAG run
@@ -50,12 +51,14 @@ def test_watcher_starts_one_dag_run_per_new_daily_run_across_a_triggerer_restart
 
     for name in TRIGGERERS:
         cluster.terminate(name)
-    assert running_triggerer_jobs(cluster) == []  # both ended cleanly
+    assert live_triggerer_jobs(cluster) == []  # both ended cleanly
     second = sandbox.add_daily_run(audience_id, data_date="2026-11-03")  # while no triggerer runs
     for name in TRIGGERERS:
         cluster.start_triggerer(name)
+    restarted = time.monotonic()
 
     runs = finished_runs(api, 2, cluster)
+    figures["seconds_from_restart_to_second_dag_run_finished"] = round(time.monotonic() - restarted, 1)
     polls(sandbox, cluster, 4)  # the re-created watcher polled again and again...
     runs = dag_runs(api)
     assert len(runs) == 2  # ...without a second DAG run for the first daily run
@@ -66,5 +69,4 @@ def test_watcher_starts_one_dag_run_per_new_daily_run_across_a_triggerer_restart
         assert "keeps its watermark in memory" not in log  # Airflow 3.3: the asset state store
         assert sandbox.api_key not in log
 
-    FIGURES.update(daily_runs_added=2, consumer_dag_runs=len(runs), duplicated=0, lost=0)
-    print(f"\nscenario 3 figures: {FIGURES}")
+    figures.update(daily_runs_added=2, consumer_dag_runs=len(runs), people_landed_per_run=4)
