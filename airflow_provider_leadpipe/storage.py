@@ -198,9 +198,14 @@ class AtomicFile:
             log.warning("Could not remove the temporary file %s: %s", self.temporary, exc)
 
 
-def task_owner(context: Any) -> str:
-    """:class:`AtomicFile`'s ``owner`` for a task instance: equal for all its tries, unlike any other's."""
-    ti = context["ti"]
+def task_owner(context: Any) -> str | None:
+    """:class:`AtomicFile`'s ``owner`` for a task instance: equal for all its tries, unlike any other's.
+
+    None outside a task instance (``execute()`` called with a context that has no ``ti``).
+    """
+    ti = context.get("ti")
+    if ti is None:
+        return None
     identity = "\0".join(map(str, (ti.dag_id, ti.run_id, ti.task_id, getattr(ti, "map_index", -1))))
     return hashlib.sha256(identity.encode()).hexdigest()[:12]
 

@@ -139,6 +139,7 @@ def test_task_owner_is_the_same_for_every_try_of_a_task_instance_only():
         }
 
     assert storage.task_owner(ti(1)) == storage.task_owner(ti(2))
+    assert storage.task_owner({}) is None  # execute() called by hand: no task instance, no owner
     assert (
         len(
             {
