@@ -7,12 +7,10 @@ packages are Debian's; scripts/install_services.sh installs them when missing.
 
 from __future__ import annotations
 
-import atexit
 import importlib.util
 import json
 import os
 import shutil
-import signal
 import subprocess
 import warnings
 from collections.abc import Iterator
@@ -23,6 +21,7 @@ import pytest
 from tests.conftest import REPO
 from tests.distributed.cluster import DistributedAirflow
 from tests.distributed.services import Postgres, Redis, postgres_bindir, redis_server
+from tests.e2e.standalone import always_stopped
 
 #: Component logs land here (gitignored; named in docs/distributed.md).
 ARTIFACTS = REPO / ".artifacts" / "distributed"
@@ -160,23 +159,9 @@ def cluster(tmp_path_factory, servers, sandbox, watched_audience) -> Iterator[Di
         },
     )
     stack.out = root / "audience-runs"  # type: ignore[attr-defined]
-    # Never leave orphans: SIGTERM (a CI timeout) becomes KeyboardInterrupt so teardown runs; atexit
-    # covers exits that skip teardown; every component also gets SIGINT if pytest dies.
-    previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
-    atexit.register(stack.stop)
-    try:
+    with always_stopped(stack):
         stack.start()
         yield stack
-    finally:
-        leftovers = stack.stop()
-        atexit.unregister(stack.stop)
-        signal.signal(signal.SIGTERM, previous_sigterm)
-        if leftovers:
-            warnings.warn(f"the distributed stack needed force to stop: {leftovers}", stacklevel=1)
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 @pytest.fixture(scope="package")

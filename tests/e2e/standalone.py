@@ -9,6 +9,7 @@ are shared with tests/distributed, which starts each component itself.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -17,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -275,6 +277,30 @@ def kill_strays(home: Path) -> list[str]:
             with contextlib.suppress(psutil.Error):
                 proc.kill()
     return strays
+
+
+@contextlib.contextmanager
+def always_stopped(stack: Any) -> Iterator[None]:
+    """Run the block, then ``stack.stop()`` whatever happens; warn about anything that needed force.
+
+    Never leave orphans: SIGTERM (a CI timeout) becomes KeyboardInterrupt so the block's teardown
+    runs; atexit covers exits that skip it; every process started with :func:`start_group` also
+    gets SIGINT if pytest dies.
+    """
+    previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
+    atexit.register(stack.stop)
+    try:
+        yield
+    finally:
+        leftovers = stack.stop()
+        atexit.unregister(stack.stop)
+        signal.signal(signal.SIGTERM, previous_sigterm)
+        if leftovers:
+            warnings.warn(f"{type(stack).__name__} needed force to stop: {leftovers}", stacklevel=3)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _interrupt_when_parent_dies() -> None:
