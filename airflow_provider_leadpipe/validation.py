@@ -2,7 +2,7 @@
 
 - Templated-or-not: :func:`has_template`.
 - Scalars: :func:`boolean`, :func:`number`, :func:`finite_number`, :func:`conn_id`, :func:`path_id`,
-  :func:`concurrency`, :func:`if_exists_policy`.
+  :func:`uuid_id`, :func:`concurrency`, :func:`if_exists_policy`.
 - What Airflow renders for a list or mapping argument: :func:`value_list`, :func:`string_list`,
   :func:`path_list`, :func:`mapping`.
 - Per-task hook settings: :func:`hook_params`.
@@ -388,13 +388,12 @@ def concurrency(value: Any) -> int:
 #: An id that goes into a URL path: RFC 3986 unreserved characters only, so it is sent as given
 #: and stays one path segment (no "/", no "%" that a server or proxy could decode into one).
 _PATH_ID = re.compile(r"[A-Za-z0-9._~-]{1,128}")
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
-def path_id(name: str, value: Any, *, uuid: bool = False) -> str:
+def path_id(name: str, value: Any) -> str:
     """An id that becomes one URL path segment (``/v1/data/pixels/{id}``), checked before anything
     is sent: a string of 1-128 letters, digits, ``-``, ``_``, ``.`` or ``~``, not ``.`` or ``..``
-    (which would turn the path into another endpoint); with ``uuid=True`` a hyphenated UUID.
+    (which would turn the path into another endpoint). Orbit's UUID ids: :func:`uuid_id`.
     Surrounding whitespace (a templated value's newline) is dropped.
 
     :param name: the argument's name, for the error message.
@@ -403,10 +402,6 @@ def path_id(name: str, value: Any, *, uuid: bool = False) -> str:
     if checked is None:
         raise LeadpipeConfigError(f"{name} must be an id as the API returns it, got {_shown(value)}")
     checked = checked.strip()
-    if uuid and not _UUID.fullmatch(checked):
-        raise LeadpipeConfigError(
-            f"{name} must be a UUID like 123e4567-e89b-42d3-a456-426614174000, got {_shown(value)}"
-        )
     if not _PATH_ID.fullmatch(checked) or not checked.strip("."):
         raise LeadpipeConfigError(
             f"{name} must be 1-128 letters, digits, '-', '_', '.' or '~', and not only dots: it is sent "
@@ -437,7 +432,8 @@ ON_TRUNCATED: tuple[str, ...] = ("fail", "warn")
 
 
 def uuid_id(value: Any, name: str) -> str:
-    """An Orbit id (audience, run, export): a UUID string, returned in its canonical form."""
+    """An Orbit id (audience, run, export): a UUID string, returned in its canonical form (hex
+    digits and hyphens, so it is always one URL path segment, like a :func:`path_id`)."""
     if isinstance(value, str):
         try:
             return str(uuid.UUID(value.strip()))

@@ -16,7 +16,7 @@ import hashlib
 import os
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Mapping
-from contextlib import aclosing, asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urlsplit
@@ -438,21 +438,50 @@ class AudiencesHookMixin:
         )
         return await self.asend(request, handler=call.handler, stream=stream)
 
+    # A plan left suspended by a failure still holds what it was sent (answers: people's data);
+    # closing it clears its frame, which the failure's traceback would otherwise reach. A failed
+    # call is thrown into the plan (a 409 may be explained by the runs list, and a failed lookup
+    # must not replace the 409); whatever escapes leaves the plan's finished frames cleared.
+
     def _run(self, plan: Plan[T]) -> T:
+        answer: Any = None
         try:
             call = next(plan)
             while True:
-                call = plan.send(self._call(call))
+                try:
+                    answer = self._call(call)
+                except LeadpipeError as error:  # the plan may explain or absorb a failed call
+                    call = plan.throw(error)
+                else:
+                    call, answer = plan.send(answer), None
         except StopIteration as finished:
             return finished.value  # type: ignore[no-any-return]
+        except BaseException as failure:
+            answer = None
+            core.forget_locals(failure)
+            raise
+        finally:
+            plan.close()
 
     async def _arun(self, plan: Plan[T]) -> T:
+        answer: Any = None
         try:
             call = next(plan)
             while True:
-                call = plan.send(await self._acall(call))
+                try:
+                    answer = await self._acall(call)
+                except LeadpipeError as error:
+                    call = plan.throw(error)
+                else:
+                    call, answer = plan.send(answer), None
         except StopIteration as finished:
             return finished.value  # type: ignore[no-any-return]
+        except BaseException as failure:
+            answer = None
+            core.forget_locals(failure)
+            raise
+        finally:
+            plan.close()
 
     # -- audiences ------------------------------------------------------------------------------
 
@@ -605,7 +634,7 @@ class AudiencesHookMixin:
     ) -> Iterator[dict[str, Any]]:
         """Every person of a completed run, in order (the API's own dicts: personal data)."""
         pages = self.iter_audience_result_pages(audience_id, run_id, page_size=page_size)
-        return (row for page in pages for row in page.results)
+        return paging.records(pages, "results")
 
     def aiter_audience_result_pages(
         self, audience_id: str, run_id: str, *, page_size: int = MAX_RESULTS_LIMIT, concurrency: int = 4
@@ -623,7 +652,7 @@ class AudiencesHookMixin:
         pages = self.aiter_audience_result_pages(
             audience_id, run_id, page_size=page_size, concurrency=concurrency
         )
-        return _rows(pages)
+        return paging.arecords(pages, "results")
 
     @staticmethod
     def _results_walk(
@@ -732,13 +761,6 @@ class AudiencesHookMixin:
                 finally:
                     await response.aclose()
                 return sink.verified()
-
-
-async def _rows(pages: AsyncGenerator[AudienceResultsPage, None]) -> AsyncIterator[dict[str, Any]]:
-    async with aclosing(pages):  # stop the read-ahead as soon as the consumer stops
-        async for page in pages:
-            for row in page.results:
-                yield row
 
 
 def _stream_or_raise(result: httpx.Response | _Refused, audience_id: str, run_id: str) -> httpx.Response:

@@ -4,7 +4,8 @@ Everything except the line that sends (``client.send`` vs ``await client.send``)
 settings from the connection (base URL, key, timeouts, retries, proxy and CA bundle), client
 construction (:func:`client_kwargs` for the API, :func:`network_kwargs` for any other host such as
 a signed download URL), the in-memory identity of a credential (:func:`sharing_key`), response and
-error classification, and the retry policy.
+error classification, the one place an answer becomes a result or an error (:func:`answer`), and
+the retry policy.
 :class:`~airflow_provider_leadpipe.hooks.leadpipe.LeadpipeHook` only wires it up.
 """
 
@@ -22,6 +23,7 @@ import secrets
 import ssl
 import string
 import time
+import traceback
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -40,6 +42,7 @@ from airflow_provider_leadpipe.exceptions import (
     LeadpipeConfigError,
     LeadpipeConflictError,
     LeadpipeConnectionError,
+    LeadpipeError,
     LeadpipeNotFoundError,
     LeadpipeRateLimitError,
     LeadpipeRequestError,
@@ -617,6 +620,57 @@ def handle_response(response: httpx.Response, settings: ApiSettings) -> Any:
     )
 
 
+def parsing(parse: Callable[[Any], Any]) -> Handler:
+    """A handler: :func:`handle_response`, then ``parse`` (e.g. ``AccountStatus.from_response``) on
+    the payload, so the payload is parsed inside :func:`answer`."""
+
+    def handle(response: httpx.Response, settings: ApiSettings) -> Any:
+        return parse(handle_response(response, settings))
+
+    return handle
+
+
+def answer(handler: Handler, response: httpx.Response, settings: ApiSettings) -> Any:
+    """``handler(response, settings)``: the one place where an answer becomes a result or an error.
+
+    Every hook call goes through here (``LeadpipeHook.send``), and every response is parsed inside
+    a handler. On failure the error leaves with nothing of the answer in reach: the frames below
+    (handlers, models, pydantic), whose arguments and locals held the body, are cleared; this
+    frame drops the response; and an error that is not a ``LeadpipeError`` (a pydantic
+    ``ValidationError`` quotes its input) becomes a ``LeadpipeResponseError`` naming only its type,
+    raised without it as cause or context. Tracebacks that print locals (Airflow's rich ones) then
+    show no copy of the body.
+    """
+    try:
+        return handler(response, settings)
+    except LeadpipeError as exc:
+        failure: LeadpipeError = exc
+    except Exception as exc:  # never kept: a model's or decoder's error may quote the body
+        traceback.clear_frames(exc.__traceback__)
+        failure = LeadpipeResponseError(
+            f"Leadpipe {describe(response.request)} answered HTTP {response.status_code} with a body "
+            f"that could not be read ({type(exc).__name__})",
+            http_status=response.status_code,
+        )
+    del response
+    forget_locals(failure)
+    try:
+        raise failure
+    finally:
+        del failure  # no reference cycle through this frame
+
+
+def forget_locals(exc: BaseException) -> None:
+    """Clear the local variables of every finished frame in the tracebacks of ``exc`` and of its
+    ``__cause__`` / ``__context__`` chain (frames still running are left as they are)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        traceback.clear_frames(current.__traceback__)
+        current = current.__cause__ or current.__context__
+
+
 def _envelope(response: httpx.Response, settings: ApiSettings) -> Mapping[str, Any] | str:
     """The payload of a 2xx answer, or a description of what is wrong with it."""
     payload = _json_body(response)
@@ -804,12 +858,15 @@ def replay_first_failure(attempt: tenacity.AttemptManager, failure: BaseExceptio
 __all__ = [
     "DEFAULT_BASE_URL",
     "ApiSettings",
+    "answer",
     "client_kwargs",
+    "forget_locals",
     "handle_response",
     "limit_body_time",
     "network_kwargs",
     "normalize_base_url",
     "parse_retry_after",
+    "parsing",
     "replay_first_failure",
     "replay_safe",
     "retry_kwargs",

@@ -6,8 +6,7 @@ import asyncio
 import dataclasses
 import time
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterator
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from functools import cached_property
 from typing import Any
 
@@ -191,10 +190,16 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
         params: dict[str, Any] | None = None,
         json: Any = None,
         headers: dict[str, str] | None = None,
-    ) -> dict[str, Any]:
-        """Send a request with retries; return the JSON payload or raise a typed LeadpipeError."""
+        parse: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> Any:
+        """Send a request with retries; return the JSON payload or raise a typed LeadpipeError.
+
+        :param parse: turns the payload into the result (e.g. ``AccountStatus.from_response``),
+            inside the request core: a body it refuses leaves no copy in the error's traceback
+            (see :func:`core.answer`).
+        """
         request = self.get_conn().build_request(method, path, params=params, json=json, headers=headers)
-        return self.send(request)  # type: ignore[no-any-return]
+        return self.send(request, handler=_handler(parse))
 
     async def arequest(
         self,
@@ -204,11 +209,12 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
         params: dict[str, Any] | None = None,
         json: Any = None,
         headers: dict[str, str] | None = None,
-    ) -> dict[str, Any]:
+        parse: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> Any:
         """Async :meth:`request`: the same retries, errors and payload, without blocking the loop."""
         client = await self.aget_conn()
         request = client.build_request(method, path, params=params, json=json, headers=headers)
-        return await self.asend(request)  # type: ignore[no-any-return]
+        return await self.asend(request, handler=_handler(parse))
 
     def send(
         self,
@@ -227,14 +233,14 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
         """
         client, settings = client or self.get_conn(), self.settings
         try:  # the first attempt runs outside tenacity: see core.replay_first_failure
-            return handler(self._send(client, request, settings, stream=stream), settings)
+            return core.answer(handler, self._send(client, request, settings, stream=stream), settings)
         except TRANSIENT_ERRORS as exc:
             failure = exc
         policy = core.retry_kwargs(settings, request.method, replay_safe=core.replay_safe(request))
         for attempt in tenacity.Retrying(**policy):
             with attempt:
                 core.replay_first_failure(attempt, failure)
-                result = handler(self._send(client, request, settings, stream=stream), settings)
+                result = core.answer(handler, self._send(client, request, settings, stream=stream), settings)
         return result
 
     async def asend(
@@ -248,14 +254,16 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
         """Async :meth:`send`."""
         client, settings = client or await self.aget_conn(), await self.aget_settings()
         try:
-            return handler(await self._asend(client, request, settings, stream=stream), settings)
+            return core.answer(handler, await self._asend(client, request, settings, stream=stream), settings)
         except TRANSIENT_ERRORS as exc:
             failure = exc
         policy = core.retry_kwargs(settings, request.method, replay_safe=core.replay_safe(request))
         async for attempt in tenacity.AsyncRetrying(**policy):
             with attempt:
                 core.replay_first_failure(attempt, failure)
-                result = handler(await self._asend(client, request, settings, stream=stream), settings)
+                result = core.answer(
+                    handler, await self._asend(client, request, settings, stream=stream), settings
+                )
         return result
 
     @staticmethod
@@ -306,11 +314,11 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
 
     def get_account_status(self) -> AccountStatus:
         """``GET /v1/data/account``: organization health, credits, pixels and intent slots."""
-        return AccountStatus.from_response(self.request("GET", ACCOUNT_PATH))
+        return self.request("GET", ACCOUNT_PATH, parse=AccountStatus.from_response)  # type: ignore[no-any-return]
 
     async def aget_account_status(self) -> AccountStatus:
         """Async :meth:`get_account_status`."""
-        return AccountStatus.from_response(await self.arequest("GET", ACCOUNT_PATH))
+        return await self.arequest("GET", ACCOUNT_PATH, parse=AccountStatus.from_response)  # type: ignore[no-any-return]
 
     # -- visitors: GET /v1/data, page by page (paging rules in hooks/paging.py) ----------------
 
@@ -327,9 +335,7 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
         :param email: one person's visit journey.
         :raises LeadpipeConfigError: for a bad filter value.
         """
-        return (
-            record for page in self.iter_visitor_pages(timeframe, domain, email) for record in page.records
-        )
+        return paging.records(self.iter_visitor_pages(timeframe, domain, email), "records")
 
     def iter_visitor_pages(
         self, timeframe: str | None = None, domain: str | None = None, email: str | None = None
@@ -339,7 +345,10 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
 
     def _visitor_pages(self, pager: VisitorPager) -> Iterator[VisitorPage]:
         return paging.read_pages(
-            pager, lambda number: self.request("GET", VISITORS_PATH, params=pager.params(number))
+            pager,
+            lambda number: self.request(
+                "GET", VISITORS_PATH, params=pager.params(number), parse=pager.parser(number)
+            ),
         )
 
     def aiter_visitors(
@@ -355,7 +364,8 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
         :param concurrency: pages requested at once (1-16). Pages are still yielded in order, and at
             most ``concurrency`` pages are held in memory.
         """
-        return _records(self.aiter_visitor_pages(timeframe, domain, email, concurrency=concurrency))
+        pages = self.aiter_visitor_pages(timeframe, domain, email, concurrency=concurrency)
+        return paging.arecords(pages, "records")
 
     def aiter_visitor_pages(
         self,
@@ -370,8 +380,9 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
         return self._avisitor_pages(pager, validation.concurrency(concurrency))
 
     def _avisitor_pages(self, pager: VisitorPager, concurrency: int) -> AsyncGenerator[VisitorPage, None]:
-        def fetch(number: int) -> Awaitable[dict[str, Any]]:
-            return self.arequest("GET", VISITORS_PATH, params=pager.params(number))
+        def fetch(number: int) -> Awaitable[VisitorPage]:
+            params = pager.params(number)
+            return self.arequest("GET", VISITORS_PATH, params=params, parse=pager.parser(number))
 
         return paging.aread_pages(pager, fetch, concurrency)
 
@@ -379,7 +390,7 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
 
     def list_pixels(self) -> list[Pixel]:
         """Every tracking pixel of the organization (the endpoint has no paging or filters)."""
-        return Pixel.list_from_response(self.request("GET", PIXELS_PATH))
+        return self.request("GET", PIXELS_PATH, parse=Pixel.list_from_response)  # type: ignore[no-any-return]
 
     def create_pixel(
         self,
@@ -406,7 +417,7 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
         body = validation.create_pixel_body(domain, name, included_paths, excluded_paths)
         policy = validation.if_exists_policy(if_exists)
         try:
-            return Pixel.from_response(self.request("POST", PIXELS_PATH, json=body))
+            return self.request("POST", PIXELS_PATH, json=body, parse=Pixel.from_response)  # type: ignore[no-any-return]
         except LeadpipeConflictError as exc:
             if policy == "error":
                 raise
@@ -431,7 +442,7 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
         """
         path = f"{PIXELS_PATH}/{validation.path_id('pixel_id', pixel_id)}"
         body = validation.update_pixel_body(status, included_paths, excluded_paths)
-        return Pixel.from_response(self.request("PATCH", path, json=body))
+        return self.request("PATCH", path, json=body, parse=Pixel.from_response)  # type: ignore[no-any-return]
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the key against the authenticated account endpoint; never raises."""
@@ -442,8 +453,9 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
                 settings, timeout=min(settings.timeout, TEST_CONNECTION_TIMEOUT), max_retries=0
             )
             with httpx.Client(**core.client_kwargs(quick)) as client:
-                response = self._send(client, client.build_request("GET", ACCOUNT_PATH), quick)
-                status = AccountStatus.from_response(core.handle_response(response, quick))
+                request = client.build_request("GET", ACCOUNT_PATH)
+                handler = core.parsing(AccountStatus.from_response)
+                status = core.answer(handler, self._send(client, request, quick), quick)
         except Exception as exc:
             return False, self.redact(str(exc) or type(exc).__name__)
         credits = status.credits
@@ -481,11 +493,8 @@ async def _amask_secret(secret: str) -> None:
     await amask_secret(secret)
 
 
-async def _records(pages: AsyncGenerator[VisitorPage, None]) -> AsyncIterator[dict[str, Any]]:
-    async with aclosing(pages):  # stop the read-ahead as soon as the consumer stops
-        async for page in pages:
-            for record in page.records:
-                yield record
+def _handler(parse: Callable[[dict[str, Any]], Any] | None) -> Handler:
+    return core.handle_response if parse is None else core.parsing(parse)
 
 
 def _existing_pixel(pixels: list[Pixel], domain: str, conflict: LeadpipeConflictError) -> Pixel:

@@ -1,15 +1,16 @@
 """Paging shared by the sync and the async iterators: the rules of each listing, and the loops.
 
 :func:`read_pages` / :func:`aread_pages` drive any pager (sequentially, or with a bounded window
-of requests in flight, fed back in order). :class:`VisitorPager` holds the rules of
-``GET /v1/data``; :class:`AudienceResultsPager` those of an Orbit run's results.
+of requests in flight, fed back in order); :func:`records` / :func:`arecords` turn pages into
+rows. :class:`VisitorPager` holds the rules of ``GET /v1/data``; :class:`AudienceResultsPager`
+those of an Orbit run's results.
 
 Visitors: page-number paging over ``GET /v1/data``.
 
-:class:`VisitorPager` does no I/O: it says which page to ask for, validates each page fed back
-in order, and decides when the listing is exhausted. The hook's loops only send the request
-(``request`` or ``await arequest``) and feed the payload back, so both paths stop at the same page
-for the same reason.
+:class:`VisitorPager` does no I/O: it says which page to ask for and how to validate its payload
+(:meth:`VisitorPager.parser`, run inside the request core), checks each page fed back in order, and
+decides when the listing is exhausted. The hook's loops only send the request (``request`` or
+``await arequest``) and feed the page back, so both paths stop at the same page for the same reason.
 
 When is a listing exhausted, in order of precedence:
 
@@ -27,14 +28,17 @@ when records leave a sliding ``timeframe`` window, be missed. See docs/visitors-
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import math
 from collections import deque
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextlib import aclosing
 from typing import Any, Protocol, TypeVar
 
-from airflow_provider_leadpipe.exceptions import LeadpipeConflictError, LeadpipeResponseError
+from airflow_provider_leadpipe.exceptions import LeadpipeConflictError, LeadpipeError, LeadpipeResponseError
+from airflow_provider_leadpipe.hooks import core
 from airflow_provider_leadpipe.models import AudienceResultsPage, VisitorPage
 
 P = TypeVar("P")
@@ -53,12 +57,23 @@ class Pager(Protocol[P]):
     def keep(self, page: P) -> bool: ...
 
 
+# Pages hold people's data. The loops below never keep a page while the next one is fetched,
+# and clear the frames a failure passed through (the pager's checks hold the page they refuse),
+# so an error's traceback -- printed with its local variables by Airflow's rich tracebacks --
+# reaches no page (see core.answer for the answers themselves).
+
+
 def read_pages(pager: Pager[P], fetch: Callable[[int], Any]) -> Iterator[P]:
     """Fetch page after page (``fetch(number)``), feed each to ``pager``; yield the ones it keeps."""
     while not pager.done:
-        page = pager.feed(fetch(pager.next_number))
+        try:
+            page = pager.feed(fetch(pager.next_number))
+        except LeadpipeError as exc:
+            core.forget_locals(exc)
+            raise
         if pager.keep(page):
             yield page
+        del page
 
 
 async def aread_pages(
@@ -74,14 +89,41 @@ async def aread_pages(
             while len(pending) < window and pager.may_request(ahead):
                 pending.append(asyncio.ensure_future(fetch(ahead)))
                 ahead += 1
-            page = pager.feed(await pending.popleft())
+            try:
+                page = pager.feed(await pending.popleft())
+            except LeadpipeError as exc:
+                core.forget_locals(exc)
+                raise
             if pager.keep(page):
                 yield page
+            del page
     finally:
         # Read-ahead past the end (or past a failure) is dropped, never leaked.
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+        pending.clear()  # a finished task's repr shows its result: a page
+
+
+def records(pages: Iterator[Any], field: str) -> Iterator[dict[str, Any]]:
+    """The rows of each page (its attribute ``field``), in order, holding no page while the next
+    one is fetched."""
+    for page in pages:
+        rows = getattr(page, field)
+        del page
+        yield from rows
+        del rows
+
+
+async def arecords(pages: AsyncGenerator[Any, None], field: str) -> AsyncIterator[dict[str, Any]]:
+    """Async :func:`records`; stops the pages' read-ahead as soon as the consumer stops."""
+    async with aclosing(pages):
+        async for page in pages:
+            rows = getattr(page, field)
+            del page
+            for row in rows:
+                yield row
+            row = rows = None  # none kept while the next page is awaited
 
 
 VISITORS_PATH = "/v1/data"
@@ -114,15 +156,22 @@ class VisitorPager:
         """False only for a page that ``meta`` says lies past the end (bounds read-ahead)."""
         return number <= self.next_number or self.last_page is None or number <= self.last_page
 
-    def feed(self, payload: Any) -> VisitorPage:
-        """Validate the payload of page :attr:`next_number` and advance.
+    @staticmethod
+    def parser(number: int) -> Callable[[Any], VisitorPage]:
+        """Validates the payload of page ``number`` (run by the request core, see ``core.answer``).
 
-        :raises LeadpipeResponseError: on a malformed page, or when a page repeats the previous one
-            exactly (the API ignoring ``page``; stopping beats looping forever).
+        :raises LeadpipeResponseError: on a malformed page.
+        """
+        return functools.partial(VisitorPage.from_response, number=number)
+
+    def feed(self, page: VisitorPage) -> VisitorPage:
+        """Check page :attr:`next_number` (from :meth:`parser`) and advance.
+
+        :raises LeadpipeResponseError: when a page repeats the previous one exactly (the API
+            ignoring ``page``; stopping beats looping forever).
         """
         if self.done:
             raise RuntimeError("the visitor listing is already exhausted")
-        page = VisitorPage.from_response(payload, number=self.next_number)
         self._check_progress(page)
         self.next_number += 1
         self.records += len(page.records)

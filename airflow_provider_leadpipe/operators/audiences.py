@@ -446,6 +446,7 @@ class LeadpipeAudienceResultsToStorageOperator(LeadpipeLineageMixin, _AudienceOp
                     # A blocking write of one page; read-ahead requests stay in flight.
                     out.write(encode(page.results))
                     records += len(page.results)
+                    del page  # people's data: not kept while the next page is awaited (tracebacks)
         return records, total
 
     def _write_export(self, audience_id: str, run: AudienceRun, file: storage.AtomicFile) -> tuple[int, bool]:

@@ -155,6 +155,7 @@ class LeadpipeVisitorsToStorageOperator(LeadpipeLineageMixin, LeadpipeBaseOperat
                     pages += 1
                     if pages % PROGRESS_EVERY == 0:
                         self.log.info("... %d records from %d pages so far", records, pages)
+                    del page  # personal data: not kept while the next page is awaited (tracebacks)
         return records, pages, expected
 
     def _query(self) -> dict[str, str]:

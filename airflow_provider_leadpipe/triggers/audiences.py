@@ -101,13 +101,7 @@ class LeadpipeAudienceRunTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        try:
-            payload = await self._wait()
-        except Exception as exc:  # an exception escaping run() would skip execute_complete
-            if not isinstance(exc, LeadpipeError):
-                self.log.exception("LeadpipeAudienceRunTrigger failed unexpectedly")
-            payload = events.from_exception(exc)
-        yield TriggerEvent(payload)
+        yield TriggerEvent(await events.outcome(self, self._wait))
 
     async def _wait(self) -> dict[str, Any]:
         last_reason = None

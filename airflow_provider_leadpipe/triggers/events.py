@@ -1,4 +1,5 @@
-"""The events LeadpipeAccountTrigger yields, and how the sensor turns one back into a result.
+"""The events LeadpipeAccountTrigger yields, and how the sensor turns one back into a result;
+:func:`outcome`, the one-event ``run()`` of the account and the audience run triggers.
 
 Every payload is a dict of JSON primitives with a ``status`` key:
 
@@ -16,13 +17,14 @@ timeout    the sensor's deadline passed before the condition held: ``message``
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSensorTimeout
 
 from airflow_provider_leadpipe import exceptions
 from airflow_provider_leadpipe.exceptions import LeadpipeAccountError, LeadpipeAuthError, LeadpipeError
+from airflow_provider_leadpipe.hooks.core import forget_locals
 from airflow_provider_leadpipe.models import AccountStatus
 
 SUCCESS, FAILURE, ERROR, TIMEOUT = "success", "failure", "error", "timeout"
@@ -51,6 +53,22 @@ def from_exception(exc: BaseException, message: str | None = None) -> dict[str, 
         "message": message if message is not None else (str(exc) or type(exc).__name__),
         "http_status": getattr(exc, "http_status", None),
     }
+
+
+async def outcome(trigger: Any, wait: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+    """The payload of a trigger's one event: what ``wait()`` returns, or the event of the exception
+    it raises (an exception escaping ``run()`` would skip the task's ``execute_complete``).
+
+    A ``LeadpipeError`` is the news itself; anything else is logged with its traceback, whose
+    frames' local variables are cleared first (tracebacks that print locals would show them).
+    """
+    try:
+        return await wait()
+    except Exception as exc:
+        if not isinstance(exc, LeadpipeError):
+            forget_locals(exc)
+            trigger.log.exception("%s failed unexpectedly", type(trigger).__name__)
+        return from_exception(exc)
 
 
 def result_of(event: Any) -> dict[str, Any]:

@@ -83,12 +83,7 @@ class LeadpipeAccountTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        try:
-            payload = await self._wait()
-        except Exception as exc:  # an exception escaping run() would skip execute_complete
-            self.log.exception("LeadpipeAccountTrigger failed unexpectedly")
-            payload = events.from_exception(exc)
-        yield TriggerEvent(payload)
+        yield TriggerEvent(await events.outcome(self, self._wait))
 
     def _backoff(self, answers: int) -> float:
         # The sensor poked once before deferring: the trigger's n-th answer is check n + 1.

@@ -377,6 +377,20 @@ def test_results_409_without_details_reads_them_from_the_runs_list(call):
     assert caught.value.status == "cancelled" and caught.value.error_code == "CONFLICT"
 
 
+@pytest.mark.parametrize("lookup_status", [404, 401])
+def test_results_409_whose_runs_lookup_fails_still_raises_the_run_error(call, lookup_status):
+    """The 409 is the news: a runs-list lookup that fails must not replace it with its own error."""
+    with respx.mock() as mock:
+        mock.get(RESULTS).respond(
+            409, json={"error": {"code": "RUN_NOT_SERVABLE", "message": "Run cannot serve results"}}
+        )
+        mock.get(RUNS).respond(lookup_status, json={"error": {"code": "LOOKUP", "message": "lookup failed"}})
+        with pytest.raises(LeadpipeAudienceRunError) as caught:
+            call("get_audience_results_page", AUDIENCE_ID, RUN_ID)
+    assert caught.value.error_code == "RUN_NOT_SERVABLE"
+    assert "lookup failed" not in str(caught.value)
+
+
 @pytest.mark.parametrize(("limit", "offset"), [(0, 0), (101, 0), (10, -1), (True, 0)])
 def test_results_page_bad_paging(call, limit, offset):
     with pytest.raises(LeadpipeConfigError):

@@ -1,0 +1,280 @@
+"""README.md and docs/*.md, executed: every Python and shell block runs against the sandbox, and
+every output a document claims is compared with what the block before it really printed.
+
+Library: Sybil (https://sybil.readthedocs.io). It finds fenced blocks and HTML-comment directives in
+Markdown (``<!-- skip: next "reason" -->``, ``<!-- invisible-code-block: python ... -->``), runs the
+Python blocks of one document in one namespace, in order, with tracebacks pointing at the
+document's own lines, and takes an evaluator of ours for any other kind of block. pytest-examples
+runs Python blocks only and wants printed output as ``#>`` comments inside the code, which is not
+how these documents show it. What is ours is only what Sybil leaves to its users: the evaluators
+for ``bash`` blocks, for ``text`` / ``log`` blocks (claimed output, matched with doctest's own
+matcher and its ``...`` wildcard), for ``json`` blocks and for blocks with a ``title="<file>"``.
+
+The conventions a document follows:
+
+- ```` ```python ```` and ```` ```bash ```` blocks run, in document order. Python shares the
+  document's namespace, where ``leadpipe_sandbox`` (and its alias ``sandbox``) is the pytest
+  fixture's sandbox, reset for each document, with ``AIRFLOW_CONN_LEADPIPE_DEFAULT`` pointing at it;
+  it runs inside a DAG (``with DAG(...)``, one per document) as the tasks of a DAG file would.
+  Shell blocks run with ``bash -euo pipefail`` in a fresh folder per document (``project``), with
+  this venv's ``bin`` first on ``PATH`` and a throw-away ``AIRFLOW_HOME`` per document (a copy of
+  the session's migrated SQLite DB), never the user's.
+- A ```` ```text ```` block right after a block that ran is what that block printed (stdout), a
+  ```` ```log ```` block what a Python block logged at INFO and above (messages only);
+  ``...`` matches anything, whitespace differences are ignored.
+- ```` ```python title="conftest.py" ```` writes the file into ``project`` (any language).
+- A ```` ```json ```` block is data for the blocks after it (``json_block``), so a hidden block
+  (``<!-- invisible-code-block: python ... -->``) can check a documented shape against the code.
+- A block that cannot run on its own is preceded by ``<!-- skip: next "why" -->`` (or enclosed in
+  ``skip: start "why"`` / ``skip: end``); the reason is required and the list is printed at the
+  end of the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import doctest
+import io
+import json
+import logging
+import os
+import re
+import shlex
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from unittest import SkipTest, mock
+
+import pytest
+import structlog.testing
+from sybil import Document, Example, Region, Sybil
+from sybil.evaluators.python import PythonEvaluator
+from sybil.evaluators.skip import Skipper
+from sybil.parsers.markdown import CodeBlockParser, SkipParser
+from sybil.parsers.markdown.lexers import FencedCodeBlockLexer
+
+pytestmark = pytest.mark.docs
+
+try:
+    from airflow.sdk import DAG
+except ImportError:  # Airflow 2.x
+    from airflow import DAG
+
+REPO = Path(__file__).resolve().parents[2]
+DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+SHELL_TIMEOUT = 180
+#: Namespace key of the last block that ran: where it ended and what it printed.
+LAST_OUTPUT = "_docs_last_output"
+#: doctest's matcher: ``...`` matches any text, runs of whitespace compare equal.
+MATCH_FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+
+
+@dataclass
+class Printed:
+    end: int  # offset in the document where the block that printed it ends
+    text: str  # its standard output
+    log: str = ""  # the messages it logged (Python blocks), one per line
+
+
+def _record(example: Example, text: str, log: str = "") -> None:
+    example.namespace[LAST_OUTPUT] = Printed(example.end, text, log)
+
+
+class _Messages(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+_python = PythonEvaluator()
+
+
+def run_python(example: Example) -> None:
+    __tracebackhide__ = True
+    printed, messages, root = io.StringIO(), _Messages(), logging.getLogger()
+    level = root.level
+    root.addHandler(messages)
+    root.setLevel(min(level, logging.INFO) or logging.INFO)
+    try:
+        # Airflow 3's task SDK logs through structlog (operators' self.log), the rest through logging.
+        with contextlib.redirect_stdout(printed), structlog.testing.capture_logs() as events:
+            _python(example)
+    finally:
+        root.removeHandler(messages)
+        root.setLevel(level)
+    for event in events:
+        if logging.getLevelName(event.get("log_level", "info").upper()) >= logging.INFO:
+            args = event.get("positional_args")
+            messages.lines.append(event["event"] % args if args else str(event["event"]))
+    _record(example, printed.getvalue(), "\n".join(messages.lines) + "\n")
+
+
+def run_shell(example: Example) -> str | None:
+    namespace = example.namespace
+    try:
+        done = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", str(example.parsed)],
+            cwd=namespace["project"],
+            env=namespace["shell_env"],
+            capture_output=True,
+            text=True,
+            timeout=SHELL_TIMEOUT,
+        )
+    except subprocess.TimeoutExpired as exc:
+        return f"still running after {SHELL_TIMEOUT} s:\n{exc.stdout}\n{exc.stderr}"
+    if done.returncode:
+        return f"exit status {done.returncode}\n--- stdout\n{done.stdout}\n--- stderr\n{done.stderr[-4000:]}"
+    _record(example, done.stdout)
+    return None
+
+
+def _check(example: Example, what: str) -> str | None:
+    """The claimed output (``text``) or log (``log``) matches what the block right before it produced."""
+    printed: Printed | None = example.namespace.get(LAST_OUTPUT)
+    between = example.document.text[printed.end : example.start] if printed else ""
+    if printed is None or "```" in between:
+        return f"a {what} block must follow a block that ran"
+    claimed, actual = str(example.parsed), printed.text if what == "text" else printed.log
+    checker = doctest.OutputChecker()
+    if checker.check_output(claimed, actual, MATCH_FLAGS):
+        return None
+    return checker.output_difference(doctest.Example("", claimed), actual, MATCH_FLAGS)
+
+
+def check_output(example: Example) -> str | None:
+    return _check(example, "text")
+
+
+def check_log(example: Example) -> str | None:
+    return _check(example, "log")
+
+
+def keep_json(example: Example) -> None:
+    """A ``json`` block is data: the blocks after it find it parsed as ``json_block`` (None when it
+    is a sketch with ``…`` placeholders rather than JSON)."""
+    try:
+        example.namespace["json_block"] = json.loads(str(example.parsed))
+    except ValueError:
+        example.namespace["json_block"] = None
+
+
+def write_file(example: Example) -> None:
+    name, source = example.parsed
+    target = Path(example.namespace["project"]) / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(str(source))
+
+
+class FileBlockParser:
+    """```` ```<language> title="<path>" ````: the block is that file of the document's project."""
+
+    lexer = FencedCodeBlockLexer(
+        language=r'[\w+-]+ title="[^"]+"', mapping={"language": "info", "source": "source"}
+    )
+
+    def __call__(self, document: Document):
+        for region in self.lexer(document):
+            name = re.search(r'title="([^"]+)"', region.lexemes["info"]).group(1)
+            yield Region(region.start, region.end, (name, region.lexemes["source"]), write_file)
+
+
+SYBIL = Sybil(
+    parsers=[
+        CodeBlockParser("python", run_python),
+        CodeBlockParser("bash", run_shell),
+        CodeBlockParser("text", check_output),
+        CodeBlockParser("log", check_log),
+        CodeBlockParser("json", keep_json),
+        FileBlockParser(),
+        SkipParser(),
+    ],
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def serve_briefly(command: str, env: dict[str, str], lines: int = 4) -> None:
+    """Print the first ``lines`` lines a server command prints, then stop it (SIGTERM).
+
+    For documented commands that serve until stopped: the ``--port`` they name is swapped for a
+    free one while they run, and swapped back in what they printed.
+    """
+    args = shlex.split(command)
+    asked = args[args.index("--port") + 1]
+    free = str(_free_port())
+    args[args.index("--port") + 1] = free
+    server = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert server.stdout is not None
+        banner = "".join(server.stdout.readline() for _ in range(lines))
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    print(banner.replace(free, asked), end="")
+
+
+def _shell_env(project: Path, migrated_db: Path) -> dict[str, str]:
+    """The environment of a document's shell blocks: this venv first on PATH, and an Airflow home of
+    the document's own, whose SQLite DB is a copy of the session's migrated one (what a block
+    stores, e.g. `airflow connections add`, stays there: never in the suite's DB or the user's)."""
+    home = project / ".airflow-home"
+    home.mkdir()
+    # SQLite's own backup: a consistent copy, also of what is still in the source's journal.
+    with (
+        contextlib.closing(sqlite3.connect(migrated_db)) as source,
+        contextlib.closing(sqlite3.connect(home / "airflow.db")) as copy,
+    ):
+        source.backup(copy)
+    env = {name: value for name, value in os.environ.items() if not name.startswith("PYTEST_")}
+    env.update(
+        {
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
+            "HOME": str(project),  # nothing a command writes "for the user" lands in the real home
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        }
+    )
+    return env
+
+
+@pytest.mark.parametrize("path", DOCUMENTS, ids=[str(p.relative_to(REPO)) for p in DOCUMENTS])
+def test_document_runs_as_written(path, leadpipe_sandbox, airflow_db, tmp_path, marked_blocks):
+    document = SYBIL.parse(path)
+    project = tmp_path / "project"
+    project.mkdir()
+    shell_env = _shell_env(project, airflow_db)
+    document.namespace.update(
+        leadpipe_sandbox=leadpipe_sandbox,
+        sandbox=leadpipe_sandbox,
+        project=project,
+        shell_env=shell_env,
+        serve_briefly=lambda command: serve_briefly(command, shell_env),
+    )
+    name = str(path.relative_to(REPO))
+    failures = []
+    # Snippets of tasks run as they would in a DAG file: inside a DAG (one per document; a block
+    # that defines its own DAG nests in it). Whatever a block does to os.environ is undone after.
+    with mock.patch.dict(os.environ), DAG(dag_id=f"docs_{path.stem}", schedule=None):
+        for example in document.examples():
+            if isinstance(example.region.evaluator, Skipper):
+                action, reason = example.parsed
+                if action in ("start", "next") and not (reason and reason.strip().strip("\"'")):
+                    failures.append(f"{name}:{example.line}: 'skip: {action}' needs a reason")
+            try:
+                example.evaluate()
+            except SkipTest as skipped:
+                marked_blocks.append((name, example.line, str(skipped)))
+            except Exception as exc:  # every failure of the document, not only the first
+                failures.append(f"{name}:{example.line}: {type(exc).__name__}: {exc}")
+    assert not failures, "\n\n".join(failures)
