@@ -4,11 +4,13 @@ One process per case: ``python -m bench.triggerer --impl leadpipe --n 1000 --con
 The API server runs in its own process, so CPU time measured here is the client's alone.
 
 Each trigger is driven like Airflow's TriggerRunner drives it (``async for event in trigger.run()``
-in its own task); start times are spread evenly over the first interval, as triggers deferred at
-different moments would be. After a warm-up, one window of ``--duration`` seconds is measured:
-per-trigger evaluation timestamps, process CPU, a 10 ms loop-lag ticker, and the server's request
-count. Then, for implementations with a condition, the account changes and the time until every
-trigger has fired its event is measured.
+in its own task); start times are spread evenly over the first interval (``--spread 1``, the
+default), or all started in one pass (``--spread 0``) as Airflow's triggerer creates the triggers
+handed to it since its last loop iteration (``TriggerRunner.create_triggers``: one after the
+other, yielding to the event loop between two). After a warm-up, one window of ``--duration``
+seconds is measured: per-trigger evaluation timestamps, process CPU, a 10 ms loop-lag ticker, and
+the server's request count. Then, for implementations with a condition, the account changes and
+the time until every trigger has fired its event is measured.
 """
 
 from __future__ import annotations
@@ -295,12 +297,13 @@ async def measure(
     settle: float,
     calibrate: float = 2.0,
     max_startup: float = 300.0,
+    spread: float = 1.0,
 ) -> dict[str, Any]:
     events: dict[int, float] = {}
     errors: list[str] = []
 
     async def drive(i: int) -> None:
-        await asyncio.sleep(impl.interval * i / impl.n)
+        await asyncio.sleep(spread * impl.interval * i / impl.n)
         try:
             async for event in impl.run(i):
                 events[i] = clock()
@@ -399,6 +402,12 @@ def main() -> None:
     parser.add_argument(
         "--calibrate", type=float, default=2.0, help="seconds measuring the harness's own CPU, first"
     )
+    parser.add_argument(
+        "--spread",
+        type=float,
+        default=1.0,
+        help="start times spread over this many intervals (0: all in one pass, as Airflow's triggerer)",
+    )
     args = parser.parse_args()
 
     # Every case carries what a triggerer process has loaded (Airflow, both providers' triggers),
@@ -414,7 +423,9 @@ def main() -> None:
         with env_connections(impl.connections()):
             impl.install()
             result = asyncio.run(
-                measure(impl, sandbox, args.warmup, args.duration, args.settle, args.calibrate)
+                measure(
+                    impl, sandbox, args.warmup, args.duration, args.settle, args.calibrate, spread=args.spread
+                )
             )
     emit(
         {

@@ -104,24 +104,34 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
     async def aget_settings(self) -> ApiSettings:
         """Settings from the connection, looked up without blocking the event loop.
 
-        Hooks of one connection (with the same overrides) that read it at the same time share one
-        lookup, so a triggerer starting thousands of triggers on one connection does not look it
-        up thousands of times. Nothing is kept once a lookup completes: a later call reads the
-        connection again. (asyncio has no single-flight helper; this is the few lines it takes.)
+        Hooks of one connection (with the same overrides) that ask in one pass of the event loop
+        share one lookup, so a triggerer starting thousands of triggers on one connection does not
+        look it up thousands of times. A lookup that has started is never joined: whatever a caller
+        gets was read after it asked (a key rotated in between is never handed to a later caller).
+        Nothing is kept once a lookup completes: a later call reads the connection again.
+        (asyncio has no single-flight helper; this is the few lines it takes.)
         """
         if self._settings is None:
             loop = asyncio.get_running_loop()
-            flights = _LOOKUPS.get(loop)
-            if flights is None:
-                flights = _LOOKUPS[loop] = {}
+            waiting = _LOOKUPS.get(loop)
+            if waiting is None:
+                waiting = _LOOKUPS[loop] = {}
             key = (self.leadpipe_conn_id, *map(repr, self._overrides.values()))  # any value hashes
-            flight = flights.get(key)
-            if flight is None:
-                flight = flights[key] = loop.create_task(self._aread_settings())
-                flight.add_done_callback(lambda done: _land(flights, key, done))
+            lookup = waiting.get(key)
+            if lookup is None:
+                lookup = waiting[key] = loop.create_task(self._alookup(waiting, key))
+                lookup.add_done_callback(lambda done: _land(waiting, key, done))
             # Shielded: one waiter's cancellation (a trigger cleared) must not fail the others.
-            self._settings = await asyncio.shield(flight)
+            self._settings = await asyncio.shield(lookup)
         return self._settings
+
+    async def _alookup(
+        self, waiting: dict[tuple[Any, ...], asyncio.Task[ApiSettings]], key: tuple[Any, ...]
+    ) -> ApiSettings:
+        await asyncio.sleep(0)  # callers in this pass of the event loop join
+        if waiting.get(key) is asyncio.current_task():
+            del waiting[key]  # started: a caller from now on starts a lookup of its own
+        return await self._aread_settings()
 
     async def _aread_settings(self) -> ApiSettings:
         conn = await self._aget_leadpipe_connection()
@@ -466,19 +476,19 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
         )
 
 
-#: Connection lookups in flight, per event loop: see :meth:`LeadpipeHook.aget_settings`.
+#: Connection lookups waiting to start, per event loop: see :meth:`LeadpipeHook.aget_settings`.
 _LOOKUPS: weakref.WeakKeyDictionary[
     asyncio.AbstractEventLoop, dict[tuple[Any, ...], asyncio.Task[ApiSettings]]
 ] = weakref.WeakKeyDictionary()
 
 
 def _land(
-    flights: dict[tuple[Any, ...], asyncio.Task[ApiSettings]],
+    waiting: dict[tuple[Any, ...], asyncio.Task[ApiSettings]],
     key: tuple[Any, ...],
     done: asyncio.Task[ApiSettings],
 ) -> None:
-    if flights.get(key) is done:
-        del flights[key]
+    if waiting.get(key) is done:  # ended before it started (its loop closing)
+        del waiting[key]
     if not done.cancelled():
         done.exception()  # retrieved: no "exception was never retrieved" when every waiter left
 

@@ -11,10 +11,8 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from airflow_provider_leadpipe import validation
 from airflow_provider_leadpipe.conditions import AccountCondition
 from airflow_provider_leadpipe.exceptions import LeadpipeAuthError
-from airflow_provider_leadpipe.hooks.core import sharing_key
-from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.triggers import events
-from airflow_provider_leadpipe.triggers.poller import AccountPoller
+from airflow_provider_leadpipe.triggers.poller import AccountPoller, resolve
 
 
 class LeadpipeAccountTrigger(BaseTrigger):
@@ -92,13 +90,11 @@ class LeadpipeAccountTrigger(BaseTrigger):
     async def _wait(self) -> dict[str, Any]:
         refused: dict[bytes, dict[str, Any]] = {}
         while True:
-            # Read here, in this trigger's context: a per-team secrets lookup resolves this
-            # trigger's connection, never another's.
-            hook = LeadpipeHook(leadpipe_conn_id=self.leadpipe_conn_id, **self.hook_params)
+            # Read now (never a read that started before), shared with triggers starting together.
             try:
-                key = sharing_key(await hook.aget_settings())
+                key, hook = await resolve(self.leadpipe_conn_id, self.hook_params)
             except Exception as exc:  # no connection, bad settings: an error event, as a bad answer
-                return events.from_exception(exc, hook.redact(str(exc) or type(exc).__name__))
+                return events.from_exception(exc)  # (nothing read: no key to redact)
             if key in refused:
                 return refused[key]  # the connection still resolves to the refused key
             result = await self._wait_on(AccountPoller.for_key(key, hook))

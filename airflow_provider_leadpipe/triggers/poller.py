@@ -10,6 +10,13 @@ therefore share one :class:`AccountPoller` per credential:
   a salted fingerprint of the key, proxy, CA bundle, and the ``hook_params`` timeout and retries).
   Two ids with one key share a poll; one id that resolves to two keys (a rotation, per-team
   secrets) never shares an answer between them. The poller never re-reads a connection.
+- Reading a connection costs more than everything else a starting trigger does (0.3-0.7 ms of
+  CPU, nearly all inside Airflow's lookup), so triggers of one connection share reads
+  (:func:`resolve`): a read may be joined only until it starts, so whatever a trigger gets was
+  read after it asked, and reads of one connection start at most once per :data:`LOOKUP_GATHER`.
+  Airflow's triggerer creates the triggers handed to it in one pass of its loop, about once a
+  second: a pass costs a read or two however many triggers it starts; a lone trigger waits for
+  none.
 
 - The poller is a single task that fetches ``GET /v1/data/account`` every
   ``min(subscriber intervals)`` (measured start to start; at most one request in flight) and
@@ -35,24 +42,95 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import logging
 import weakref
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 from airflow_provider_leadpipe.conditions import AccountCondition, LeadpipeAccountError, unavailable
 from airflow_provider_leadpipe.exceptions import TRANSIENT_ERRORS
+from airflow_provider_leadpipe.hooks.core import sharing_key
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.models import AccountStatus
 from airflow_provider_leadpipe.triggers import events
 
 log = logging.getLogger("airflow.providers.leadpipe.poller")
 
+#: Reads of one connection by starting triggers begin at most once per this many seconds; the
+#: triggers arriving in between share the next one (see :func:`resolve`).
+LOOKUP_GATHER = 0.1
+
 _REGISTRY: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[bytes, AccountPoller]] = (
     weakref.WeakKeyDictionary()
 )
+
+
+async def resolve(conn_id: str, hook_params: Mapping[str, Any]) -> tuple[bytes, LeadpipeHook]:
+    """Read ``conn_id`` for a starting trigger: the sharing key of what it resolves to now
+    (:func:`~airflow_provider_leadpipe.hooks.core.sharing_key`), and a hook holding those settings
+    (for :meth:`AccountPoller.for_key`).
+
+    Triggers of one connection and ``hook_params`` share reads. A read may be joined only until
+    it starts, so every trigger's answer was read after it asked; it starts at once when none did
+    in the last :data:`LOOKUP_GATHER` seconds, else that long after the last one did.
+    """
+    loop = asyncio.get_running_loop()
+    reads = _READS.get(loop)
+    if reads is None:
+        reads = _READS[loop] = _Reads()
+    return await reads.join((conn_id, *sorted(hook_params.items())), conn_id, hook_params)
+
+
+class _Reads:
+    """The connection reads of starting triggers in one event loop: see :func:`resolve`.
+    (asyncio has no single-flight helper; this is the few lines it takes.)"""
+
+    def __init__(self) -> None:
+        #: Reads not started yet, which a trigger may join.
+        self.waiting: dict[tuple[Any, ...], asyncio.Task[tuple[bytes, LeadpipeHook]]] = {}
+        #: When the latest read started, for LOOKUP_GATHER seconds after it did.
+        self.started: dict[tuple[Any, ...], float] = {}
+
+    async def join(
+        self, key: tuple[Any, ...], conn_id: str, hook_params: Mapping[str, Any]
+    ) -> tuple[bytes, LeadpipeHook]:
+        read = self.waiting.get(key)
+        if read is None:
+            loop = asyncio.get_running_loop()
+            delay = max(0.0, self.started.get(key, -LOOKUP_GATHER) + LOOKUP_GATHER - loop.time())
+            hook = LeadpipeHook(leadpipe_conn_id=conn_id, **hook_params)
+            # Created in the asking trigger's context, as its own read would be (per-team secrets).
+            read = self.waiting[key] = loop.create_task(self._read(key, hook, delay))
+            read.add_done_callback(functools.partial(self._land, key))
+        # Shielded: one trigger's cancellation (a trigger cleared) must not fail the others.
+        return await asyncio.shield(read)
+
+    async def _read(
+        self, key: tuple[Any, ...], hook: LeadpipeHook, delay: float
+    ) -> tuple[bytes, LeadpipeHook]:
+        await asyncio.sleep(delay)  # at least to the next pass of the loop: its triggers join
+        if self.waiting.get(key) is asyncio.current_task():
+            del self.waiting[key]  # started: a trigger from now on waits for a read of its own
+        loop = asyncio.get_running_loop()
+        started = self.started[key] = loop.time()
+        loop.call_later(LOOKUP_GATHER, self._forget, key, started)
+        return sharing_key(await hook.aget_settings()), hook
+
+    def _forget(self, key: tuple[Any, ...], started: float) -> None:
+        if self.started.get(key) == started:
+            del self.started[key]
+
+    def _land(self, key: tuple[Any, ...], done: asyncio.Task[tuple[bytes, LeadpipeHook]]) -> None:
+        if self.waiting.get(key) is done:  # ended before it started (its loop closing)
+            del self.waiting[key]
+        if not done.cancelled():
+            done.exception()  # retrieved: no "exception was never retrieved" when every waiter left
+
+
+_READS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Reads] = weakref.WeakKeyDictionary()
 
 
 class Answer:

@@ -195,3 +195,33 @@ async def test_a_cancelled_waiter_does_not_fail_the_shared_lookup(leadpipe_conn,
     assert lookups == ["leadpipe_default"]
     with pytest.raises(asyncio.CancelledError):
         await first
+
+
+@pytest.fixture
+def reads(monkeypatch):
+    """Records each async connection lookup of LeadpipeHook as (start time, key it read); the
+    connection is read as the lookup starts, and the answer arrives 50 ms later."""
+    seen = []
+    original = LeadpipeHook._aget_leadpipe_connection
+
+    async def read_then_wait(self):
+        conn = await original(self)
+        seen.append((asyncio.get_running_loop().time(), conn.password))
+        await asyncio.sleep(0.05)
+        return conn
+
+    monkeypatch.setattr(LeadpipeHook, "_aget_leadpipe_connection", read_then_wait)
+    return seen
+
+
+async def test_a_lookup_that_has_started_is_never_joined(leadpipe_conn, reads):
+    first = asyncio.create_task(LeadpipeHook().aget_settings())
+    while not reads:  # the first lookup has read the connection and is still in flight
+        await asyncio.sleep(0.005)
+    leadpipe_conn(password="sk_live_ROTATED_77")
+
+    later = await LeadpipeHook().aget_settings()
+
+    assert later.api_key == "sk_live_ROTATED_77"  # not the answer of the lookup in flight
+    assert (await first).api_key == API_KEY
+    assert [key for _, key in reads] == [API_KEY, "sk_live_ROTATED_77"]

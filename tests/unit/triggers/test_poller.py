@@ -14,7 +14,7 @@ import respx
 
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.triggers.leadpipe import LeadpipeAccountTrigger
-from airflow_provider_leadpipe.triggers.poller import _REGISTRY
+from airflow_provider_leadpipe.triggers.poller import _REGISTRY, LOOKUP_GATHER, resolve
 from tests.unit.conftest import API_KEY
 from tests.unit.triggers.account_api import AccountAPI, account, eventually
 from tests.unit.triggers.account_api import make_trigger as trigger
@@ -27,6 +27,10 @@ def connections(leadpipe_conn):
     leadpipe_conn(extra=extra)
     for name in ("a", "b", "c"):
         leadpipe_conn(f"lp_{name}", host=f"https://{name}.api.test", extra=extra)
+
+
+def _pollers() -> list:
+    return [poller for pollers in _REGISTRY.values() for poller in pollers.values()]
 
 
 def start(*triggers: LeadpipeAccountTrigger) -> list[asyncio.Task]:
@@ -53,6 +57,58 @@ async def test_many_triggers_on_one_connection_send_one_request_per_interval():
     # Every trigger has polled 3+ times; without sharing that would be 900+ requests.
     assert 3 <= api.calls <= elapsed / 0.1 + 2
     assert api.max_in_flight == 1
+
+
+async def test_triggers_starting_together_or_one_by_one_share_connection_lookups(monkeypatch):
+    lookups = []
+    original = LeadpipeHook._aget_leadpipe_connection
+
+    async def counted(self):
+        lookups.append(self.leadpipe_conn_id)
+        return await original(self)
+
+    monkeypatch.setattr(LeadpipeHook, "_aget_leadpipe_connection", counted)
+    with respx.mock() as router:
+        api = AccountAPI(router, account(0))
+        # As Airflow's triggerer creates the triggers it was handed: one after the other, in one pass.
+        tasks = start(*(trigger(interval=0.1) for _ in range(200)))
+        await eventually(lambda: api.calls >= 1)
+        assert lookups == ["leadpipe_default"]
+        began = time.monotonic()
+        for _ in range(15):  # then one by one, 20 ms apart
+            tasks += start(trigger(interval=0.1))
+            await asyncio.sleep(0.02)
+        await eventually(lambda: all(poller.subscribers == len(tasks) for poller in _pollers()))
+        elapsed = time.monotonic() - began
+        await stop(tasks)
+    # At most one lookup per LOOKUP_GATHER (0.1 s) while they keep coming, not one per trigger.
+    assert len(lookups) <= 2 + elapsed / LOOKUP_GATHER < 16
+
+
+async def test_a_trigger_never_joins_a_connection_read_that_started_before_it_asked(
+    monkeypatch, leadpipe_conn
+):
+    read_keys = []
+    original = LeadpipeHook._aget_leadpipe_connection
+
+    async def read_then_wait(self):  # the connection is read at once; the answer comes 50 ms later
+        conn = await original(self)
+        read_keys.append(conn.password)
+        await asyncio.sleep(0.05)
+        return conn
+
+    monkeypatch.setattr(LeadpipeHook, "_aget_leadpipe_connection", read_then_wait)
+    first = asyncio.create_task(resolve("leadpipe_default", {}))
+    while not read_keys:
+        await asyncio.sleep(0.005)
+    leadpipe_conn(password="sk_live_ROTATED_0a1b2c3d")  # while the first read is in flight
+
+    key, hook = await resolve("leadpipe_default", {})
+    old_key, old_hook = await first
+
+    assert hook.settings.api_key == "sk_live_ROTATED_0a1b2c3d" and old_hook.settings.api_key == API_KEY
+    assert key != old_key
+    assert read_keys == [API_KEY, "sk_live_ROTATED_0a1b2c3d"]
 
 
 async def test_one_poller_and_one_client_per_connection(monkeypatch):
