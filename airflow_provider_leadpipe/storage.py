@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import logging
 import uuid
@@ -124,12 +125,22 @@ class AtomicFile:
     :meth:`discard` (call it from ``on_kill``), the temporary is removed and the target is left as
     it was. gzip output is reproducible (no name, mtime 0). Parent folders are created for local
     paths; object stores have none to create.
+
+    A process killed outright (SIGKILL, a worker lost with its machine) cleans nothing up. With
+    ``owner`` (:func:`task_owner`: the same for every try of one task instance), the temporary is
+    named ``.<name>.<owner>.<id>.tmp`` and entering the block first removes the temporaries an
+    earlier try of that owner left beside the target. Airflow runs one try of a task instance at a
+    time, so none of them is still being written.
     """
 
-    def __init__(self, target: ObjectStoragePath, *, compress: bool = False) -> None:
+    def __init__(
+        self, target: ObjectStoragePath, *, compress: bool = False, owner: str | None = None
+    ) -> None:
         self.target = target
         self.compress = compress
-        self.temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
+        self.owner = owner
+        self._prefix = f".{target.name}." + (f"{owner}." if owner else "")
+        self.temporary = target.with_name(f"{self._prefix}{uuid.uuid4().hex[:12]}.tmp")
         self._raw: IO[bytes] | None = None
         self._out: IO[bytes] | None = None
 
@@ -141,11 +152,24 @@ class AtomicFile:
                 raise LeadpipeConfigError(
                     f"path cannot be written: a part of {str(self.target.parent)!r} is a file, not a folder"
                 ) from None
+        if self.owner:
+            self._remove_leftovers()
         raw = cast("IO[bytes]", self.temporary.open("wb"))
         self._raw = raw
         out = gzip.GzipFile(fileobj=raw, mode="wb", filename="", mtime=0) if self.compress else raw
         self._out = cast("IO[bytes]", out)
         return self._out
+
+    def _remove_leftovers(self) -> None:
+        """Remove this owner's temporaries beside the target (an earlier try killed mid-write)."""
+        parent = self.target.parent
+        if not parent.exists():
+            return
+        for sibling in parent.iterdir():
+            # Compared as text, not as a glob: the target's name may hold "[", "*" or "?".
+            if sibling.name.startswith(self._prefix) and sibling.name.endswith(".tmp"):
+                sibling.unlink(missing_ok=True)
+                log.info("Removed %s, left by an earlier try that was killed", sibling)
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -172,6 +196,18 @@ class AtomicFile:
             self.temporary.unlink(missing_ok=True)
         except Exception as exc:
             log.warning("Could not remove the temporary file %s: %s", self.temporary, exc)
+
+
+def task_owner(context: Any) -> str | None:
+    """:class:`AtomicFile`'s ``owner`` for a task instance: equal for all its tries, unlike any other's.
+
+    None outside a task instance (``execute()`` called with a context that has no ``ti``).
+    """
+    ti = context.get("ti")
+    if ti is None:
+        return None
+    identity = "\0".join(map(str, (ti.dag_id, ti.run_id, ti.task_id, getattr(ti, "map_index", -1))))
+    return hashlib.sha256(identity.encode()).hexdigest()[:12]
 
 
 # -- contents ----------------------------------------------------------------------------------

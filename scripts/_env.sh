@@ -24,5 +24,6 @@ ensure_venv() {
   ensure_uv
   [ -x "$VENV/bin/python" ] || "$UV" venv -q -p "$PYTHON" "$VENV" >&2
   echo "[setup] installing Airflow $AIRFLOW_VERSION and the provider into $VENV" >&2
-  "$UV" pip install -q --python "$VENV/bin/python" -e '.[test]' "apache-airflow==$AIRFLOW_VERSION" >&2
+  # `distributed` (Celery, psycopg2) only here: the version-matrix venvs install `.[test]` alone.
+  "$UV" pip install -q --python "$VENV/bin/python" -e '.[test,distributed]' "apache-airflow==$AIRFLOW_VERSION" >&2
 }

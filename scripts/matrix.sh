@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Run the unit and dag.test suites (all but tests/e2e, tests/demo, tests/packaging and the docs'
-# executed snippets, tests/docs/test_snippets.py) on each
+# Run the unit and dag.test suites (all but tests/e2e, tests/demo, tests/packaging,
+# tests/distributed and the docs' executed snippets, tests/docs/test_snippets.py) on each
 # supported Airflow minor.
 #
 #   bash scripts/matrix.sh                 # every version in MATRIX_VERSIONS
@@ -94,11 +94,13 @@ for version in "${versions[@]}"; do
     echo "[matrix] Airflow $version: running the unit and dag.test suites" >&2
     # Same isolation as scripts/test.sh (tests/conftest.py), minus the end-to-end suite (3.3.2
     # only), tests/demo (scripts/demo.sh's output, for the default Airflow the main suite runs),
-    # tests/packaging (it builds the wheel and installs it with Airflow 3.3.2 itself) and the docs'
+    # tests/packaging (it builds the wheel and installs it with Airflow 3.3.2 itself),
+    # tests/distributed (Celery and PostgreSQL, installed in the 3.3.2 venv only) and the docs'
     # executed snippets (the documentation is written for, and run on, the default Airflow; the
     # other tests/docs checks, links and argument tables, are static and run on every version).
-    if ! ".venv-matrix-$version/bin/python" -m pytest -q -rs -p no:cacheprovider -m "not e2e" \
-        --ignore=tests/e2e --ignore=tests/demo --ignore=tests/packaging --ignore=tests/docs/test_snippets.py "${pytest_args[@]}" >>"$log" 2>&1; then
+    if ! ".venv-matrix-$version/bin/python" -m pytest -q -rs -p no:cacheprovider -m "not e2e and not distributed" \
+        --ignore=tests/e2e --ignore=tests/demo --ignore=tests/packaging --ignore=tests/distributed \
+        --ignore=tests/docs/test_snippets.py "${pytest_args[@]}" >>"$log" 2>&1; then
       status=FAILED
     fi
     # pytest's closing line, e.g. "120 passed, 3 skipped in 41.02s" (with or without "===").

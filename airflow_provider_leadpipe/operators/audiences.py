@@ -390,7 +390,7 @@ class LeadpipeAudienceResultsToStorageOperator(LeadpipeLineageMixin, _AudienceOp
                 " (gzip)" if use_gzip else "",
                 self.method,
             )
-            self._file = storage.AtomicFile(target, compress=use_gzip)
+            self._file = storage.AtomicFile(target, compress=use_gzip, owner=storage.task_owner(context))
             try:
                 if self.method == "export":
                     records, truncated = self._write_export(audience_id, run, self._file)

@@ -117,7 +117,7 @@ class LeadpipeVisitorsToStorageOperator(LeadpipeLineageMixin, LeadpipeBaseOperat
             target,
             " (gzip)" if use_gzip else "",
         )
-        self._file = storage.AtomicFile(target, compress=use_gzip)
+        self._file = storage.AtomicFile(target, compress=use_gzip, owner=storage.task_owner(context))
         try:
             with self._file as out:
                 records, pages, expected = asyncio.run(self._pull(out))

@@ -8,10 +8,7 @@ loop running in this thread while it is open, which would break `asyncio.run()` 
 
 from __future__ import annotations
 
-import atexit
 import shutil
-import signal
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +16,7 @@ import httpx
 import pytest
 
 from tests.conftest import REPO
-from tests.e2e.standalone import AirflowStandalone
+from tests.e2e.standalone import AirflowStandalone, always_stopped
 
 #: Screenshots and the standalone log land here (gitignored; named in docs/e2e.md).
 ARTIFACTS = REPO / ".artifacts" / "e2e"
@@ -67,24 +64,10 @@ def airflow(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Iterat
         log_path=artifacts / "standalone.log",
         env={"LEADPIPE_EXAMPLE_POKE_INTERVAL": POKE_INTERVAL_S},
     )
-    # Never leave orphans: SIGTERM (a CI timeout) becomes KeyboardInterrupt so teardown runs; atexit
-    # covers exits that skip teardown; the standalone process also gets SIGINT if pytest dies.
-    previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
-    atexit.register(stack.stop)
-    stack.start()
-    try:
+    with always_stopped(stack):
+        stack.start()
         stack.wait_until_ready()
         yield stack
-    finally:
-        leftovers = stack.stop()
-        atexit.unregister(stack.stop)
-        signal.signal(signal.SIGTERM, previous_sigterm)
-        if leftovers:
-            warnings.warn(f"airflow standalone needed force to stop: {leftovers}", stacklevel=1)
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 @pytest.fixture(scope="package")

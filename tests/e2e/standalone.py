@@ -2,10 +2,14 @@
 
 Started as the leader of a new process group so that :meth:`AirflowStandalone.stop` can end the
 api-server, scheduler, dag-processor, triggerer and every executor worker with one signal.
+
+:class:`AirflowStack` (home, ports, environment, REST access, logs) and the process-group helpers
+are shared with tests/distributed, which starts each component itself.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -14,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -55,12 +60,12 @@ def clean_env(**airflow_vars: str) -> dict[str, str]:
     return env
 
 
-class AirflowStandalone:
-    """One `airflow standalone` stack on SQLite with LocalExecutor.
+class AirflowStack:
+    """What every Airflow stack under test has: AIRFLOW_HOME, an API port, its environment, access.
 
     :param home: an empty directory for AIRFLOW_HOME (DB, config, logs, generated password).
     :param dags_folder: the DAG folder to parse.
-    :param log_path: where the combined output of all components is written.
+    :param log_path: where the (main) output of the stack is written.
     :param env: extra environment variables (e.g. ``AIRFLOW_CONN_*``), applied last.
     """
 
@@ -73,126 +78,47 @@ class AirflowStandalone:
         self.port = free_port()
         self.base_url = f"http://localhost:{self.port}"
         self.env = clean_env(
-            AIRFLOW_HOME=str(home),
-            AIRFLOW__CORE__LOAD_EXAMPLES="False",
-            AIRFLOW__CORE__DAGS_FOLDER=str(dags_folder),
-            AIRFLOW__CORE__PARALLELISM="4",
-            AIRFLOW__CORE__TEST_CONNECTION="Enabled",
-            AIRFLOW__API__PORT=str(self.port),
-            AIRFLOW__API__BASE_URL=self.base_url,
-            AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"{self.base_url}/execution/",
-            AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()),
-            AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(free_port()),
-            **(env or {}),
+            **{
+                "AIRFLOW_HOME": str(home),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+                "AIRFLOW__CORE__PARALLELISM": "4",
+                "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+                "AIRFLOW__API__PORT": str(self.port),
+                "AIRFLOW__API__BASE_URL": self.base_url,
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+                **(env or {}),
+            }
         )
-        self.process: subprocess.Popen[bytes] | None = None
 
-    # -- lifecycle ----------------------------------------------------------------------------
+    @property
+    def airflow(self) -> str:
+        """The `airflow` command of this interpreter's venv."""
+        return str(Path(sys.executable).parent / "airflow")
 
-    def start(self) -> None:
-        self.home.mkdir(parents=True, exist_ok=True)
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [str(Path(sys.executable).parent / "airflow"), "standalone"],
-                env=self.env,
-                cwd=self.home,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: stop() signals all of it at once
-                preexec_fn=_interrupt_when_parent_dies,
-            )
+    def wait_until_healthy(
+        self, components: tuple[str, ...], timeout: float, alive: Any = None
+    ) -> dict[str, Any]:
+        """Wait until /api/v2/monitor/health reports every one of ``components`` healthy.
 
-    def wait_until_ready(self, timeout: float = START_TIMEOUT) -> None:
-        """Wait until the API answers and the scheduler, triggerer and dag-processor are healthy."""
+        ``alive()`` (optional) is checked on each poll and raises when a process died early.
+        """
         deadline = time.monotonic() + timeout
         health: Any = None
         with httpx.Client(base_url=self.base_url, timeout=5.0) as client:
             while time.monotonic() < deadline:
-                if self.process is None or self.process.poll() is not None:
-                    raise StandaloneError(f"airflow standalone exited early\n{self.log_tail()}")
+                if alive is not None:
+                    alive()
                 with contextlib.suppress(httpx.HTTPError):
                     response = client.get("/api/v2/monitor/health")
                     if response.status_code == 200:
                         health = response.json()
-                        if all((health.get(name) or {}).get("status") == "healthy" for name in COMPONENTS):
-                            return
+                        if all((health.get(name) or {}).get("status") == "healthy" for name in components):
+                            return health
                 time.sleep(0.5)
         raise StandaloneError(f"not ready after {timeout:.0f} s (last health: {health})\n{self.log_tail()}")
-
-    def stop(self) -> list[str]:
-        """Stop every component; return descriptions of any process that had to be forced.
-
-        SIGINT to `airflow standalone` is its own clean shutdown (Ctrl-C): it terminates each
-        component and waits for it, with their shutdown output still logged. SIGTERM would kill
-        the parent at once and leave the components writing into a dead pipe.
-        """
-        if self.process is None:
-            return []
-        forced: list[str] = []
-        pgid = self.process.pid
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pgid, signal.SIGINT)
-        try:
-            self.process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            forced.append(f"airflow standalone (pid {pgid}) still running {STOP_TIMEOUT:.0f} s after SIGINT")
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            # Components can outlive the parent for a moment; give the group a few seconds.
-            deadline = time.monotonic() + 10.0
-            while (alive := self._group_members(pgid)) and time.monotonic() < deadline:
-                time.sleep(0.2)
-            if not alive:
-                break
-            forced.append(f"{sig.name} to process group {pgid}: {alive}")
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pgid, sig)
-        forced.extend(self._kill_strays())
-        self.process = None
-        return forced
-
-    @staticmethod
-    def _group_members(pgid: int) -> list[str]:
-        """Command lines of the live (non-zombie) processes in process group ``pgid``."""
-        import psutil
-
-        members = []
-        for proc in psutil.process_iter(["pid", "cmdline", "status"]):
-            if (
-                proc.info["status"] != psutil.STATUS_ZOMBIE
-                and _safe(lambda p=proc: os.getpgid(p.pid)) == pgid
-            ):
-                members.append(" ".join(proc.info["cmdline"] or [])[:80])
-        return members
-
-    def _kill_strays(self) -> list[str]:
-        """Kill any process that left our process group but still runs with our AIRFLOW_HOME."""
-        import psutil
-
-        strays = []
-        marker = f"AIRFLOW_HOME={self.home}"
-        for proc in psutil.process_iter(["pid", "cmdline"]):
-            environ = _safe(proc.environ) or {}
-            if f"AIRFLOW_HOME={environ.get('AIRFLOW_HOME')}" == marker and proc.pid != os.getpid():
-                strays.append(f"stray pid {proc.pid}: {' '.join(proc.info['cmdline'] or [])[:120]}")
-                with contextlib.suppress(psutil.Error):
-                    proc.kill()
-        return strays
-
-    def __enter__(self) -> AirflowStandalone:
-        self.start()
-        try:
-            self.wait_until_ready()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    # -- access -------------------------------------------------------------------------------
 
     @property
     def admin_password(self) -> str:
@@ -227,11 +153,162 @@ class AirflowStandalone:
         return folder.rglob("*.log") if folder.exists() else iter(())
 
 
+class AirflowStandalone(AirflowStack):
+    """One `airflow standalone` stack on SQLite with LocalExecutor (parameters: :class:`AirflowStack`)."""
+
+    def __init__(
+        self, *, home: Path, dags_folder: Path, log_path: Path, env: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(home=home, dags_folder=dags_folder, log_path=log_path, env=env)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.process = start_group([self.airflow, "standalone"], self.env, self.home, self.log_path)
+
+    def wait_until_ready(self, timeout: float = START_TIMEOUT) -> None:
+        """Wait until the API answers and the scheduler, triggerer and dag-processor are healthy."""
+
+        def alive() -> None:
+            if self.process is None or self.process.poll() is not None:
+                raise StandaloneError(f"airflow standalone exited early\n{self.log_tail()}")
+
+        self.wait_until_healthy(COMPONENTS, timeout, alive)
+
+    def stop(self) -> list[str]:
+        """Stop every component; return descriptions of any process that had to be forced.
+
+        SIGINT to `airflow standalone` is its own clean shutdown (Ctrl-C): it terminates each
+        component and waits for it, with their shutdown output still logged. SIGTERM would kill
+        the parent at once and leave the components writing into a dead pipe.
+        """
+        if self.process is None:
+            return []
+        forced = stop_group(self.process, signal.SIGINT, STOP_TIMEOUT)
+        forced.extend(kill_strays(self.home))
+        self.process = None
+        return forced
+
+    def __enter__(self) -> AirflowStandalone:
+        self.start()
+        try:
+            self.wait_until_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# -- process groups ---------------------------------------------------------------------------------
+
+
+def start_group(
+    command: list[str], env: dict[str, str], cwd: Path, log_path: Path
+) -> subprocess.Popen[bytes]:
+    """Start ``command`` as the leader of a new process group, its output appended to ``log_path``."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            command,
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stop_group() signals all of it at once
+            preexec_fn=_interrupt_when_parent_dies,
+        )
+
+
+def stop_group(process: subprocess.Popen[bytes], first: signal.Signals, timeout: float) -> list[str]:
+    """Send ``first`` to the group leader, then SIGTERM and SIGKILL to what is left of its group.
+
+    Returns descriptions of every escalation (empty when the group stopped on ``first``).
+    """
+    forced: list[str] = []
+    pgid = process.pid
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pgid, first)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        name = " ".join(map(str, process.args))[:60]  # type: ignore[call-overload]
+        forced.append(f"{name} (pid {pgid}) still running {timeout:.0f} s after {first.name}")
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        # Components can outlive the leader for a moment; give the group a few seconds.
+        deadline = time.monotonic() + 10.0
+        while (alive := group_members(pgid)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if not alive:
+            break
+        forced.append(f"{sig.name} to process group {pgid}: {alive}")
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, sig)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=5)
+    return forced
+
+
+def group_members(pgid: int) -> list[str]:
+    """Command lines of the live (non-zombie) processes in process group ``pgid``."""
+    import psutil
+
+    members = []
+    for proc in psutil.process_iter(["pid", "cmdline", "status"]):
+        if proc.info["status"] != psutil.STATUS_ZOMBIE and _safe(lambda p=proc: os.getpgid(p.pid)) == pgid:
+            members.append(" ".join(proc.info["cmdline"] or [])[:80])
+    return members
+
+
+def kill_strays(home: Path) -> list[str]:
+    """Kill any process that left its process group but still runs with AIRFLOW_HOME ``home``."""
+    import psutil
+
+    strays = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        environ = _safe(proc.environ) or {}
+        if environ.get("AIRFLOW_HOME") == str(home) and proc.pid != os.getpid():
+            strays.append(f"stray pid {proc.pid}: {' '.join(proc.info['cmdline'] or [])[:120]}")
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+    return strays
+
+
+@contextlib.contextmanager
+def always_stopped(stack: Any) -> Iterator[None]:
+    """Run the block, then ``stack.stop()`` whatever happens; warn about anything that needed force.
+
+    Never leave orphans: SIGTERM (a CI timeout) becomes KeyboardInterrupt so the block's teardown
+    runs; atexit covers exits that skip it; every process started with :func:`start_group` also
+    gets SIGINT if pytest dies.
+    """
+    previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
+    atexit.register(stack.stop)
+    try:
+        yield
+    finally:
+        leftovers = stack.stop()
+        atexit.unregister(stack.stop)
+        signal.signal(signal.SIGTERM, previous_sigterm)
+        if leftovers:
+            warnings.warn(f"{type(stack).__name__} needed force to stop: {leftovers}", stacklevel=3)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def _interrupt_when_parent_dies() -> None:
     """In the child: get SIGINT if the test process dies without cleaning up (e.g. SIGKILL).
 
-    `airflow standalone` answers SIGINT by stopping all its components, provided SIGINT is not
-    inherited as ignored (as it is for background jobs of a non-interactive shell). Linux only.
+    `airflow standalone` answers SIGINT by stopping all its components (each component, by
+    stopping itself), provided SIGINT is not inherited as ignored (as it is for background jobs
+    of a non-interactive shell). Linux only.
     """
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     if sys.platform.startswith("linux"):

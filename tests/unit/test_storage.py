@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -100,6 +101,56 @@ def test_discard_removes_the_temporary(store_root):
         out.write(b"x")
         writer.discard()  # what on_kill does, from another thread
     assert listing(store_root()) == []
+
+
+def test_a_try_removes_the_temporary_an_earlier_killed_try_of_its_task_left(store_root):
+    # A try SIGKILLed mid-write (its worker lost) leaves its temporary: nothing ran to remove it.
+    killed = storage.AtomicFile(store_root("v.jsonl"), owner="ti1")
+    killed.__enter__().write(b"partial")
+    killed._raw.close()
+    other_task = storage.AtomicFile(store_root("v.jsonl"), owner="ti2")
+    other_task.__enter__().write(b"theirs")
+    other_task._raw.close()
+    put(store_root("[v].jsonl"), b"unrelated\n")
+    assert len(listing(store_root())) == 3
+
+    with storage.AtomicFile(store_root("v.jsonl"), owner="ti1") as out:  # the retry
+        out.write(b"whole\n")
+    assert store_root("v.jsonl").read_bytes() == b"whole\n"
+    # The killed try's temporary is gone; another task's (maybe still writing) is kept.
+    assert listing(store_root()) == sorted(["[v].jsonl", "v.jsonl", other_task.temporary.name])
+
+
+def test_without_an_owner_no_other_temporary_is_touched(store_root):
+    leftover = storage.AtomicFile(store_root("v.jsonl"))
+    leftover.__enter__().write(b"partial")
+    leftover._raw.close()
+    with storage.AtomicFile(store_root("v.jsonl")) as out:
+        out.write(b"whole\n")
+    assert listing(store_root()) == sorted(["v.jsonl", leftover.temporary.name])
+
+
+def test_task_owner_is_the_same_for_every_try_of_a_task_instance_only():
+    def ti(try_number=1, map_index=-1, task_id="pull"):
+        return {
+            "ti": SimpleNamespace(
+                dag_id="d", run_id="r", task_id=task_id, map_index=map_index, try_number=try_number
+            )
+        }
+
+    assert storage.task_owner(ti(1)) == storage.task_owner(ti(2))
+    assert storage.task_owner({}) is None  # execute() called by hand: no task instance, no owner
+    assert (
+        len(
+            {
+                storage.task_owner(ti(map_index=0)),
+                storage.task_owner(ti(map_index=1)),
+                storage.task_owner(ti()),
+                storage.task_owner(ti(task_id="other")),
+            }
+        )
+        == 4
+    )
 
 
 # -- contents ------------------------------------------------------------------------------------

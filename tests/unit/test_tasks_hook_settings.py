@@ -28,6 +28,8 @@ ACCOUNT_URL = f"{BASE_URL}/v1/data/account"
 
 
 class FakeTI:
+    dag_id, run_id, task_id, map_index = "dag", "run", "task", -1
+
     def xcom_pull(self, **kwargs):
         return None
 
