@@ -149,28 +149,24 @@ class LeadpipeTriggerImpl(Impl):
             sandbox.set_credits(used=20, api_key=self.api_key(c))
 
     def install(self) -> None:
-        from airflow_provider_leadpipe.triggers.poller import AccountPoller, Subscription
+        from airflow_provider_leadpipe.triggers.poller import Subscription
 
         stamps = self.stamps
         index = self.index = contextvars.ContextVar[int]("bench_index")
         owner: dict[Any, int] = {}
-        original_subscribe = AccountPoller.subscribe
+        original_init = Subscription.__init__
         original_deliver = Subscription.deliver
 
-        def subscribe(poller: Any, *args: Any, **kwargs: Any) -> Any:
-            subscription = original_subscribe(poller, *args, **kwargs)
-            owner[subscription] = index.get()
-            return subscription
+        def init(subscription: Any, *args: Any, **kwargs: Any) -> None:
+            original_init(subscription, *args, **kwargs)
+            owner[subscription] = index.get()  # built in its trigger's task (every revision)
 
         def deliver(subscription: Any, answer: Any) -> None:
             if subscription.result is None:
-                # Inside subscribe() (a fresh answer handed to a newcomer) the owner is not yet
-                # registered, but the call runs in the trigger's own context.
-                i = owner.get(subscription)
-                stamps[index.get() if i is None else i].append(clock())
+                stamps[owner[subscription]].append(clock())
             original_deliver(subscription, answer)
 
-        AccountPoller.subscribe = subscribe  # type: ignore[method-assign]
+        Subscription.__init__ = init  # type: ignore[method-assign]
         Subscription.deliver = deliver  # type: ignore[method-assign]
 
     def run(self, i: int) -> AsyncIterator[Any]:
@@ -326,12 +322,15 @@ async def measure(
     idle.stop()
     harness_cpu_per_s = idle.cpu / idle.wall
     gc_pauses = GcPauses().__enter__()
+    startup_gc = GcPauses().__enter__()
+    startup_gc.record()
     began, began_cpu = clock(), time.process_time()
     tasks = [asyncio.create_task(drive(i)) for i in range(impl.n)]
     # Warm-up: until every trigger has evaluated once (connection lookups, clients), then `warmup` more.
     while clock() - began < max_startup and not all(impl.stamps) and not errors:
         await asyncio.sleep(0.05)
     startup, startup_cpu = clock() - began, time.process_time() - began_cpu
+    startup_gc.__exit__()
     heap_objects = len(gc.get_objects())
     if os.environ.get("BENCH_GC_FREEZE"):  # a what-if (see README): Airflow's triggerer does not
         gc.freeze()
@@ -368,6 +367,7 @@ async def measure(
     result.update(
         startup_s=startup,
         startup_cpu_s=startup_cpu,
+        **{f"startup_{k}": v for k, v in startup_gc.summary().items()},
         heap_objects=heap_objects,
         evaluations=evaluations,
         evals_pct=100 * evaluations / expected,
