@@ -212,6 +212,8 @@ def hook_params(value: Any) -> dict[str, Any]:
     Values are checked with the connection extras' own rules (and messages); keys whose value is
     None are dropped, so ``{}`` and None both mean "the connection's settings".
     """
+    if value is None or value == {}:
+        return {}  # the common case, and every trigger checks it as it starts
     # The request core owns the rules for these settings; imported here to keep them one.
     from airflow_provider_leadpipe.hooks import core
 

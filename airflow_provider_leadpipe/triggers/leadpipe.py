@@ -12,7 +12,7 @@ from airflow_provider_leadpipe import validation
 from airflow_provider_leadpipe.conditions import AccountCondition
 from airflow_provider_leadpipe.exceptions import LeadpipeAuthError
 from airflow_provider_leadpipe.triggers import events
-from airflow_provider_leadpipe.triggers.poller import AccountPoller, resolve
+from airflow_provider_leadpipe.triggers.poller import Subscription, subscribe
 
 
 class LeadpipeAccountTrigger(BaseTrigger):
@@ -88,36 +88,38 @@ class LeadpipeAccountTrigger(BaseTrigger):
         return backoff_interval(self.poke_interval, answers + 1, self.max_wait)
 
     async def _wait(self) -> dict[str, Any]:
-        refused: dict[bytes, dict[str, Any]] = {}
-        while True:
-            # Read now (never a read that started before), shared with triggers starting together.
-            try:
-                key, hook = await resolve(self.leadpipe_conn_id, self.hook_params)
-            except Exception as exc:  # no connection, bad settings: an error event, as a bad answer
-                return events.from_exception(exc)  # (nothing read: no key to redact)
-            if key in refused:
-                return refused[key]  # the connection still resolves to the refused key
-            result = await self._wait_on(AccountPoller.for_key(key, hook))
-            if result.get("error") != LeadpipeAuthError.__name__:
-                return result
-            refused[key] = result
-
-    async def _wait_on(self, poller: AccountPoller) -> dict[str, Any]:
+        refused: dict[bytes, dict[str, Any]] | None = None
         schedule = self._backoff if self.exponential_backoff else None
-        async with poller.subscription(self.condition, self.poke_interval, schedule) as subscription:
-            while subscription.result is None:
-                remaining = self.deadline - time.time()
-                if remaining <= 0:
-                    last = subscription.reason or "no answer yet"
-                    return events.timeout(
-                        f"Leadpipe account on connection '{self.leadpipe_conn_id}' did not satisfy the "
-                        f"condition before the sensor's timeout; last reason: {last}"
-                    )
-                reason = await subscription.next_change(remaining)
-                if reason is not None:
-                    self.log.info("waiting: %s", reason)
-            self.log.info("%s", subscription.result.get("message"))
-            return subscription.result
+        while True:
+            subscription = Subscription(self.condition, self.poke_interval, schedule)
+            # Attached once the connection is read: by a read that starts after this call, shared
+            # with the triggers starting together.
+            subscribe(self.leadpipe_conn_id, self.hook_params, subscription, refused)
+            try:
+                result = await self._wait_on(subscription)
+            finally:
+                subscription.leave()
+            poller = subscription.poller
+            if poller is None or result.get("error") != LeadpipeAuthError.__name__:
+                return result
+            if refused is None:
+                refused = {}
+            refused[poller.key] = result  # read the connection again: a rotated key is picked up
+
+    async def _wait_on(self, subscription: Subscription) -> dict[str, Any]:
+        while subscription.result is None:
+            remaining = self.deadline - time.time()
+            if remaining <= 0:
+                last = subscription.reason or "no answer yet"
+                return events.timeout(
+                    f"Leadpipe account on connection '{self.leadpipe_conn_id}' did not satisfy the "
+                    f"condition before the sensor's timeout; last reason: {last}"
+                )
+            reason = await subscription.next_change(remaining)
+            if reason is not None:
+                self.log.info("waiting: %s", reason)
+        self.log.info("%s", subscription.result.get("message"))
+        return subscription.result
 
 
 def backoff_interval(poke_interval: float, poke_count: int, max_wait: float | None) -> float:

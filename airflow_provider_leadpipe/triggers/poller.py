@@ -4,19 +4,20 @@ Every :class:`~airflow_provider_leadpipe.triggers.leadpipe.LeadpipeAccountTrigge
 resolves to the same account asks the same question. In one event loop (one triggerer), they
 therefore share one :class:`AccountPoller` per credential:
 
-- Sharing follows what the connection *resolves to*, not its id: each trigger reads its connection
-  itself (in its own context, as the triggerer's per-team secrets lookup requires) and joins the
-  poller of :func:`~airflow_provider_leadpipe.hooks.core.sharing_key` of those settings (base URL,
+- Sharing follows what the connection *resolves to*, not its id: each trigger's connection is
+  read in that trigger's context (as the triggerer's per-team secrets lookup requires) and the
+  trigger joins the poller of :func:`~airflow_provider_leadpipe.hooks.core.sharing_key` of those settings (base URL,
   a salted fingerprint of the key, proxy, CA bundle, and the ``hook_params`` timeout and retries).
   Two ids with one key share a poll; one id that resolves to two keys (a rotation, per-team
   secrets) never shares an answer between them. The poller never re-reads a connection.
 - Reading a connection costs more than everything else a starting trigger does (0.3-0.7 ms of
   CPU, nearly all inside Airflow's lookup), so triggers of one connection share reads
-  (:func:`resolve`): a read may be joined only until it starts, so whatever a trigger gets was
+  (:func:`subscribe`): a read may be joined only until it starts, so whatever a trigger gets was
   read after it asked, and reads of one connection start at most once per :data:`LOOKUP_GATHER`.
   Airflow's triggerer creates the triggers handed to it in one pass of its loop, about once a
   second: a pass costs a read or two however many triggers it starts; a lone trigger waits for
-  none.
+  none. The read attaches the waiting subscriptions to their poller itself, so a starting trigger
+  suspends only on its subscription, as it did before reads were shared.
 
 - The poller is a single task that fetches ``GET /v1/data/account`` every
   ``min(subscriber intervals)`` (measured start to start; at most one request in flight) and
@@ -42,12 +43,11 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import functools
 import logging
 import weakref
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Callable, Mapping
+from contextlib import suppress
 from typing import Any
 
 from airflow_provider_leadpipe.conditions import AccountCondition, LeadpipeAccountError, unavailable
@@ -60,7 +60,7 @@ from airflow_provider_leadpipe.triggers import events
 log = logging.getLogger("airflow.providers.leadpipe.poller")
 
 #: Reads of one connection by starting triggers begin at most once per this many seconds; the
-#: triggers arriving in between share the next one (see :func:`resolve`).
+#: triggers arriving in between share the next one (see :func:`subscribe`).
 LOOKUP_GATHER = 0.1
 
 _REGISTRY: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[bytes, AccountPoller]] = (
@@ -68,66 +68,104 @@ _REGISTRY: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[bytes, Acco
 )
 
 
-async def resolve(conn_id: str, hook_params: Mapping[str, Any]) -> tuple[bytes, LeadpipeHook]:
-    """Read ``conn_id`` for a starting trigger: the sharing key of what it resolves to now
-    (:func:`~airflow_provider_leadpipe.hooks.core.sharing_key`), and a hook holding those settings
-    (for :meth:`AccountPoller.for_key`).
+def subscribe(
+    conn_id: str,
+    hook_params: Mapping[str, Any],
+    subscription: Subscription,
+    refused: Mapping[bytes, dict[str, Any]] | None = None,
+) -> None:
+    """Subscribe ``subscription`` to the poller of what ``conn_id`` resolves to, once it is read.
 
-    Triggers of one connection and ``hook_params`` share reads. A read may be joined only until
-    it starts, so every trigger's answer was read after it asked; it starts at once when none did
-    in the last :data:`LOOKUP_GATHER` seconds, else that long after the last one did.
+    Returns at once; the connection is read in the background, then ``subscription`` is attached
+    to :meth:`AccountPoller.for_key` of its :func:`~airflow_provider_leadpipe.hooks.core.sharing_key`
+    (``subscription.poller``). If the read fails, or the key is in ``refused`` (sharing key: the
+    final event it got), the subscription is finished with that error's event instead. Leave with
+    :meth:`Subscription.leave` in any case.
+
+    Subscriptions of one connection and ``hook_params`` share reads. A read may be joined only
+    until it starts, so every subscription is served by a read that started after it asked; it
+    starts at once when none did in the last :data:`LOOKUP_GATHER` seconds, else that long after
+    the last one did. A starting trigger thus waits on nothing but its subscription.
     """
     loop = asyncio.get_running_loop()
     reads = _READS.get(loop)
     if reads is None:
-        reads = _READS[loop] = _Reads()
-    return await reads.join((conn_id, *sorted(hook_params.items())), conn_id, hook_params)
+        reads = _READS[loop] = _Reads(loop)
+    reads.join((conn_id, *sorted(hook_params.items())), conn_id, hook_params, subscription, refused)
+
+
+class _Read:
+    """One connection read and the subscriptions waiting for it (with their refused keys)."""
+
+    __slots__ = ("waiting",)
+
+    def __init__(self) -> None:
+        self.waiting: dict[Subscription, Mapping[bytes, dict[str, Any]] | None] = {}
 
 
 class _Reads:
-    """The connection reads of starting triggers in one event loop: see :func:`resolve`.
-    (asyncio has no single-flight helper; this is the few lines it takes.)"""
+    """The connection reads of starting subscriptions in one event loop: see :func:`subscribe`.
+    (asyncio has no single-flight helper; this is the few lines it takes. It attaches the
+    waiting subscriptions itself, rather than have each await a shared future: a starting
+    trigger then costs no more wake-ups than it did before reads were shared.)"""
 
-    def __init__(self) -> None:
-        #: Reads not started yet, which a trigger may join.
-        self.waiting: dict[tuple[Any, ...], asyncio.Task[tuple[bytes, LeadpipeHook]]] = {}
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        #: Reads not started yet, which a subscription may join.
+        self.waiting: dict[tuple[Any, ...], _Read] = {}
         #: When the latest read started, for LOOKUP_GATHER seconds after it did.
         self.started: dict[tuple[Any, ...], float] = {}
+        #: The read tasks (the event loop keeps only weak references to tasks).
+        self.tasks: set[asyncio.Task[None]] = set()
 
-    async def join(
-        self, key: tuple[Any, ...], conn_id: str, hook_params: Mapping[str, Any]
-    ) -> tuple[bytes, LeadpipeHook]:
+    def join(
+        self,
+        key: tuple[Any, ...],
+        conn_id: str,
+        hook_params: Mapping[str, Any],
+        subscription: Subscription,
+        refused: Mapping[bytes, dict[str, Any]] | None,
+    ) -> None:
         read = self.waiting.get(key)
         if read is None:
-            loop = asyncio.get_running_loop()
-            delay = max(0.0, self.started.get(key, -LOOKUP_GATHER) + LOOKUP_GATHER - loop.time())
+            delay = max(0.0, self.started.get(key, -LOOKUP_GATHER) + LOOKUP_GATHER - self.loop.time())
+            read = self.waiting[key] = _Read()
             hook = LeadpipeHook(leadpipe_conn_id=conn_id, **hook_params)
             # Created in the asking trigger's context, as its own read would be (per-team secrets).
-            read = self.waiting[key] = loop.create_task(self._read(key, hook, delay))
-            read.add_done_callback(functools.partial(self._land, key))
-        # Shielded: one trigger's cancellation (a trigger cleared) must not fail the others.
-        return await asyncio.shield(read)
+            task = self.loop.create_task(self._read(key, read, hook, delay))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        read.waiting[subscription] = refused
+        subscription.read = read
 
-    async def _read(
-        self, key: tuple[Any, ...], hook: LeadpipeHook, delay: float
-    ) -> tuple[bytes, LeadpipeHook]:
+    async def _read(self, key: tuple[Any, ...], read: _Read, hook: LeadpipeHook, delay: float) -> None:
         await asyncio.sleep(delay)  # at least to the next pass of the loop: its triggers join
-        if self.waiting.get(key) is asyncio.current_task():
-            del self.waiting[key]  # started: a trigger from now on waits for a read of its own
-        loop = asyncio.get_running_loop()
-        started = self.started[key] = loop.time()
-        loop.call_later(LOOKUP_GATHER, self._forget, key, started)
-        return sharing_key(await hook.aget_settings()), hook
+        if self.waiting.get(key) is read:
+            del self.waiting[key]  # started: a subscription from now on waits for a read of its own
+        started = self.started[key] = self.loop.time()
+        self.loop.call_later(LOOKUP_GATHER, self._forget, key, started)
+        if not read.waiting:
+            return  # every subscription left before the read started
+        try:
+            sharing: bytes | None = sharing_key(await hook.aget_settings())
+        except Exception as exc:  # no connection, bad settings: an error event, as a bad answer
+            sharing, failed = None, events.from_exception(exc)  # (nothing read: no key to redact)
+        poller = None
+        waiting, read.waiting = read.waiting, {}  # who is waiting now (some may have left)
+        for subscription, refused in waiting.items():
+            subscription.read = None
+            if sharing is None:
+                subscription.finish(failed)
+            elif refused is not None and sharing in refused:
+                subscription.finish(refused[sharing])  # still the key that was refused
+            else:
+                if poller is None:
+                    poller = AccountPoller.for_key(sharing, hook)
+                poller.attach(subscription)
 
     def _forget(self, key: tuple[Any, ...], started: float) -> None:
         if self.started.get(key) == started:
             del self.started[key]
-
-    def _land(self, key: tuple[Any, ...], done: asyncio.Task[tuple[bytes, LeadpipeHook]]) -> None:
-        if self.waiting.get(key) is done:  # ended before it started (its loop closing)
-            del self.waiting[key]
-        if not done.cancelled():
-            done.exception()  # retrieved: no "exception was never retrieved" when every waiter left
 
 
 _READS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Reads] = weakref.WeakKeyDictionary()
@@ -183,7 +221,18 @@ class Answer:
 class Subscription:
     """One trigger's place at a poller: its condition and interval, and what it has been told."""
 
-    __slots__ = ("_notified", "_wakeup", "answers", "condition", "interval", "reason", "result", "schedule")
+    __slots__ = (
+        "_notified",
+        "_wakeup",
+        "answers",
+        "condition",
+        "interval",
+        "poller",
+        "read",
+        "reason",
+        "result",
+        "schedule",
+    )
 
     def __init__(
         self, condition: AccountCondition, interval: float, schedule: Callable[[int], float] | None = None
@@ -200,6 +249,18 @@ class Subscription:
         self.reason: str | None = None
         self._notified: str | None = None
         self._wakeup: asyncio.Future[None] | None = None
+        #: The poller it is attached to, once it is.
+        self.poller: AccountPoller | None = None
+        #: The connection read it waits for before that (see :func:`subscribe`).
+        self.read: _Read | None = None
+
+    def leave(self) -> None:
+        """Stop waiting: leave the connection read or the poller (which stops with its last)."""
+        if self.read is not None:
+            self.read.waiting.pop(self, None)
+            self.read = None
+        if self.poller is not None:
+            self.poller.unsubscribe(self)
 
     def deliver(self, answer: Answer) -> None:
         """Judge one answer (called by the poller; synchronous, O(1))."""
@@ -219,21 +280,40 @@ class Subscription:
         self._wake()
 
     def _wake(self) -> None:
-        if self._wakeup is not None and not self._wakeup.done():
-            self._wakeup.set_result(None)
+        if self._wakeup is not None:
+            _settle(self._wakeup)
 
     async def next_change(self, timeout: float) -> str | None:
         """Wait up to ``timeout`` s for a final result or a new reason; return the new reason, if any."""
         if self.result is None and self.reason == self._notified:
             self._wakeup = asyncio.get_running_loop().create_future()
             try:
-                await asyncio.wait({self._wakeup}, timeout=timeout)
+                await _until(self._wakeup, timeout)
             finally:
                 self._wakeup = None
         if self.result is None and self.reason != self._notified:
             self._notified = self.reason
             return self.reason
         return None
+
+
+async def _until(future: asyncio.Future[None], timeout: float) -> None:
+    """Wait until ``future`` is done or ``timeout`` s have passed, whichever is first.
+
+    What ``asyncio.wait({future}, timeout=timeout)`` does, at under half its CPU (it builds a set,
+    a second future and callbacks for each call): every waiting trigger pays this at each wake-up
+    (bench/RESULTS.md). Cancelling the waiting task cancels ``future``, which only it awaits.
+    """
+    timer = future.get_loop().call_later(timeout, _settle, future)
+    try:
+        await future
+    finally:
+        timer.cancel()
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class AccountPoller:
@@ -277,20 +357,6 @@ class AccountPoller:
             poller = pollers[key] = cls(hook, key, loop)
         return poller
 
-    @asynccontextmanager
-    async def subscription(
-        self, condition: AccountCondition, interval: float, schedule: Callable[[int], float] | None = None
-    ) -> AsyncIterator[Subscription]:
-        """Subscribe for the duration of the ``async with`` block.
-
-        :param schedule: the interval wanted after ``n`` answers (exponential backoff).
-        """
-        subscription = self.subscribe(condition, interval, schedule)
-        try:
-            yield subscription
-        finally:
-            self.unsubscribe(subscription)
-
     @property
     def subscribers(self) -> int:
         return len(self._subscribers)
@@ -299,15 +365,12 @@ class AccountPoller:
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
-    def subscribe(
-        self, condition: AccountCondition, interval: float, schedule: Callable[[int], float] | None = None
-    ) -> Subscription:
-        return self.attach(Subscription(condition, interval, schedule))
-
     def attach(self, subscription: Subscription) -> Subscription:
-        """Add a subscription built by the caller: a :class:`Subscription` subclass whose
-        ``deliver`` keeps every answer observes the account instead of waiting for a verdict
-        (the asset watchers in :mod:`airflow_provider_leadpipe.triggers.watchers` do)."""
+        """Add a subscription (see :func:`subscribe`; leave with :meth:`Subscription.leave`). A
+        :class:`Subscription` subclass whose ``deliver`` keeps every answer observes the account
+        instead of waiting for a verdict (the asset watchers in
+        :mod:`airflow_provider_leadpipe.triggers.watchers` do)."""
+        subscription.poller = self
         interval = subscription.interval
         shorter = not self._intervals or interval < min(self._intervals)
         self._subscribers[subscription] = None
@@ -320,8 +383,8 @@ class AccountPoller:
             self._task = contextvars.Context().run(
                 self._loop.create_task, self._run(), name=f"leadpipe-account-poller[{self.conn_id}]"
             )
-        elif shorter and self._wake is not None and not self._wake.done():
-            self._wake.set_result(None)  # re-plan the next fetch with the shorter interval
+        elif shorter and self._wake is not None:
+            _settle(self._wake)  # re-plan the next fetch with the shorter interval
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
@@ -387,7 +450,7 @@ class AccountPoller:
                 return
             self._wake = self._loop.create_future()
             try:
-                await asyncio.wait({self._wake}, timeout=delay)
+                await _until(self._wake, delay)
             finally:
                 self._wake = None
 

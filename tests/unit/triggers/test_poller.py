@@ -14,7 +14,8 @@ import respx
 
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.triggers.leadpipe import LeadpipeAccountTrigger
-from airflow_provider_leadpipe.triggers.poller import _REGISTRY, LOOKUP_GATHER, resolve
+from airflow_provider_leadpipe.conditions import AccountCondition
+from airflow_provider_leadpipe.triggers.poller import _REGISTRY, LOOKUP_GATHER, Subscription, subscribe
 from tests.unit.conftest import API_KEY
 from tests.unit.triggers.account_api import AccountAPI, account, eventually
 from tests.unit.triggers.account_api import make_trigger as trigger
@@ -98,17 +99,60 @@ async def test_a_trigger_never_joins_a_connection_read_that_started_before_it_as
         return conn
 
     monkeypatch.setattr(LeadpipeHook, "_aget_leadpipe_connection", read_then_wait)
-    first = asyncio.create_task(resolve("leadpipe_default", {}))
-    while not read_keys:
-        await asyncio.sleep(0.005)
-    leadpipe_conn(password="sk_live_ROTATED_0a1b2c3d")  # while the first read is in flight
+    with respx.mock() as router:
+        api = AccountAPI(router, account(0))
+        first = Subscription(AccountCondition(), 10)
+        subscribe("leadpipe_default", {}, first)
+        while not read_keys:
+            await asyncio.sleep(0.005)
+        leadpipe_conn(password="sk_live_ROTATED_0a1b2c3d")  # while the first read is in flight
+        second = Subscription(AccountCondition(), 10)
+        subscribe("leadpipe_default", {}, second)
+        await eventually(lambda: first.answers and second.answers)
+        first.leave()
+        second.leave()
 
-    key, hook = await resolve("leadpipe_default", {})
-    old_key, old_hook = await first
-
-    assert hook.settings.api_key == "sk_live_ROTATED_0a1b2c3d" and old_hook.settings.api_key == API_KEY
-    assert key != old_key
     assert read_keys == [API_KEY, "sk_live_ROTATED_0a1b2c3d"]
+    assert first.poller is not second.poller and first.poller.key != second.poller.key
+    assert sorted(api.keys) == sorted([API_KEY, "sk_live_ROTATED_0a1b2c3d"])  # one poll per key
+    assert _pollers() == []  # both stopped when their only subscriber left
+
+
+async def test_a_subscription_that_leaves_before_its_read_is_never_attached(monkeypatch):
+    lookups = []
+    original = LeadpipeHook._aget_leadpipe_connection
+
+    async def counted(self):
+        lookups.append(self.leadpipe_conn_id)
+        return await original(self)
+
+    monkeypatch.setattr(LeadpipeHook, "_aget_leadpipe_connection", counted)
+    with respx.mock() as router:
+        api = AccountAPI(router, account(0))
+        staying, leaving = Subscription(AccountCondition(), 10), Subscription(AccountCondition(), 10)
+        subscribe("leadpipe_default", {}, staying)
+        subscribe("leadpipe_default", {}, leaving)
+        leaving.leave()  # a trigger cancelled while its connection is being read
+        await eventually(lambda: staying.answers)
+        assert leaving.poller is None and leaving.answers == 0
+        assert staying.poller is not None and staying.poller.subscribers == 1
+        staying.leave()
+        alone = Subscription(AccountCondition(), 10)
+        subscribe("leadpipe_default", {}, alone)
+        alone.leave()
+        await asyncio.sleep(2 * LOOKUP_GATHER)
+    assert lookups == ["leadpipe_default"]  # the read nobody waited for any more never ran
+    assert api.calls == 1 and _pollers() == []
+
+
+async def test_a_failed_connection_read_finishes_every_waiting_subscription_with_an_error():
+    waiting = [Subscription(AccountCondition(), 10) for _ in range(3)]
+    for subscription in waiting:
+        subscribe("no_such_connection", {}, subscription)
+    await eventually(lambda: all(s.result is not None for s in waiting))
+    assert {s.result["status"] for s in waiting} == {"error"}
+    assert all("no_such_connection" in s.result["message"] for s in waiting)
+    assert all(s.poller is None for s in waiting) and _pollers() == []
 
 
 async def test_one_poller_and_one_client_per_connection(monkeypatch):
