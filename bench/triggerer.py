@@ -166,8 +166,8 @@ class LeadpipeTriggerImpl(Impl):
                 stamps[owner[subscription]].append(clock())
             original_deliver(subscription, answer)
 
-        Subscription.__init__ = init  # type: ignore[method-assign]
-        Subscription.deliver = deliver  # type: ignore[method-assign]
+        Subscription.__init__ = init  # type: ignore[method-assign,assignment]
+        Subscription.deliver = deliver  # type: ignore[method-assign,assignment]
 
     def run(self, i: int) -> AsyncIterator[Any]:
         from airflow_provider_leadpipe.conditions import AccountCondition
