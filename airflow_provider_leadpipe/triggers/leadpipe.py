@@ -88,23 +88,24 @@ class LeadpipeAccountTrigger(BaseTrigger):
         return backoff_interval(self.poke_interval, answers + 1, self.max_wait)
 
     async def _wait(self) -> dict[str, Any]:
-        refused: dict[bytes, dict[str, Any]] | None = None
+        refused: dict[bytes, dict[str, Any]] = {}
+        refusal: dict[str, Any] | None = None
         schedule = self._backoff if self.exponential_backoff else None
         while True:
             subscription = Subscription(self.condition, self.poke_interval, schedule)
             # Attached once the connection is read: by a read that starts after this call, shared
             # with the triggers starting together.
-            subscribe(self.leadpipe_conn_id, self.hook_params, subscription, refused)
+            subscribe(self.leadpipe_conn_id, self.hook_params, subscription, refused or None)
             try:
                 result = await self._wait_on(subscription)
             finally:
                 subscription.leave()
             poller = subscription.poller
+            if poller is None and refusal is not None and result["status"] == events.TIMEOUT:
+                return refusal  # the deadline passed while the connection was read again
             if poller is None or result.get("error") != LeadpipeAuthError.__name__:
                 return result
-            if refused is None:
-                refused = {}
-            refused[poller.key] = result  # read the connection again: a rotated key is picked up
+            refused[poller.key] = refusal = result  # read the connection again: a rotated key is picked up
 
     async def _wait_on(self, subscription: Subscription) -> dict[str, Any]:
         while subscription.result is None:

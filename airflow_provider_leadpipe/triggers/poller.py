@@ -6,8 +6,9 @@ therefore share one :class:`AccountPoller` per credential:
 
 - Sharing follows what the connection *resolves to*, not its id: each trigger's connection is
   read in that trigger's context (as the triggerer's per-team secrets lookup requires) and the
-  trigger joins the poller of :func:`~airflow_provider_leadpipe.hooks.core.sharing_key` of those settings (base URL,
-  a salted fingerprint of the key, proxy, CA bundle, and the ``hook_params`` timeout and retries).
+  trigger joins the poller of :func:`~airflow_provider_leadpipe.hooks.core.sharing_key` of those
+  settings (base URL, a salted fingerprint of the key, proxy, CA bundle, and the ``hook_params``
+  timeout and retries).
   Two ids with one key share a poll; one id that resolves to two keys (a rotation, per-team
   secrets) never shares an answer between them. The poller never re-reads a connection.
 - Reading a connection costs more than everything else a starting trigger does (0.3-0.7 ms of
@@ -52,7 +53,7 @@ from typing import Any
 
 from airflow_provider_leadpipe.conditions import AccountCondition, LeadpipeAccountError, unavailable
 from airflow_provider_leadpipe.exceptions import TRANSIENT_ERRORS
-from airflow_provider_leadpipe.hooks.core import sharing_key
+from airflow_provider_leadpipe.hooks.core import forget_locals, sharing_key
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.models import AccountStatus
 from airflow_provider_leadpipe.triggers import events
@@ -90,7 +91,7 @@ def subscribe(
     loop = asyncio.get_running_loop()
     reads = _READS.get(loop)
     if reads is None:
-        reads = _READS[loop] = _Reads(loop)
+        reads = _READS[loop] = _Reads()
     reads.join((conn_id, *sorted(hook_params.items())), conn_id, hook_params, subscription, refused)
 
 
@@ -109,8 +110,8 @@ class _Reads:
     waiting subscriptions itself, rather than have each await a shared future: a starting
     trigger then costs no more wake-ups than it did before reads were shared.)"""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+    def __init__(self) -> None:
+        # No reference to the loop: _READS is keyed weakly by it.
         #: Reads not started yet, which a subscription may join.
         self.waiting: dict[tuple[Any, ...], _Read] = {}
         #: When the latest read started, for LOOKUP_GATHER seconds after it did.
@@ -128,13 +129,15 @@ class _Reads:
     ) -> None:
         read = self.waiting.get(key)
         if read is None:
-            delay = max(0.0, self.started.get(key, -LOOKUP_GATHER) + LOOKUP_GATHER - self.loop.time())
-            read = self.waiting[key] = _Read()
+            loop = asyncio.get_running_loop()
+            delay = max(0.0, self.started.get(key, -LOOKUP_GATHER) + LOOKUP_GATHER - loop.time())
             hook = LeadpipeHook(leadpipe_conn_id=conn_id, **hook_params)
+            read = _Read()
             # Created in the asking trigger's context, as its own read would be (per-team secrets).
-            task = self.loop.create_task(self._read(key, read, hook, delay))
+            task = loop.create_task(self._read(key, read, hook, delay))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
+            self.waiting[key] = read
         read.waiting[subscription] = refused
         subscription.read = read
 
@@ -142,30 +145,50 @@ class _Reads:
         await asyncio.sleep(delay)  # at least to the next pass of the loop: its triggers join
         if self.waiting.get(key) is read:
             del self.waiting[key]  # started: a subscription from now on waits for a read of its own
-        started = self.started[key] = self.loop.time()
-        self.loop.call_later(LOOKUP_GATHER, self._forget, key, started)
         if not read.waiting:
-            return  # every subscription left before the read started
+            return  # every subscription left before the read started: no read
+        loop = asyncio.get_running_loop()
+        started = self.started[key] = loop.time()
+        loop.call_later(LOOKUP_GATHER, self._forget, key, started)
+        outcome: bytes | dict[str, Any]
         try:
-            sharing: bytes | None = sharing_key(await hook.aget_settings())
+            outcome = sharing_key(await hook.aget_settings())
         except Exception as exc:  # no connection, bad settings: an error event, as a bad answer
-            sharing, failed = None, events.from_exception(exc)  # (nothing read: no key to redact)
-        poller = None
-        waiting, read.waiting = read.waiting, {}  # who is waiting now (some may have left)
-        for subscription, refused in waiting.items():
-            subscription.read = None
-            if sharing is None:
-                subscription.finish(failed)
-            elif refused is not None and sharing in refused:
-                subscription.finish(refused[sharing])  # still the key that was refused
-            else:
-                if poller is None:
-                    poller = AccountPoller.for_key(sharing, hook)
-                poller.attach(subscription)
+            outcome = events.from_exception(exc)  # (nothing read: no key to redact)
+        # In an empty context, as the poller's own work: what it logs is no one trigger's business.
+        contextvars.Context().run(_hand_over, read, hook, outcome)
 
     def _forget(self, key: tuple[Any, ...], started: float) -> None:
         if self.started.get(key) == started:
             del self.started[key]
+
+
+def _hand_over(read: _Read, hook: LeadpipeHook, outcome: bytes | dict[str, Any]) -> None:
+    """Attach the subscriptions waiting for ``read`` to the poller of ``outcome``, the sharing key
+    read, or finish them with the event of their refused key, or with ``outcome``, the error event
+    of a failed read."""
+    waiting, read.waiting = list(read.waiting.items()), {}  # who waits now (some may have left)
+    poller = None
+    handled = 0
+    try:
+        for subscription, refused in waiting:
+            subscription.read = None
+            if isinstance(outcome, dict):
+                subscription.finish(outcome)
+            elif refused is not None and outcome in refused:
+                subscription.finish(refused[outcome])  # still the key that was refused
+            else:
+                if poller is None:
+                    poller = AccountPoller.for_key(outcome, hook)
+                poller.attach(subscription)
+            handled += 1
+    except Exception as exc:  # a bug: the triggers not handed over get its error event now
+        forget_locals(exc)
+        log.exception("Leadpipe connection read: handing triggers to their poller failed")
+        error = events.from_exception(exc)
+        for subscription, _ in waiting[handled:]:
+            subscription.read = None
+            subscription.finish(error)
 
 
 _READS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Reads] = weakref.WeakKeyDictionary()

@@ -224,6 +224,18 @@ async def test_auth_errors_yield_a_failure_event(http_status, caplog, capsys):
     assert API_KEY not in json.dumps(payload) + caplog.text + str(capsys.readouterr())
 
 
+async def test_a_refusal_just_before_the_deadline_is_a_failure_not_a_timeout(monkeypatch):
+    # After a 401 the trigger reads its connection again; that read may start only after the
+    # deadline. The refusal is the outcome (a timeout would let soft_fail skip an auth failure).
+    monkeypatch.setattr("airflow_provider_leadpipe.triggers.poller.LOOKUP_GATHER", 1.0)
+    with respx.mock() as router:
+        api = AccountAPI(router, 401)
+        [event] = await all_events(make_trigger(timeout=0.5))
+    assert api.calls == 1
+    assert event.payload["status"] == "failure"
+    assert event.payload["error"] == "LeadpipeAuthError"
+
+
 async def test_expired_organization_yields_a_failure_event():
     with respx.mock() as router:
         AccountAPI(router, account(0), account(500, healthy=False, org_status="expired"))

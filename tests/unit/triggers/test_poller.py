@@ -12,10 +12,17 @@ import weakref
 import pytest
 import respx
 
+from airflow_provider_leadpipe.conditions import AccountCondition
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.triggers.leadpipe import LeadpipeAccountTrigger
-from airflow_provider_leadpipe.conditions import AccountCondition
-from airflow_provider_leadpipe.triggers.poller import _REGISTRY, LOOKUP_GATHER, Subscription, subscribe
+from airflow_provider_leadpipe.triggers.poller import (
+    _READS,
+    _REGISTRY,
+    LOOKUP_GATHER,
+    AccountPoller,
+    Subscription,
+    subscribe,
+)
 from tests.unit.conftest import API_KEY
 from tests.unit.triggers.account_api import AccountAPI, account, eventually
 from tests.unit.triggers.account_api import make_trigger as trigger
@@ -153,6 +160,60 @@ async def test_a_failed_connection_read_finishes_every_waiting_subscription_with
     assert {s.result["status"] for s in waiting} == {"error"}
     assert all("no_such_connection" in s.result["message"] for s in waiting)
     assert all(s.poller is None for s in waiting) and _pollers() == []
+
+
+async def test_a_bug_while_handing_triggers_to_their_poller_gives_each_an_error_event_at_once(
+    monkeypatch, caplog
+):
+    original = AccountPoller.attach
+
+    def attach(poller, subscription):
+        if subscription is waiting[1]:
+            raise RuntimeError("a bug in attach")
+        return original(poller, subscription)
+
+    monkeypatch.setattr(AccountPoller, "attach", attach)
+    unretrieved = []
+    asyncio.get_running_loop().set_exception_handler(lambda loop, context: unretrieved.append(context))
+    with respx.mock() as router:
+        AccountAPI(router, account(0))
+        waiting = [Subscription(AccountCondition(), 10) for _ in range(3)]
+        for subscription in waiting:
+            subscribe("leadpipe_default", {}, subscription)
+        await eventually(lambda: waiting[0].answers and all(s.result for s in waiting[1:]), timeout=2)
+        waiting[0].leave()
+    # The first was handed over; the one that broke and the one after it are told, not left hanging.
+    assert waiting[0].result is None and waiting[0].poller is not None
+    assert [s.result["error"] for s in waiting[1:]] == ["RuntimeError", "RuntimeError"]
+    assert "handing triggers to their poller failed" in caplog.text
+    assert unretrieved == []
+
+
+async def test_a_connection_is_read_in_the_context_of_the_trigger_that_asked(monkeypatch):
+    # Airflow's triggerer binds per-team secrets lookups and log routing to each trigger's context.
+    team = contextvars.ContextVar("team", default=None)
+    seen = []
+    original = LeadpipeHook._aget_leadpipe_connection
+
+    async def spy(self):
+        seen.append(team.get())
+        return await original(self)
+
+    monkeypatch.setattr(LeadpipeHook, "_aget_leadpipe_connection", spy)
+
+    async def ask(name):
+        team.set(name)
+        subscription = Subscription(AccountCondition(), 10)
+        subscribe("leadpipe_default", {}, subscription)
+        await eventually(lambda: subscription.answers)
+        subscription.leave()
+
+    with respx.mock() as router:
+        AccountAPI(router, account(0))
+        await asyncio.create_task(ask("team-a"))
+        await asyncio.sleep(LOOKUP_GATHER)
+        await asyncio.create_task(ask("team-b"))
+    assert seen == ["team-a", "team-b"]
 
 
 async def test_one_poller_and_one_client_per_connection(monkeypatch):
@@ -320,8 +381,12 @@ def test_fresh_state_in_every_event_loop():
     # A 30 s interval: the second loop fetches at once only because it shares nothing with the first.
     assert run_in_new_loop() == 1
     assert run_in_new_loop() == 1
+    assert run_in_new_loop() == 1
     gc.collect()
-    assert all(ref() is None or ref() not in _REGISTRY for ref in loops)  # nothing left behind
+    # Nothing keeps an ended loop alive (asgiref, under Airflow's connection lookup, holds the
+    # latest loop in a thread-local until the next one starts).
+    assert [ref() for ref in loops[:2]] == [None, None]
+    assert all(loop in (None, loops[-1]()) for loop in [*_REGISTRY, *_READS])
 
 
 async def test_a_rotated_key_is_picked_up_by_a_long_waiting_trigger(monkeypatch, leadpipe_conn):
