@@ -58,10 +58,10 @@ def pytest_terminal_summary(terminalreporter) -> None:
 
 @pytest.fixture
 def figures(request) -> Iterator[dict[str, object]]:
-    """A dict for the test's figures, kept (also on failure: what was seen so far) in FIGURES."""
+    """A dict for the test's figures, kept (also on failure: what was seen so far) in FIGURES by module."""
     seen: dict[str, object] = {}
     yield seen
-    FIGURES[request.node.module.__name__.rsplit(".", 1)[-1]] = seen
+    FIGURES.setdefault(request.node.module.__name__.rsplit(".", 1)[-1], {}).update(seen)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "figures.json").write_text(json.dumps(FIGURES, indent=2))
 

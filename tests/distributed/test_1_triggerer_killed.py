@@ -18,6 +18,7 @@ import pytest
 from airflow_provider_leadpipe.testing import Fault
 from tests.distributed.cluster import query
 from tests.distributed.conftest import ORBIT_KEY, POKE_INTERVAL, SENSOR_KEYS
+from tests.distributed.leaks import trigger_kwargs
 from tests.distributed.metadata import (
     dag_run,
     live_triggerer_jobs,
@@ -95,6 +96,10 @@ def test_killed_triggerer_hands_its_triggers_to_the_survivor(cluster, api, sandb
     deferred_after = time.monotonic() - started
     figures["seconds_until_all_deferred"] = round(deferred_after, 1)
     figures["triggers_per_triggerer_before_kill"] = sorted(holders.values())
+    # The triggers' kwargs (decrypted) name the connection, never hold its key.
+    kwargs = trigger_kwargs(cluster)
+    assert sum("lp_dist_" in text for text in kwargs) == SENSORS + RUNS, kwargs[:3]
+    assert not [text for text in kwargs for key in (*SENSOR_KEYS, ORBIT_KEY) if key in text]
 
     # Two live triggerers: at most two account requests per connection per interval.
     counts, window = requests_per_interval(sandbox)
