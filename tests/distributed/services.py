@@ -18,7 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.e2e.standalone import free_port, start_group, stop_group
+from tests.e2e.standalone import start_group, stop_group
+from tests.ports import free_port
 
 #: How long a server may take to accept connections.
 START_TIMEOUT = 60.0

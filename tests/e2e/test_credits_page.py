@@ -13,7 +13,7 @@ import time
 import httpx
 
 from tests.e2e.airflow_api import put_connection, trigger, wait_for_dag, watch_run
-from tests.e2e.standalone import free_port
+from tests.ports import free_port
 
 DAG_ID = "leadpipe_daily_credit_report"
 TASK = "credit_report"
