@@ -15,10 +15,12 @@ def free_port() -> int:
     """A TCP port on 127.0.0.1 that nobody listens on right now.
 
     The port is released before the caller's server binds it, so another process can take it in
-    between (a rare race: the kernel hands out ephemeral ports in turn, not at random). A server
-    that then fails with "Address already in use" is the symptom; PostgreSQL and Redis in
-    tests/distributed start again once on a new port when that happens. Airflow's api-server is
-    not retried: its port is baked into the stack's whole environment before it starts.
+    between (rare: the kernel hands out ephemeral ports in turn, not at random). PostgreSQL and
+    Redis in tests/distributed then start once more on a new port (``Service._start_listening``).
+    Airflow's api-server and log servers are not retried: their ports are in the stack's whole
+    environment before it starts. That residual race ends in a failed start ("Address already in
+    use" in the stack's log, shown with the error), or, if the thief is itself an Airflow
+    api-server, in tests talking to that one and failing on what they do not find there.
     """
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
