@@ -1,9 +1,9 @@
-"""Loopback port numbers for servers the tests start but cannot hand a listening socket to.
+"""Loopback ports for tests: numbers for servers that cannot be handed a socket, and refused ports.
 
 Prefer a server that binds port 0 itself and reports the port it got (``LeadpipeSandbox``, and
 ``leadpipe-sandbox --port 0``, which prints its URL): then there is no window at all. Use
 :func:`free_port` only for servers that must be told a number (Airflow's api-server and log
-servers, PostgreSQL, Redis), and for an address where nobody should be listening.
+servers, PostgreSQL, Redis). For an address where nobody may listen, hold a :class:`RefusedPort`.
 """
 
 from __future__ import annotations
@@ -25,3 +25,24 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+class RefusedPort:
+    """A loopback port that refuses connections for as long as the ``with`` block lasts.
+
+    The port stays bound but never listens: Linux answers a SYN to a bound, non-listening TCP
+    socket with RST (``ECONNREFUSED``), and no other socket or process can bind or be handed the
+    port meanwhile. (Binding and releasing a port would let another process take it before the
+    test connects.)
+    """
+
+    def __init__(self) -> None:
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self.port: int = self._sock.getsockname()[1]
+
+    def __enter__(self) -> RefusedPort:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._sock.close()

@@ -203,27 +203,6 @@ def _parse(head: bytes) -> Seen:
     return Seen(method=method, path=path, headers=headers, received_at=time.monotonic())
 
 
-class RefusedPort:
-    """A loopback port that refuses connections for as long as the ``with`` block lasts.
-
-    The port stays bound but never listens: Linux answers a SYN to a bound, non-listening TCP
-    socket with RST (``ECONNREFUSED``), and no other socket or process can bind or be handed the
-    port meanwhile. (Binding and releasing a port would let another process take it before the
-    test connects.)
-    """
-
-    def __init__(self) -> None:
-        self._sock = socket.socket()
-        self._sock.bind(("127.0.0.1", 0))
-        self.port: int = self._sock.getsockname()[1]
-
-    def __enter__(self) -> RefusedPort:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._sock.close()
-
-
 class BlackholeListener:
     """A loopback port whose accept queue is full, so a new connection's SYN is dropped and
     ``connect()`` waits until the client's connect timeout (Linux drops SYNs on a full queue)."""

@@ -21,12 +21,12 @@ from tests.hardening.loopback import (
     BlackholeListener,
     Dribble,
     Hang,
-    RefusedPort,
     Reply,
     ResetMidBody,
     ScriptedServer,
     Truncate,
 )
+from tests.ports import RefusedPort
 from tests.unit.conftest import account_data
 
 pytestmark = pytest.mark.timeout(30)

@@ -28,7 +28,8 @@ from airflow_provider_leadpipe.hooks.core import MAX_BACKOFF
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from tests.hardening.conftest import call
 from tests.hardening.figures import record
-from tests.hardening.loopback import RefusedPort, Reply, ResetMidBody, ScriptedServer
+from tests.hardening.loopback import Reply, ResetMidBody, ScriptedServer
+from tests.ports import RefusedPort
 from tests.unit.conftest import account_data
 
 pytestmark = pytest.mark.timeout(30)
