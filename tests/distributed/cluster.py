@@ -21,11 +21,11 @@ from tests.conftest import REPO
 from tests.e2e.standalone import (
     AirflowStack,
     StandaloneError,
-    free_port,
     kill_strays,
     start_group,
     stop_group,
 )
+from tests.ports import free_port
 
 #: Lowered from the defaults so that a dead triggerer or worker is noticed in seconds, not minutes.
 FAST_FAILOVER = {

@@ -12,13 +12,13 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from tests.e2e.standalone import free_port, start_group, stop_group
+from tests.e2e.standalone import start_group, stop_group
+from tests.ports import free_port
 
 #: How long a server may take to accept connections.
 START_TIMEOUT = 60.0
@@ -56,15 +56,54 @@ class Service:
         self.data = Path(tempfile.mkdtemp(prefix=f"leadpipe-{self.name}-"))
         self.process: subprocess.Popen[bytes] | None = None
 
+    def _launch(self) -> subprocess.Popen[bytes]:
+        """Start the server process, told to listen on 127.0.0.1:``self.port``."""
+        raise NotImplementedError
+
+    def _start_listening(self) -> None:
+        """Launch the server and wait until it listens; once more on a new port if it lost its port.
+
+        :func:`free_port` releases the port before the server binds it; a process that takes it
+        in between makes the server exit with "Address already in use".
+        """
+        for attempt in (1, 2):
+            log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
+            self.process = self._launch()
+            try:
+                self._wait_for_port()
+                return
+            except ServiceError:
+                if attempt == 2 or not self._port_was_taken(log_start):
+                    raise
+            stop_group(self.process, signal.SIGINT, 20.0)
+            self.port = free_port()
+
+    def _port_was_taken(self, log_start: int) -> bool:
+        with self.log_path.open("rb") as log:
+            log.seek(log_start)
+            return b"Address already in use" in log.read()
+
     def _wait_for_port(self) -> None:
+        """Wait until this server (not another process that took its port) listens on ``self.port``."""
+        assert self.process is not None
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
+            if self.process.poll() is not None:
                 raise ServiceError(f"{self.name} exited with {self.process.returncode}\n{self.log_tail()}")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.5):
+            if self._listening():
                 return
             time.sleep(0.2)
         raise ServiceError(f"{self.name} not listening on {self.port} after {START_TIMEOUT:.0f} s")
+
+    def _listening(self) -> bool:
+        import psutil
+
+        assert self.process is not None
+        try:
+            sockets = psutil.Process(self.process.pid).net_connections(kind="tcp")
+        except psutil.Error:  # exited meanwhile
+            return False
+        return any(s.status == psutil.CONN_LISTEN and s.laddr.port == self.port for s in sockets)
 
     def log_tail(self, lines: int = 30) -> str:
         with contextlib.suppress(FileNotFoundError):
@@ -125,6 +164,10 @@ class Postgres(Service):
         )
         if init.returncode:
             raise ServiceError(f"initdb failed ({init.returncode}): {init.stderr[-2000:]}")
+        self._start_listening()
+        return self
+
+    def _launch(self) -> subprocess.Popen[bytes]:
         settings = {
             "listen_addresses": "127.0.0.1",
             "port": str(self.port),
@@ -136,14 +179,12 @@ class Postgres(Service):
             "max_connections": "300",
         }
         options = [arg for key, value in settings.items() for arg in ("-c", f"{key}={value}")]
-        self.process = start_group(
-            self._as_user([str(self.bindir / "postgres"), "-D", str(cluster), *options]),
-            env,
+        return start_group(
+            self._as_user([str(self.bindir / "postgres"), "-D", str(self.data / "cluster"), *options]),
+            {**os.environ, "LC_ALL": "C.UTF-8"},
             self.data,
             self.log_path,
         )
-        self._wait_for_port()
-        return self
 
 
 class Redis(Service):
@@ -160,16 +201,18 @@ class Redis(Service):
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> Redis:
+        self._start_listening()
+        return self
+
+    def _launch(self) -> subprocess.Popen[bytes]:
         # No persistence: a throwaway broker.
         options = ["--save", "", "--appendonly", "no", "--protected-mode", "yes", "--dir", str(self.data)]
-        self.process = start_group(
+        return start_group(
             [self.binary, "--bind", "127.0.0.1", "--port", str(self.port), *options],
             dict(os.environ),
             self.data,
             self.log_path,
         )
-        self._wait_for_port()
-        return self
 
 
 def _unprivileged_user() -> str:

@@ -41,7 +41,6 @@ import os
 import re
 import shlex
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -198,22 +197,16 @@ SYBIL = Sybil(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def serve_briefly(command: str, env: dict[str, str], lines: int = 4) -> None:
     """Print the first ``lines`` lines a server command prints, then stop it (SIGTERM).
 
-    For documented commands that serve until stopped: the ``--port`` they name is swapped for a
-    free one while they run, and swapped back in what they printed.
+    For documented commands that serve until stopped: the ``--port`` they name is swapped for
+    ``0`` (the server binds a free port itself, no other process can take it first), and the port
+    its first line reports is swapped back for the documented one in what they printed.
     """
     args = shlex.split(command)
     asked = args[args.index("--port") + 1]
-    free = str(_free_port())
-    args[args.index("--port") + 1] = free
+    args[args.index("--port") + 1] = "0"
     server = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert server.stdout is not None
@@ -221,7 +214,9 @@ def serve_briefly(command: str, env: dict[str, str], lines: int = 4) -> None:
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
-    print(banner.replace(free, asked), end="")
+    bound = re.search(r"http://[^\s:/]+:(\d+)", banner)
+    assert bound, f"{command!r} printed no URL with the port it listens on:\n{banner}"
+    print(re.sub(rf":{bound[1]}\b", f":{asked}", banner), end="")
 
 
 def _shell_env(project: Path, migrated_db: Path) -> dict[str, str]:

@@ -14,7 +14,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from tests.ports import free_port
 
 #: How long the whole stack may take to come up (≈ 12 s on an idle 2-core machine).
 START_TIMEOUT = 120.0
@@ -35,13 +36,6 @@ COMPONENTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
 
 class StandaloneError(RuntimeError):
     """`airflow standalone` did not start or answer as expected (the message ends with its log)."""
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now (other helpers may run Airflow on this machine)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def clean_env(**airflow_vars: str) -> dict[str, str]:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
 
 import httpx
+import pytest
 
 from tests.e2e.airflow_api import put_connection, trigger, wait_for_dag, watch_run
-from tests.e2e.standalone import free_port
+from tests.ports import RefusedPort
 
 DAG_ID = "leadpipe_daily_credit_report"
 TASK = "credit_report"
@@ -27,7 +29,16 @@ def _cards(html: str) -> dict[str, str]:
     return dict(re.findall(r'<section class="card[^"]*" data-conn-id="([^"]+)">(.*?)</section>', html, re.S))
 
 
-def test_credits_page_shows_every_connection_and_the_report_history(api, airflow, sandbox, artifacts, page):
+@pytest.fixture
+def down_port() -> Iterator[int]:
+    """A port that refuses connections for the whole test (no process can take it meanwhile)."""
+    with RefusedPort() as refused:
+        yield refused.port
+
+
+def test_credits_page_shows_every_connection_and_the_report_history(
+    api, airflow, sandbox, artifacts, page, down_port
+):
     from playwright.sync_api import expect
 
     sandbox.configure_key(KEY, {"organization": {"name": "Acme <Growth> & Co", "status": "active"}})
@@ -49,7 +60,7 @@ def test_credits_page_shows_every_connection_and_the_report_history(api, airflow
         {
             "connection_id": "leadpipe_down",
             "conn_type": "leadpipe",
-            "host": f"http://127.0.0.1:{free_port()}",  # nobody listens there
+            "host": f"http://127.0.0.1:{down_port}",  # refuses every connection
             "password": DOWN_KEY,
         },
     )

@@ -203,13 +203,6 @@ def _parse(head: bytes) -> Seen:
     return Seen(method=method, path=path, headers=headers, received_at=time.monotonic())
 
 
-def refused_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class BlackholeListener:
     """A loopback port whose accept queue is full, so a new connection's SYN is dropped and
     ``connect()`` waits until the client's connect timeout (Linux drops SYNs on a full queue)."""

@@ -7,6 +7,8 @@ suite's network guard (``socket.getaddrinfo`` patched to fail for any non-loopba
 
 from __future__ import annotations
 
+import errno
+import socket
 import time
 
 import pytest
@@ -23,8 +25,8 @@ from tests.hardening.loopback import (
     ResetMidBody,
     ScriptedServer,
     Truncate,
-    refused_port,
 )
+from tests.ports import RefusedPort
 from tests.unit.conftest import account_data
 
 pytestmark = pytest.mark.timeout(30)
@@ -102,12 +104,23 @@ def test_connect_timeout(mode, conn_to):
 
 
 def test_connection_refused(mode, conn_to):
-    error, elapsed = timed(mode, hook(conn_to(f"http://127.0.0.1:{refused_port()}")))
+    with RefusedPort() as refused:
+        error, elapsed = timed(mode, hook(conn_to(f"http://127.0.0.1:{refused.port}")))
     assert isinstance(error, LeadpipeConnectionError), error
     assert "failed: ConnectError" in str(error)
     assert error.request_sent is False
     assert elapsed < 1.0, elapsed
     record("network", "connection refused", mode=mode, retries=2, elapsed=elapsed)
+
+
+def test_a_refused_port_stays_refused_and_taken_while_held():
+    with RefusedPort() as refused:
+        for _ in range(2):  # refused every time, not only on the first SYN
+            with socket.socket() as client, pytest.raises(ConnectionRefusedError):
+                client.connect(("127.0.0.1", refused.port))
+        with socket.socket() as other, pytest.raises(OSError) as taken:
+            other.bind(("127.0.0.1", refused.port))
+        assert taken.value.errno == errno.EADDRINUSE
 
 
 def test_dns_failure(mode, conn_to, network_guard):

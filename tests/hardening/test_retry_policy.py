@@ -28,7 +28,8 @@ from airflow_provider_leadpipe.hooks.core import MAX_BACKOFF
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from tests.hardening.conftest import call
 from tests.hardening.figures import record
-from tests.hardening.loopback import Reply, ResetMidBody, ScriptedServer, refused_port
+from tests.hardening.loopback import Reply, ResetMidBody, ScriptedServer
+from tests.ports import RefusedPort
 from tests.unit.conftest import account_data
 
 pytestmark = pytest.mark.timeout(30)
@@ -258,10 +259,10 @@ def test_a_post_is_only_resent_when_it_cannot_have_been_processed(
 
 
 def test_a_refused_post_is_retried_because_it_never_left(mode, conn_to, recorded_sleeps):
-    with pytest.raises(LeadpipeConnectionError, match="ConnectError"):
+    with RefusedPort() as refused, pytest.raises(LeadpipeConnectionError, match="ConnectError"):
         call(
             mode,
-            LeadpipeHook(conn_to(f"http://127.0.0.1:{refused_port()}"), max_retries=2),
+            LeadpipeHook(conn_to(f"http://127.0.0.1:{refused.port}"), max_retries=2),
             method="POST",
             path="/v1/data/pixels",
             json={"domain": "example.com"},

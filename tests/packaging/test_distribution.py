@@ -1,6 +1,7 @@
 """The release artefacts: the sdist and the wheel build, pass ``twine check``, hold what they must,
 and the wheel installed into a bare Airflow 3.3.2 environment (dependencies resolved, nothing else
-installed) registers the provider and its ``leadpipe`` connection type with Airflow.
+installed) registers the provider and its ``leadpipe`` connection type with Airflow. The sdist holds
+every git-tracked file but the CI-only ones, and a fast part of the suite passes from it unpacked.
 
 uv builds and installs (from its cache when it can: ``--offline`` first, then the index).
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -24,6 +26,17 @@ pytestmark = [pytest.mark.packaging, pytest.mark.timeout(600)]
 
 AIRFLOW_VERSION = "3.3.2"
 NAME = "airflow_provider_leadpipe"
+
+#: Git-tracked paths (files, or folders ending in "/") the sdist leaves out on purpose. Anything
+#: else tracked must ship, so a new top-level file or folder cannot be left out silently.
+NOT_IN_SDIST = (
+    ".ci/",  # the CI entry point of a clone; the sdist's own entry point is scripts/test.sh
+)
+#: Files the build writes into the sdist that git does not track.
+BUILT_INTO_SDIST = {"PKG-INFO"}
+#: A part of the suite that needs no network, no Airflow services and no build, and runs in a few
+#: seconds: the docs' links and argument tables checked against the sdist's own code.
+SDIST_SUITE = ("tests/docs/test_links.py", "tests/docs/test_signatures.py")
 
 
 def uv(*args: str | Path, cwd: Path | None = None) -> str:
@@ -74,7 +87,7 @@ def test_the_wheel_holds_the_typing_marker_the_license_and_the_contract(dist):
     assert "Apache License" in license_text and "Version 2.0, January 2004" in license_text
     assert "License-Expression: Apache-2.0" in metadata
     assert "provider_info = airflow_provider_leadpipe:get_provider_info" in entry_points
-    assert not [name for name in names if name.startswith(("tests/", "scripts/", "bench/"))]
+    assert all(name.startswith((f"{NAME}/", f"{info}/")) for name in names), sorted(names)  # package only
 
 
 def test_the_sdist_holds_the_license_changelog_and_tests(dist):
@@ -91,6 +104,62 @@ def test_the_sdist_holds_the_license_changelog_and_tests(dist):
         "tests/conftest.py",
     ):
         assert required in names, required
+
+
+def git_files(*args: str) -> set[str]:
+    done = subprocess.run(
+        ["git", "ls-files", "-z", *args], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    return set(filter(None, done.stdout.split("\0")))
+
+
+def test_the_sdist_holds_every_tracked_file_but_the_ci_only_ones(dist):
+    if not (REPO / ".git").exists() or not shutil.which("git"):
+        pytest.skip("not a git checkout (e.g. an unpacked sdist): nothing to compare with")
+    with tarfile.open(dist["sdist"]) as sdist:
+        root = f"airflow_provider_leadpipe-{__version__}/"
+        names = {member.name.removeprefix(root) for member in sdist.getmembers() if member.isfile()}
+    tracked = git_files()
+    # A file not added to git yet (but not ignored) ships too: fine while developing, absent in CI.
+    untracked = git_files("--others", "--exclude-standard")
+
+    def matches(name: str, path: str) -> bool:
+        return name == path or (path.endswith("/") and name.startswith(path))
+
+    def excluded(name: str) -> bool:
+        return any(matches(name, path) for path in NOT_IN_SDIST)
+
+    stale = [path for path in NOT_IN_SDIST if not any(matches(name, path) for name in tracked)]
+    assert not stale, f"NOT_IN_SDIST names what git does not track: {stale}"
+    missing = sorted(name for name in tracked if not excluded(name) and name not in names)
+    assert not missing, f"tracked but not in the sdist: {missing}"
+    unexpected = sorted(
+        name for name in names - BUILT_INTO_SDIST if excluded(name) or name not in tracked | untracked
+    )
+    assert not unexpected, f"in the sdist but CI-only, generated or ignored by git: {unexpected}"
+
+
+def test_a_fast_part_of_the_suite_passes_from_the_unpacked_sdist(dist, tmp_path_factory):
+    target = tmp_path_factory.mktemp("sdist")
+    with tarfile.open(dist["sdist"]) as sdist:
+        sdist.extractall(target, filter="data")
+    unpacked = target / f"airflow_provider_leadpipe-{__version__}"
+    # The project's venv (its editable install points at this checkout): pytest runs in the
+    # unpacked tree and must import the package and the tests from there, which it reports last.
+    run = (
+        "import sys, pytest;"
+        f"code = pytest.main(['-q', '-p', 'no:cacheprovider', '--basetemp', {str(target / 'tmp')!r},"
+        f" *{list(SDIST_SUITE)!r}]);"
+        "print(sys.modules['airflow_provider_leadpipe'].__file__);"
+        "print(sys.modules['tests.docs.markdown_pages'].__file__);"
+        "sys.exit(code)"
+    )
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "PYTEST_ADDOPTS")}
+    done = subprocess.run([sys.executable, "-c", run], cwd=unpacked, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    *output, package, tests = done.stdout.splitlines()
+    assert Path(package).is_relative_to(unpacked) and Path(tests).is_relative_to(unpacked), (package, tests)
+    assert " passed" in output[-1] and "failed" not in output[-1] and "skipped" not in output[-1], output[-1]
 
 
 def test_the_wheel_registers_the_provider_in_a_bare_airflow(dist, tmp_path_factory):

@@ -37,6 +37,20 @@ def connections(leadpipe_conn):
         leadpipe_conn(f"lp_{name}", host=f"https://{name}.api.test", extra=extra)
 
 
+@pytest.fixture
+def lookups(monkeypatch) -> list[str]:
+    """The connection ids looked up, in order (each entry is one read of a connection)."""
+    looked_up: list[str] = []
+    original = LeadpipeHook._aget_leadpipe_connection
+
+    async def counted(self):
+        looked_up.append(self.leadpipe_conn_id)
+        return await original(self)
+
+    monkeypatch.setattr(LeadpipeHook, "_aget_leadpipe_connection", counted)
+    return looked_up
+
+
 def _pollers() -> list:
     return [poller for pollers in _REGISTRY.values() for poller in pollers.values()]
 
@@ -67,15 +81,7 @@ async def test_many_triggers_on_one_connection_send_one_request_per_interval():
     assert api.max_in_flight == 1
 
 
-async def test_triggers_starting_together_or_one_by_one_share_connection_lookups(monkeypatch):
-    lookups = []
-    original = LeadpipeHook._aget_leadpipe_connection
-
-    async def counted(self):
-        lookups.append(self.leadpipe_conn_id)
-        return await original(self)
-
-    monkeypatch.setattr(LeadpipeHook, "_aget_leadpipe_connection", counted)
+async def test_triggers_starting_together_or_one_by_one_share_connection_lookups(lookups):
     with respx.mock() as router:
         api = AccountAPI(router, account(0))
         # As Airflow's triggerer creates the triggers it was handed: one after the other, in one pass.
@@ -125,15 +131,7 @@ async def test_a_trigger_never_joins_a_connection_read_that_started_before_it_as
     assert _pollers() == []  # both stopped when their only subscriber left
 
 
-async def test_a_subscription_that_leaves_before_its_read_is_never_attached(monkeypatch):
-    lookups = []
-    original = LeadpipeHook._aget_leadpipe_connection
-
-    async def counted(self):
-        lookups.append(self.leadpipe_conn_id)
-        return await original(self)
-
-    monkeypatch.setattr(LeadpipeHook, "_aget_leadpipe_connection", counted)
+async def test_a_subscription_that_leaves_before_its_read_is_never_attached(lookups):
     with respx.mock() as router:
         api = AccountAPI(router, account(0))
         staying, leaving = Subscription(AccountCondition(), 10), Subscription(AccountCondition(), 10)
