@@ -32,6 +32,8 @@ CORE = "airflow_provider_leadpipe/hooks/core.py"
 CONDITIONS = "airflow_provider_leadpipe/conditions.py"
 RETRY_TESTS = ("tests/unit/hooks", "tests/hardening/test_retry_policy.py")
 CONDITION_TESTS = ("tests/unit/test_conditions.py", "tests/unit/sensors", "tests/unit/operators")
+NETWORK_TESTS = ("tests/unit/hooks/test_network_settings.py", "tests/hardening/test_corporate_network.py")
+SHARING_TESTS = ("tests/unit/triggers", "tests/integration/test_sensor_key_rotation.py", "tests/integration/test_sensor_coalescing.py")
 
 
 class Mutant(NamedTuple):
@@ -56,6 +58,10 @@ MUTANTS = [
     Mutant("idempotency key: the try number always added (a retry starts a second run)", "airflow_provider_leadpipe/operators/audiences.py", "    if new_run_on_retry:\n        key = f\"{key}:try{ti.try_number}\"", "    if True:\n        key = f\"{key}:try{ti.try_number}\"", ("tests/unit/operators/test_audiences.py", "tests/integration/test_audience_runs_dag.py")),  # noqa: E501
     Mutant("idempotency key: the run id left out (two DAG runs share one audience run)", "airflow_provider_leadpipe/operators/audiences.py", "[\"airflow\", ti.dag_id, ti.run_id, ti.task_id,", "[\"airflow\", ti.dag_id, ti.task_id,", ("tests/unit/operators/test_audiences.py",)),  # noqa: E501
     Mutant("redaction: redact() returns the text unchanged", CORE, "def redact(text: str, settings: ApiSettings) -> str:\n", "def redact(text: str, settings: ApiSettings) -> str:\n    return text\n", ("tests/unit/hooks", "tests/hardening/test_secrets.py", "tests/hardening/test_fuzz_responses.py")),  # noqa: E501
+    Mutant("corporate network: the ca_bundle extra ignored (default trust store)", CORE, "\"verify\": ssl_context(settings.ca_bundle),", "\"verify\": ssl_context(None),", NETWORK_TESTS),  # noqa: E501
+    Mutant("corporate network: the proxy extra ignored", CORE, "    elif settings.proxy is not None:\n        kwargs[\"proxy\"] = settings.proxy", "    elif False:\n        kwargs[\"proxy\"] = settings.proxy", NETWORK_TESTS),  # noqa: E501
+    Mutant("corporate network: plain http:// sent through the proxy", CORE, "    if httpx.URL(url).scheme == \"http\":\n        kwargs[\"trust_env\"] = False", "    if False:\n        kwargs[\"trust_env\"] = False", NETWORK_TESTS),  # noqa: E501
+    Mutant("sharing: the API key left out of the sharing key (one id, two accounts)", CORE, "        settings.api_key,\n        settings.proxy or \"\",", "        settings.proxy or \"\",", SHARING_TESTS),  # noqa: E501
 ]
 # fmt: on
 
