@@ -33,7 +33,11 @@ CONDITIONS = "airflow_provider_leadpipe/conditions.py"
 RETRY_TESTS = ("tests/unit/hooks", "tests/hardening/test_retry_policy.py")
 CONDITION_TESTS = ("tests/unit/test_conditions.py", "tests/unit/sensors", "tests/unit/operators")
 NETWORK_TESTS = ("tests/unit/hooks/test_network_settings.py", "tests/hardening/test_corporate_network.py")
-SHARING_TESTS = ("tests/unit/triggers", "tests/integration/test_sensor_key_rotation.py", "tests/integration/test_sensor_coalescing.py")
+SHARING_TESTS = (
+    "tests/unit/triggers",
+    "tests/integration/test_sensor_key_rotation.py",
+    "tests/integration/test_sensor_coalescing.py",
+)
 
 
 class Mutant(NamedTuple):
