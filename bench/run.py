@@ -190,7 +190,8 @@ def trigger_rows(results: dict[tuple[str, int], dict[str, Any]]) -> list[list[An
                 name,
                 fmt(r["requests_per_interval"], 1),
                 f"{fmt(r['evals_pct'], 1)} / {fmt(r['evals_min_pct'], 1)}",
-                f"{cpu_ms(r['cpu_per_eval_ms'])} / {cpu_ms(r['cpu_net_per_eval_ms'])}",
+                f"{cpu_ms(r['cpu_per_eval_ms'])} / {cpu_ms(r['cpu_net_per_eval_ms'])} / "
+                f"{cpu_ms(r['cpu_alone_per_eval_ms'])}",
                 fmt(r["cpu_util_pct"], 0),
                 f"{fmt(r['lag_p99_ms'], 1)} / {fmt(r['lag_max_ms'], 0)}",
                 f"{fmt(r['gc_total_ms'], 0)} ({r['gc_full_runs']})",
@@ -216,7 +217,7 @@ TRIGGER_HEADER = [
     "trigger",
     "requests/interval",
     "evals % mean / min",
-    "CPU ms/eval raw / net",
+    "CPU ms/eval raw / net / alone",
     "CPU %",
     "lag p99 / max ms",
     "GC ms (full)",
@@ -337,7 +338,11 @@ def many_targets(results: dict[tuple[str, int], dict[str, Any]]) -> list[Target]
 def regression_targets(
     results: dict[tuple[str, int], dict[str, Any]], args: argparse.Namespace, kind: str
 ) -> list[Target]:
-    """``--compare``: start-up and CPU per evaluation may not grow by more than 10 % over REF's."""
+    """``--compare``: start-up and CPU per evaluation may not grow by more than 10 % over REF's.
+
+    CPU per evaluation is judged on the "alone" figure (no loop-lag ticker in the loop); the table
+    shows raw and net too, but at N <= 1000 the ticker's own run-to-run variation exceeds 10 % of
+    what the evaluations cost."""
     targets = []
     for n in sorted({n for _, n in results}):
         ours, before = results.get(("leadpipe", n), {}), results.get((BEFORE, n), {})
@@ -346,11 +351,10 @@ def regression_targets(
         for key, what, fmt_value in (
             ("startup_s", "start-up (wall)", lambda v: f"{fmt(v)} s"),
             ("startup_cpu_s", "start-up CPU", lambda v: f"{fmt(v)} s"),
-            ("cpu_net_per_eval_ms", "CPU per evaluation (net)", lambda v: f"{cpu_ms(v)} ms"),
-            ("cpu_per_eval_ms", "CPU per evaluation (raw)", lambda v: f"{cpu_ms(v)} ms"),
+            ("cpu_alone_per_eval_ms", "CPU per evaluation (alone)", lambda v: f"{cpu_ms(v)} ms"),
         ):
             ratio = ours[key] / before[key] if before[key] else float("nan")
-            shown = f"{ratio:.3f}x" if before[key] else "n/a"  # a zero baseline (net CPU) has no ratio
+            shown = f"{ratio:.3f}x" if before[key] else "n/a"  # a zero baseline has no ratio
             targets.append(
                 Target(
                     f"{kind}. N={n}: {what} <= 1.10x {args.compare}'s",
