@@ -61,8 +61,11 @@ from airflow_provider_leadpipe.triggers import events
 log = logging.getLogger("airflow.providers.leadpipe.poller")
 
 #: Reads of one connection by starting triggers begin at most once per this many seconds; the
-#: triggers arriving in between share the next one (see :func:`subscribe`).
-LOOKUP_GATHER = 0.1
+#: triggers arriving in between share the next one (see :func:`subscribe`). Airflow's triggerer
+#: starts triggers in passes about a second apart, so a pass waits for none; triggers arriving
+#: continuously (bench/triggerer.py) make half the reads they made at 0.1 s and, with fewer
+#: thread hops to queue behind, reach their first answer no later (bench/RESULTS.md).
+LOOKUP_GATHER = 0.2
 
 _REGISTRY: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[bytes, AccountPoller]] = (
     weakref.WeakKeyDictionary()
