@@ -340,9 +340,10 @@ async def measure(
         gc.freeze()
     await asyncio.sleep(warmup)
 
-    # CPU per evaluation with the loop-lag ticker stopped ("alone"): the ticker costs 1-2 % of a
-    # core and varies between runs by more than 100-1000 coalesced evaluations per second cost,
-    # so "raw" and "net" below cannot resolve a 10 % change at N <= 1000; this window can.
+    # CPU per evaluation with the loop-lag ticker stopped ("alone"): the ticker costs 0.3-2 % of a
+    # core (machines differ) and varies between runs by more than 100-1000 coalesced evaluations
+    # per second cost, so "raw" and "net" below cannot resolve a 10 % change at N <= 1000; this
+    # window can.
     await lag.stop()
     alone = Window().start()
     alone_start = clock()
