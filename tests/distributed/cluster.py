@@ -36,9 +36,6 @@ FAST_FAILOVER = {
     "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
     "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_SEC": "2",
     "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
-    # Each triggerer claims at most this many triggers per loop (default 50), so that triggers
-    # deferred together spread over both triggerers instead of all landing on the first.
-    "AIRFLOW__TRIGGERER__MAX_TRIGGER_TO_SELECT_PER_LOOP": "10",
 }
 #: The components the health endpoint reports, all of which must be healthy before tests run.
 COMPONENTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
@@ -136,10 +133,16 @@ class DistributedAirflow(AirflowStack):
             "--without-gossip",
         )
 
-    def start_triggerer(self, name: str) -> subprocess.Popen[bytes]:
+    def start_triggerer(self, name: str, capacity: int | None = None) -> subprocess.Popen[bytes]:
+        """Start triggerer ``name``; ``capacity``: the most triggers it holds (Airflow's default: 1000).
+
+        Airflow gives a new trigger to whichever live triggerer asks first, so only a capacity
+        decides how triggers spread over several triggerers.
+        """
         # Two triggerers on one host cannot both serve logs on one port; the API server reads
         # trigger logs from the shared log folder.
-        return self.launch(name, "triggerer", "--skip-serve-logs")
+        limit = ("--capacity", str(capacity)) if capacity is not None else ()
+        return self.launch(name, "triggerer", "--skip-serve-logs", *limit)
 
     def wait_for_worker(self, name: str = "worker", timeout: float = 120.0) -> None:
         """Wait until the Celery worker ``name`` logged that it is ready for tasks."""

@@ -59,6 +59,16 @@ def triggers_by_triggerer(cluster: DistributedAirflow, dag_ids: tuple[str, ...])
     return Counter(dict(rows))
 
 
+def triggers_held(cluster: DistributedAirflow, job_id: int) -> int:
+    """How many triggers (of any DAG, asset watchers included) triggerer job ``job_id`` holds."""
+    [(count,)] = query(
+        cluster.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"],
+        "SELECT count(*) FROM trigger WHERE triggerer_id = %s",
+        job_id,
+    )
+    return count
+
+
 def live_triggerer_jobs(cluster: DistributedAirflow) -> list[int]:
     """Ids of the triggerer jobs Airflow counts as alive, oldest first.
 

@@ -16,7 +16,7 @@ class AirflowApiError(AssertionError):
     """Airflow did not reach the expected state in time (the message says what was seen)."""
 
 
-def wait_for_dag(api: httpx.Client, dag_id: str, timeout: float = 90.0) -> dict[str, Any]:
+def wait_for_dag(api: httpx.Client, dag_id: str, timeout: float = 240.0) -> dict[str, Any]:
     """Wait until the dag-processor has parsed ``dag_id``; fail with its import errors otherwise."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -52,7 +52,7 @@ def watch_run(
     run_id: str,
     task_id: str,
     *,
-    timeout: float = 150.0,
+    timeout: float = 300.0,
     interval: float = 0.3,
 ) -> TaskWatch:
     """Poll the run and one task instance until the run finishes, recording every state change."""

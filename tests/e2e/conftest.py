@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from tests.conftest import REPO
+from tests.e2e.browser import EXPECT_TIMEOUT_MS
 from tests.e2e.standalone import AirflowStandalone, always_stopped
 
 #: Screenshots and the standalone log land here (gitignored; named in docs/e2e.md).
@@ -107,7 +108,10 @@ def browser() -> Iterator[object]:
 def page(browser, airflow: AirflowStandalone):
     """A fresh browser page, signed in to Airflow as admin through the real login form."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, base_url=airflow.base_url)
-    context.set_default_timeout(30_000)
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
+    context.set_default_timeout(EXPECT_TIMEOUT_MS)
     page = context.new_page()
     page.goto("/connections")
     page.get_by_label("Username").fill("admin")

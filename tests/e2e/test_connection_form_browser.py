@@ -6,8 +6,9 @@ Screenshots go to `.artifacts/e2e/` (see docs/e2e.md).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING
+
+from tests.e2e.browser import screenshot
 
 if TYPE_CHECKING:  # imported in the test: without Chromium the browser fixture skips first
     from playwright.sync_api import Page, Route
@@ -36,14 +37,14 @@ def test_add_and_test_a_leadpipe_connection_in_the_ui(page: Page, api, sandbox, 
     expect(form.get_by_label("Port", exact=True)).to_have_count(0)
     form.get_by_label("Base URL", exact=True).fill(sandbox.url)
     form.get_by_label("API key", exact=True).fill(sandbox.api_key)
-    _screenshot(page, artifacts / "01-connection-form.png")
+    screenshot(page, artifacts / "01-connection-form.png")
 
     # The provider's extra fields, from conn-fields in get_provider_info().
     form.get_by_role("button", name="Extra Fields", exact=True).click()
     form.get_by_label("Request timeout (seconds)").fill("10")
     expect(form.get_by_label("Retries on transient errors")).to_be_visible()
     expect(form.get_by_text("Retries on connection errors, timeouts, HTTP 429 and 5xx.")).to_be_visible()
-    _screenshot(page, artifacts / "02-connection-form-extra-fields.png")
+    screenshot(page, artifacts / "02-connection-form-extra-fields.png")
 
     form.get_by_role("button", name="Save").click()
     expect(form).to_be_hidden()
@@ -64,7 +65,7 @@ def test_add_and_test_a_leadpipe_connection_in_the_ui(page: Page, api, sandbox, 
         # Airflow's bug, before the provider is even called: show it, then press Test again with
         # the upstream fix's normalisation (port 0 -> no port) applied to the request in flight.
         expect(page.get_by_text("Test Connection Failed")).to_be_visible()
-        _screenshot(page, artifacts / "03-test-airflow-3.3.2-port-bug.png")
+        screenshot(page, artifacts / "03-test-airflow-3.3.2-port-bug.png")
         page.route("**/api/v2/connections/test", _port_zero_means_no_port)
         page.reload()  # clears the failure toast
         with page.expect_response("**/api/v2/connections/test") as first:
@@ -76,17 +77,7 @@ def test_add_and_test_a_leadpipe_connection_in_the_ui(page: Page, api, sandbox, 
     organization = sandbox.key_state()["config"]["organization"]["name"]
     expect(page.get_by_text("Test Connection Successful")).to_be_visible()
     expect(page.get_by_text(f"Connected to {organization}")).to_be_visible()
-    _screenshot(page, artifacts / "04-test-success.png")
-
-
-def _screenshot(page: Page, path: Path) -> None:
-    """Screenshot once CSS transitions (accordion, toast slide-in) have finished."""
-    page.evaluate(
-        "Promise.all(document.getAnimations()"
-        ".filter(a => a.effect?.getComputedTiming().iterations !== Infinity)"
-        ".map(a => a.finished.catch(() => null)))"
-    )
-    page.screenshot(path=path)
+    screenshot(page, artifacts / "04-test-success.png")
 
 
 def _port_zero_means_no_port(route: Route) -> None:

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tests.e2e.airflow_api import put_connection, trigger, wait_for_dag, watch_run
+from tests.e2e.browser import screenshot
 from tests.ports import RefusedPort
 
 DAG_ID = "leadpipe_daily_credit_report"
@@ -135,23 +136,23 @@ def test_credits_page_shows_every_connection_and_the_report_history(
     page.get_by_role("button", name="Browse").click()
     entry = page.get_by_role("menuitem", name="Leadpipe")
     expect(entry).to_be_visible()
-    _screenshot(page, artifacts / "10-credits-nav-entry.png")
+    screenshot(page, artifacts / "10-credits-nav-entry.png")
     page.goto("/plugin/leadpipe")  # where the entry leads
     frame = page.frame_locator("iframe")
     expect(frame.locator('[data-conn-id="leadpipe_default"]')).to_be_visible()
     expect(frame.locator('[data-conn-id="leadpipe_down"]')).to_contain_text("LeadpipeConnectionError")
     expect(frame.locator('[data-conn-id="leadpipe_default"] circle.point')).to_have_count(len(reports))
-    _screenshot(page, artifacts / "11-credits-page.png")
+    screenshot(page, artifacts / "11-credits-page.png")
     frame_html = page.frames[-1].content()
     for secret in (KEY, DOWN_KEY, "sk_test_unlimited"):
         assert secret not in page.content() and secret not in frame_html
 
     page.goto(f"/dags/{DAG_ID}/runs/{run_ids[-1]}/tasks/{TASK}/plugin/leadpipe_credit_report")
-    expect(page.frame_locator("iframe").get_by_text(f"Credit report of {TASK}")).to_be_visible(timeout=20_000)
-    _screenshot(page, artifacts / "12-credit-report-task-view.png")
+    expect(page.frame_locator("iframe").get_by_text(f"Credit report of {TASK}")).to_be_visible()
+    screenshot(page, artifacts / "12-credit-report-task-view.png")
 
 
-def _successful_reports(api: httpx.Client, timeout: float = 120.0) -> list[str]:
+def _successful_reports(api: httpx.Client, timeout: float = 300.0) -> list[str]:
     """Run ids whose credit report succeeded, once no run of the DAG is still going."""
     deadline = time.monotonic() + timeout
     while True:
@@ -165,8 +166,3 @@ def _successful_reports(api: httpx.Client, timeout: float = 120.0) -> list[str]:
         if api.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}/taskInstances/{TASK}").json()["state"]
         == "success"
     ]
-
-
-def _screenshot(page, path) -> None:
-    page.wait_for_load_state("networkidle")
-    page.screenshot(path=path)

@@ -31,7 +31,7 @@ def leadpipe_dist_account_sensors():
         task_id="gate",
         min_credits=1,
         poke_interval=POKE_INTERVAL,
-        timeout=900,
+        timeout=3600,  # a safety net: the suite waits for events, not for this
         deferrable=True,
         max_active_tis_per_dag=SENSORS,
     ).expand(leadpipe_conn_id=[f"lp_dist_{i % CONNECTIONS}" for i in range(SENSORS)])

@@ -32,7 +32,7 @@ def leadpipe_dist_audience_runs():
             leadpipe_conn_id="lp_dist_orbit",
             deferrable=True,
             poll_interval=POLL_INTERVAL,
-            timeout=900,
+            timeout=3600,  # a safety net: the suite waits for events, not for this
             # One request per check: the suite holds the runs back with 503s until the kill.
             hook_params={"max_retries": 0},
         )
