@@ -8,6 +8,9 @@ export UV_PYTHON_DOWNLOADS=never
 # PYTHONDONTWRITEBYTECODE is set, as on this project's machines, Python would otherwise compile
 # Airflow from source in every process it starts (2 s of CPU more per `airflow` command).
 export UV_COMPILE_BYTECODE="${UV_COMPILE_BYTECODE:-1}"
+# The static checks (scripts/lint.sh, run by scripts/test.sh and .pre-commit-config.yaml), pinned so
+# every machine formats and type-checks alike; not package metadata (users never need them).
+LINT_TOOLS=(ruff==0.17.6 mypy==2.4.1)
 
 ensure_uv() {
   if command -v uv >/dev/null 2>&1; then UV=uv; return; fi
@@ -25,5 +28,15 @@ ensure_venv() {
   [ -x "$VENV/bin/python" ] || "$UV" venv -q -p "$PYTHON" "$VENV" >&2
   echo "[setup] installing Airflow $AIRFLOW_VERSION and the provider into $VENV" >&2
   # `distributed` (Celery, psycopg2) only here: the version-matrix venvs install `.[test]` alone.
-  "$UV" pip install -q --python "$VENV/bin/python" -e '.[test,distributed]' "apache-airflow==$AIRFLOW_VERSION" >&2
+  "$UV" pip install -q --python "$VENV/bin/python" -e '.[test,distributed]' "apache-airflow==$AIRFLOW_VERSION" \
+    "${LINT_TOOLS[@]}" >&2
+}
+
+# ruff's linter and format check over the repository, mypy over the package; fails on the first
+# that is not clean. Needs ensure_venv first.
+run_lint() {
+  echo "[lint] ruff check, ruff format --check, mypy airflow_provider_leadpipe" >&2
+  "$VENV/bin/ruff" check --quiet .
+  "$VENV/bin/ruff" format --check --quiet .
+  "$VENV/bin/python" -m mypy airflow_provider_leadpipe
 }

@@ -1,15 +1,24 @@
-"""The README demo: the credit-gated example DAG, a credit report and an Orbit audience run, on the
-sandbox, with real Airflow.
+"""The README demo: the credit-gated example DAG, two credit reports and an Orbit audience run, on
+the sandbox, with real Airflow.
 
 Run through ``bash scripts/demo.sh`` (which sets up the venv). It uses a fresh Airflow home
 (SQLite) under ``.airflow-demo/`` (or ``$LEADPIPE_DEMO_HOME``), starts the API sandbox on a free
-loopback port with an account that has NO credits until the third account call, runs
-``airflow dags test leadpipe_credit_gated_pull`` (the deferrable sensor waits, the trigger sees the
-credits come back, the visitors are pulled to a file) and ``airflow dags test
-leadpipe_daily_credit_report`` and ``airflow dags test leadpipe_intent_audience_daily`` (an Orbit
-audience upserted, run through queued -> running -> completed while deferred, its people landed in
-a file), prints what the runs pushed to XCom, and stops the sandbox.
-Exits non-zero if a run did not succeed.
+loopback port with an account that has NO credits until the third account call, and runs with
+``airflow dags test``:
+
+1. ``leadpipe_credit_gated_pull``: the deferrable sensor waits, the trigger sees the credits come
+   back, the visitors are pulled to a file;
+2. ``leadpipe_daily_credit_report``: the first report, nothing to compare with yet;
+3. the sandbox spends credits, as identifications would;
+4. ``leadpipe_intent_audience_daily``: an Orbit audience upserted, run through queued -> running ->
+   completed while deferred, its people landed in a file;
+5. ``leadpipe_daily_credit_report`` again: usage since the first report, a burn rate and when the
+   credits run out at that rate, which is before the next reset (the reports are seconds apart), so
+   its ``check_runway`` task fails the run: the alert the report exists for.
+
+It prints what the runs pushed to XCom, the two reports as the Leadpipe credits page charts them
+(and that page's card, rendered to ``leadpipe-credits.html`` in the Airflow home), and stops the
+sandbox. Exits non-zero unless every run ended as described.
 """
 
 from __future__ import annotations
@@ -23,6 +32,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import pendulum
 
 from airflow_provider_leadpipe.testing import LeadpipeSandbox
 
@@ -40,7 +51,10 @@ HIGHLIGHTS = (
     "audience",
     "Audience",
     "Marking run",
+    "credits run out",
 )
+#: Credits the sandbox spends between the two credit reports (as this many identifications would).
+SPENT_BETWEEN_REPORTS = 120
 #: A structlog console line: "<timestamp> [<level>] <message> [<logger>] loc=..."; we show the message.
 TRAILER = re.compile(r"\s+\[[\w.]+\] loc=.*$")
 LOG_LINE = re.compile(r"^\S+ \[\w+\s*\] (?P<message>.*?)(?:\s+\[[\w.]+\].*)?$")
@@ -74,9 +88,10 @@ def airflow(*args: str, env: dict[str, str], log: Path | None = None) -> int:
         return proc.wait()
 
 
-def latest_xcoms(dag_id: str) -> tuple[str, dict[str, Any]]:
-    """State and return values of the DAG's latest run, read from the demo's metadata DB."""
+def dag_runs(dag_id: str) -> list[tuple[str, dict[str, str], dict[str, Any]]]:
+    """(state, task states, return values) of each run of the DAG, oldest first, from the demo's DB."""
     from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
@@ -90,16 +105,64 @@ def latest_xcoms(dag_id: str) -> tuple[str, dict[str, Any]]:
         def value_of(row: Any) -> Any:
             return row.value
 
+    found = []
     with create_session() as session:
-        run = session.scalars(
-            select(DagRun).where(DagRun.dag_id == dag_id).order_by(DagRun.id.desc()).limit(1)
-        ).one()
-        rows = session.scalars(
-            select(XComModel).where(
-                XComModel.dag_id == dag_id, XComModel.run_id == run.run_id, XComModel.key == "return_value"
+        for run in session.scalars(select(DagRun).where(DagRun.dag_id == dag_id).order_by(DagRun.id)):
+            tasks = session.scalars(
+                select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run.run_id)
             )
-        )
-        return str(run.state), {row.task_id: value_of(row) for row in rows}
+            rows = session.scalars(
+                select(XComModel).where(
+                    XComModel.dag_id == dag_id,
+                    XComModel.run_id == run.run_id,
+                    XComModel.key == "return_value",
+                )
+            )
+            found.append(
+                (
+                    str(run.state),
+                    {ti.task_id: str(ti.state) for ti in tasks},
+                    {row.task_id: value_of(row) for row in rows},
+                )
+            )
+    return found
+
+
+def latest_xcoms(dag_id: str) -> tuple[str, dict[str, Any]]:
+    """State and return values of the DAG's latest run."""
+    state, _, xcoms = dag_runs(dag_id)[-1]
+    return state, xcoms
+
+
+def runway_alert(log: Path) -> str | None:
+    """The message ``check_runway`` failed with, from a run's log."""
+    found = re.search(r"Leadpipe credits run out at [^\n]*?credits/day", log.read_text())
+    return found[0] if found else None
+
+
+def credits_page(home: Path, conn_id: str, account: dict[str, Any]) -> tuple[list[Any], Path | None]:
+    """The credit reports the Leadpipe page charts for ``conn_id``, and its card as an HTML file.
+
+    Read from the demo's metadata DB with the page's own code (Airflow 3.1+); ``account`` is the
+    status the latest report saw (the page itself asks the API live).
+    """
+    try:
+        from airflow_provider_leadpipe.plugins import data, render
+    except ImportError:  # the page needs Airflow 3.1+
+        return [], None
+    try:
+        points = data.credit_reports().get(conn_id, [])
+    except ImportError:  # Airflow 2.x has no XComModel
+        return [], None
+    card = render.Card(conn_id=conn_id, account=account, reports=points)
+    footer = "Written by scripts/demo.py from the demo's credit reports; in Airflow: Browse > Leadpipe."
+    path = home / "leadpipe-credits.html"
+    path.write_text(render.page([card], title="Leadpipe credits (demo)", footer=footer))
+    return points, path
+
+
+def _when(value: Any) -> str:
+    return "-" if value is None else pendulum.parse(str(value)).format("YYYY-MM-DD HH:mm:ss [UTC]")
 
 
 def main() -> int:
@@ -134,20 +197,31 @@ def main() -> int:
         gated = HOME / "leadpipe_credit_gated_pull.log"
         airflow("dags", "test", "leadpipe_credit_gated_pull", "-c", conf, env=env, log=gated)
 
-        say("airflow dags test leadpipe_daily_credit_report")
+        # A reset date, as a paid plan has: the report compares the projection with it.
+        resets_at = pendulum.now("UTC").start_of("month").add(months=1)
+        sandbox.set_credits(resets_at=resets_at)
+        say("airflow dags test leadpipe_daily_credit_report (the first report: nothing to compare with yet)")
         report_log = HOME / "leadpipe_daily_credit_report.log"
         airflow("dags", "test", "leadpipe_daily_credit_report", env=env, log=report_log)
+
+        sandbox.consume_credits(SPENT_BETWEEN_REPORTS)
+        say(f"The sandbox spends {SPENT_BETWEEN_REPORTS} credits, as that many identified visitors would")
+
         say("airflow dags test leadpipe_intent_audience_daily (upsert >> deferrable run >> people to a file)")
         sandbox.set_run_schedule(queued_polls=1, running_polls=2)
         orbit_log = HOME / "leadpipe_intent_audience_daily.log"
         orbit_conf = json.dumps({"output_dir": str(HOME / "output")})
         airflow("dags", "test", "leadpipe_intent_audience_daily", "-c", orbit_conf, env=env, log=orbit_log)
+
+        say("airflow dags test leadpipe_daily_credit_report (the second report: usage, burn rate, runway)")
+        second_log = HOME / "leadpipe_daily_credit_report-2.log"
+        airflow("dags", "test", "leadpipe_daily_credit_report", env=env, log=second_log)
         account_calls = sandbox.request_count("/v1/data/account")
         visitor_pages = sandbox.request_count("/v1/data")
 
     gated_state, gated_xcom = latest_xcoms("leadpipe_credit_gated_pull")
-    report_state, report_xcom = latest_xcoms("leadpipe_daily_credit_report")
     orbit_state, orbit_xcom = latest_xcoms("leadpipe_intent_audience_daily")
+    reports = dag_runs("leadpipe_daily_credit_report")
 
     say("Results, read back from XCom")
     account = gated_xcom.get("wait_for_credits") or {}
@@ -160,11 +234,6 @@ def main() -> int:
     summary = gated_xcom.get("summary") or {}
     pulled = f"{summary.get('records')} visitor records in {summary.get('pages')} pages"
     print(f"      pulled {pulled} -> {summary.get('path')}")
-    print(f"    leadpipe_daily_credit_report: {report_state}")
-    report = report_xcom.get("credit_report") or {}
-    for key in ("observed_at", "remaining", "credits_used", "daily_burn_rate", "runs_out_before_reset"):
-        print(f"      {key}: {report.get(key)}")
-    print(f"      check_runway: {report_xcom.get('check_runway')}")
     print(f"    leadpipe_intent_audience_daily: {orbit_state}")
     audience = orbit_xcom.get("upsert_audience") or {}
     landed = orbit_xcom.get("summary") or {}
@@ -173,12 +242,57 @@ def main() -> int:
         f"      run {landed.get('audience_run_id')} (dataDate {landed.get('data_date')}): "
         f"landed {landed.get('people')} people -> {landed.get('path')}"
     )
+
+    (first_state, _, first_xcom), (second_state, second_tasks, second_xcom) = reports[-2:]
+    first = first_xcom.get("credit_report") or {}
+    second = second_xcom.get("credit_report") or {}
+    alert = runway_alert(second_log)
+    print(f"    leadpipe_daily_credit_report, first run: {first_state}")
+    print(
+        f"      {first.get('remaining')} credits left, burn rate {first.get('daily_burn_rate')} "
+        f"(one report, nothing to compare with); check_runway: {first_xcom.get('check_runway')}"
+    )
+    check = second_tasks.get("check_runway")
+    print(f"    leadpipe_daily_credit_report, second run: {second_state} (check_runway {check})")
+    rate = second.get("daily_burn_rate")
+    elapsed = second.get("elapsed_seconds") or 0
+    print(
+        f"      credits_used: {second.get('credits_used')} in {elapsed:.0f} s since the first report "
+        f"-> daily_burn_rate: {rate:,.0f} credits/day"
+        if isinstance(rate, (int, float))
+        else f"      daily_burn_rate: {rate}"
+    )
+    print(
+        f"      projected_exhaustion_at: {_when(second.get('projected_exhaustion_at'))}, "
+        f"resets_at: {_when(second.get('resets_at'))}, "
+        f"runs_out_before_reset: {second.get('runs_out_before_reset')}"
+    )
+    print(f"      check_runway's alert (your failure notifications send it): {alert}")
+    print(
+        "      (the reports are seconds apart, so a day's burn is huge; scheduled daily, it is a real rate)"
+    )
+    points, card = credits_page(HOME, "leadpipe_default", second.get("account") or {})
+    if card is not None:
+        print(
+            f"    the Leadpipe credits page (Airflow 3.1+: Browse > Leadpipe) charts {len(points)} reports:"
+        )
+        for point in points:
+            print(
+                f"      {_when(point.observed_at)}: {point.remaining:,.0f} of {point.limit:,.0f} credits left"
+            )
+        print(f"      its card, rendered from them: {card}")
     print(f"    sandbox saw {account_calls} account calls and {visitor_pages} visitor-page requests")
-    print(f"    full logs: {gated}, {report_log} and {orbit_log}")
+    print(f"    full logs: {gated}, {report_log}, {orbit_log} and {second_log}")
     print(f"\nDemo finished in {time.monotonic() - started:.0f} s.")
-    ok = gated_state == report_state == orbit_state == "success"
+    ok = (
+        gated_state == first_state == orbit_state == "success"
+        and second_state == "failed"
+        and second_tasks.get("credit_report") == "success"
+        and second_tasks.get("check_runway") == "failed"
+        and alert is not None
+    )
     if not ok:
-        print("A demo run did not succeed; see the logs above.", file=sys.stderr)
+        print("A demo run did not end as described above; see the logs.", file=sys.stderr)
     return 0 if ok else 1
 
 

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs what it needs, then runs
-#   1. pytest on Airflow 3.3.2: unit, dag.test integration, hardening, packaging (sdist and wheel
+#   1. the static checks (scripts/lint.sh: ruff check, ruff format --check, mypy), failing the
+#      command when the code is not clean;
+#   2. pytest on Airflow 3.3.2: unit, dag.test integration, hardening, packaging (sdist and wheel
 #      built, checked, installed into a bare Airflow), the demo, and the end-to-end suite
 #      (airflow standalone + triggerer + the Connections form in headless Chromium, installed
 #      from Debian's packages when missing: that needs root or passwordless sudo);
-#   2. the version matrix: the same suites minus e2e/demo/packaging on Airflow 2.11, 3.0, 3.1, 3.2
+#   3. the version matrix: the same suites minus e2e/demo/packaging on Airflow 2.11, 3.0, 3.1, 3.2
 #      (two versions at a time, MATRIX_JOBS in scripts/matrix.sh).
-# Arguments go to pytest and skip the matrix (e.g. `bash scripts/test.sh tests/unit -q`); Chromium
-# is then installed only if the run includes tests/e2e (a path naming it, or no path at all).
+# Arguments go to pytest and skip the static checks and the matrix (e.g. `bash scripts/test.sh
+# tests/unit -q`); Chromium is then installed only if the run includes tests/e2e (a path naming it,
+# or no path at all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/_env.sh
@@ -24,6 +27,9 @@ runs_e2e() {
 }
 
 ensure_venv
+if [ $# -eq 0 ]; then
+  run_lint
+fi
 if runs_e2e "$@"; then
   LEADPIPE_REQUIRE_CHROMIUM=1 bash scripts/install_chromium.sh
 fi

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from importlib.metadata import version
+from pathlib import Path
 
 import pytest
 
@@ -17,7 +18,7 @@ from tests.conftest import REPO
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 
-def test_demo_runs_the_gated_pull_the_report_and_the_audience(tmp_path):
+def test_demo_runs_the_gated_pull_two_reports_and_the_audience(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     env |= {
         "LEADPIPE_DEMO_HOME": str(tmp_path / "demo"),
@@ -34,9 +35,7 @@ def test_demo_runs_the_gated_pull_the_report_and_the_audience(tmp_path):
     assert out.count("waiting: account not healthy") >= 2
     assert "[DAG TEST] running trigger in line" in out
     assert "leadpipe_credit_gated_pull: success" in out
-    assert "leadpipe_daily_credit_report: success" in out
     assert "sensor released with 500 of 500 credits left" in out
-    assert "Leadpipe credit report, observed" in out
 
     # The file it names exists and holds the records it reports.
     pulled = re.search(r"pulled (\d+) visitor records in (\d+) pages -> (\S+)", out)
@@ -54,3 +53,29 @@ def test_demo_runs_the_gated_pull_the_report_and_the_audience(tmp_path):
     assert people > 0 and path.startswith(str(tmp_path))
     with gzip.open(path, "rt") as lines:
         assert sum(1 for _ in lines) == people
+
+    # Two credit reports with usage between them: the first has nothing to compare with, the
+    # second a burn rate and a projection before the reset, so check_runway raises the alert.
+    assert out.count("Leadpipe credit report, observed") == 2
+    assert "leadpipe_daily_credit_report, first run: success" in out
+    assert (
+        "500 credits left, burn rate None (one report, nothing to compare with); check_runway: unknown" in out
+    )
+    assert "leadpipe_daily_credit_report, second run: failed (check_runway failed)" in out
+    burn = re.search(
+        r"credits_used: 120 in (\d+) s since the first report -> daily_burn_rate: ([\d,]+) credits/day", out
+    )
+    assert burn, out
+    elapsed, rate = int(burn[1]), int(burn[2].replace(",", ""))
+    assert rate > 0 and abs(rate - 120 * 86_400 / max(elapsed, 1)) <= 0.5 * rate  # 120 credits over that time
+    assert "resets_at: " in out and "runs_out_before_reset: True" in out
+    assert re.search(r"Leadpipe credits run out at \S+, before the next reset \(\S+\): 380 left", out), out
+
+    # What the Leadpipe credits page charts: both reports, and its card rendered from them.
+    assert "charts 2 reports:" in out
+    assert re.search(r"UTC: 500 of 500 credits left\n.*UTC: 380 of 500 credits left", out), out
+    card = re.search(r"its card, rendered from them: (\S+)", out)
+    assert card and card[1].startswith(str(tmp_path)), out
+    page = Path(card[1]).read_text()
+    assert 'aria-label="Remaining credits over time, 2 report(s)"' in page
+    assert page.count('<circle class="point"') == 2
