@@ -235,6 +235,16 @@ def test_upsert_creates_then_updates_the_same_audience(leadpipe_sandbox):
     assert len(named) == 1
 
 
+def test_upsert_finds_its_audience_past_the_first_page_and_creates_no_duplicate(leadpipe_sandbox):
+    for n in range(60):
+        leadpipe_sandbox.create_audience(f"Other {n}", status="draft")
+    created = upsert(name="Late", config=CONFIG, status="draft")  # the 61st: past a page of 50
+    again = upsert(name="Late", config={**CONFIG, "minScore": 80})
+    assert again["id"] == created["id"]
+    named = [a for a in leadpipe_sandbox.orbit_state()["audiences"] if a["name"] == "Late"]
+    assert len(named) == 1
+
+
 def test_upsert_takes_a_config_rendered_to_json_text(leadpipe_sandbox):
     op = LeadpipeUpsertAudienceOperator(task_id="upsert", name="Rendered", config="{{ params.config }}")
     op.config = '{"topicIds": [7], "minScore": 60}'  # what the template rendered to
