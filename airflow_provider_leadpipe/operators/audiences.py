@@ -299,7 +299,8 @@ class LeadpipeAudienceResultsToStorageOperator(LeadpipeLineageMixin, _AudienceOp
 
     The file is written under a temporary name and moved to ``path`` only when complete: a failed
     pull leaves nothing at ``path`` (see :mod:`airflow_provider_leadpipe.storage`). A run is a
-    frozen snapshot, so fewer people than the results endpoint's ``total`` is an error by default
+    frozen snapshot, so fewer people than the results endpoint's ``total`` (``method="results"``)
+    or than the run's ``resultCount`` up to the row cap (``method="export"``) is an error by default
     (``on_incomplete``). When the run holds more people than the export's row cap
     (``X-Export-Row-Cap``, 300,000), ``on_truncated`` decides: ``"fail"`` (nothing is written) or
     ``"warn"`` (the capped file is written and ``truncated`` is True). People are personal data:
@@ -315,7 +316,8 @@ class LeadpipeAudienceResultsToStorageOperator(LeadpipeLineageMixin, _AudienceOp
     :param compression: ``"gzip"``, None, or ``"infer"`` (gzip when ``path`` ends in ``.gz``).
     :param method: ``"results"`` (default) or ``"export"``.
     :param on_truncated: ``"fail"`` (default) or ``"warn"``.
-    :param on_incomplete: ``"fail"`` (default), ``"warn"``, or None: fewer people than announced.
+    :param on_incomplete: ``"fail"`` (default), ``"warn"``, or None: fewer people than announced
+        (either method).
     :param concurrency: result pages requested at once, 1-16 (default 4).
     :param storage_conn_id: Airflow connection for the object store (templated).
     :param leadpipe_conn_id: the Leadpipe connection (templated).
@@ -464,11 +466,19 @@ class LeadpipeAudienceResultsToStorageOperator(LeadpipeLineageMixin, _AudienceOp
                         "read every person, or on_truncated='warn' to keep the capped file"
                     )
                 self.log.warning("%s; writing the first %s rows (on_truncated='warn')", message, cap)
+            # Every row up to the cap is due: fewer is an incomplete pull, as for the results.
+            due = run.result_count
+            if due is not None and cap is not None:
+                due = min(due, cap)
             counter = csv_rows.RowCounter()
             with file as out:
                 for chunk in export.iter_bytes():
                     counter.feed(chunk)
                     out.write(chunk)
+                # Inside the block: an incomplete export with on_incomplete="fail" writes nothing.
+                storage.check_complete(
+                    counter.records, due, on_incomplete=self.on_incomplete, what="people", logger=self.log
+                )
         return counter.records, truncated
 
     def on_kill(self) -> None:

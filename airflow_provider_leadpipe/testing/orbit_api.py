@@ -251,7 +251,8 @@ class OrbitApi:
             (b"x-clickhouse-query-id", uuid.uuid4().hex.encode()),
             (b"content-disposition", f'attachment; filename="audience-run-{run.id}.csv"'.encode()),
         ]
-        return StreamingResponse(200, run.people_of(key.orbit.seed).csv_chunks(cap), CSV, headers)
+        rows = min(cap, max(0, run.result_count - key.orbit.export_csv_short_by))  # short_by: a fault
+        return StreamingResponse(200, run.people_of(key.orbit.seed).csv_chunks(rows), CSV, headers)
 
     async def _create_export(self, request: Request, key: KeyState, params: list[str]) -> AnyResponse:
         run = _completed_run(key, params)

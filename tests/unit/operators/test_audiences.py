@@ -15,6 +15,7 @@ from airflow_provider_leadpipe.exceptions import (
     LeadpipeConfigError,
     LeadpipeConflictError,
     LeadpipeExportTruncatedError,
+    LeadpipeIncompleteError,
     LeadpipeSlotsFullError,
 )
 from airflow_provider_leadpipe.operators.audiences import (
@@ -365,6 +366,45 @@ def test_export_over_the_row_cap_with_warn_writes_the_capped_file(
     assert (result["records"], result["truncated"]) == (100, True)
     assert "capped at 100" in caplog.text + capsys.readouterr().out  # Airflow 3 logs via structlog
     assert len((tmp_path / "p.csv").read_text().splitlines()) == 101  # header + the capped rows
+
+
+def test_an_export_shorter_than_the_run_fails_and_leaves_nothing(leadpipe_sandbox, completed, tmp_path):
+    audience, run = completed
+    leadpipe_sandbox.set_export_csv_short_by(387)  # 50 of the run's 437 rows, row cap not reached
+    op = results_op(
+        audience, tmp_path / "out" / "p.csv", audience_run_id=run["id"], method="export", format="csv"
+    )
+    with pytest.raises(LeadpipeIncompleteError, match=r"announced 437 people but the pull returned 50"):
+        op.execute({})
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("cap", "short_by", "on_incomplete", "expected", "received"),
+    [(None, 387, "warn", 437, 50), (100, 377, "warn", 100, 60), (None, 387, None, 437, 50)],
+    ids=["warn", "capped-and-short-warn", "none"],
+)
+def test_a_short_export_with_warn_or_none_writes_what_arrived(
+    leadpipe_sandbox, completed, tmp_path, caplog, capsys, cap, short_by, on_incomplete, expected, received
+):
+    audience, run = completed
+    if cap is not None:  # capped at 100 and short of even that: 60 of min(437, 100)
+        leadpipe_sandbox.set_export_row_cap(cap)
+    leadpipe_sandbox.set_export_csv_short_by(short_by)
+    op = results_op(
+        audience,
+        tmp_path / "p.csv",
+        audience_run_id=run["id"],
+        method="export",
+        format="csv",
+        on_truncated="warn",
+        on_incomplete=on_incomplete,
+    )
+    result = op.execute({})
+    assert result["records"] == received == len((tmp_path / "p.csv").read_text().splitlines()) - 1
+    logged = caplog.text + capsys.readouterr().out
+    announced = f"announced {expected} people but the pull returned {received}"
+    assert (announced in logged) == (on_incomplete == "warn")
 
 
 def test_a_run_not_completed_yet_is_refused_before_writing(leadpipe_sandbox, audience, tmp_path):
