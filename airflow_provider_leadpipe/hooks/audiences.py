@@ -870,7 +870,15 @@ def _create_run(audience_id: str, key: str | None) -> Plan[AudienceRun]:
     path = f"{_audience_path(audience_id)}/runs"
     # The key makes this POST replay-safe, so the core's retry policy retries it (core.replay_safe).
     headers = {IDEMPOTENCY_KEY_HEADER: idempotency_key(key) if key is not None else str(uuid.uuid4())}
-    handler = _parsing(AudienceRun.from_response, f"audience {audience_id}")
+    parse = _parsing(AudienceRun.from_response, f"audience {audience_id}")
+
+    def handler(response: httpx.Response, settings: ApiSettings) -> AudienceRun:
+        run: AudienceRun = parse(response, settings)
+        # 201 Created: a new run; 200: the run this key made before ("reusing the same key
+        # returns the same run"; the contract shows no status codes, this is the HTTP meaning).
+        run._existing = response.status_code == 200
+        return run
+
     return (yield _Call("POST", path, handler, json={"runType": "manual"}, headers=headers))
 
 

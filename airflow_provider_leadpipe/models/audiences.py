@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Annotated, Any, TypeVar
 
-from pydantic import Field, PlainSerializer, PlainValidator
+from pydantic import Field, PlainSerializer, PlainValidator, PrivateAttr
 
 from airflow_provider_leadpipe.exceptions import LeadpipeResponseError
 from airflow_provider_leadpipe.models.account import (
@@ -199,6 +199,14 @@ class AudienceRun(_OrbitModel):
     completed_at: String | None = Field(None, alias="completedAt")
     cancelled_at: String | None = Field(None, alias="cancelledAt")
     updated_at: String | None = Field(None, alias="updatedAt")
+    # Not an API field: set by LeadpipeHook.create_audience_run (see :attr:`existing`).
+    _existing: bool = PrivateAttr(default=False)
+
+    @property
+    def existing(self) -> bool:
+        """True for a run that ``create_audience_run`` got back for an ``Idempotency-Key`` that had
+        made it before: the API answered ``200 OK`` rather than ``201 Created``. False otherwise."""
+        return self._existing
 
     @property
     def is_terminal(self) -> bool:

@@ -6,6 +6,8 @@ import csv
 import gzip
 import io
 import json
+from datetime import datetime, timezone
+from types import SimpleNamespace
 
 import pytest
 
@@ -19,6 +21,7 @@ from airflow_provider_leadpipe.exceptions import (
     LeadpipeSlotsFullError,
 )
 from airflow_provider_leadpipe.operators.audiences import (
+    REUSED_XCOM_KEY,
     RUN_ID_XCOM_KEY,
     LeadpipeAudienceResultsToStorageOperator,
     LeadpipeRunAudienceOperator,
@@ -107,6 +110,29 @@ def test_default_key_is_the_same_on_every_try_and_names_the_task_instance():
     assert first != task_idempotency_key(context(run_id="scheduled__2026-05-06"))
 
 
+def test_a_cleared_task_instance_gets_a_new_key_and_its_retries_keep_it():
+    task = SimpleNamespace(retries=2)
+    tries = [context(try_number=n, max_tries=2, task=task) for n in (1, 2, 3)]  # never cleared
+    assert {task_idempotency_key(c) for c in tries} == {task_idempotency_key(context())}
+    # Cleared after try 3: Airflow sets max_tries = 3 + 2; tries 4 and 5 are that clear's.
+    after_clear = [task_idempotency_key(context(try_number=n, max_tries=5, task=task)) for n in (4, 5)]
+    assert after_clear[0] == after_clear[1] == task_idempotency_key(context()) + ":clear4"
+    # Cleared again after try 4.
+    again = task_idempotency_key(context(try_number=5, max_tries=6, task=task))
+    assert again.endswith(":clear5") and again not in after_clear
+    # The user's own key is theirs: a clear does not change it.
+    assert task_idempotency_key(context(try_number=4, max_tries=5, task=task), "nightly") == "nightly"
+
+
+def test_a_dag_run_re_created_under_the_same_id_gets_a_new_key():
+    first = SimpleNamespace(start_date=datetime(2026, 5, 5, 9, 30, tzinfo=timezone.utc))
+    second = SimpleNamespace(start_date=datetime(2026, 5, 5, 11, 0, tzinfo=timezone.utc))
+    key = task_idempotency_key(context(dag_run=first))
+    assert key == task_idempotency_key(context(dag_run=first, try_number=2))
+    assert key != task_idempotency_key(context(dag_run=second))
+    assert key.endswith(":dr2026-05-05T09:30:00+00:00")
+
+
 def test_new_run_on_retry_adds_the_try_number_to_the_default_and_to_a_given_key():
     first = task_idempotency_key(context(try_number=1), new_run_on_retry=True)
     assert first != task_idempotency_key(context(try_number=2), new_run_on_retry=True)
@@ -137,16 +163,36 @@ def test_run_waits_in_the_worker_and_returns_the_completed_run(leadpipe_sandbox,
     ctx = context()
     run = run_op(audience, deferrable=False).execute(ctx)
     assert (run["status"], run["resultCount"]) == ("completed", 250)
-    assert ctx["ti"].pushed == [(RUN_ID_XCOM_KEY, run["id"])]  # pushed before waiting
+    assert ctx["ti"].pushed == [(RUN_ID_XCOM_KEY, run["id"]), (REUSED_XCOM_KEY, None)]  # before waiting
     assert leadpipe_sandbox.audience_runs_created(audience["id"]) == 1
     json.dumps(run)
 
 
-def test_a_second_execute_of_the_same_task_instance_gets_the_same_run(leadpipe_sandbox, audience):
+def test_a_second_execute_of_the_same_task_instance_gets_the_same_run_and_says_so(
+    leadpipe_sandbox, audience, caplog, capsys
+):
     first = run_op(audience, deferrable=False).execute(context(try_number=1))
-    second = run_op(audience, deferrable=False).execute(context(try_number=2))
+    retry = context(try_number=2)
+    second = run_op(audience, deferrable=False).execute(retry)
     assert first["id"] == second["id"]
     assert leadpipe_sandbox.audience_runs_created(audience["id"]) == 1
+    assert (REUSED_XCOM_KEY, {"id": first["id"], "createdAt": first["createdAt"]}) in retry["ti"].pushed
+    logged = caplog.text + capsys.readouterr().out  # Airflow 3 logs via structlog
+    assert f"reusing run {first['id']}, created at {first['createdAt']}" in logged
+
+
+def test_a_cleared_task_instance_starts_a_new_run(leadpipe_sandbox, audience):
+    task = SimpleNamespace(retries=1)
+    first = run_op(audience, deferrable=False).execute(context(try_number=1, max_tries=1, task=task))
+    # Cleared after try 1 (Airflow: max_tries = 1 + retries), e.g. after changing the audience.
+    cleared = context(try_number=2, max_tries=2, task=task)
+    second = run_op(audience, deferrable=False).execute(cleared)
+    assert first["id"] != second["id"]
+    assert leadpipe_sandbox.audience_runs_created(audience["id"]) == 2
+    assert (REUSED_XCOM_KEY, None) in cleared["ti"].pushed
+    # A retry of the cleared instance (try 3) gets the cleared instance's run back.
+    third = run_op(audience, deferrable=False).execute(context(try_number=3, max_tries=2, task=task))
+    assert third["id"] == second["id"]
 
 
 def test_new_run_on_retry_starts_a_second_run(leadpipe_sandbox, audience):
