@@ -20,6 +20,11 @@ from airflow_provider_leadpipe import validation
 from airflow_provider_leadpipe.exceptions import LeadpipeAudienceRunError, LeadpipeConfigError
 from airflow_provider_leadpipe.models import AudienceRun
 
+#: Runs a condition without a run id looks at first: the newest 100 (one ``GET .../runs?limit=100``;
+#: the API lists runs newest first). Only when they are a full window without a matching run is the
+#: whole list read (page by page, or a typed error), so "none yet" is never said of a partial list.
+RECENT_RUNS = 100
+
 if TYPE_CHECKING:
     from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 
@@ -119,10 +124,18 @@ class AudienceRunCondition:
         """Ask the API once (sync) and evaluate the answer."""
         if self.audience_run_id is not None:
             return self.evaluate_run(hook.get_audience_run(self.audience_id, self.audience_run_id))
-        return self.evaluate_runs(hook.list_audience_runs(self.audience_id))
+        runs = hook.list_audience_runs(self.audience_id, limit=RECENT_RUNS)
+        found = self.evaluate_runs(runs)
+        if found[0] is None and len(runs) >= RECENT_RUNS:
+            found = self.evaluate_runs(hook.list_audience_runs(self.audience_id))
+        return found
 
     async def acheck(self, hook: LeadpipeHook) -> tuple[AudienceRun | None, str]:
         """:meth:`check` for the triggerer: the same evaluation, awaited requests."""
         if self.audience_run_id is not None:
             return self.evaluate_run(await hook.aget_audience_run(self.audience_id, self.audience_run_id))
-        return self.evaluate_runs(await hook.alist_audience_runs(self.audience_id))
+        runs = await hook.alist_audience_runs(self.audience_id, limit=RECENT_RUNS)
+        found = self.evaluate_runs(runs)
+        if found[0] is None and len(runs) >= RECENT_RUNS:
+            found = self.evaluate_runs(await hook.alist_audience_runs(self.audience_id))
+        return found

@@ -19,14 +19,16 @@ class FakeTaskInstance:
     task_id: str = "run"
     map_index: int = -1
     try_number: int = 1
+    max_tries: int | None = None  # Airflow: retries at first, try_number + retries after a clear
+    task: Any = None
     pushed: list[tuple[str, Any]] = field(default_factory=list)
 
     def xcom_push(self, key: str, value: Any, **_: Any) -> None:
         self.pushed.append((key, value))
 
 
-def context(**ti: Any) -> dict[str, Any]:
-    return {"ti": FakeTaskInstance(**ti)}
+def context(dag_run: Any = None, **ti: Any) -> dict[str, Any]:
+    return {"ti": FakeTaskInstance(**ti), **({"dag_run": dag_run} if dag_run is not None else {})}
 
 
 def _get(sandbox: Any, path: str, api_key: str | None = None, **params: Any) -> httpx.Response:

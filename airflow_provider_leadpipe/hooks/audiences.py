@@ -49,6 +49,11 @@ from airflow_provider_leadpipe.storage import AtomicFile
 AUDIENCES_PATH = "/v1/intent/audiences"
 #: Largest ``limit`` of ``GET .../runs`` (documented: 1-100).
 MAX_RUNS_LIMIT = 100
+#: Audiences asked for per page of ``GET /v1/intent/audiences``: the contract documents ``limit``
+#: but not its largest value; its example asks for 50.
+AUDIENCES_PAGE_SIZE = 50
+#: Largest ``page_size`` of the audience list (undocumented; the value the runs list allows).
+MAX_AUDIENCES_LIMIT = 100
 #: Largest results page asked for. Undocumented; the previous API generation allowed 1-100, and a
 #: server serving fewer is followed (see paging.AudienceResultsPager).
 MAX_RESULTS_LIMIT = 100
@@ -57,6 +62,7 @@ MAX_IDEMPOTENCY_KEY = 120
 DOWNLOAD_CHUNK = 1024 * 1024
 
 T = TypeVar("T")
+R = TypeVar("R", Audience, AudienceRun)
 
 
 @dataclass(frozen=True)
@@ -485,14 +491,22 @@ class AudiencesHookMixin:
 
     # -- audiences ------------------------------------------------------------------------------
 
-    def list_audiences(self, status: str | None = None) -> list[Audience]:
+    def list_audiences(
+        self, status: str | None = None, *, page_size: int = AUDIENCES_PAGE_SIZE
+    ) -> list[Audience]:
         """Every audience of the organization, optionally only those in ``status``
-        (``draft``/``active``/``paused``)."""
-        return self._run(_list_audiences(status))
+        (``draft``/``active``/``paused``), read page by page (``page_size``, 1-100) to the end.
 
-    async def alist_audiences(self, status: str | None = None) -> list[Audience]:
+        :raises LeadpipeResponseError: when the answers do not let it tell that it has every
+            audience (see :class:`~airflow_provider_leadpipe.hooks.paging.ListPager`).
+        """
+        return self._run(_list_audiences(status, page_size))
+
+    async def alist_audiences(
+        self, status: str | None = None, *, page_size: int = AUDIENCES_PAGE_SIZE
+    ) -> list[Audience]:
         """Async :meth:`list_audiences`."""
-        return await self._arun(_list_audiences(status))
+        return await self._arun(_list_audiences(status, page_size))
 
     def get_audience(self, audience_id: str) -> Audience:
         """One audience. :raises LeadpipeNotFoundError: naming the id."""
@@ -567,15 +581,24 @@ class AudiencesHookMixin:
         """Async :meth:`create_audience_run`."""
         return await self._arun(_create_run(audience_id, idempotency_key))
 
-    def list_audience_runs(self, audience_id: str, *, limit: int = MAX_RUNS_LIMIT) -> list[AudienceRun]:
-        """The audience's newest runs (at most ``limit``, 1-100), in the order the API serves them."""
-        return self._run(_list_runs(audience_id, limit))
+    def list_audience_runs(
+        self, audience_id: str, *, limit: int | None = None, page_size: int = MAX_RUNS_LIMIT
+    ) -> list[AudienceRun]:
+        """The audience's runs in the order the API serves them (newest first).
+
+        With ``limit=None`` (the default) every run, read page by page (``page_size``, 1-100) to
+        the end; with ``limit`` (1-100) one request for at most that many, the newest.
+
+        :raises LeadpipeResponseError: (``limit=None``) when the answers do not let it tell that it
+            has every run (see :class:`~airflow_provider_leadpipe.hooks.paging.ListPager`).
+        """
+        return self._run(_list_runs(audience_id, limit, page_size))
 
     async def alist_audience_runs(
-        self, audience_id: str, *, limit: int = MAX_RUNS_LIMIT
+        self, audience_id: str, *, limit: int | None = None, page_size: int = MAX_RUNS_LIMIT
     ) -> list[AudienceRun]:
         """Async :meth:`list_audience_runs`."""
-        return await self._arun(_list_runs(audience_id, limit))
+        return await self._arun(_list_runs(audience_id, limit, page_size))
 
     def get_audience_run(self, audience_id: str, run_id: str) -> AudienceRun:
         """One run, whatever its state (the API has no single-run GET).
@@ -784,11 +807,25 @@ def _run_what(audience_id: str, run_id: str) -> str:
     return f"audience run {_path_id(run_id, 'run_id')} of audience {_path_id(audience_id, 'audience_id')}"
 
 
-def _list_audiences(status: str | None) -> Plan[list[Audience]]:
+def _read_list(
+    path: str, parse: Callable[[Any], tuple[list[R], Any]], what: str, page_size: int, params: dict[str, Any]
+) -> Plan[list[R]]:
+    """Every row of an offset-paged list, page after page (rules: :class:`paging.ListPager`)."""
+    pager = paging.ListPager(page_size, what=what)
+    rows: list[R] = []
+    while not pager.done:
+        page, meta = yield _Call("GET", path, _parsing(parse, what), {**params, **pager.params()})
+        pager.feed([row.id for row in page], meta)
+        rows.extend(page)
+    return rows
+
+
+def _list_audiences(status: str | None, page_size: int) -> Plan[list[Audience]]:
     status = validation.audience_status(status)
-    params = {"status": status} if status else None
+    size = validation.whole_number(page_size, "page_size", 1, MAX_AUDIENCES_LIMIT)
+    params = {"status": status} if status else {}
     return (
-        yield _Call("GET", AUDIENCES_PATH, _parsing(Audience.list_from_response, "audience list"), params)
+        yield from _read_list(AUDIENCES_PATH, Audience.list_page_from_response, "audience list", size, params)
     )
 
 
@@ -833,12 +870,26 @@ def _create_run(audience_id: str, key: str | None) -> Plan[AudienceRun]:
     path = f"{_audience_path(audience_id)}/runs"
     # The key makes this POST replay-safe, so the core's retry policy retries it (core.replay_safe).
     headers = {IDEMPOTENCY_KEY_HEADER: idempotency_key(key) if key is not None else str(uuid.uuid4())}
-    handler = _parsing(AudienceRun.from_response, f"audience {audience_id}")
+    parse = _parsing(AudienceRun.from_response, f"audience {audience_id}")
+
+    def handler(response: httpx.Response, settings: ApiSettings) -> AudienceRun:
+        run: AudienceRun = parse(response, settings)
+        # 201 Created: a new run; 200: the run this key made before ("reusing the same key
+        # returns the same run"; the contract shows no status codes, this is the HTTP meaning).
+        run._existing = response.status_code == 200
+        return run
+
     return (yield _Call("POST", path, handler, json={"runType": "manual"}, headers=headers))
 
 
-def _list_runs(audience_id: str, limit: int) -> Plan[list[AudienceRun]]:
+def _list_runs(
+    audience_id: str, limit: int | None, page_size: int = MAX_RUNS_LIMIT
+) -> Plan[list[AudienceRun]]:
     path = f"{_audience_path(audience_id)}/runs"
+    if limit is None:
+        size = validation.whole_number(page_size, "page_size", 1, MAX_RUNS_LIMIT)
+        parse = AudienceRun.list_page_from_response
+        return (yield from _read_list(path, parse, f"run list of audience {audience_id}", size, {}))
     params = {"limit": validation.whole_number(limit, "limit", 1, MAX_RUNS_LIMIT)}
     return (
         yield _Call("GET", path, _parsing(AudienceRun.list_from_response, f"audience {audience_id}"), params)

@@ -399,8 +399,12 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
     # -- pixels: GET/POST /v1/data/pixels, PATCH /v1/data/pixels/{id} -------------------------
 
     def list_pixels(self) -> list[Pixel]:
-        """Every tracking pixel of the organization (the endpoint has no paging or filters)."""
-        return self.request("GET", PIXELS_PATH, parse=Pixel.list_from_response)  # type: ignore[no-any-return]
+        """Every tracking pixel of the organization (the endpoint has no paging or filters).
+
+        :raises LeadpipeResponseError: when the answer says it holds only part of the list
+            (``meta.total`` above its rows, ``meta.hasMore``, a ``meta.nextCursor``).
+        """
+        return self.request("GET", PIXELS_PATH, parse=_whole_pixel_list)  # type: ignore[no-any-return]
 
     def create_pixel(
         self,
@@ -505,6 +509,12 @@ async def _amask_secret(secret: str) -> None:
 
 def _handler(parse: Callable[[dict[str, Any]], Any] | None) -> Handler:
     return core.handle_response if parse is None else core.parsing(parse)
+
+
+def _whole_pixel_list(payload: Any) -> list[Pixel]:
+    pixels, meta = Pixel.list_page_from_response(payload)
+    paging.check_whole(len(pixels), meta, what="pixel list")
+    return pixels
 
 
 def _existing_pixel(pixels: list[Pixel], domain: str, conflict: LeadpipeConflictError) -> Pixel:

@@ -3,7 +3,9 @@
 :func:`read_pages` / :func:`aread_pages` drive any pager (sequentially, or with a bounded window
 of requests in flight, fed back in order); :func:`records` / :func:`arecords` turn pages into
 rows. :class:`VisitorPager` holds the rules of ``GET /v1/data``; :class:`AudienceResultsPager`
-those of an Orbit run's results.
+those of an Orbit run's results; :class:`ListPager` those of the object lists (audiences, runs)
+and :func:`check_whole` those of a list the API serves in one answer (pixels). A list is read to
+its end or refused with :class:`LeadpipeResponseError`: never a silent part of it.
 
 Visitors: page-number paging over ``GET /v1/data``.
 
@@ -39,7 +41,7 @@ from typing import Any, Protocol, TypeVar
 
 from airflow_provider_leadpipe.exceptions import LeadpipeConflictError, LeadpipeError, LeadpipeResponseError
 from airflow_provider_leadpipe.hooks import core
-from airflow_provider_leadpipe.models import AudienceResultsPage, VisitorPage
+from airflow_provider_leadpipe.models import AudienceResultsPage, ListMeta, VisitorPage
 
 P = TypeVar("P")
 
@@ -292,3 +294,103 @@ class AudienceResultsPager:
 
     def _broken(self, problem: str) -> None:
         raise LeadpipeResponseError(f"Leadpipe {self.what} results are inconsistent: {problem}")
+
+
+class ListPager:
+    """State of one walk through an offset-paged object list (``limit`` and ``offset``).
+
+    The contract documents ``limit`` for the audience and run lists, and neither an offset nor a
+    total, so the rules work without them and use them when the API sends them. The walk asks
+    ``limit=page_size`` then ``limit=page_size&offset=<rows so far>`` and ends, in order of precedence, when:
+
+    1. the rows read reach ``meta.total`` (a page shorter than asked for before that is followed:
+       the server's largest page is smaller);
+    2. ``meta.hasMore`` is false;
+    3. otherwise, a page is shorter than ``page_size`` (the meaning of ``limit``).
+
+    Whatever leaves it unable to tell that it has every row raises :class:`LeadpipeResponseError`
+    (:meth:`feed`): an id served twice (the API ignores ``offset``, or the list changed between
+    pages), a page longer than asked for (the API ignores ``limit``), a ``total`` that changes or is
+    exceeded, an empty page before the announced end, a ``nextCursor`` (cursor paging, not offsets).
+    """
+
+    def __init__(self, page_size: int, *, what: str):
+        self.page_size = page_size
+        self.what = what
+        self.done = False
+        self.rows = 0
+        self.pages = 0
+        self.total: int | None = None
+        self._ids: set[str] = set()
+
+    def params(self) -> dict[str, int]:
+        """``limit`` and ``offset`` of the next page (no ``offset`` on the first: it is undocumented,
+        so a list that fits one page is asked for exactly as before paging was followed)."""
+        if self.rows == 0:
+            return {"limit": self.page_size}
+        return {"limit": self.page_size, "offset": self.rows}
+
+    def feed(self, ids: list[str], meta: ListMeta | None) -> None:
+        """Check the next page (the ids of its rows, its ``meta``) and advance."""
+        if self.done:
+            raise RuntimeError(f"the {self.what} is already read to its end")
+        count, number = len(ids), self.pages + 1
+        repeated = self._ids.intersection(ids)
+        if repeated or len(set(ids)) != count:
+            self._broken(
+                f"page {number} repeats rows already served (the API ignores 'offset', "
+                "or the list changed while it was read)"
+            )
+        if count > self.page_size:
+            self._broken(
+                f"page {number} has {count} rows for limit={self.page_size} (the API ignores 'limit')"
+            )
+        self._ids.update(ids)
+        self.rows += count
+        self.pages = number
+        total = meta.total if meta is not None else None
+        if total is not None:
+            if self.total is not None and total != self.total:
+                self._broken(f"its total changed from {self.total} to {total} between pages")
+            self.total = total
+            if self.rows > total:
+                self._broken(f"{self.rows} rows served, more than its total of {total}")
+            self.done = self.rows >= total
+            if not self.done and count == 0:
+                self._broken(f"page {number} is empty with {total - self.rows} of {total} rows still to come")
+            return
+        if meta is not None and meta.has_more is not None:
+            self.done = not meta.has_more
+            if not self.done and count == 0:
+                self._broken(f"page {number} is empty but says more rows follow (hasMore)")
+            return
+        if meta is not None and meta.next_cursor is not None:
+            self._broken("the API pages it by cursor (meta.nextCursor), which this provider does not follow")
+        self.done = count < self.page_size
+
+    def _broken(self, problem: str) -> None:
+        raise LeadpipeResponseError(
+            f"Leadpipe {self.what} cannot be read whole: {problem}; refusing a partial list"
+        )
+
+
+def check_whole(count: int, meta: ListMeta | None, *, what: str) -> None:
+    """Refuse a list served in one answer whose ``meta`` says it holds more than ``count`` rows.
+
+    :raises LeadpipeResponseError: ``meta.total`` above ``count``, ``meta.hasMore`` true, or a
+        ``nextCursor``: the API pages a list whose documented answer holds all of it.
+    """
+    if meta is None:
+        return
+    problem = None
+    if meta.total is not None and meta.total > count:
+        problem = f"it says {meta.total} rows (meta.total) and sent {count}"
+    elif meta.has_more:
+        problem = f"it sent {count} rows and says more follow (meta.hasMore)"
+    elif meta.next_cursor is not None:
+        problem = f"it sent {count} rows and a cursor to more (meta.nextCursor)"
+    if problem:
+        raise LeadpipeResponseError(
+            f"Leadpipe {what} cannot be read whole: {problem}, and the endpoint has no documented "
+            "paging to follow; refusing a partial list"
+        )

@@ -218,6 +218,26 @@ class PageMeta(_ApiModel):
     has_more: Boolean | None = Field(None, alias="hasMore")
 
 
+class ListMeta(_ApiModel):
+    """What a list answer's ``meta`` may say about paging (none of it is documented for the lists):
+    ``total``, ``hasMore`` and ``nextCursor``, each used only when present (see hooks/paging.py)."""
+
+    total: Count | None = None
+    has_more: Boolean | None = Field(None, alias="hasMore")
+    next_cursor: Any = Field(None, alias="nextCursor")
+
+
+def list_meta(payload: Any) -> ListMeta | None:
+    """The paging signals of a list answer's ``meta`` (None when it has no ``meta`` object).
+
+    :raises LeadpipeResponseError: when ``meta`` carries ``total``/``hasMore`` of the wrong type.
+    """
+    meta = payload.get("meta") if isinstance(payload, Mapping) else None
+    if not isinstance(meta, Mapping):
+        return None
+    return parse_model(ListMeta, meta, where="meta")  # type: ignore[no-any-return]
+
+
 @dataclass(frozen=True)
 class VisitorPage:
     """One page of ``GET /v1/data``: its 1-based number, the visitor records, and ``meta`` if sent.
@@ -291,10 +311,16 @@ class Pixel(_ApiModel):
     @classmethod
     def list_from_response(cls, payload: Any) -> list[Pixel]:
         """Validate a ``GET /v1/data/pixels`` body: ``{"data": [pixel, ...]}``."""
+        return cls.list_page_from_response(payload)[0]
+
+    @classmethod
+    def list_page_from_response(cls, payload: Any) -> tuple[list[Pixel], ListMeta | None]:
+        """:meth:`list_from_response` and the answer's paging signals (:func:`list_meta`)."""
         rows = payload.get("data") if isinstance(payload, Mapping) else None
         if not isinstance(rows, list):
             raise LeadpipeResponseError("Leadpipe pixel list response has no 'data' list")
-        return [parse_model(cls, row, where=f"data.{index}") for index, row in enumerate(rows)]
+        pixels = [parse_model(cls, row, where=f"data.{index}") for index, row in enumerate(rows)]
+        return pixels, list_meta(payload)
 
     @property
     def is_active(self) -> bool:

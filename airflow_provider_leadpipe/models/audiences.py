@@ -19,10 +19,18 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Annotated, Any, TypeVar
 
-from pydantic import Field, PlainSerializer, PlainValidator
+from pydantic import Field, PlainSerializer, PlainValidator, PrivateAttr
 
 from airflow_provider_leadpipe.exceptions import LeadpipeResponseError
-from airflow_provider_leadpipe.models.account import Boolean, Count, String, _ApiModel, parse_model
+from airflow_provider_leadpipe.models.account import (
+    Boolean,
+    Count,
+    ListMeta,
+    String,
+    _ApiModel,
+    list_meta,
+    parse_model,
+)
 
 
 class AudienceRunStatus(str, Enum):
@@ -122,10 +130,19 @@ class _OrbitModel(_ApiModel):
     @classmethod
     def list_from_response(cls: type[_Resource], payload: Any) -> list[_Resource]:
         """Validate a list body: ``{"data": [object, ...]}``."""
+        return cls.list_page_from_response(payload)[0]
+
+    @classmethod
+    def list_page_from_response(
+        cls: type[_Resource], payload: Any
+    ) -> tuple[list[_Resource], ListMeta | None]:
+        """:meth:`list_from_response` and the answer's paging signals (``meta``, if any)."""
         rows = payload.get("data") if isinstance(payload, Mapping) else None
         if not isinstance(rows, list):
             raise LeadpipeResponseError(f"Leadpipe {cls._what} list response has no 'data' list")
-        return [cls.from_data(row, where=f"data.{index}") for index, row in enumerate(rows)]
+        return [cls.from_data(row, where=f"data.{index}") for index, row in enumerate(rows)], list_meta(
+            payload
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-native primitives with the API's own key names: exactly the fields the API sent."""
@@ -182,6 +199,14 @@ class AudienceRun(_OrbitModel):
     completed_at: String | None = Field(None, alias="completedAt")
     cancelled_at: String | None = Field(None, alias="cancelledAt")
     updated_at: String | None = Field(None, alias="updatedAt")
+    # Not an API field: set by LeadpipeHook.create_audience_run (see :attr:`existing`).
+    _existing: bool = PrivateAttr(default=False)
+
+    @property
+    def existing(self) -> bool:
+        """True for a run that ``create_audience_run`` got back for an ``Idempotency-Key`` that had
+        made it before: the API answered ``200 OK`` rather than ``201 Created``. False otherwise."""
+        return self._existing
 
     @property
     def is_terminal(self) -> bool:

@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 
 #: XCom key under which the run operator pushes the run id before it waits.
 RUN_ID_XCOM_KEY = "audience_run_id"
+#: XCom key of ``{"id", "createdAt"}`` when the run operator got back an existing run, else None.
+REUSED_XCOM_KEY = "audience_run_reused"
 #: Rows per results page: the largest ``limit`` the contract's examples use.
 PAGE_SIZE = 100
 
@@ -123,16 +125,36 @@ def task_idempotency_key(context: Context, key: str | None = None, *, new_run_on
 
     The default is built from dag_id, run_id, task_id and map_index, the same for every try of a
     task instance, so a retry after a crash (the worker killed between the POST and the XCom push,
-    or a response lost on the way) gets the run the first try created, never a second one. With
-    ``new_run_on_retry`` the try number is added: each try starts a fresh run. The hook hashes
-    keys longer than the API's 120 characters.
+    or a response lost on the way) gets the run the first try created, never a second one. A clear
+    is a request to run again: a cleared task instance adds ``:clear<n>`` (``n``, the first try
+    after the clear, as Airflow counts it: ``max_tries - retries + 1``), and the DAG run's start
+    (``:dr<start>``) tells a DAG run re-created under the same id from the one before. With
+    ``new_run_on_retry`` the try number is added: each try starts a fresh run. The hook hashes keys
+    longer than the API's 120 characters.
     """
     ti = context["ti"]
     if key is None:
-        key = ":".join(["airflow", ti.dag_id, ti.run_id, ti.task_id, str(getattr(ti, "map_index", -1))])
+        parts = ["airflow", ti.dag_id, ti.run_id, ti.task_id, str(getattr(ti, "map_index", -1))]
+        started = getattr(context.get("dag_run"), "start_date", None)
+        if started is not None:
+            parts.append(f"dr{started.isoformat()}")
+        first_try = _first_try_since_clear(ti)
+        if first_try > 1:
+            parts.append(f"clear{first_try}")
+        key = ":".join(parts)
     if new_run_on_retry:
         key = f"{key}:try{ti.try_number}"
     return key
+
+
+def _first_try_since_clear(ti: Any) -> int:
+    """The first try number since the task instance was last cleared (1 if never): Airflow sets
+    ``max_tries = try_number + retries`` on a clear, and retries leave it alone."""
+    max_tries = getattr(ti, "max_tries", None)
+    retries = getattr(getattr(ti, "task", None), "retries", None)
+    if not isinstance(max_tries, int) or not isinstance(retries, int):
+        return 1
+    return max(max_tries - retries + 1, 1)
 
 
 class LeadpipeRunAudienceOperator(_AudienceOperator):
@@ -141,7 +163,10 @@ class LeadpipeRunAudienceOperator(_AudienceOperator):
     The run is queued with an ``Idempotency-Key`` (by default from dag_id, run_id, task_id and
     map_index: see :func:`task_idempotency_key`), so a retried task gets the same run instead
     of a second one; ``new_run_on_retry=True`` adds the try number so a retry after a failed run
-    starts afresh. The run id goes to XCom key ``audience_run_id`` before any waiting.
+    starts afresh; a cleared task instance, or a DAG run re-created under the same id, starts a new
+    run. The run id goes to XCom key ``audience_run_id`` before any waiting; when the API returned
+    a run the key had made before, the log says so (its id and creation time) and XCom key
+    ``audience_run_reused`` holds ``{"id", "createdAt"}`` (None for a new run).
 
     Waiting checks the run once, then (``deferrable``) hands over to
     :class:`~airflow_provider_leadpipe.triggers.audiences.LeadpipeAudienceRunTrigger`, or polls
@@ -214,6 +239,17 @@ class LeadpipeRunAudienceOperator(_AudienceOperator):
             run = self.hook.create_audience_run(audience_id, idempotency_key=key)
             self._run = run
             context["ti"].xcom_push(key=RUN_ID_XCOM_KEY, value=run.id)
+            reused = {"id": run.id, "createdAt": run.created_at} if run.existing else None
+            context["ti"].xcom_push(key=REUSED_XCOM_KEY, value=reused)
+            if run.existing:
+                self.log.warning(
+                    "Audience %s: reusing run %s, created at %s, which idempotency key %s made before "
+                    "(a retry of this task instance gets its run back; clear the task to start a new one)",
+                    audience_id,
+                    run.id,
+                    run.created_at or "an unknown time",
+                    key,
+                )
             self.log.info(
                 "Audience %s: run %s is %s (idempotency key %s)", audience_id, run.id, run.status.value, key
             )
@@ -299,7 +335,8 @@ class LeadpipeAudienceResultsToStorageOperator(LeadpipeLineageMixin, _AudienceOp
 
     The file is written under a temporary name and moved to ``path`` only when complete: a failed
     pull leaves nothing at ``path`` (see :mod:`airflow_provider_leadpipe.storage`). A run is a
-    frozen snapshot, so fewer people than the results endpoint's ``total`` is an error by default
+    frozen snapshot, so fewer people than the results endpoint's ``total`` (``method="results"``)
+    or than the run's ``resultCount`` up to the row cap (``method="export"``) is an error by default
     (``on_incomplete``). When the run holds more people than the export's row cap
     (``X-Export-Row-Cap``, 300,000), ``on_truncated`` decides: ``"fail"`` (nothing is written) or
     ``"warn"`` (the capped file is written and ``truncated`` is True). People are personal data:
@@ -315,7 +352,8 @@ class LeadpipeAudienceResultsToStorageOperator(LeadpipeLineageMixin, _AudienceOp
     :param compression: ``"gzip"``, None, or ``"infer"`` (gzip when ``path`` ends in ``.gz``).
     :param method: ``"results"`` (default) or ``"export"``.
     :param on_truncated: ``"fail"`` (default) or ``"warn"``.
-    :param on_incomplete: ``"fail"`` (default), ``"warn"``, or None: fewer people than announced.
+    :param on_incomplete: ``"fail"`` (default), ``"warn"``, or None: fewer people than announced
+        (either method).
     :param concurrency: result pages requested at once, 1-16 (default 4).
     :param storage_conn_id: Airflow connection for the object store (templated).
     :param leadpipe_conn_id: the Leadpipe connection (templated).
@@ -464,11 +502,19 @@ class LeadpipeAudienceResultsToStorageOperator(LeadpipeLineageMixin, _AudienceOp
                         "read every person, or on_truncated='warn' to keep the capped file"
                     )
                 self.log.warning("%s; writing the first %s rows (on_truncated='warn')", message, cap)
+            # Every row up to the cap is due: fewer is an incomplete pull, as for the results.
+            due = run.result_count
+            if due is not None and cap is not None:
+                due = min(due, cap)
             counter = csv_rows.RowCounter()
             with file as out:
                 for chunk in export.iter_bytes():
                     counter.feed(chunk)
                     out.write(chunk)
+                # Inside the block: an incomplete export with on_incomplete="fail" writes nothing.
+                storage.check_complete(
+                    counter.records, due, on_incomplete=self.on_incomplete, what="people", logger=self.log
+                )
         return counter.records, truncated
 
     def on_kill(self) -> None:
@@ -478,6 +524,7 @@ class LeadpipeAudienceResultsToStorageOperator(LeadpipeLineageMixin, _AudienceOp
 
 
 __all__ = [
+    "REUSED_XCOM_KEY",
     "RUN_ID_XCOM_KEY",
     "LeadpipeAudienceResultsToStorageOperator",
     "LeadpipeRunAudienceOperator",

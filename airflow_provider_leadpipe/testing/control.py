@@ -69,6 +69,7 @@ class _ExportSettings(_Body):
     row_cap: int | None = Field(default=None, ge=0)
     download_url_ttl_seconds: int | None = Field(default=None, ge=1)
     processing_polls: int | None = Field(default=None, ge=0)
+    csv_short_by: int | None = Field(default=None, ge=0)
 
 
 class ControlApi:
@@ -239,10 +240,13 @@ class ControlApi:
             key.orbit.download_url_ttl = body.download_url_ttl_seconds
         if body.processing_polls is not None:
             key.orbit.export_processing_polls = body.processing_polls
+        if body.csv_short_by is not None:
+            key.orbit.export_csv_short_by = body.csv_short_by
         return {
             "rowCap": key.orbit.export_row_cap,
             "downloadUrlTtlSeconds": key.orbit.download_url_ttl,
             "processingPolls": key.orbit.export_processing_polls,
+            "csvShortBy": key.orbit.export_csv_short_by,
         }
 
 

@@ -299,6 +299,7 @@ class OrbitStore:
         self.export_row_cap = EXPORT_ROW_CAP
         self.download_url_ttl = DOWNLOAD_URL_TTL
         self.export_processing_polls = 0
+        self.export_csv_short_by = 0  # a misbehaving server: export.csv ends this many rows early
         self.runs_created: dict[str, int] = {}  # by audience, POSTs only (replays not counted)
         self._counter = 0
 
@@ -415,6 +416,7 @@ class OrbitStore:
             "exportRowCap": self.export_row_cap,
             "downloadUrlTtlSeconds": self.download_url_ttl,
             "exportProcessingPolls": self.export_processing_polls,
+            "exportCsvShortBy": self.export_csv_short_by,
             "exports": [export.to_json() for export in self.exports.values()],
         }
 

@@ -15,7 +15,7 @@ import math
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
@@ -55,9 +55,14 @@ DOWNLOAD_PREFIX = "file"
 DOWNLOAD_BUCKET = "leadpipe-exports"
 RESULTS_MAX_LIMIT = 1000
 RUNS_MAX_LIMIT = 100
+#: The documented default ``limit`` of the runs list.
+RUNS_DEFAULT_LIMIT = 25
 AUDIENCES_MAX_LIMIT = 100
+#: Undocumented: small, so that a client which does not page sees only part of the list.
+AUDIENCES_DEFAULT_LIMIT = 10
 CSV = b"text/csv; charset=utf-8"
 
+T = TypeVar("T")
 AnyResponse = Response | StreamingResponse
 Handler = Callable[[Request, "KeyState", list[str]], "AnyResponse | Awaitable[AnyResponse]"]
 
@@ -125,9 +130,8 @@ class OrbitApi:
         status = request.query.get("status")
         if status is not None and status not in AUDIENCE_STATUSES:
             raise _invalid(f"status must be one of {', '.join(AUDIENCE_STATUSES)}")
-        limit = _int_param(request, "limit", 50, 1, AUDIENCES_MAX_LIMIT)
         rows = [a.to_json() for a in key.orbit.audiences.values() if status in (None, a.status)]
-        return answer(200, rows[:limit])
+        return answer(200, _page(request, rows, AUDIENCES_DEFAULT_LIMIT, AUDIENCES_MAX_LIMIT))
 
     def _create_audience(self, request: Request, key: KeyState, params: list[str]) -> AnyResponse:
         body = _body(request)
@@ -168,9 +172,8 @@ class OrbitApi:
 
     def _list_runs(self, request: Request, key: KeyState, params: list[str]) -> AnyResponse:
         audience = _audience(key, params)
-        limit = _int_param(request, "limit", 25, 1, RUNS_MAX_LIMIT)
         now = utcnow()
-        runs = key.orbit.runs_of(audience)[:limit]
+        runs = _page(request, key.orbit.runs_of(audience), RUNS_DEFAULT_LIMIT, RUNS_MAX_LIMIT)
         for run in runs:
             run.observe(now, poll=True)
         return answer(200, [run.to_json() for run in runs])
@@ -248,7 +251,8 @@ class OrbitApi:
             (b"x-clickhouse-query-id", uuid.uuid4().hex.encode()),
             (b"content-disposition", f'attachment; filename="audience-run-{run.id}.csv"'.encode()),
         ]
-        return StreamingResponse(200, run.people_of(key.orbit.seed).csv_chunks(cap), CSV, headers)
+        rows = min(cap, max(0, run.result_count - key.orbit.export_csv_short_by))  # short_by: a fault
+        return StreamingResponse(200, run.people_of(key.orbit.seed).csv_chunks(rows), CSV, headers)
 
     async def _create_export(self, request: Request, key: KeyState, params: list[str]) -> AnyResponse:
         run = _completed_run(key, params)
@@ -373,6 +377,14 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int | 
         bounds = f"between {low} and {high}" if high is not None else f">= {low}"
         raise _invalid(f"{name} must be an integer {bounds}")
     return int(text)
+
+
+def _page(request: Request, rows: list[T], default: int, high: int) -> list[T]:
+    """The rows of one page of a list: ``limit`` (``default`` when absent, at most ``high``) rows
+    from ``offset`` (default 0). Nothing else tells the end: a page shorter than ``limit`` is the last."""
+    limit = _int_param(request, "limit", default, 1, high)
+    offset = _int_param(request, "offset", 0, 0, None)
+    return rows[offset : offset + limit]
 
 
 def _uuid(value: str, what: str) -> str:

@@ -425,6 +425,12 @@ class LeadpipeSandbox:
         body = {"processingPolls": polls}
         return self._control("PUT", self._key_path(api_key, "/orbit/export"), body)
 
+    def set_export_csv_short_by(self, rows: int, *, api_key: str | None = None) -> dict[str, Any]:
+        """A misbehaving server: ``export.csv`` ends ``rows`` rows before the run's ``resultCount``
+        (or the row cap), with the same headers (default 0)."""
+        body = {"csvShortBy": rows}
+        return self._control("PUT", self._key_path(api_key, "/orbit/export"), body)
+
     def orbit_state(self, api_key: str | None = None) -> dict[str, Any]:
         """``{"audiences": [audience + "people", "runsCreated", "runs"], "schedule", "exportRowCap", ...}``.
 

@@ -40,6 +40,7 @@ from airflow.providers.common.compat.triggers import BaseEventTrigger
 from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_leadpipe import validation
+from airflow_provider_leadpipe.audience_conditions import RECENT_RUNS
 from airflow_provider_leadpipe.conditions import (
     DEFAULT_FAIL_ON_STATUSES,
     AccountCondition,
@@ -319,7 +320,7 @@ class LeadpipeAudienceRunEventTrigger(BaseEventTrigger):
             try:
                 async with LeadpipeHook(leadpipe_conn_id=self.leadpipe_conn_id, **self.hook_params) as hook:
                     while True:
-                        runs = await hook.alist_audience_runs(self.audience_id)
+                        runs = await hook.alist_audience_runs(self.audience_id, limit=RECENT_RUNS)
                         completed = [run for run in reversed(runs) if run.status.is_success]
                         if seen is None:
                             self.log.info(

@@ -6,7 +6,8 @@ disk and ``memory://``, an object store whose folders are key prefixes, as on S3
 * a target that is an existing folder or prefix is refused before anything is pulled, on every
   store, given as text or as an ObjectStoragePath, and again if one appears during the pull;
 * records JSON can carry but UTF-8 cannot (lone UTF-16 surrogates) are written, losslessly;
-* a pull that ends short of the announced total warns with both numbers or fails writing nothing;
+* a pull that ends short of the announced total (visitors' ``meta.total``, an export's
+  ``min(resultCount, row cap)``) warns with both numbers or fails writing nothing;
 * the credit projection survives a grid of extreme balances and rates, and never compares two
   organisations.
 """
@@ -24,6 +25,7 @@ from airflow.providers.common.compat.sdk import ObjectStoragePath
 
 from airflow_provider_leadpipe.exceptions import LeadpipeConfigError, LeadpipeIncompleteError
 from airflow_provider_leadpipe.models import AccountStatus
+from airflow_provider_leadpipe.operators.audiences import LeadpipeAudienceResultsToStorageOperator
 from airflow_provider_leadpipe.operators.visitors import LeadpipeVisitorsToStorageOperator
 from airflow_provider_leadpipe.reporting import PROJECTION_YEARS, Observation, build_credit_report
 from airflow_provider_leadpipe.testing import Fault
@@ -139,6 +141,40 @@ def test_a_pull_short_of_the_announced_total_warns_or_fails(leadpipe_sandbox, tm
         "data",
         "pull ending at 200 of 1,000 announced records: warn (expected_records) / fail (nothing written)",
         requests=leadpipe_sandbox.request_count(VISITORS),
+    )
+
+
+def test_an_export_short_of_the_run_warns_or_fails(leadpipe_sandbox, tmp_path, caplog, capsys):
+    """The same class for ``method="export"``: export.csv is due ``min(resultCount, row cap)`` rows."""
+    caplog.set_level(logging.WARNING)
+    audience = leadpipe_sandbox.create_audience("Short export", people=437)["id"]
+    run = leadpipe_sandbox.add_daily_run(audience, data_date="2026-05-04")["id"]
+    leadpipe_sandbox.set_export_row_cap(300)
+    leadpipe_sandbox.set_export_csv_short_by(237)  # 200 rows of the 300 due
+    outcomes = {}
+    for on_incomplete in ("fail", "warn"):
+        op = LeadpipeAudienceResultsToStorageOperator(
+            task_id="land",
+            audience_id=audience,
+            audience_run_id=run,
+            path=str(tmp_path / f"{on_incomplete}.csv"),
+            method="export",
+            format="csv",
+            on_truncated="warn",
+            on_incomplete=on_incomplete,
+        )
+        try:
+            outcomes[on_incomplete] = op.execute({})["records"]
+        except LeadpipeIncompleteError as exc:
+            outcomes[on_incomplete] = (exc.expected, exc.received)
+    assert outcomes == {"fail": (300, 200), "warn": 200}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["warn.csv"], "fail writes nothing"
+    assert "announced 300 people but the pull returned 200" in caplog.text + capsys.readouterr().out
+    record(
+        "data",
+        "export.csv ending at 200 of min(resultCount 437, cap 300) rows: warn (file kept) / fail "
+        "(nothing written)",
+        requests=leadpipe_sandbox.request_count(),
     )
 
 

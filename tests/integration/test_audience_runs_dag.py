@@ -7,7 +7,9 @@ from __future__ import annotations
 import importlib.util
 import json
 
+import airflow
 import pytest
+from packaging.version import Version
 
 from tests.conftest import DAGS_FOLDER
 from tests.integration.dag_runs import (
@@ -206,6 +208,34 @@ def test_a_task_retry_after_the_run_was_created_gets_the_same_run_unless_asked(
     assert run.state == "success", task_states(run)
     assert try_number(run, "run_audience") == 2
     assert leadpipe_sandbox.audience_runs_created(audience["id"]) == runs_created
+
+
+@pytest.mark.skipif(
+    Version(airflow.__version__).release[:2] < (3, 3),
+    reason="dag.test() re-running a DAG run's tasks with their try number is verified on Airflow 3.3",
+)
+def test_a_run_the_api_returns_again_is_named_in_the_task_log_and_xcom(
+    airflow_db, leadpipe_sandbox, audience, make_dag, capsys
+):
+    """dag.test() for a logical date that already has a DAG run runs its tasks again in that DAG
+    run with the same try number (unlike a clear from the UI or the REST API, which raises
+    max_tries), so the run task sends the same key and Orbit returns the run made before: the task
+    log names it with its creation time, and XCom key ``audience_run_reused`` holds both."""
+    from datetime import datetime, timezone
+
+    dag = make_dag("orbit_same_run_it", retries=1)
+    when = datetime(2026, 3, 1, tzinfo=timezone.utc)
+    first = dag.test(run_conf={"audience_id": audience["id"]}, logical_date=when, run_after=when)
+    assert first.state == "success", task_states(first)
+    assert xcom_value(first, "run_audience", "audience_run_reused") is None
+    made = xcom_value(first, "run_audience")
+    capsys.readouterr()
+    again = dag.test(run_conf={"audience_id": audience["id"]}, logical_date=when, run_after=when)
+    assert again.state == "success" and again.run_id == first.run_id, task_states(again)
+    reused = {"id": made["id"], "createdAt": made["createdAt"]}
+    assert xcom_value(again, "run_audience", "audience_run_reused") == reused
+    assert f"reusing run {made['id']}, created at {made['createdAt']}" in capsys.readouterr().out
+    assert leadpipe_sandbox.audience_runs_created(audience["id"]) == 1
 
 
 def test_export_cap_hit_with_on_truncated_fail_leaves_nothing_at_path(

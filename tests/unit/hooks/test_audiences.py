@@ -200,6 +200,15 @@ def test_create_run_sends_the_idempotency_key(call):
     assert run.status is AudienceRunStatus.QUEUED and run.to_dict() == QUEUED_RUN
 
 
+@pytest.mark.parametrize(("status", "existing"), [(201, False), (202, False), (200, True)])
+def test_create_run_tells_a_run_the_key_made_before_by_200_ok(call, status, existing):
+    with respx.mock() as mock:
+        mock.post(RUNS).respond(status, json={"data": QUEUED_RUN})
+        run = call("create_audience_run", AUDIENCE_ID, idempotency_key="k")
+    assert run.existing is existing
+    assert run.to_dict() == QUEUED_RUN  # not an API field: never in XCom as one
+
+
 @pytest.mark.parametrize(
     "first_failure",
     [httpx.ReadError("connection lost after sending"), httpx.Response(502), httpx.Response(500)],

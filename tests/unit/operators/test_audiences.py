@@ -6,6 +6,8 @@ import csv
 import gzip
 import io
 import json
+from datetime import datetime, timezone
+from types import SimpleNamespace
 
 import pytest
 
@@ -15,9 +17,11 @@ from airflow_provider_leadpipe.exceptions import (
     LeadpipeConfigError,
     LeadpipeConflictError,
     LeadpipeExportTruncatedError,
+    LeadpipeIncompleteError,
     LeadpipeSlotsFullError,
 )
 from airflow_provider_leadpipe.operators.audiences import (
+    REUSED_XCOM_KEY,
     RUN_ID_XCOM_KEY,
     LeadpipeAudienceResultsToStorageOperator,
     LeadpipeRunAudienceOperator,
@@ -106,6 +110,29 @@ def test_default_key_is_the_same_on_every_try_and_names_the_task_instance():
     assert first != task_idempotency_key(context(run_id="scheduled__2026-05-06"))
 
 
+def test_a_cleared_task_instance_gets_a_new_key_and_its_retries_keep_it():
+    task = SimpleNamespace(retries=2)
+    tries = [context(try_number=n, max_tries=2, task=task) for n in (1, 2, 3)]  # never cleared
+    assert {task_idempotency_key(c) for c in tries} == {task_idempotency_key(context())}
+    # Cleared after try 3: Airflow sets max_tries = 3 + 2; tries 4 and 5 are that clear's.
+    after_clear = [task_idempotency_key(context(try_number=n, max_tries=5, task=task)) for n in (4, 5)]
+    assert after_clear[0] == after_clear[1] == task_idempotency_key(context()) + ":clear4"
+    # Cleared again after try 4.
+    again = task_idempotency_key(context(try_number=5, max_tries=6, task=task))
+    assert again.endswith(":clear5") and again not in after_clear
+    # The user's own key is theirs: a clear does not change it.
+    assert task_idempotency_key(context(try_number=4, max_tries=5, task=task), "nightly") == "nightly"
+
+
+def test_a_dag_run_re_created_under_the_same_id_gets_a_new_key():
+    first = SimpleNamespace(start_date=datetime(2026, 5, 5, 9, 30, tzinfo=timezone.utc))
+    second = SimpleNamespace(start_date=datetime(2026, 5, 5, 11, 0, tzinfo=timezone.utc))
+    key = task_idempotency_key(context(dag_run=first))
+    assert key == task_idempotency_key(context(dag_run=first, try_number=2))
+    assert key != task_idempotency_key(context(dag_run=second))
+    assert key.endswith(":dr2026-05-05T09:30:00+00:00")
+
+
 def test_new_run_on_retry_adds_the_try_number_to_the_default_and_to_a_given_key():
     first = task_idempotency_key(context(try_number=1), new_run_on_retry=True)
     assert first != task_idempotency_key(context(try_number=2), new_run_on_retry=True)
@@ -136,16 +163,36 @@ def test_run_waits_in_the_worker_and_returns_the_completed_run(leadpipe_sandbox,
     ctx = context()
     run = run_op(audience, deferrable=False).execute(ctx)
     assert (run["status"], run["resultCount"]) == ("completed", 250)
-    assert ctx["ti"].pushed == [(RUN_ID_XCOM_KEY, run["id"])]  # pushed before waiting
+    assert ctx["ti"].pushed == [(RUN_ID_XCOM_KEY, run["id"]), (REUSED_XCOM_KEY, None)]  # before waiting
     assert leadpipe_sandbox.audience_runs_created(audience["id"]) == 1
     json.dumps(run)
 
 
-def test_a_second_execute_of_the_same_task_instance_gets_the_same_run(leadpipe_sandbox, audience):
+def test_a_second_execute_of_the_same_task_instance_gets_the_same_run_and_says_so(
+    leadpipe_sandbox, audience, caplog, capsys
+):
     first = run_op(audience, deferrable=False).execute(context(try_number=1))
-    second = run_op(audience, deferrable=False).execute(context(try_number=2))
+    retry = context(try_number=2)
+    second = run_op(audience, deferrable=False).execute(retry)
     assert first["id"] == second["id"]
     assert leadpipe_sandbox.audience_runs_created(audience["id"]) == 1
+    assert (REUSED_XCOM_KEY, {"id": first["id"], "createdAt": first["createdAt"]}) in retry["ti"].pushed
+    logged = caplog.text + capsys.readouterr().out  # Airflow 3 logs via structlog
+    assert f"reusing run {first['id']}, created at {first['createdAt']}" in logged
+
+
+def test_a_cleared_task_instance_starts_a_new_run(leadpipe_sandbox, audience):
+    task = SimpleNamespace(retries=1)
+    first = run_op(audience, deferrable=False).execute(context(try_number=1, max_tries=1, task=task))
+    # Cleared after try 1 (Airflow: max_tries = 1 + retries), e.g. after changing the audience.
+    cleared = context(try_number=2, max_tries=2, task=task)
+    second = run_op(audience, deferrable=False).execute(cleared)
+    assert first["id"] != second["id"]
+    assert leadpipe_sandbox.audience_runs_created(audience["id"]) == 2
+    assert (REUSED_XCOM_KEY, None) in cleared["ti"].pushed
+    # A retry of the cleared instance (try 3) gets the cleared instance's run back.
+    third = run_op(audience, deferrable=False).execute(context(try_number=3, max_tries=2, task=task))
+    assert third["id"] == second["id"]
 
 
 def test_new_run_on_retry_starts_a_second_run(leadpipe_sandbox, audience):
@@ -232,6 +279,16 @@ def test_upsert_creates_then_updates_the_same_audience(leadpipe_sandbox):
     updated = upsert(name="Fintech buyers", config={**CONFIG, "minScore": 80}, status="active")
     assert (updated["id"], updated["status"]) == (created["id"], "active")
     named = [a for a in leadpipe_sandbox.orbit_state()["audiences"] if a["name"] == "Fintech buyers"]
+    assert len(named) == 1
+
+
+def test_upsert_finds_its_audience_past_the_first_page_and_creates_no_duplicate(leadpipe_sandbox):
+    for n in range(60):
+        leadpipe_sandbox.create_audience(f"Other {n}", status="draft")
+    created = upsert(name="Late", config=CONFIG, status="draft")  # the 61st: past a page of 50
+    again = upsert(name="Late", config={**CONFIG, "minScore": 80})
+    assert again["id"] == created["id"]
+    named = [a for a in leadpipe_sandbox.orbit_state()["audiences"] if a["name"] == "Late"]
     assert len(named) == 1
 
 
@@ -355,6 +412,45 @@ def test_export_over_the_row_cap_with_warn_writes_the_capped_file(
     assert (result["records"], result["truncated"]) == (100, True)
     assert "capped at 100" in caplog.text + capsys.readouterr().out  # Airflow 3 logs via structlog
     assert len((tmp_path / "p.csv").read_text().splitlines()) == 101  # header + the capped rows
+
+
+def test_an_export_shorter_than_the_run_fails_and_leaves_nothing(leadpipe_sandbox, completed, tmp_path):
+    audience, run = completed
+    leadpipe_sandbox.set_export_csv_short_by(387)  # 50 of the run's 437 rows, row cap not reached
+    op = results_op(
+        audience, tmp_path / "out" / "p.csv", audience_run_id=run["id"], method="export", format="csv"
+    )
+    with pytest.raises(LeadpipeIncompleteError, match=r"announced 437 people but the pull returned 50"):
+        op.execute({})
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("cap", "short_by", "on_incomplete", "expected", "received"),
+    [(None, 387, "warn", 437, 50), (100, 377, "warn", 100, 60), (None, 387, None, 437, 50)],
+    ids=["warn", "capped-and-short-warn", "none"],
+)
+def test_a_short_export_with_warn_or_none_writes_what_arrived(
+    leadpipe_sandbox, completed, tmp_path, caplog, capsys, cap, short_by, on_incomplete, expected, received
+):
+    audience, run = completed
+    if cap is not None:  # capped at 100 and short of even that: 60 of min(437, 100)
+        leadpipe_sandbox.set_export_row_cap(cap)
+    leadpipe_sandbox.set_export_csv_short_by(short_by)
+    op = results_op(
+        audience,
+        tmp_path / "p.csv",
+        audience_run_id=run["id"],
+        method="export",
+        format="csv",
+        on_truncated="warn",
+        on_incomplete=on_incomplete,
+    )
+    result = op.execute({})
+    assert result["records"] == received == len((tmp_path / "p.csv").read_text().splitlines()) - 1
+    logged = caplog.text + capsys.readouterr().out
+    announced = f"announced {expected} people but the pull returned {received}"
+    assert (announced in logged) == (on_incomplete == "warn")
 
 
 def test_a_run_not_completed_yet_is_refused_before_writing(leadpipe_sandbox, audience, tmp_path):

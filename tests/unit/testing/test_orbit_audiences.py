@@ -58,6 +58,18 @@ def test_list_filters_by_status_and_limits(client: httpx.Client) -> None:
     error(client.get(AUDIENCES, params={"limit": 0}), 400, "VALIDATION_ERROR")
 
 
+def test_list_pages_by_limit_and_offset_with_a_small_default_page(client: httpx.Client) -> None:
+    for n in range(23):
+        data(client.post(AUDIENCES, json={"name": f"a{n}", "config": CONFIG}), 201)
+    assert [a["name"] for a in data(client.get(AUDIENCES))] == [f"a{n}" for n in range(10)]
+    page = data(client.get(AUDIENCES, params={"limit": 5, "offset": 20}))
+    assert [a["name"] for a in page] == ["a20", "a21", "a22"]
+    assert data(client.get(AUDIENCES, params={"offset": 23})) == []
+    assert len(data(client.get(AUDIENCES, params={"limit": 100}))) == 23
+    error(client.get(AUDIENCES, params={"limit": 101}), 400, "VALIDATION_ERROR")
+    error(client.get(AUDIENCES, params={"offset": -1}), 400, "VALIDATION_ERROR")
+
+
 @pytest.mark.parametrize(
     ("body", "named"),
     [

@@ -148,6 +148,8 @@ def test_runs_list_is_newest_first_and_limited(client: httpx.Client, audience_id
     created = [start_run(client, audience_id)["id"] for _ in range(30)]
     assert [r["id"] for r in data(client.get(runs_path(audience_id)))] == created[::-1][:25]
     assert [r["id"] for r in data(client.get(runs_path(audience_id), params={"limit": 3}))] == created[:-4:-1]
+    tail = data(client.get(runs_path(audience_id), params={"limit": 25, "offset": 25}))
+    assert [r["id"] for r in tail] == created[::-1][25:]
 
 
 def test_only_queued_runs_can_be_cancelled(client: httpx.Client, audience_id: str) -> None:
