@@ -6,7 +6,8 @@ clears it: the trigger leaves the DB and the triggerer cancels it with its "user
 and Airflow 3.3+ calls ``BaseTrigger.on_kill`` (marked failed through REST in real Airflow:
 tests/e2e/test_ended_run_task.py). The triggerer shuts down (restart, deploy): the trigger is
 cancelled without that message and runs on elsewhere. The deferral's own timeout passes: the
-trigger leaves the DB too, but Airflow skips ``on_kill``. And the trigger's deadline (the task's
+trigger leaves the DB too, but Airflow skips ``on_kill`` (the resumed task cancels the run in
+the worker: tests/unit/operators/test_audiences.py). And the trigger's deadline (the task's
 ``timeout``) ends it with a timeout event. The sensor waits for a run someone else queued: its
 trigger never cancels.
 """
