@@ -51,7 +51,7 @@ class LeadpipeAudienceRunTrigger(BaseTrigger):
     With ``cancel_queued_run`` (the run operator's trigger: the task queued the run) the run is
     cancelled while it is still queued when the deadline passes, and when a user ends the deferred
     task (marks it failed or success, or clears it): Airflow 3.3+ then calls :meth:`on_kill`,
-    never on a triggerer restart, a move to another triggerer or the deferral's own timeout.
+    not on a triggerer restart or the deferral's own timeout (docs/orbit.md: the one exception).
 
     :param leadpipe_conn_id: the ``leadpipe`` connection id.
     :param audience_id: the audience (UUID).
