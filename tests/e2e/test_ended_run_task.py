@@ -79,6 +79,11 @@ def test_marking_the_deferred_run_task_failed_cancels_its_queued_run(api, airflo
 
         wait_until(lambda: _status(sandbox, audience_id, orbit_run_id) == "cancelled", "the run cancelled")
         assert api.get(ti_url).json()["state"] == "failed"
+        # The triggerer's own log for the task: Airflow's user-action path, then the provider's cancel.
+        wait_until(lambda: _trigger_log(airflow, run_id, orbit_run_id), "the triggerer's log of on_kill")
+        assert key not in "".join(
+            p.read_text(errors="replace") for p in airflow.task_logs(DAG_ID, run_id, TASK)
+        )
         assert sandbox.audience_runs_created(audience_id) == 1  # no second run queued meanwhile
     finally:  # leave nothing running for the next e2e test
         api.patch(f"/api/v2/dags/{DAG_ID}", json={"is_paused": True})
@@ -100,6 +105,18 @@ def _deferred_in_a_triggerer(api, airflow) -> Callable[[], str | None]:
         return None
 
     return check
+
+
+def _trigger_log(airflow, run_id: str, orbit_run_id: str) -> bool:
+    """Whether a triggerer log file of the task shows on_kill invoked and the run cancelled by it."""
+    for path in airflow.task_logs(DAG_ID, run_id, TASK):
+        text = path.read_text(errors="replace")
+        on_kill = text.find("Trigger cancelled by user action, invoking on_kill")
+        if ".trigger." in path.name and -1 < on_kill < text.find(
+            f"Cancelled the queued audience run {orbit_run_id}"
+        ):
+            return True
+    return False
 
 
 def _status(sandbox, audience_id: str, run_id: str) -> str:
