@@ -26,6 +26,11 @@ class FakeTaskInstance:
     def xcom_push(self, key: str, value: Any, **_: Any) -> None:
         self.pushed.append((key, value))
 
+    def xcom_pull(self, task_ids: str | None = None, key: str = "return_value", **_: Any) -> Any:
+        """The last value this task instance pushed under ``key`` (its own XCom only)."""
+        assert task_ids in (None, self.task_id), task_ids
+        return next((value for pushed_key, value in reversed(self.pushed) if pushed_key == key), None)
+
 
 def context(dag_run: Any = None, **ti: Any) -> dict[str, Any]:
     return {"ti": FakeTaskInstance(**ti), **({"dag_run": dag_run} if dag_run is not None else {})}

@@ -16,7 +16,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import ObjectStoragePath, conf
 
-from airflow_provider_leadpipe import csv_rows, storage, validation
+from airflow_provider_leadpipe import compat, csv_rows, storage, validation
 from airflow_provider_leadpipe.audience_conditions import AudienceRunCondition
 from airflow_provider_leadpipe.conditions import unavailable
 from airflow_provider_leadpipe.exceptions import (
@@ -172,8 +172,9 @@ class LeadpipeRunAudienceOperator(_AudienceOperator):
     :class:`~airflow_provider_leadpipe.triggers.audiences.LeadpipeAudienceRunTrigger`, or polls
     every ``poll_interval`` seconds in the worker. A failed or cancelled run fails the task at
     once (``LeadpipeAudienceRunError``, with ``errorCode`` and ``errorMessage``); a run unfinished
-    at ``timeout`` fails it with ``LeadpipeAudienceRunTimeoutError``. Killing the task cancels the
-    run while it is still queued (best effort).
+    at ``timeout`` fails it with ``LeadpipeAudienceRunTimeoutError``. A run still queued when the
+    task times out or is ended by a user (killed in a worker; deferred: marked failed or success,
+    or cleared, on Airflow 3.3+) is cancelled (best effort).
 
     Returns the run with the API's key names (``id``, ``status``, ``dataDate``, ``resultCount``...).
 
@@ -265,7 +266,7 @@ class LeadpipeRunAudienceOperator(_AudienceOperator):
                 self.log.info("waiting: %s", reason)
                 remaining = started + self.run_timeout - time.time()
                 if remaining <= 0:
-                    raise self._timed_out(condition, reason)
+                    raise self._timed_out(condition, reason, cancelled=self._cancel_if_queued())
                 time.sleep(min(self.poll_interval, remaining))
                 done, reason = self._check(condition)
         self.log.info("%s", reason)
@@ -279,10 +280,12 @@ class LeadpipeRunAudienceOperator(_AudienceOperator):
             return None, unavailable(str(exc))
         return condition.evaluate_run(self._run)
 
-    def _timed_out(self, condition: AudienceRunCondition, reason: str) -> LeadpipeAudienceRunTimeoutError:
+    def _timed_out(
+        self, condition: AudienceRunCondition, reason: str, *, cancelled: bool
+    ) -> LeadpipeAudienceRunTimeoutError:
         return LeadpipeAudienceRunTimeoutError(
             f"Leadpipe {condition.describe()} did not complete within the timeout of {self.run_timeout:g} s; "
-            f"last state: {reason}"
+            f"last state: {reason}" + ("; the queued run was cancelled" if cancelled else "")
         )
 
     def _defer(self, condition: AudienceRunCondition, started: float) -> None:
@@ -295,6 +298,7 @@ class LeadpipeRunAudienceOperator(_AudienceOperator):
                 poll_interval=self.poll_interval,
                 deadline=deadline,
                 hook_params=self.hook_params,
+                cancel_queued_run=True,
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=remaining + max(DEFERRAL_GRACE, 2 * self.poll_interval)),
@@ -306,19 +310,48 @@ class LeadpipeRunAudienceOperator(_AudienceOperator):
         self.log.info("%s", event.get("message") if isinstance(event, dict) else "completed")
         return run
 
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
+        """Resume after the deferral. Airflow's own deferral timeout (no event in time: the triggerer
+        was down past the grace) cancels a still-queued run, as the trigger's deadline does."""
+        try:
+            return super().resume_execution(next_method, next_kwargs, context)
+        except Exception as exc:
+            if compat.is_deferral_timeout(exc):
+                self._cancel_pushed_run(context)
+            raise
+
+    def _cancel_pushed_run(self, context: Context) -> None:
+        """Cancel the run this task instance pushed to XCom if it is still queued (best effort)."""
+        ti = context["ti"]
+        run_id = ti.xcom_pull(task_ids=ti.task_id, key=RUN_ID_XCOM_KEY)
+        try:
+            audience_id = validation.uuid_id(self.audience_id, "audience_id")
+            with LeadpipeHook(leadpipe_conn_id=self.leadpipe_conn_id, **self.hook_params) as hook:
+                self._run = hook.get_audience_run(audience_id, validation.uuid_id(run_id, "audience_run_id"))
+        except Exception as exc:  # the task fails with the timeout either way
+            self.log.warning("Could not check audience run %s to cancel it: %s", run_id, exc)
+            return
+        self._cancel_if_queued()
+
     def on_kill(self) -> None:
         """Cancel the run while it is still queued (best effort: never raises)."""
+        self._cancel_if_queued()
+
+    def _cancel_if_queued(self) -> bool:
+        """Cancel the run if it was last seen queued; True if Orbit cancelled it. Never raises."""
         run = self._run
         if run is None or run.status.value != "queued":
-            return
+            return False
         try:
             with LeadpipeHook(leadpipe_conn_id=self.leadpipe_conn_id, **self.hook_params) as hook:
                 hook.cancel_audience_run(
                     self.checked(validation.uuid_id, self.audience_id, "audience_id"), run.id
                 )
-            self.log.info("Cancelled the queued audience run %s", run.id)
-        except Exception as exc:  # best effort: the kill goes on either way
+        except Exception as exc:  # best effort: the kill or the timeout goes on either way
             self.log.warning("Could not cancel audience run %s: %s", run.id, exc)
+            return False
+        self.log.info("Cancelled the queued audience run %s", run.id)
+        return True
 
 
 # -- results to storage --------------------------------------------------------------------------

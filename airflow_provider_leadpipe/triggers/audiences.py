@@ -9,7 +9,8 @@ success    ``run``: the completed run (``AudienceRun.to_dict()``, the API's key 
 failure    waiting cannot help: a failed or cancelled run (``run`` is then the run dict), or HTTP
            401/403/404: ``error`` (the exception class name), ``message``, ``http_status``
 error      anything else that ended the wait: ``error``, ``message``, ``http_status``
-timeout    the deadline passed before the run completed: ``message``
+timeout    the deadline passed before the run completed: ``message`` (saying so when the trigger
+           cancelled the still-queued run: ``cancel_queued_run``)
 ========== ===================================================================================
 """
 
@@ -28,6 +29,8 @@ from airflow_provider_leadpipe.conditions import unavailable
 from airflow_provider_leadpipe.exceptions import (
     TRANSIENT_ERRORS,
     LeadpipeAudienceRunError,
+    LeadpipeConfigError,
+    LeadpipeConflictError,
     LeadpipeError,
 )
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
@@ -45,6 +48,11 @@ class LeadpipeAudienceRunTrigger(BaseTrigger):
     inside :meth:`run`; all arguments are primitives (the connection id, never the key), so a
     trigger re-created from ``serialize()`` after a triggerer restart keeps its deadline.
 
+    With ``cancel_queued_run`` (the run operator's trigger: the task queued the run) the run is
+    cancelled while it is still queued when the deadline passes, and when a user ends the deferred
+    task (marks it failed or success, or clears it): Airflow 3.3+ then calls :meth:`on_kill`,
+    not on a triggerer restart or the deferral's own timeout (docs/orbit.md: the one exception).
+
     :param leadpipe_conn_id: the ``leadpipe`` connection id.
     :param audience_id: the audience (UUID).
     :param audience_run_id: the run to wait for (UUID), or None.
@@ -55,6 +63,8 @@ class LeadpipeAudienceRunTrigger(BaseTrigger):
     :param exponential_backoff: the interval grows after each check as a poking sensor's does
         (:func:`~airflow_provider_leadpipe.triggers.leadpipe.backoff_interval`), up to ``max_wait``.
     :param max_wait: the longest interval with ``exponential_backoff``, in seconds.
+    :param cancel_queued_run: cancel the run (``audience_run_id``) if it is still queued at the
+        deadline or when a user ends the task (the sensor waits for others' runs: False).
     """
 
     def __init__(
@@ -69,6 +79,7 @@ class LeadpipeAudienceRunTrigger(BaseTrigger):
         hook_params: Mapping[str, Any] | None = None,
         exponential_backoff: bool = False,
         max_wait: float | None = None,
+        cancel_queued_run: bool = False,
     ) -> None:
         super().__init__()
         self.leadpipe_conn_id = validation.conn_id(leadpipe_conn_id)
@@ -78,6 +89,9 @@ class LeadpipeAudienceRunTrigger(BaseTrigger):
         self.hook_params = validation.hook_params(hook_params)
         self.exponential_backoff = validation.boolean(exponential_backoff, "exponential_backoff")
         self.max_wait = None if max_wait is None else validation.positive_seconds(max_wait, "max_wait")
+        self.cancel_queued_run = validation.boolean(cancel_queued_run, "cancel_queued_run")
+        if self.cancel_queued_run and self.condition.audience_run_id is None:
+            raise LeadpipeConfigError("cancel_queued_run needs audience_run_id: the run to cancel")
 
     def __repr__(self) -> str:
         return (
@@ -97,6 +111,7 @@ class LeadpipeAudienceRunTrigger(BaseTrigger):
                 "hook_params": self.hook_params,
                 "exponential_backoff": self.exponential_backoff,
                 "max_wait": self.max_wait,
+                "cancel_queued_run": self.cancel_queued_run,
             },
         )
 
@@ -123,9 +138,10 @@ class LeadpipeAudienceRunTrigger(BaseTrigger):
                     last_reason = reason
                 remaining = self.deadline - time.time()
                 if remaining <= 0:
+                    cancelled = await self._cancel_queued_run(hook)
                     return events.timeout(
                         f"Leadpipe {self.condition.describe()} not ready before the timeout; "
-                        f"last state: {reason}"
+                        f"last state: {reason}" + ("; the queued run was cancelled" if cancelled else "")
                     )
                 checks += 1
                 interval = (
@@ -134,6 +150,36 @@ class LeadpipeAudienceRunTrigger(BaseTrigger):
                     else self.poll_interval
                 )
                 await asyncio.sleep(min(interval, remaining))
+
+    async def on_kill(self) -> None:
+        """Cancel the run if it is still queued (``cancel_queued_run``); best effort, never raises.
+
+        Airflow 3.3+ calls this when a user ends the deferred task: marks it failed or success, or
+        clears it. Not on a triggerer restart or the deferral's timeout; 2.11-3.2 never call it.
+        """
+        if not self.cancel_queued_run:
+            return
+        try:
+            async with LeadpipeHook(leadpipe_conn_id=self.leadpipe_conn_id, **self.hook_params) as hook:
+                await self._cancel_queued_run(hook)
+        except Exception as exc:  # the connection could not be read: the kill goes on either way
+            self.log.warning("Could not cancel audience run %s: %s", self.condition.audience_run_id, exc)
+
+    async def _cancel_queued_run(self, hook: LeadpipeHook) -> bool:
+        """Ask Orbit to cancel the run (it cancels only a queued one); True if it did. Never raises."""
+        run_id = self.condition.audience_run_id
+        if not self.cancel_queued_run or run_id is None:
+            return False
+        try:
+            await hook.acancel_audience_run(self.condition.audience_id, run_id)
+        except LeadpipeConflictError as exc:  # running or finished meanwhile
+            self.log.info("Audience run %s not cancelled: Orbit cancels only queued runs (%s)", run_id, exc)
+            return False
+        except Exception as exc:  # best effort
+            self.log.warning("Could not cancel audience run %s: %s", run_id, exc)
+            return False
+        self.log.info("Cancelled the queued audience run %s", run_id)
+        return True
 
 
 def _run_of(exc: LeadpipeAudienceRunError) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from airflow_provider_leadpipe import compat
 from airflow_provider_leadpipe.exceptions import (
     LeadpipeAudienceRunError,
     LeadpipeAudienceRunTimeoutError,
@@ -247,6 +248,42 @@ def test_run_unfinished_at_timeout_fails_with_a_timeout_error(leadpipe_sandbox, 
     leadpipe_sandbox.set_run_schedule(queued_seconds=600, running_seconds=600)
     with pytest.raises(LeadpipeAudienceRunTimeoutError, match=r"within the timeout of 0.3 s.*queued"):
         run_op(audience, deferrable=False, timeout=0.3).execute(context())
+
+
+def test_run_still_queued_at_timeout_is_cancelled(leadpipe_sandbox, audience):
+    leadpipe_sandbox.set_run_schedule(queued_seconds=600, running_seconds=600)
+    with pytest.raises(LeadpipeAudienceRunTimeoutError, match="queued; the queued run was cancelled"):
+        run_op(audience, deferrable=False, timeout=0.3).execute(context())
+    [run] = api_runs(leadpipe_sandbox, audience["id"])
+    assert run["status"] == "cancelled"
+
+
+def test_run_already_running_at_timeout_is_left_running(leadpipe_sandbox, audience):
+    leadpipe_sandbox.set_run_schedule(queued_polls=0, running_seconds=600)
+    with pytest.raises(LeadpipeAudienceRunTimeoutError, match=r"running$"):
+        run_op(audience, deferrable=False, timeout=0.3).execute(context())
+    [run] = api_runs(leadpipe_sandbox, audience["id"])
+    assert run["status"] == "running"
+
+
+@pytest.mark.parametrize("status", ["queued", "running"])
+def test_deferral_timeout_backstop_cancels_a_still_queued_run(leadpipe_sandbox, audience, status):
+    """Airflow fails the deferred task itself when the trigger's event never came in time (the
+    triggerer down past the grace): the resumed task cancels the run while it is still queued."""
+    from airflow.providers.common.compat.sdk import TaskDeferred
+
+    if status == "queued":
+        leadpipe_sandbox.set_run_schedule(queued_seconds=600, running_seconds=600)
+    else:
+        leadpipe_sandbox.set_run_schedule(queued_polls=1, running_seconds=600)
+    ctx = context()
+    with pytest.raises(TaskDeferred):
+        run_op(audience, deferrable=True).execute(ctx)
+    with pytest.raises(Exception, match=r"[Tt]imeout") as caught:  # the framework's own error, passed on
+        run_op(audience, deferrable=True).resume_execution("__fail__", {"error": "Trigger timeout"}, ctx)
+    assert compat.is_deferral_timeout(caught.value)
+    [run] = api_runs(leadpipe_sandbox, audience["id"])
+    assert run["status"] == ("cancelled" if status == "queued" else "running")
 
 
 def test_on_kill_cancels_a_queued_run_and_never_raises(leadpipe_sandbox, audience, monkeypatch):

@@ -16,6 +16,7 @@ from airflow_provider_leadpipe.exceptions import (
     LeadpipeNotFoundError,
 )
 from airflow_provider_leadpipe.triggers.audiences import LeadpipeAudienceRunTrigger, result_of
+from tests.orbit import api_runs
 
 MISSING = "00000000-0000-4000-8000-000000000000"
 
@@ -72,6 +73,7 @@ def test_serialize_holds_primitives_only_and_round_trips(audience):
         "hook_params",
         "exponential_backoff",
         "max_wait",
+        "cancel_queued_run",
     }
     assert kwargs["audience_run_id"] == "3f2c0e1a-1111-4222-8333-944455556666"  # canonical
     assert json.loads(json.dumps(kwargs)) == kwargs
@@ -108,6 +110,8 @@ async def test_no_key_in_kwargs_repr_or_events(leadpipe_sandbox, audience):
         ({"hook_params": {"api_key": "x"}}, "hook_params"),
         ({"max_wait": -1}, "max_wait must be a positive number"),
         ({"audience_run_id": MISSING, "min_data_date": "2026-05-04"}, "not both"),
+        ({"cancel_queued_run": "maybe"}, "cancel_queued_run must be true or false"),
+        ({"cancel_queued_run": True, "audience_run_id": None}, "cancel_queued_run needs audience_run_id"),
     ],
 )
 def test_bad_kwargs_are_refused_naming_the_argument(kwargs, message):
@@ -198,3 +202,39 @@ async def test_unknown_run_is_a_failure_event_naming_it(leadpipe_sandbox, audien
 def test_malformed_events_are_refused(event):
     with pytest.raises(LeadpipeError):
         result_of(event, timeout_error=LeadpipeAudienceRunTimeoutError)
+
+
+# -- on_kill (how each way of ending a deferred task reaches it: tests/hardening/test_ended_run_tasks.py)
+
+
+def run_status(sandbox, audience_id: str, run_id: str) -> str:
+    return {run["id"]: run["status"] for run in api_runs(sandbox, audience_id)}[run_id]
+
+
+async def test_on_kill_is_best_effort_and_leaves_a_running_run_alone(
+    leadpipe_sandbox, audience, task_log, monkeypatch
+):
+    leadpipe_sandbox.set_run_schedule(queued_polls=0, running_seconds=600)
+    run_id = queue_run(leadpipe_sandbox, audience["id"])
+    api_runs(leadpipe_sandbox, audience["id"])  # a poll: the run starts running
+    assert run_status(leadpipe_sandbox, audience["id"], run_id) == "running"
+    await make(audience["id"], run_id=run_id, cancel_queued_run=True).on_kill()
+    assert run_status(leadpipe_sandbox, audience["id"], run_id) == "running"
+    assert "Orbit cancels only queued runs" in str(task_log)
+
+    monkeypatch.setenv("AIRFLOW_CONN_LEADPIPE_DEFAULT", "leadpipe://:k@127.0.0.1:9")  # nothing listens
+    unreachable = make(audience["id"], run_id=run_id, cancel_queued_run=True, hook_params={"max_retries": 0})
+    await unreachable.on_kill()
+    assert f"Could not cancel audience run {run_id}" in str(task_log)
+    assert leadpipe_sandbox.api_key not in str(task_log)
+
+
+@pytest.mark.parametrize("cancel_queued_run", [True, False], ids=["run operator's", "sensor's"])
+async def test_on_kill_cancels_the_queued_run_only_when_the_task_queued_it(
+    leadpipe_sandbox, audience, cancel_queued_run
+):
+    leadpipe_sandbox.set_run_schedule(queued_seconds=600, running_seconds=600)
+    run_id = queue_run(leadpipe_sandbox, audience["id"])
+    await make(audience["id"], run_id=run_id, cancel_queued_run=cancel_queued_run).on_kill()
+    expected = "cancelled" if cancel_queued_run else "queued"
+    assert run_status(leadpipe_sandbox, audience["id"], run_id) == expected
