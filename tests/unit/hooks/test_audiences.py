@@ -591,7 +591,11 @@ def test_download_verifies_and_never_sends_the_key_to_the_signed_host(hook, mode
 @pytest.mark.parametrize("mode", ["sync", "async"])
 @pytest.mark.parametrize(
     ("changes", "match"),
-    [({"contentSha1": "0" * 40}, "SHA-1"), ({"byteSize": 5}, "bytes received")],
+    [
+        ({"contentSha1": "0" * 40}, "SHA-1"),
+        ({"byteSize": 5}, "more than byteSize"),
+        ({"byteSize": len(CSV) + 5}, "bytes received"),
+    ],
 )
 def test_corrupt_download_leaves_the_destination_as_it_was(hook, mode, tmp_path, changes, match):
     export = stored(CSV, **changes)
