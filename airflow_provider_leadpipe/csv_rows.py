@@ -7,6 +7,12 @@
   :class:`~airflow_provider_leadpipe.exceptions.LeadpipeResponseError` rather than dropping it.
 * :class:`RowCounter`: the number of records in a CSV byte stream (newlines outside quotes),
   without parsing it.
+* Formula injection (OWASP "CSV Injection"): with ``formulas="escape"`` (the default) a text cell
+  that begins with ``=``, ``+``, ``-``, ``@``, a tab, a carriage return or NUL gets a leading ``'``,
+  so a spreadsheet shows it as text instead of running it; a cell that is only a number or a phone
+  number (digits, spaces and ``+ - ( ) . /``: no letters, so no function or reference) is left
+  as it is, so ``+1 534 555 0100`` stays usable. :class:`FormulaEscaper` does the same to a CSV
+  byte stream (the API's ``export.csv``). ``formulas="keep"`` writes every cell as it came.
 """
 
 from __future__ import annotations
@@ -14,10 +20,39 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
 from airflow_provider_leadpipe.exceptions import LeadpipeResponseError
+
+#: ``formulas``: ``"escape"`` (OWASP's single-quote prefix) or ``"keep"`` (cells as they came).
+FORMULAS: tuple[str, ...] = ("escape", "keep")
+#: What makes a spreadsheet read a cell as a formula (OWASP; ASVS 1.2.10 adds NUL).
+_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\0")
+#: A number or a phone number: no letter, so neither a function nor a cell reference.
+_NUMBER = re.compile(r"[+-]?[0-9 ().\-/]*[0-9][0-9 ().\-/]*")
+
+
+def escape_formula(cell: str) -> str:
+    """``cell`` with a leading ``'`` when a spreadsheet would read it as a formula (see above)."""
+    if cell.startswith(_TRIGGERS) and not _NUMBER.fullmatch(cell):
+        return f"'{cell}"
+    return cell
+
+
+class _Writer:
+    """``csv.writer`` that also quotes a row with a carriage return in a cell: Python 3.11's
+    writer quotes only the characters of its line terminator (``"\n"``), and an unquoted ``\r``
+    splits the record for every reader."""
+
+    def __init__(self, out: io.StringIO, terminator: str = "\n") -> None:
+        self._plain = csv.writer(out, lineterminator=terminator)
+        self._quoted = csv.writer(out, lineterminator=terminator, quoting=csv.QUOTE_ALL)
+
+    def writerow(self, row: list[Any]) -> None:
+        carriage = any(isinstance(cell, str) and "\r" in cell for cell in row)
+        (self._quoted if carriage else self._plain).writerow(row)
 
 
 def _flatten(record: dict[str, Any], known: frozenset[str], prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -57,12 +92,13 @@ class CsvEncoder:
     JSON text. A later non-empty value no column can hold raises ``LeadpipeResponseError``.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, formulas: str = "escape") -> None:
         self.columns: list[str] | None = None
+        self._escape = formulas == "escape"
 
     def encode(self, records: list[dict[str, Any]]) -> bytes:
         buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
+        writer = _Writer(buffer)
         if self.columns is None:
             rows = [_row(record, frozenset()) for record in records]
             columns: dict[str, None] = {}
@@ -76,7 +112,7 @@ class CsvEncoder:
                 for column in columns
                 if column in filled or not any(other.startswith(f"{column}.") for other in columns)
             ]
-            writer.writerow(self.columns)
+            writer.writerow([self._cell(column) for column in self.columns])
         known = frozenset(self.columns)
         for record in records:
             row = _row(record, known)
@@ -86,8 +122,11 @@ class CsvEncoder:
                     f"a later results page has field(s) {new} the first page did not have, so the "
                     "CSV has no column for them; nothing was written. Use format='jsonl' for open-ended rows"
                 )
-            writer.writerow([_csv_value(row.get(column)) for column in self.columns])
+            writer.writerow([self._cell(_csv_value(row.get(column))) for column in self.columns])
         return buffer.getvalue().encode()
+
+    def _cell(self, value: Any) -> Any:
+        return escape_formula(value) if self._escape and isinstance(value, str) else value
 
 
 def _csv_value(value: Any) -> Any:
@@ -124,3 +163,57 @@ class RowCounter:
         """Data rows: lines (a last line without a newline counts), minus the header."""
         lines = self.lines + (0 if self.last == b"\n" else 1)
         return max(lines - 1, 0)
+
+
+class FormulaEscaper:
+    """:func:`escape_formula` applied to every cell of a CSV byte stream, fed chunk by chunk.
+
+    Whole records are parsed and written again (``feed`` returns the records completed so far,
+    ``finish`` the rest); the line ending of the first record is kept. The records and the cells
+    are the same, and only a cell that would run as a formula changes.
+    """
+
+    def __init__(self) -> None:
+        self._pending = b""
+        self._in_quotes = False
+        self._terminator: str | None = None
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = self._pending + chunk
+        end = self._end_of_records(chunk, len(self._pending))
+        self._pending = data[end:]
+        return self._rewrite(data[:end])
+
+    def finish(self) -> bytes:
+        data, self._pending = self._pending, b""
+        return self._rewrite(data)
+
+    def _end_of_records(self, chunk: bytes, offset: int) -> int:
+        """Where the last record completed in ``chunk`` ends (0: none), tracking quotes."""
+        end, position = 0, offset
+        for index, part in enumerate(chunk.split(b'"')):
+            if index:
+                self._in_quotes = not self._in_quotes
+                position += 1  # the quote
+            if not self._in_quotes:
+                newline = part.rfind(b"\n")
+                if newline >= 0:
+                    end = position + newline + 1
+            position += len(part)
+        return end
+
+    def _rewrite(self, data: bytes) -> bytes:
+        if not data:
+            return b""
+        text = data.decode("utf-8")
+        if self._terminator is None:
+            first = text.find("\n")
+            self._terminator = "\r\n" if first > 0 and text[first - 1] == "\r" else "\n"
+        out = io.StringIO()
+        writer = _Writer(out, self._terminator)
+        for record in csv.reader(io.StringIO(text, newline="")):
+            writer.writerow([escape_formula(cell) for cell in record])
+        written = out.getvalue()
+        if not data.endswith(b"\n") and written.endswith(self._terminator):
+            written = written[: -len(self._terminator)]  # a last record without a line ending
+        return written.encode("utf-8")
