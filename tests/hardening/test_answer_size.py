@@ -18,7 +18,9 @@ import time
 import tracemalloc
 import zlib
 
+import httpx
 import pytest
+import respx
 
 from airflow_provider_leadpipe.conditions import AccountCondition
 from airflow_provider_leadpipe.exceptions import LeadpipeResponseError, LeadpipeServerError
@@ -27,7 +29,7 @@ from airflow_provider_leadpipe.triggers.leadpipe import LeadpipeAccountTrigger
 from tests.hardening.conftest import call
 from tests.hardening.figures import record
 from tests.hardening.loopback import Raw, Reply, ScriptedServer
-from tests.unit.conftest import account_data
+from tests.unit.conftest import BASE_URL, account_data
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -158,3 +160,34 @@ def test_an_answer_within_the_bound_is_read_whole(mode, conn_to):
     with ScriptedServer(default=Reply(200, _compress(raw, "gzip"), {"Content-Encoding": "gzip"})) as server:
         status = call(mode, LeadpipeHook(conn_to(server.url)))
     assert status["data"] == account_data()
+
+
+class _Spy(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A body that records whether anyone read it."""
+
+    read = False
+
+    def __iter__(self):
+        self.read = True
+        yield b"{}"
+
+    async def __aiter__(self):
+        self.read = True
+        yield b"{}"
+
+
+def test_a_plain_answer_announcing_more_than_the_bound_is_refused_unread(mode, conn_to):
+    spy = _Spy()
+    headers = {"Content-Length": str(BOUND + 1), "Content-Type": "application/json"}
+    with respx.mock() as mock:
+        route = mock.get(url__startswith=BASE_URL).mock(
+            return_value=httpx.Response(200, headers=headers, stream=spy)
+        )
+        error = None
+        try:
+            call(mode, _hook(conn_to(BASE_URL)))
+        except LeadpipeResponseError as exc:
+            error = exc
+    assert error is not None and "more than 16 MiB once decoded" in str(error), error
+    assert not spy.read, "the body was read before the announced size was refused"
+    assert route.call_count == 1

@@ -17,7 +17,9 @@ import json
 import zlib
 from pathlib import Path
 
+import httpx
 import pytest
+import respx
 
 from airflow_provider_leadpipe.exceptions import LeadpipeResponseError
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
@@ -111,3 +113,30 @@ def test_a_download_of_byte_size_is_written(mode, conn_to, tmp_path: Path):
         export = _export(f"{server.url}/file/people.csv")
         assert _download(mode, hook, export, tmp_path / "people.csv") == len(EXPECTED)
     assert (tmp_path / "people.csv").read_bytes() == EXPECTED
+
+
+class _Spy(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A body that records whether anyone read it."""
+
+    read = False
+
+    def __iter__(self):
+        self.read = True
+        yield EXPECTED
+
+    async def __aiter__(self):
+        self.read = True
+        yield EXPECTED
+
+
+def test_a_content_length_larger_than_byte_size_is_refused_unread(mode, conn_to, tmp_path: Path):
+    hook = LeadpipeHook(conn_to("http://127.0.0.1:9"), max_retries=0)
+    export = _export("https://f005.backblazeb2.com/file/people.csv?Authorization=signed")
+    spy = _Spy()
+    with respx.mock() as mock:
+        answer = httpx.Response(200, headers={"Content-Length": str(64 * MiB)}, stream=spy)
+        mock.get(url__startswith="https://f005.backblazeb2.com").mock(return_value=answer)
+        with pytest.raises(LeadpipeResponseError, match=r"more than byteSize \(10 bytes\)"):
+            _download(mode, hook, export, tmp_path / "people.csv")
+    assert not spy.read, "the body was read before the announced size was refused"
+    assert list(tmp_path.iterdir()) == []
