@@ -31,7 +31,7 @@ FORMULAS: tuple[str, ...] = ("escape", "keep")
 #: What makes a spreadsheet read a cell as a formula (OWASP; ASVS 1.2.10 adds NUL).
 _TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\0")
 #: A number or a phone number: no letter, so neither a function nor a cell reference.
-_NUMBER = re.compile(r"[+-]?[0-9 ().\-/]*[0-9][0-9 ().\-/]*")
+_NUMBER = re.compile(r"[0-9 ()+.\-/]*[0-9][0-9 ()+.\-/]*")
 
 
 def escape_formula(cell: str) -> str:
