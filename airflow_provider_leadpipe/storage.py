@@ -7,7 +7,9 @@
   a prefix that holds objects (``s3://b/visitors`` when ``s3://b/visitors/...`` exists) -- or when
   its parent is a file. Checked before anything is pulled.
 * :class:`AtomicFile`: write through a hidden temporary object beside the target, then move it
-  into place; on any failure the temporary is removed and the target is left untouched.
+  into place; on any failure the temporary is removed and the target is left untouched. The
+  temporary's name fits wherever the target's does (:func:`temporary_prefix`); a path too long for
+  the store is refused with a :class:`LeadpipeConfigError` before anything is pulled.
 * :func:`jsonl`: records as UTF-8 JSON Lines, every record JSON can carry (lone UTF-16 surrogates
   included); a record that cannot be written is named by page and position, never quoted.
 * :func:`check_complete`: compare what a pull returned with what the API announced, and warn or
@@ -20,6 +22,7 @@ import gzip
 import hashlib
 import json
 import logging
+import os
 import uuid
 from collections.abc import Iterable
 from types import TracebackType
@@ -37,6 +40,17 @@ COMPRESSIONS = ("infer", "gzip", None)
 #: ``on_incomplete`` values; None turns the comparison off.
 ON_INCOMPLETE = ("warn", "fail", None)
 LOCAL_PROTOCOLS = ("", "file", "local")
+#: Longest file name, in bytes, where the file system does not say (ext4, xfs, btrfs, APFS; NTFS
+#: counts 255 UTF-16 units) and on object stores, whose keys have no separate name limit.
+NAME_MAX = 255
+#: Longest local path, in bytes, where the file system does not say (Linux's PATH_MAX).
+PATH_MAX = 4096
+#: Longest object key, in bytes, of the object stores that bound it (S3, GCS, Azure Blob).
+KEY_MAX = dict.fromkeys(("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "wasb", "wasbs"), 1024)
+#: What follows a temporary's prefix: the random id and ``.tmp``.
+_TEMPORARY_SUFFIX = len("0123456789ab.tmp")
+#: The length of :func:`task_owner`'s owners, assumed when checking a target before its writer exists.
+_OWNER_LENGTH = 12
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +108,85 @@ def file_target(
         target = ObjectStoragePath(shown, conn_id=conn_id or None)
     if not target.name:
         raise LeadpipeConfigError(f"{name} must name a file, not a folder: {shown!r}")
+    check_length(target, name, shown=shown)
     check_target(target, name, shown=shown)
     return target
+
+
+def temporary_prefix(name: str, owner: str | None = None, *, limit: int = NAME_MAX) -> str:
+    """The start of the name of every temporary of the target file ``name``: ``.<name>.<owner>.``
+    (``.<name>.`` without an owner); a random id and ``.tmp`` follow.
+
+    The whole temporary name stays within ``max(len(name), limit)`` bytes (UTF-8): a name too long
+    for that keeps its head and gets the SHA-256 of the whole name instead of its tail
+    (``.<head>~<sha256:12>.<owner>.``), so a target whose name fits has a temporary that fits, and
+    the prefix stays the same for every try (leftovers are found as for short names).
+    """
+    owner_part = f"{owner}." if owner else ""
+    budget = max(len(name.encode("utf-8", "surrogatepass")), limit) - _TEMPORARY_SUFFIX
+    whole = f".{name}.{owner_part}"
+    if len(whole.encode("utf-8", "surrogatepass")) <= budget:
+        return whole
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    tail = f"~{digest}.{owner_part}"
+    room = max(budget - 1 - len(tail.encode("utf-8", "surrogatepass")), 0)
+    head = name.encode("utf-8", "surrogatepass")[:room].decode("utf-8", "ignore")  # whole characters
+    return f".{head}{tail}"
+
+
+def _local_limits(target: ObjectStoragePath) -> tuple[int, int]:
+    """(longest name, longest path) in bytes of the local file system that will hold ``target``."""
+    folder = os.path.dirname(str(target.path)) or os.sep
+    while not os.path.isdir(folder) and os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)  # the nearest existing folder: the one asked
+    limits = []
+    for key, default in (("PC_NAME_MAX", NAME_MAX), ("PC_PATH_MAX", PATH_MAX)):
+        try:
+            limits.append(os.pathconf(folder, key) or default)
+        except (OSError, ValueError, AttributeError):  # no such limit here (or no pathconf: Windows)
+            limits.append(default)
+    return limits[0], limits[1]
+
+
+def check_length(
+    target: ObjectStoragePath,
+    name: str = "path",
+    *,
+    shown: str | None = None,
+    temporary: ObjectStoragePath | None = None,
+) -> int:
+    """Refuse a target, or its temporary (``temporary``, else the longest a task's would be), that
+    is too long for its store: a name over the local file system's limit, a local path over its
+    path limit, an object key over the store's key limit. Returns the name limit to keep within.
+
+    Without this check the write fails with ``[Errno 36] File name too long`` on every try.
+    """
+    shown = shown or str(target)
+    if target.protocol in LOCAL_PROTOCOLS:
+        name_max, path_max = _local_limits(target)
+        length, limit, what = len(str(target.path).encode("utf-8", "surrogatepass")), path_max, "path"
+    else:
+        name_max, limit, what = NAME_MAX, KEY_MAX.get(target.protocol, 0), "object key"
+        length = len(str(target.key).encode("utf-8", "surrogatepass"))
+    size = len(target.name.encode("utf-8", "surrogatepass"))
+    if target.protocol in LOCAL_PROTOCOLS and size > name_max:
+        raise LeadpipeConfigError(
+            f"{name} is too long: the file name of {shown!r} has {size} bytes (UTF-8), and the file "
+            f"system allows {name_max}; shorten it"
+        )
+    if limit:
+        if temporary is None:
+            prefix = temporary_prefix(target.name, "o" * _OWNER_LENGTH, limit=name_max)
+            extra = len(prefix.encode("utf-8", "surrogatepass")) + _TEMPORARY_SUFFIX - size
+        else:
+            extra = len(temporary.name.encode("utf-8", "surrogatepass")) - size
+        if length + max(extra, 0) > limit:
+            raise LeadpipeConfigError(
+                f"{name} is too long: {shown!r} is a {what} of {length} bytes (UTF-8), and the "
+                f"temporary written beside it needs up to {max(extra, 0)} more; the store allows "
+                f"{limit}. Shorten the path"
+            )
+    return name_max
 
 
 def check_target(target: ObjectStoragePath, name: str = "path", *, shown: str | None = None) -> None:
@@ -119,7 +210,8 @@ def check_target(target: ObjectStoragePath, name: str = "path", *, shown: str | 
 class AtomicFile:
     """``with AtomicFile(target, compress=True) as out: out.write(...)``: all or nothing at ``target``.
 
-    Bytes go to a hidden temporary beside the target (``.<name>.<id>.tmp``), which is moved onto
+    Bytes go to a hidden temporary beside the target (``.<name>.<id>.tmp``, shortened for a long
+    name: :func:`temporary_prefix`), which is moved onto
     the target only when the block ends without an exception, after checking the target again (a
     pull can take hours; a folder may have appeared meanwhile). On any exception, and on
     :meth:`discard` (call it from ``on_kill``), the temporary is removed and the target is left as
@@ -139,8 +231,10 @@ class AtomicFile:
         self.target = target
         self.compress = compress
         self.owner = owner
-        self._prefix = f".{target.name}." + (f"{owner}." if owner else "")
+        name_max = check_length(target)
+        self._prefix = temporary_prefix(target.name, owner, limit=name_max)
         self.temporary = target.with_name(f"{self._prefix}{uuid.uuid4().hex[:12]}.tmp")
+        check_length(target, temporary=self.temporary)
         self._raw: IO[bytes] | None = None
         self._out: IO[bytes] | None = None
 

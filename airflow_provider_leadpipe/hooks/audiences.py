@@ -263,11 +263,14 @@ class ExportCsvStream:
         return int(value) if value.isascii() and value.isdigit() else None
 
     def iter_bytes(self, chunk_size: int | None = None) -> Iterator[bytes]:
-        """The CSV body, chunk by chunk; a network failure raises LeadpipeConnectionError."""
+        """The CSV body, chunk by chunk; a network failure raises LeadpipeConnectionError, a body
+        that cannot be decoded LeadpipeResponseError."""
         try:
             yield from self.response.iter_bytes(chunk_size)
         except httpx.TransportError as exc:
             raise core.transport_error(exc, self.response.request, self.settings) from None
+        except core.Unreadable as exc:
+            raise _unreadable_csv(exc) from None
 
     async def aiter_bytes(self, chunk_size: int | None = None) -> AsyncIterator[bytes]:
         """Async :meth:`iter_bytes`."""
@@ -276,6 +279,13 @@ class ExportCsvStream:
                 yield chunk
         except httpx.TransportError as exc:
             raise core.transport_error(exc, self.response.request, self.settings) from None
+        except core.Unreadable as exc:
+            raise _unreadable_csv(exc) from None
+
+
+def _unreadable_csv(reason: core.Unreadable) -> LeadpipeResponseError:
+    core.forget_locals(reason)  # the frames that read it held pieces of the body
+    return LeadpipeResponseError(f"Leadpipe export CSV could not be read: {reason}")
 
 
 def _csv_stream(what: str) -> Handler:
@@ -366,6 +376,19 @@ class _Sink:
         self.size += len(chunk)
         assert self._file is not None
         self._file.write(chunk)
+
+    def too_large(self) -> LeadpipeResponseError:
+        """The error of a download that announces or sends more than ``byteSize``."""
+        return LeadpipeResponseError(
+            f"Leadpipe audience export {self.export.id} download is corrupt: more than byteSize "
+            f"({self.export.byte_size:,} bytes) announced or sent; stopped, nothing kept"
+        )
+
+    def bound(self, response: httpx.Response) -> httpx.Response:
+        """Make reading ``response`` stop before any byte past ``byteSize`` (a larger
+        ``Content-Length`` before the first byte) with :meth:`too_large`."""
+        assert self.export.byte_size is not None  # checked by _signed_url
+        return core.bound_body(response, self.export.byte_size, too_large=self.too_large)
 
     def verified(self) -> int:
         """The byte count, once it and the SHA-1 match the export (call it inside the block)."""
@@ -749,7 +772,9 @@ class AudiencesHookMixin:
         ``pathlib.Path``/``ObjectStoragePath``, or a binary file object); return the bytes written.
 
         The signed URL is another host: the request carries no API key, only the connection's
-        network settings. ``byteSize`` and ``contentSha1`` are verified; a path destination receives
+        network settings. ``byteSize`` and ``contentSha1`` are verified (a ``Content-Length`` larger
+        than ``byteSize`` is refused before the first byte, and reading stops as soon as the bytes
+        exceed it, so no more than ``byteSize`` is written anywhere); a path destination receives
         the file only once it is complete and verified (written through a temporary beside it).
         """
         url = _signed_url(export)
@@ -761,6 +786,7 @@ class AudiencesHookMixin:
             response = self.send(
                 client.build_request("GET", url), handler=_download_response, stream=True, client=client
             )
+            sink.bound(response)
             try:
                 for chunk in ExportCsvStream(response, self.settings).iter_bytes(DOWNLOAD_CHUNK):
                     sink.write(chunk)
@@ -776,6 +802,7 @@ class AudiencesHookMixin:
             with _Sink(export, destination) as sink:
                 request = client.build_request("GET", url)
                 response = await self.asend(request, handler=_download_response, stream=True, client=client)
+                sink.bound(response)
                 try:
                     async for chunk in ExportCsvStream(response, await self.aget_settings()).aiter_bytes(
                         DOWNLOAD_CHUNK

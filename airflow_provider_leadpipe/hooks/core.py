@@ -17,6 +17,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import math
 import os
 import re
 import secrets
@@ -24,6 +25,7 @@ import ssl
 import string
 import time
 import traceback
+import zlib
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -61,6 +63,9 @@ MAX_BACKOFF = 30.0
 #: The longest ``Retry-After`` honoured; a longer one is shortened to this.
 MAX_RETRY_AFTER = 60.0
 USER_AGENT = f"airflow-provider-leadpipe/{__version__}"
+#: The most an answer read whole (every one but a streamed download) may decode to: 16 MiB, some
+#: thirty times the largest real page (100 audience people or 50 visitors, ~0.5 MB).
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 _MAX_MESSAGE = 200
 
@@ -379,7 +384,7 @@ def network_kwargs(settings: ApiSettings, url: str) -> dict[str, Any]:
     goes through any proxy, configured or from the environment: the proxy would read it in clear.
     """
     kwargs: dict[str, Any] = {
-        "headers": {"User-Agent": USER_AGENT},
+        "headers": {"User-Agent": USER_AGENT, "Accept-Encoding": ACCEPT_ENCODING},
         "timeout": httpx.Timeout(settings.timeout, connect=min(settings.timeout, 10.0)),
         "verify": ssl_context(settings.ca_bundle),
         "follow_redirects": False,
@@ -399,6 +404,7 @@ def client_kwargs(settings: ApiSettings) -> dict[str, Any]:
         "X-API-Key": settings.api_key,
         "User-Agent": USER_AGENT,
         "Accept": "application/json",
+        "Accept-Encoding": ACCEPT_ENCODING,
     }
     return kwargs
 
@@ -719,33 +725,119 @@ def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
 _CLOSED = httpx.ByteStream(b"")
 
 
-class _DeadlineStream(httpx.SyncByteStream, httpx.AsyncByteStream):
-    """A response body that stops with ``httpx.ReadTimeout`` once the attempt's deadline passes.
+class Unreadable(Exception):
+    """The body cannot be read within its bounds: too large once decoded, or in an encoding that
+    was not asked for or is corrupt. Carries the reason, never any of the body."""
+
+
+#: The content codings an answer may come in (the client asks for these only: ``Accept-Encoding``).
+#: Decoded here, not by httpx, so that the decoded size is bounded while it is produced.
+ACCEPT_ENCODING = "gzip, deflate"
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+class _Inflater:
+    """One content coding, decoded with zlib under a bound on its output (``max_length``)."""
+
+    __slots__ = ("_fallback", "_zlib", "coding")
+
+    def __init__(self, coding: str) -> None:
+        self.coding = coding
+        self._zlib = zlib.decompressobj(_WBITS[coding])
+        # "deflate" is meant to be zlib-wrapped, but some servers send raw deflate (as httpx allows).
+        self._fallback = coding == "deflate"
+
+    def __call__(self, data: bytes, most: int) -> bytes:
+        """Up to ``most`` decoded bytes of ``data``; a body that decodes to more has exceeded it."""
+        try:
+            out = self._zlib.decompress(data, most)
+        except zlib.error:
+            if not self._fallback:
+                raise
+            self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
+            out = self._zlib.decompress(data, most)
+        self._fallback = self._fallback and not data
+        return out
+
+
+class _BoundedStream(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A response body read within bounds: a deadline for the whole answer, and a limit on its
+    decoded size.
 
     httpx's timeouts bound each socket operation, not a whole response, and it has no total
     timeout: a server that trickles a byte per read would hold a request (and a triggerer slot)
     open indefinitely. Checked per received body chunk; a chunk that never comes hits the read
     timeout. (Trickled *headers* stay bounded only by httpcore's 100 KiB header-size limit.)
+
+    httpx decodes ``Content-Encoding`` a whole received chunk at a time, without bound: 64 KiB of
+    gzip is 64 MiB decoded, and a 0.2 MB answer grew a process by 420 MB. Here the body is decoded
+    under ``limit`` (zlib's ``max_length``), and reading stops with :class:`Unreadable` (or
+    ``too_large()``) as soon as the decoded bytes exceed it.
     """
 
-    def __init__(self, stream: Any, deadline: float, timeout: float, request: httpx.Request):
-        self._stream, self._deadline, self._timeout, self._request = stream, deadline, timeout, request
+    def __init__(
+        self,
+        stream: Any,
+        request: httpx.Request,
+        *,
+        limit: int,
+        codings: list[str],
+        announced: int | None = None,
+        deadline: float = math.inf,
+        timeout: float = 0.0,
+        too_large: Callable[[], Exception] | None = None,
+    ):
+        self._stream, self._request, self._limit = stream, request, limit
+        self._deadline, self._timeout, self._too_large = deadline, timeout, too_large
+        self._size = 0
+        # A plain body announced (Content-Length) larger than the bound is refused before any read.
+        self._announced = announced if announced is not None and not codings else None
+        # Decoded in the reverse order of application, as RFC 9110 says (and httpx does).
+        unknown = [coding for coding in codings if coding not in _WBITS]
+        self._unknown = unknown[0] if unknown else None
+        self._inflaters = [_Inflater(coding) for coding in reversed(codings)] if not unknown else []
 
     def _check(self) -> None:
         if time.monotonic() > self._deadline:
             raise httpx.ReadTimeout(f"no complete answer within {self._timeout:g} s", request=self._request)
+        if self._unknown is not None:
+            known = re.fullmatch(r"[a-z0-9.+-]{1,20}", self._unknown)  # a coding's name, never other text
+            coding = repr(self._unknown) if known else "an unknown one"
+            raise Unreadable(f"a body in Content-Encoding {coding}, which was not asked for")
+
+    def _too_much(self) -> Exception:
+        if self._too_large is not None:
+            return self._too_large()
+        return Unreadable(f"more than {_mib(self._limit)} once decoded (the most an answer may be)")
+
+    def _take(self, chunk: bytes) -> bytes:
+        self._check()
+        if self._inflaters:
+            most = self._limit - self._size + 1
+            for inflate in self._inflaters:
+                try:
+                    chunk = inflate(chunk, most)
+                except zlib.error:
+                    raise Unreadable(f"a body that is not valid {inflate.coding}") from None
+        self._size += len(chunk)
+        if self._size > self._limit:
+            raise self._too_much()
+        return chunk
+
+    def _start(self) -> None:
+        self._check()
+        if self._announced is not None and self._announced > self._limit:
+            raise self._too_much()
 
     def __iter__(self) -> Iterator[bytes]:
-        self._check()
+        self._start()
         for chunk in self._stream:
-            self._check()
-            yield chunk
+            yield self._take(chunk)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        self._check()
+        self._start()
         async for chunk in self._stream:
-            self._check()
-            yield chunk
+            yield self._take(chunk)
 
     # Closing also drops the wrapped stream: httpx's stream refers back to its response, which refers
     # to this wrapper, and that reference cycle would keep the whole exchange (request, headers,
@@ -760,17 +852,82 @@ class _DeadlineStream(httpx.SyncByteStream, httpx.AsyncByteStream):
         await stream.aclose()
 
 
+def _mib(size: int) -> str:
+    return f"{size / 1048576:g} MiB" if size >= 1048576 else f"{size:,} bytes"
+
+
+def _announced(response: httpx.Response) -> int | None:
+    """The body size ``Content-Length`` announces, if it is one whole number."""
+    value = response.headers.get("content-length", "").strip()
+    return int(value) if value.isascii() and value.isdigit() else None
+
+
+def _codings(response: httpx.Response) -> list[str]:
+    """The response's content codings, taken off it: the body stream decodes them, not httpx."""
+    header = response.headers.get("content-encoding")
+    if not header:
+        return []
+    del response.headers["content-encoding"]
+    return [
+        coding
+        for coding in (part.strip().lower() for part in header.split(","))
+        if coding not in ("", "identity")
+    ]
+
+
+def bound_body(
+    response: httpx.Response, limit: int, *, too_large: Callable[[], Exception] | None = None
+) -> httpx.Response:
+    """Make reading ``response`` (sent with ``stream=True``) stop as soon as its body decodes to
+    more than ``limit`` bytes: with ``too_large()`` raised, or :class:`Unreadable` by default.
+    For streamed answers (downloads), whose size is known in advance."""
+    response.stream = _BoundedStream(
+        response.stream,
+        response.request,
+        limit=limit,
+        codings=_codings(response),
+        announced=_announced(response),
+        too_large=too_large,
+    )
+    return response
+
+
 def limit_body_time(response: httpx.Response, started: float, settings: ApiSettings) -> httpx.Response:
     """Make reading ``response`` (sent with ``stream=True``) fail ``settings.timeout`` seconds after
-    ``started`` (``time.monotonic()`` before sending), so the timeout bounds the whole answer.
+    ``started`` (``time.monotonic()`` before sending), so the timeout bounds the whole answer, and
+    stop with :class:`Unreadable` once it decodes to more than :data:`MAX_ANSWER_BYTES`.
 
     Also forgets the server's reason phrase (``HTTP/1.1 500 <anything>``): it would show in the
     response's ``repr``, which tracebacks that print locals show; the standard phrase is used."""
     response.extensions = {k: v for k, v in response.extensions.items() if k != "reason_phrase"}
-    response.stream = _DeadlineStream(
-        response.stream, started + settings.timeout, settings.timeout, response.request
+    response.stream = _BoundedStream(
+        response.stream,
+        response.request,
+        limit=MAX_ANSWER_BYTES,
+        codings=_codings(response),
+        announced=_announced(response),
+        deadline=started + settings.timeout,
+        timeout=settings.timeout,
     )
     return response
+
+
+def unreadable(
+    response: httpx.Response, reason: Unreadable, settings: ApiSettings
+) -> httpx.Response | LeadpipeResponseError:
+    """What an answer whose body could not be read (:class:`Unreadable`) becomes: for a 2xx, the
+    error to raise; for any other status, a stand-in answer with the same status and headers and a
+    one-line error body saying why, so the status decides as usual (a 5xx is still retried)."""
+    if 200 <= response.status_code < 300:
+        return LeadpipeResponseError(
+            f"Leadpipe {describe(response.request)} answered HTTP {response.status_code} with "
+            f"{response_text(str(reason), settings)}; not read",
+            http_status=response.status_code,
+        )
+    skip = {"content-length", "content-type", "transfer-encoding"}
+    headers = [(name, value) for name, value in response.headers.multi_items() if name.lower() not in skip]
+    body = {"error": {"message": f"the body was not read: {response_text(str(reason), settings)}"}}
+    return httpx.Response(response.status_code, headers=headers, json=body, request=response.request)
 
 
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "PATCH"})
@@ -859,6 +1016,7 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "ApiSettings",
     "answer",
+    "bound_body",
     "client_kwargs",
     "forget_locals",
     "handle_response",
@@ -873,6 +1031,7 @@ __all__ = [
     "sharing_key",
     "ssl_context",
     "transport_error",
+    "unreadable",
 ]
 
 

@@ -16,7 +16,7 @@ from airflow.providers.common.compat.connection import get_async_connection, get
 from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseHook, mask_secret
 
 from airflow_provider_leadpipe import UI_FIELD_BEHAVIOUR, validation
-from airflow_provider_leadpipe.exceptions import TRANSIENT_ERRORS, LeadpipeConflictError
+from airflow_provider_leadpipe.exceptions import TRANSIENT_ERRORS, LeadpipeConflictError, LeadpipeError
 from airflow_provider_leadpipe.hooks import core, paging
 from airflow_provider_leadpipe.hooks.audiences import AudiencesHookMixin
 from airflow_provider_leadpipe.hooks.core import ApiSettings, Handler
@@ -280,12 +280,15 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
     def _send(
         client: httpx.Client, request: httpx.Request, settings: ApiSettings, *, stream: bool = False
     ) -> httpx.Response:
-        """One attempt, read in full within ``settings.timeout``; network errors become typed.
+        """One attempt, read in full within ``settings.timeout`` and :data:`core.MAX_ANSWER_BYTES`
+        (decoded); network errors become typed, an unreadable body a typed error (2xx) or a
+        stand-in answer of the same status (see :func:`core.unreadable`).
 
         With ``stream=True`` a 200 answer is returned unread and open (no whole-answer deadline:
         a long download is bounded per read by the timeout instead).
         """
         started = time.monotonic()
+        failure: LeadpipeError
         try:
             response = client.send(request, stream=True)
             if stream and response.status_code == 200:
@@ -296,6 +299,12 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
                 response.close()
         except httpx.TransportError as exc:
             failure = core.transport_error(exc, request, settings)
+        except core.Unreadable as exc:  # too large once decoded, or an encoding it cannot decode
+            core.forget_locals(exc)  # the frames that read it held pieces of the body
+            outcome = core.unreadable(response, exc, settings)
+            if isinstance(outcome, httpx.Response):
+                return outcome
+            failure = outcome
         else:
             return response
         raise failure  # out here, httpx's error (its text may quote the server) is not its context
@@ -306,6 +315,7 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
     ) -> httpx.Response:
         """Async :meth:`_send`."""
         started = time.monotonic()
+        failure: LeadpipeError
         try:
             response = await client.send(request, stream=True)
             if stream and response.status_code == 200:
@@ -316,6 +326,12 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
                 await response.aclose()
         except httpx.TransportError as exc:
             failure = core.transport_error(exc, request, settings)
+        except core.Unreadable as exc:
+            core.forget_locals(exc)
+            outcome = core.unreadable(response, exc, settings)
+            if isinstance(outcome, httpx.Response):
+                return outcome
+            failure = outcome
         else:
             return response
         raise failure  # out here, httpx's error (its text may quote the server) is not its context

@@ -364,7 +364,8 @@ class LeadpipeAudienceResultsToStorageOperator(LeadpipeLineageMixin, _AudienceOp
     every row once, in the API's order) and writes JSON Lines (one person per line, as the API
     sent it) or CSV (``format="csv"``: nested objects as dotted columns, lists as JSON; the columns
     are those of the first page, and a later row with a new field fails the task rather than
-    losing it). ``method="export"`` streams the API's ``export.csv`` as it is (``format="csv"``).
+    losing it). ``method="export"`` streams the API's ``export.csv`` (``format="csv"``). CSV cells a
+    spreadsheet would run as formulas are escaped by default (``csv_formulas``).
 
     The file is written under a temporary name and moved to ``path`` only when complete: a failed
     pull leaves nothing at ``path`` (see :mod:`airflow_provider_leadpipe.storage`). A run is a
@@ -388,6 +389,11 @@ class LeadpipeAudienceResultsToStorageOperator(LeadpipeLineageMixin, _AudienceOp
     :param on_incomplete: ``"fail"`` (default), ``"warn"``, or None: fewer people than announced
         (either method).
     :param concurrency: result pages requested at once, 1-16 (default 4).
+    :param csv_formulas: ``"escape"`` (default) or ``"keep"``: with ``format="csv"`` (either method),
+        a text cell a spreadsheet would run as a formula (one beginning with ``=``, ``+``, ``-``,
+        ``@``, a tab or a carriage return) gets a leading ``'``; numbers and phone numbers such as
+        ``+1 534 555 0100`` are left as they are (see :mod:`airflow_provider_leadpipe.csv_rows`).
+        ``"keep"`` writes every cell as the API sent it.
     :param storage_conn_id: Airflow connection for the object store (templated).
     :param leadpipe_conn_id: the Leadpipe connection (templated).
     :param hook_params: per-task hook settings (``timeout``, ``max_retries``, ``retry_backoff``).
@@ -414,6 +420,7 @@ class LeadpipeAudienceResultsToStorageOperator(LeadpipeLineageMixin, _AudienceOp
         on_truncated: str = "fail",
         on_incomplete: str | None = "fail",
         concurrency: int = 4,
+        csv_formulas: str = "escape",
         storage_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -434,6 +441,7 @@ class LeadpipeAudienceResultsToStorageOperator(LeadpipeLineageMixin, _AudienceOp
         )
         self.on_incomplete = self.checked(storage.check_on_incomplete, on_incomplete)
         self.concurrency = self.checked(validation.concurrency, concurrency)
+        self.csv_formulas = self.checked(validation.choice, csv_formulas, "csv_formulas", csv_rows.FORMULAS)
         self.storage_conn_id = storage_conn_id
         self._file: storage.AtomicFile | None = None
         if not validation.has_template(audience_id):
@@ -493,7 +501,7 @@ class LeadpipeAudienceResultsToStorageOperator(LeadpipeLineageMixin, _AudienceOp
         return done
 
     def _write_results(self, audience_id: str, run: AudienceRun, file: storage.AtomicFile) -> int:
-        encode = storage.jsonl if self.format == "jsonl" else csv_rows.CsvEncoder().encode
+        encode = storage.jsonl if self.format == "jsonl" else csv_rows.CsvEncoder(self.csv_formulas).encode
         with file as out:
             # Inside the block: an incomplete pull with on_incomplete="fail" writes nothing.
             records, total = asyncio.run(self._pull(audience_id, run.id, out, encode))
@@ -540,10 +548,13 @@ class LeadpipeAudienceResultsToStorageOperator(LeadpipeLineageMixin, _AudienceOp
             if due is not None and cap is not None:
                 due = min(due, cap)
             counter = csv_rows.RowCounter()
+            escaper = csv_rows.FormulaEscaper() if self.csv_formulas == "escape" else None
             with file as out:
                 for chunk in export.iter_bytes():
                     counter.feed(chunk)
-                    out.write(chunk)
+                    out.write(escaper.feed(chunk) if escaper else chunk)
+                if escaper:
+                    out.write(escaper.finish())
                 # Inside the block: an incomplete export with on_incomplete="fail" writes nothing.
                 storage.check_complete(
                     counter.records, due, on_incomplete=self.on_incomplete, what="people", logger=self.log

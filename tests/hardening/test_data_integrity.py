@@ -217,3 +217,33 @@ def test_credit_projection_over_a_grid_of_extremes_and_across_organisations():
         f"credit projection: {combinations:,} extreme combinations ({beyond:,} 'not within "
         f"{PROJECTION_YEARS} years'), strict JSON; another organisation not compared",
     )
+
+
+def test_long_target_names_are_written_or_refused_before_the_pull(leadpipe_sandbox, tmp_path, request):
+    """A name that fits the store gets a temporary that fits; one that does not is refused first."""
+    from types import SimpleNamespace
+
+    ti = SimpleNamespace(dag_id="d", run_id="r", task_id="pull", map_index=-1)
+    written = 0
+    for store in STORES:
+        root = _root(store, tmp_path / store, request)
+        for name in ("v" * 235 + ".jsonl", "é" * 123 + ".jsonl.gz", "p" * 249 + ".jsonl"):
+            for context in ({}, {"ti": ti}):  # without and with a task owner in the temporary's name
+                result = LeadpipeVisitorsToStorageOperator(task_id="pull", path=str(root / name)).execute(
+                    context
+                )
+                assert result["records"] > 0 and listing(root) == [name]
+                (root / name).unlink()
+                written += 1
+    requests = leadpipe_sandbox.request_count(VISITORS)
+    too_long = tmp_path / ("v" * 251 + ".jsonl")
+    with pytest.raises(LeadpipeConfigError, match="too long") as info:
+        LeadpipeVisitorsToStorageOperator(task_id="pull", path=str(too_long)).execute({})
+    assert str(too_long) in str(info.value)
+    assert leadpipe_sandbox.request_count(VISITORS) == requests, "refused before any request"
+    record(
+        "data",
+        f"target names of 241-255 bytes on {len(STORES)} stores: {written} pulls written; "
+        "a 257-byte local name refused naming the path",
+        requests=0,
+    )

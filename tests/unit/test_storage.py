@@ -222,3 +222,60 @@ def test_check_complete_passes_when_complete_unannounced_or_off(received, expect
 def test_on_incomplete_is_validated(value):
     with pytest.raises(LeadpipeConfigError, match="on_incomplete must be"):
         storage.check_on_incomplete(value)
+
+
+# -- long names: the temporary fits wherever the target does ---------------------------------------
+
+#: Names up to the 255-byte limit of local file systems (ext4, xfs, APFS, NTFS), ASCII and not.
+LONG_NAMES = ["v" * 200 + ".jsonl", "v" * 235 + ".jsonl", "p" * 249 + ".jsonl", "é" * 124 + ".csv.gz"]
+
+
+@pytest.mark.parametrize("owner", [None, "0123456789ab"])
+@pytest.mark.parametrize("name", LONG_NAMES, ids=lambda name: f"{len(name.encode())}B")
+def test_a_target_name_that_fits_gets_a_temporary_that_fits(store_root, name, owner):
+    assert len(name.encode()) <= 255
+    target = storage.file_target(store_root(name))
+    for _ in range(2):  # a second try finds (and removes) what the first left, as with short names
+        killed = storage.AtomicFile(target, owner=owner)
+        killed.__enter__().write(b"partial")
+        killed._raw.close()
+        assert len(killed.temporary.name.encode()) <= 255
+        with storage.AtomicFile(target, owner=owner) as out:
+            out.write(b"whole\n")
+        assert target.read_bytes() == b"whole\n"
+        leftovers = [] if owner else [killed.temporary.name]
+        assert listing(store_root()) == sorted([name, *leftovers])
+        if not owner:
+            killed.temporary.unlink()
+
+
+def test_temporaries_of_two_long_names_sharing_a_head_differ_and_leave_each_other_alone(store_root):
+    first, second = "v" * 240 + "-a.jsonl", "v" * 240 + "-b.jsonl"
+    theirs = storage.AtomicFile(store_root(second), owner="0123456789ab")
+    theirs.__enter__().write(b"theirs")
+    theirs._raw.close()
+    with storage.AtomicFile(store_root(first), owner="0123456789ab") as out:
+        out.write(b"whole\n")
+    assert listing(store_root()) == sorted([first, theirs.temporary.name])
+
+
+def test_a_local_name_longer_than_the_file_system_allows_is_refused_naming_the_path(tmp_path):
+    target = f"{tmp_path}/{'v' * 251}.jsonl"  # 257 bytes
+    for text in (target, f"file://{target}"):
+        with pytest.raises(LeadpipeConfigError, match="too long") as info:
+            storage.file_target(text)
+        assert target in str(info.value)
+    with pytest.raises(LeadpipeConfigError, match="too long"):
+        storage.AtomicFile(storage.ObjectStoragePath(target))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_object_key_too_long_for_its_temporary_is_refused_before_writing(memory_store, monkeypatch):
+    monkeypatch.setitem(storage.KEY_MAX, "memory", 100)  # as S3's 1024 bytes, scaled down
+    root = storage.ObjectStoragePath("memory://bucket")
+    assert storage.file_target(root / ("k" * 40 + ".csv"))  # 44 bytes + a 31-byte temporary suffix
+    for key in ("k" * 80 + ".csv", "k" * 120 + ".csv"):  # the temporary, or even the target, too long
+        with pytest.raises(LeadpipeConfigError, match="too long") as info:
+            storage.file_target(root / key)
+        assert key in str(info.value) and "allows 100" in str(info.value)
+    assert memory_store.find("/bucket") == []

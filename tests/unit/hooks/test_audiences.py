@@ -600,7 +600,11 @@ def test_download_verifies_and_never_sends_the_key_to_the_signed_host(hook, mode
 @pytest.mark.parametrize("mode", ["sync", "async"])
 @pytest.mark.parametrize(
     ("changes", "match"),
-    [({"contentSha1": "0" * 40}, "SHA-1"), ({"byteSize": 5}, "bytes received")],
+    [
+        ({"contentSha1": "0" * 40}, "SHA-1"),
+        ({"byteSize": 5}, "more than byteSize"),
+        ({"byteSize": len(CSV) + 5}, "bytes received"),
+    ],
 )
 def test_corrupt_download_leaves_the_destination_as_it_was(hook, mode, tmp_path, changes, match):
     export = stored(CSV, **changes)
@@ -733,3 +737,22 @@ def test_download_client_gets_the_connections_proxy_and_ca_bundle(leadpipe_conn,
         else:
             asyncio.run(LeadpipeHook().adownload_audience_export(export, tmp_path / "f.csv"))
     assert seen == [("http://proxy.corp.example:3128", bundle, export.download_url)]
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_download_to_a_long_name_that_fits_is_written_and_one_that_does_not_is_refused_first(
+    hook, mode, tmp_path
+):
+    def download(target):
+        if mode == "sync":
+            return hook.download_audience_export(stored(CSV), target)
+        return asyncio.run(hook.adownload_audience_export(stored(CSV), target))
+
+    fits, too_long = tmp_path / ("p" * 245 + ".csv"), tmp_path / ("p" * 252 + ".csv")
+    with respx.mock() as mock:
+        route = mock.get(url__startswith=SIGNED_HOST).respond(200, content=CSV)
+        assert download(fits) == len(CSV) and fits.read_bytes() == CSV
+        with pytest.raises(LeadpipeConfigError, match="too long") as info:
+            download(too_long)
+    assert str(too_long) in str(info.value) and route.call_count == 1
+    assert [p.name for p in tmp_path.iterdir()] == [fits.name]

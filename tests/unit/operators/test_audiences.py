@@ -21,6 +21,8 @@ from airflow_provider_leadpipe.exceptions import (
     LeadpipeIncompleteError,
     LeadpipeSlotsFullError,
 )
+from airflow_provider_leadpipe.hooks.audiences import ExportCsvStream
+from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.operators.audiences import (
     REUSED_XCOM_KEY,
     RUN_ID_XCOM_KEY,
@@ -496,3 +498,66 @@ def test_a_run_not_completed_yet_is_refused_before_writing(leadpipe_sandbox, aud
     with pytest.raises(Exception, match="is queued"):
         results_op(audience, tmp_path / "p.jsonl", audience_run_id=queued["id"]).execute({})
     assert list(tmp_path.iterdir()) == []
+
+
+# -- spreadsheet formulas in CSV -------------------------------------------------------------------
+
+FORMULA = '=HYPERLINK("http://evil.example/","x")'
+PHONE = "+1 534 555 0100"
+
+
+@pytest.fixture
+def hostile_people(monkeypatch):
+    """The first person of every results page gets a formula as email and a phone number."""
+    real = LeadpipeHook.aiter_audience_result_pages
+
+    async def pages(self, *args, **kwargs):
+        async for page in real(self, *args, **kwargs):
+            page.results[0]["email"] = FORMULA
+            page.results[0]["phone"] = PHONE
+            yield page
+
+    monkeypatch.setattr(LeadpipeHook, "aiter_audience_result_pages", pages)
+
+
+@pytest.mark.parametrize(("option", "written"), [({}, f"'{FORMULA}"), ({"csv_formulas": "keep"}, FORMULA)])
+def test_results_as_csv_escape_formulas_by_default(
+    leadpipe_sandbox, completed, tmp_path, hostile_people, option, written
+):
+    audience, run = completed
+    target = tmp_path / "people.csv"
+    results_op(audience, target, audience_run_id=run["id"], format="csv", **option).execute({})
+    rows = list(csv.DictReader(io.StringIO(target.read_text())))
+    assert len(rows) == 437
+    assert [(r["email"], r["phone"]) for r in rows[::100]] == [(written, PHONE)] * 5
+
+
+@pytest.mark.parametrize(("option", "written"), [({}, f"'{FORMULA}"), ({"csv_formulas": "keep"}, FORMULA)])
+def test_the_export_csv_has_formulas_escaped_by_default(
+    leadpipe_sandbox, completed, tmp_path, monkeypatch, option, written
+):
+    audience, run = completed
+    hostile = f'email,phone\r\n"{FORMULA.replace(chr(34), chr(34) * 2)}",{PHONE}\r\n@SUM(1),-12\r\n'.encode()
+
+    def iter_bytes(self, chunk_size=None):
+        yield from (hostile[i : i + 7] for i in range(0, len(hostile), 7))
+
+    monkeypatch.setattr(ExportCsvStream, "iter_bytes", iter_bytes)
+    target = tmp_path / "people.csv"
+    op = results_op(audience, target, audience_run_id=run["id"], method="export", format="csv", **option)
+    assert op.execute({})["records"] == 2
+    rows = list(csv.reader(io.StringIO(target.read_bytes().decode(), newline="")))
+    escaped = "'@SUM(1)" if not option else "@SUM(1)"
+    assert rows == [["email", "phone"], [written, PHONE], [escaped, "-12"]]
+    if option:
+        assert target.read_bytes() == hostile
+
+
+def test_csv_formulas_must_be_escape_or_keep():
+    with pytest.raises(LeadpipeConfigError, match="csv_formulas"):
+        LeadpipeAudienceResultsToStorageOperator(
+            task_id="land",
+            audience_id="5f0c8a4e-2b1d-4c3e-9f6a-7b8c9d0e1f2a",
+            path="/tmp/p.csv",
+            csv_formulas="off",
+        )
