@@ -13,7 +13,7 @@ from typing import Any
 def signed_in_client(role: str = "admin", teams: list[str] | None = None) -> Any:
     """A ``TestClient`` of the page's app signed in as a simple-auth-manager user of ``role``.
 
-    ``teams`` (Airflow >= 3.3, whose simple auth manager knows teams) limits the user to the DAGs
+    ``teams`` (Airflow >= 3.2, whose simple auth manager knows teams) limits the user to the DAGs
     and connections of those teams. Server errors are answered (500), not raised, as a browser sees them.
     """
     from airflow.api_fastapi.app import create_auth_manager

@@ -3,8 +3,10 @@
 Mounted plugin apps inherit no authentication from Airflow, so every route here declares its
 own: Airflow's user (JWT cookie or bearer token) with read access to connections; the
 task-instance view also needs read access to the DAG's XCom. Cards are limited to the
-connections the user may read. Only GET exists: the page changes nothing. Every parameter is
-checked by its declared type before a route runs: a bad value answers 422 naming it.
+connections the user may read, and chart only the reports of DAGs whose XCom the user may read
+(the task-instance view's rule, asked of the auth manager for each DAG). Only GET exists: the
+page changes nothing. Every parameter is checked by its declared type before a route runs: a bad
+value answers 422 naming it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,11 @@ from typing import Annotated, Any, Literal
 
 import pendulum
 from airflow.api_fastapi.app import get_auth_manager
-from airflow.api_fastapi.auth.managers.models.resource_details import ConnectionDetails, DagAccessEntity
+from airflow.api_fastapi.auth.managers.models.resource_details import (
+    ConnectionDetails,
+    DagAccessEntity,
+    DagDetails,
+)
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_connection, requires_access_dag
 from fastapi import Depends, FastAPI, Query
 from fastapi.responses import HTMLResponse
@@ -48,7 +54,7 @@ def create_app() -> FastAPI:
     async def credits_page(user: GetUserDep) -> HTMLResponse:
         conn_ids = [c for c in data.leadpipe_conn_ids() if _may_read(c, user)]
         statuses = await data.fetch_statuses(conn_ids)
-        reports = data.credit_reports()
+        reports = data.credit_reports([d for d in data.report_dag_ids() if _may_read_reports(d, user)])
         docs_href = base_path(f"/dags/{render.EXAMPLE_DAG_ID}")
         cards = [
             render.Card(
@@ -104,6 +110,19 @@ def create_app() -> FastAPI:
 def _may_read(conn_id: str, user: Any) -> bool:
     return get_auth_manager().is_authorized_connection(
         method="GET", details=ConnectionDetails(conn_id=conn_id), user=user
+    )
+
+
+def _may_read_reports(dag_id: str, user: Any) -> bool:
+    """Whether ``user`` may read ``dag_id``'s XCom: the check the task-instance view's
+    ``requires_access_dag("GET", DagAccessEntity.XCOM)`` makes, with the DAG's team."""
+    from airflow.models.dag import DagModel
+
+    return get_auth_manager().is_authorized_dag(
+        method="GET",
+        access_entity=DagAccessEntity.XCOM,
+        details=DagDetails(id=dag_id, team_name=DagModel.get_team_name(dag_id)),
+        user=user,
     )
 
 
