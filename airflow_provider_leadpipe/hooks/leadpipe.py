@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import tenacity
 from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
-from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseHook, mask_secret
+from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseHook, mask_secret, redact
 
 from airflow_provider_leadpipe import UI_FIELD_BEHAVIOUR, validation
 from airflow_provider_leadpipe.exceptions import TRANSIENT_ERRORS, LeadpipeConflictError, LeadpipeError
@@ -89,10 +89,7 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
         if self._settings is None:
             conn = self.get_connection(self.leadpipe_conn_id)
             settings = ApiSettings.from_connection(conn, conn.extra_dejson, **self._overrides)
-            # Airflow masks the connection's password as stored; the key we send is stripped of
-            # padding, so register exactly that value with the secrets masker too, and the proxy's
-            # password (an extra, which Airflow masks only under sensitive key names).
-            for secret in settings.secrets():
+            for secret in _unregistered(settings.secrets()):
                 mask_secret(secret)
             self._settings = settings
         return self._settings
@@ -137,7 +134,7 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
         conn = await self._aget_leadpipe_connection()
         extra = await get_async_extra_dejson(conn)
         settings = ApiSettings.from_connection(conn, extra, **self._overrides)
-        for secret in settings.secrets():  # as in :attr:`settings`
+        for secret in _unregistered(settings.secrets()):  # as in :attr:`settings`
             await _amask_secret(secret)
         return settings
 
@@ -511,6 +508,17 @@ def _land(
         del waiting[key]
     if not done.cancelled():
         done.exception()  # retrieved: no "exception was never retrieved" when every waiter left
+
+
+def _unregistered(secrets: tuple[str, ...]) -> list[str]:
+    """Those of ``secrets`` that the secrets masker does not already hide whole, to register.
+
+    Airflow registers the connection's password as stored when it reads the connection, so the key
+    is registered again only in a distinct stripped form, and the proxy's password (an extra,
+    which Airflow masks only under sensitive key names) once. Each registration is one more of
+    Airflow 3's DEBUG ``MaskSecret`` lines, which quote the value (docs/security.md).
+    """
+    return [secret for secret in secrets if redact(secret) != "***"]
 
 
 async def _amask_secret(secret: str) -> None:

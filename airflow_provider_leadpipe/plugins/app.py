@@ -3,24 +3,42 @@
 Mounted plugin apps inherit no authentication from Airflow, so every route here declares its
 own: Airflow's user (JWT cookie or bearer token) with read access to connections; the
 task-instance view also needs read access to the DAG's XCom. Cards are limited to the
-connections the user may read. Only GET exists: the page changes nothing.
+connections the user may read, and chart only the reports of DAGs whose XCom the user may read
+(the task-instance view's rule, asked of the auth manager for each DAG). Only GET exists: the
+page changes nothing. Every parameter is checked by its declared type before a route runs: a bad
+value answers 422 naming it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import pendulum
 from airflow.api_fastapi.app import get_auth_manager
-from airflow.api_fastapi.auth.managers.models.resource_details import ConnectionDetails, DagAccessEntity
+from airflow.api_fastapi.auth.managers.models.resource_details import (
+    ConnectionDetails,
+    DagAccessEntity,
+    DagDetails,
+)
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_connection, requires_access_dag
 from fastapi import Depends, FastAPI, Query
 from fastapi.responses import HTMLResponse
+from pydantic import Field
 
 from airflow_provider_leadpipe.plugins import data, render
 from airflow_provider_leadpipe.plugins.leadpipe import base_path
 
 TITLE = "Leadpipe credits"
+
+#: What the UI sends for ``map_index`` on a task that is not mapped: it fills the placeholder only
+#: for mapped tasks, so the placeholder itself arrives.
+UNMAPPED = "{MAP_INDEX}"
+#: The largest map index a database's INTEGER column holds (PostgreSQL's, the smallest of Airflow's).
+MAX_MAP_INDEX = 2**31 - 1
+#: Airflow's dag, run and task ids: 1 to 250 characters (its ``ID_LEN``), no control characters.
+AirflowId = Annotated[str, Query(min_length=1, max_length=250, pattern=r"^[^\x00-\x1f\x7f]+$")]
+#: -1 (not mapped) or a map index, as ASCII digits; or the unfilled placeholder (-1).
+MapIndex = Annotated[Annotated[int, Field(ge=-1, le=MAX_MAP_INDEX)] | Literal["{MAP_INDEX}"], Query()]
 
 
 def create_app() -> FastAPI:
@@ -36,7 +54,7 @@ def create_app() -> FastAPI:
     async def credits_page(user: GetUserDep) -> HTMLResponse:
         conn_ids = [c for c in data.leadpipe_conn_ids() if _may_read(c, user)]
         statuses = await data.fetch_statuses(conn_ids)
-        reports = data.credit_reports()
+        reports = data.credit_reports([d for d in data.report_dag_ids() if _may_read_reports(d, user)])
         docs_href = base_path(f"/dags/{render.EXAMPLE_DAG_ID}")
         cards = [
             render.Card(
@@ -58,13 +76,10 @@ def create_app() -> FastAPI:
         dependencies=[Depends(requires_access_dag("GET", DagAccessEntity.XCOM))],
     )
     async def task_instance_report(
-        dag_id: str = Query(...),
-        run_id: str = Query(...),
-        task_id: str = Query(...),
-        map_index: str = Query("-1"),
+        dag_id: AirflowId, run_id: AirflowId, task_id: AirflowId, map_index: MapIndex = -1
     ) -> HTMLResponse:
-        # The UI fills {MAP_INDEX} only for mapped tasks; otherwise the placeholder arrives as is.
-        index = int(map_index) if map_index.lstrip("-").isdigit() else -1
+        # Each parameter is checked by its type before this runs: a bad value answers 422.
+        index = -1 if map_index == UNMAPPED else int(map_index)
         report = data.task_report(dag_id, run_id, task_id, index)
         cards = []
         try:
@@ -95,6 +110,19 @@ def create_app() -> FastAPI:
 def _may_read(conn_id: str, user: Any) -> bool:
     return get_auth_manager().is_authorized_connection(
         method="GET", details=ConnectionDetails(conn_id=conn_id), user=user
+    )
+
+
+def _may_read_reports(dag_id: str, user: Any) -> bool:
+    """Whether ``user`` may read ``dag_id``'s XCom: the check the task-instance view's
+    ``requires_access_dag("GET", DagAccessEntity.XCOM)`` makes, with the DAG's team."""
+    from airflow.models.dag import DagModel
+
+    return get_auth_manager().is_authorized_dag(
+        method="GET",
+        access_entity=DagAccessEntity.XCOM,
+        details=DagDetails(id=dag_id, team_name=DagModel.get_team_name(dag_id)),
+        user=user,
     )
 
 

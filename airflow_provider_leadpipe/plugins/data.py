@@ -6,7 +6,8 @@
 * :func:`fetch_statuses`: the account status of every connection at once, each with a short
   timeout and no retries, cached for :data:`CACHE_SECONDS`; a connection that fails shows its
   typed, redacted error (the hook redacts the key from every message it raises).
-* :func:`credit_reports`: the XCom of ``LeadpipeCreditReportOperator`` tasks, newest first.
+* :func:`credit_reports`: the XCom of ``LeadpipeCreditReportOperator`` tasks of the DAGs the
+  caller names (:func:`report_dag_ids` lists those that have any), newest first.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import os
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -123,9 +124,19 @@ def clear_cache() -> None:
         _cache.clear()
 
 
-def credit_reports(limit: int = 2000) -> dict[str, list[ReportPoint]]:
-    """Reports per connection id, oldest first, at most :data:`MAX_REPORTS` each."""
-    rows = _report_rows(limit=limit)
+def report_dag_ids() -> list[str]:
+    """Sorted ids of the DAGs that have pushed a credit report."""
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        return sorted(set(session.scalars(_report_query(select(_xcom_model().dag_id)).distinct())))
+
+
+def credit_reports(dag_ids: Collection[str], limit: int = 2000) -> dict[str, list[ReportPoint]]:
+    """Reports of the DAGs ``dag_ids`` per connection id, oldest first, at most
+    :data:`MAX_REPORTS` each (the page passes only the DAGs whose XCom the user may read)."""
+    rows = _report_rows(limit=limit, dag_ids=list(dag_ids)) if dag_ids else []
     per_conn: dict[str, list[ReportPoint]] = defaultdict(list)
     for row in rows:
         value = _xcom_value(row.value)
@@ -148,28 +159,40 @@ def task_report(dag_id: str, run_id: str, task_id: str, map_index: int) -> dict[
     return value if isinstance(value, dict) else None
 
 
-def _report_rows(limit: int, **where: Any) -> list[Any]:
-    from airflow.models.taskinstance import TaskInstance
+def _xcom_model() -> Any:
     from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import and_, select
 
-    query = (
-        select(XComModel.value)
-        .join(
-            TaskInstance,
-            and_(
-                TaskInstance.dag_id == XComModel.dag_id,
-                TaskInstance.run_id == XComModel.run_id,
-                TaskInstance.task_id == XComModel.task_id,
-                TaskInstance.map_index == XComModel.map_index,
-            ),
-        )
-        .where(XComModel.key == "return_value", TaskInstance.operator == REPORT_OPERATOR)
-    )
+    return XComModel
+
+
+def _report_query(query: Any) -> Any:
+    """``query`` limited to the return values of credit report tasks."""
+    from airflow.models.taskinstance import TaskInstance
+    from sqlalchemy import and_
+
+    xcom = _xcom_model()
+    return query.join(
+        TaskInstance,
+        and_(
+            TaskInstance.dag_id == xcom.dag_id,
+            TaskInstance.run_id == xcom.run_id,
+            TaskInstance.task_id == xcom.task_id,
+            TaskInstance.map_index == xcom.map_index,
+        ),
+    ).where(xcom.key == "return_value", TaskInstance.operator == REPORT_OPERATOR)
+
+
+def _report_rows(limit: int, dag_ids: list[str] | None = None, **where: Any) -> list[Any]:
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    xcom = _xcom_model()
+    query = _report_query(select(xcom.value))
+    if dag_ids is not None:
+        query = query.where(xcom.dag_id.in_(dag_ids))
     for name, value in where.items():
-        query = query.where(getattr(XComModel, name) == value)
-    query = query.order_by(XComModel.timestamp.desc()).limit(limit)
+        query = query.where(getattr(xcom, name) == value)
+    query = query.order_by(xcom.timestamp.desc()).limit(limit)
     with create_session() as session:
         return list(session.execute(query))
 

@@ -121,7 +121,7 @@ def test_reports_chain_across_runs_without_logical_date(airflow_db, leadpipe_san
         from airflow_provider_leadpipe.plugins import data
         from airflow_provider_leadpipe.plugins.render import credit_chart
 
-        stored = data.credit_reports()["leadpipe_default"][-7:]
+        stored = data.credit_reports([DAG_ID])["leadpipe_default"][-7:]
         assert [point.remaining for point in stored] == [900, 880, 380, 995, 10, 10**15, 10**15 - 1]
         assert stored[-1].observed_at == pendulum.parse(report6["observed_at"])
         # The chart follows the organisation the key now belongs to (runs 5-6), as the report does.
