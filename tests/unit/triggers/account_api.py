@@ -51,14 +51,15 @@ def account(remaining: float | None = 480, *, healthy: bool = True, org_status: 
 
 
 def make_trigger(
-    *, min_credits=100, interval=0.05, timeout=10.0, conn_id="leadpipe_default", **condition
+    *, min_credits=100, interval=0.05, timeout=10.0, conn_id="leadpipe_default", clock: Any = time, **condition
 ) -> LeadpipeAccountTrigger:
-    """A trigger waiting for ``min_credits`` (and ``condition``), with a deadline ``timeout`` s away."""
+    """A trigger waiting for ``min_credits`` (and ``condition``), with a deadline ``timeout`` s away
+    on ``clock`` (the ``time`` module, or the tests' ``wall_clock``)."""
     return LeadpipeAccountTrigger(
         leadpipe_conn_id=conn_id,
         condition=AccountCondition(min_credits=min_credits, **condition).to_dict(),
         poke_interval=interval,
-        deadline=time.time() + timeout,
+        deadline=clock.time() + timeout,
     )
 
 
