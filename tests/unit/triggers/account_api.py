@@ -51,7 +51,13 @@ def account(remaining: float | None = 480, *, healthy: bool = True, org_status: 
 
 
 def make_trigger(
-    *, min_credits=100, interval=0.05, timeout=10.0, conn_id="leadpipe_default", clock: Any = time, **condition
+    *,
+    min_credits=100,
+    interval=0.05,
+    timeout=10.0,
+    conn_id="leadpipe_default",
+    clock: Any = time,
+    **condition,
 ) -> LeadpipeAccountTrigger:
     """A trigger waiting for ``min_credits`` (and ``condition``), with a deadline ``timeout`` s away
     on ``clock`` (the ``time`` module, or the tests' ``wall_clock``)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 
@@ -359,7 +360,7 @@ async def test_exponential_backoff_spaces_the_checks_out(wall_clock):
     assert events[0].payload["status"] == "timeout"
     # At once, then every max(1 s, growing interval) capped at max_wait: 1 s apart, not 0.01 s.
     # (A slower machine only makes the gaps longer; 0.5 s leaves room for the first request's set-up.)
-    gaps = [later - earlier for earlier, later in zip(checked_at, checked_at[1:])]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(checked_at)]
     assert len(checked_at) == 3 and all(gap >= 0.5 for gap in gaps), gaps
 
 
