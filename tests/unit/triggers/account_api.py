@@ -54,13 +54,14 @@ def make_trigger(
     *,
     min_credits=100,
     interval=0.05,
-    timeout=10.0,
+    timeout=600.0,
     conn_id="leadpipe_default",
     clock: Any = time,
     **condition,
 ) -> LeadpipeAccountTrigger:
     """A trigger waiting for ``min_credits`` (and ``condition``), with a deadline ``timeout`` s away
-    on ``clock`` (the ``time`` module, or the tests' ``wall_clock``)."""
+    on ``clock`` (the ``time`` module, or the tests' ``wall_clock``). The default deadline is only a
+    safety net: a test whose outcome is a timeout sets its own."""
     return LeadpipeAccountTrigger(
         leadpipe_conn_id=conn_id,
         condition=AccountCondition(min_credits=min_credits, **condition).to_dict(),

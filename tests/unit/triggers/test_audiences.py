@@ -23,9 +23,10 @@ MISSING = "00000000-0000-4000-8000-000000000000"
 
 
 def make(
-    audience_id: str, *, run_id: str | None = None, interval=0.02, timeout=10.0, clock: Any = time, **kwargs
+    audience_id: str, *, run_id: str | None = None, interval=0.02, timeout=600.0, clock: Any = time, **kwargs
 ):
-    """A trigger with a deadline ``timeout`` s away on ``clock`` (``time``, or the tests' ``wall_clock``)."""
+    """A trigger with a deadline ``timeout`` s away on ``clock`` (``time``, or the tests' ``wall_clock``);
+    the default deadline is only a safety net."""
     return LeadpipeAudienceRunTrigger(
         leadpipe_conn_id="leadpipe_default",
         audience_id=audience_id,
