@@ -21,7 +21,7 @@ def audience(leadpipe_sandbox):
 
 def sensor(audience_id, **kwargs) -> LeadpipeAudienceRunSensor:
     kwargs.setdefault("poke_interval", 0.05)
-    kwargs.setdefault("timeout", 5)
+    kwargs.setdefault("timeout", 600)  # a safety net: a test whose outcome is a timeout sets its own
     return LeadpipeAudienceRunSensor(task_id="wait", audience_id=audience_id, **kwargs)
 
 

@@ -44,7 +44,8 @@ WAITING_LINE = "waiting: 0 credits left, need 100; credits reset 2026-12-01T00:0
 
 
 def sensor(mode: str = "poke", **kwargs) -> LeadpipeAccountSensor:
-    defaults = {"task_id": "gate", "min_credits": 100, "poke_interval": 0.02, "timeout": 5}
+    # The default timeout is a safety net: a test whose outcome is a timeout sets its own.
+    defaults = {"task_id": "gate", "min_credits": 100, "poke_interval": 0.02, "timeout": 600}
     return LeadpipeAccountSensor(
         mode="poke" if mode == "deferrable" else mode,
         deferrable=mode == "deferrable",
