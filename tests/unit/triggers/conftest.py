@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 
 import pytest
+
+from tests.unit.triggers.account_api import WallClock
 
 try:
     from structlog.testing import capture_logs
@@ -39,33 +40,7 @@ def task_log(caplog):
         yield TaskLog(entries, caplog)
 
 
-class WallClock:
-    """A stand-in for the ``time`` module of a trigger: ``time()`` stands still until ``advance()``.
-
-    A trigger compares its deadline with ``time.time()``; with this clock the deadline passes when the
-    test says so (e.g. after the N-th check), however fast or slow the machine is. Everything else
-    (``monotonic``, ``sleep``) is the real ``time`` module, so the event loop runs as usual.
-    """
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def time(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-    def __getattr__(self, name: str):
-        return getattr(time, name)
-
-
 @pytest.fixture
 def wall_clock(monkeypatch) -> WallClock:
     """The triggers' wall clock, frozen until the test advances it (see WallClock)."""
-    from airflow_provider_leadpipe.triggers import audiences, leadpipe
-
-    clock = WallClock()
-    monkeypatch.setattr(leadpipe, "time", clock)
-    monkeypatch.setattr(audiences, "time", clock)
-    return clock
+    return WallClock.install(monkeypatch)
