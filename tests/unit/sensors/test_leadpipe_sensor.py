@@ -227,7 +227,7 @@ def test_transient_failures_count_as_not_yet(mode, driver, task_log):
 @pytest.mark.parametrize("soft_fail", [False, True])
 def test_timeout(mode, soft_fail, driver):
     with respx.mock() as router:
-        AccountAPI(router, account(0))
+        AccountAPI(router, account(0))  # never enough credits: the timeout is the only way out
         task = sensor(mode, timeout=0.15, soft_fail=soft_fail)
         with pytest.raises(AirflowSkipException if soft_fail else AirflowSensorTimeout):
             driver.run(task)

@@ -66,7 +66,7 @@ def test_an_error_while_waiting_ends_the_same_way_in_every_mode(mode, flags, sec
 def test_never_fail_does_not_skip_a_timeout(mode, driver):
     # A timeout is not an error of poke(): poke mode raises it despite never_fail, and so do the others.
     with respx.mock() as router:
-        AccountAPI(router, account(0))
+        AccountAPI(router, account(0))  # never enough credits: the timeout is the only way out
         with pytest.raises(AirflowSensorTimeout):
             driver.run(sensor(mode, never_fail=True, timeout=0.15))
 
