@@ -8,6 +8,7 @@ import ipaddress
 import json
 import os
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,33 @@ class SleepRecorder:
 
     async def async_(self, seconds: float) -> None:
         self.waits.append(seconds)
+
+
+class TimedSleepRecorder(SleepRecorder):
+    """Records every wait the retry policy asks for, and really waits it."""
+
+    def sync(self, seconds: float) -> None:
+        super().sync(seconds)
+        time.sleep(seconds)
+
+    async def async_(self, seconds: float) -> None:
+        await super().async_(seconds)
+        await asyncio.sleep(seconds)
+
+
+@pytest.fixture
+def timed_sleeps(monkeypatch, mode) -> SleepRecorder:
+    """The retry policy's waits, recorded and really waited: a test checks the wait asked for
+    exactly, and the real wait the server sees from below (a busy machine only makes it longer)."""
+    recorder = TimedSleepRecorder()
+    real = core.retry_kwargs
+
+    def retry_kwargs(settings: core.ApiSettings, method: str, **options: Any) -> dict[str, Any]:
+        sleep = recorder.sync if mode == "sync" else recorder.async_
+        return {**real(settings, method, **options), "sleep": sleep}
+
+    monkeypatch.setattr(core, "retry_kwargs", retry_kwargs)
+    return recorder
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from airflow_provider_leadpipe.conditions import AccountCondition
 from airflow_provider_leadpipe.testing import Fault
 from airflow_provider_leadpipe.triggers.leadpipe import LeadpipeAccountTrigger
 from tests.hardening.figures import record
-from tests.unit.triggers.account_api import eventually
+from tests.unit.triggers.account_api import WallClock, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -154,8 +154,7 @@ def _restarted(trigger: LeadpipeAccountTrigger) -> LeadpipeAccountTrigger:
 
 async def test_trigger_recreated_mid_wait_resumes_with_the_same_deadline(leadpipe_sandbox, monkeypatch):
     key = "sk_test_restart"
-    leadpipe_sandbox.configure_key(key, {"credits": {"used": 500, "limit": 500}})
-    leadpipe_sandbox.exhaust_credits(recover_in_seconds=1.5, api_key=key)
+    leadpipe_sandbox.configure_key(key, {"credits": {"used": 500, "limit": 500}})  # recovers when told
     conn_id = _connect(monkeypatch, leadpipe_sandbox, "lp_restart", key)
     first = _trigger(conn_id, time.time() + 30, interval=0.1)
 
@@ -174,7 +173,11 @@ async def test_trigger_recreated_mid_wait_resumes_with_the_same_deadline(leadpip
 
     second = _restarted(first)
     assert second.deadline == first.deadline and second.serialize() == first.serialize()
-    after = await asyncio.wait_for(_drain(second), 10)
+    resumed = asyncio.create_task(_drain(second))
+    polled = leadpipe_sandbox.request_count(ACCOUNT, api_key=key)
+    await eventually(lambda: leadpipe_sandbox.request_count(ACCOUNT, api_key=key) > polled, interval=0.05)
+    leadpipe_sandbox.reset_credits(api_key=key)  # the credits come back while the re-created one waits
+    after = await asyncio.wait_for(resumed, 60)  # 60 s: only a safety net
 
     assert [event["status"] for event in after] == ["success"]
     requests = leadpipe_sandbox.request_count(ACCOUNT, api_key=key)
@@ -191,20 +194,27 @@ async def test_trigger_recreated_after_its_deadline_times_out_at_once(leadpipe_s
     key = "sk_test_restart_never"
     leadpipe_sandbox.configure_key(key, {"credits": {"used": 500, "limit": 500}})  # never recovers
     conn_id = _connect(monkeypatch, leadpipe_sandbox, "lp_restart_never", key)
-    first = _trigger(conn_id, time.time() + 1.0, interval=0.1)
+    # The trigger's wall clock stands still unless advanced: the deadline passes when the test says
+    # so, however fast or slow the machine (the event loop's own clock runs as usual).
+    clock = WallClock.install(monkeypatch)
+    first = _trigger(conn_id, clock.time() + 1.0, interval=0.1)
 
     task = asyncio.create_task(_drain(first))
-    await asyncio.sleep(0.4)
+    await eventually(lambda: leadpipe_sandbox.request_count(ACCOUNT, api_key=key) >= 2, interval=0.05)
+    clock.advance(0.4)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
 
     second = _restarted(first)  # "restarted" 0.4 s into a 1 s wait
-    after = await asyncio.wait_for(_drain(second), 10)
-    finished = time.time()
-
+    resumed = asyncio.create_task(_drain(second))
+    polled = leadpipe_sandbox.request_count(ACCOUNT, api_key=key)
+    await eventually(
+        lambda: leadpipe_sandbox.request_count(ACCOUNT, api_key=key) >= polled + 2, interval=0.05
+    )
+    assert not resumed.done()  # before the deadline: still waiting
+    clock.advance(0.6)  # the original deadline; a wait of 1 s from the restart would go on for 0.4 s more
+    after = await asyncio.wait_for(resumed, 60)  # 60 s: only a safety net (the clock stands still)
     assert [event["status"] for event in after] == ["timeout"]
-    # It timed out at the original deadline, not 1 s after the restart (tolerance: one interval).
-    assert first.deadline <= finished < first.deadline + 0.45, finished - first.deadline
     record(
         "restart",
         "re-created trigger keeps its wall-clock deadline (times out on time)",

@@ -104,7 +104,8 @@ async def test_a_rotated_key_never_serves_the_old_accounts_answer_to_a_new_subsc
 
     connect(conn_id, new_key)  # the same id now resolves to another account
     newcomer = make_trigger(conn_id=conn_id, min_credits=1, interval=30)
-    event = await asyncio.wait_for(newcomer.run().__anext__(), timeout=10)
+    # 20 s: a safety net below the 30 s interval for which the old answer would stay fresh.
+    event = await asyncio.wait_for(newcomer.run().__anext__(), timeout=20)
 
     assert event.payload["status"] == "success"
     assert event.payload["account"]["organization"]["name"] == "New Account"

@@ -49,7 +49,7 @@ def test_a_rotated_key_is_picked_up(mode, leadpipe_sandbox, monkeypatch):
     task = sensor(mode, leadpipe_conn_id=CONN_ID, min_credits=1, poke_interval=0.1, timeout=30)
     account = Driver().run(task)
 
-    rotation.join(5)
+    rotation.join(60)  # only a safety net: the rotation ends once the new key is in use
     assert done.is_set()
     assert account["credits"]["remaining"] > 0
     assert leadpipe_sandbox.request_count(ACCOUNT, api_key=NEW_KEY, status=200) >= 1

@@ -189,7 +189,9 @@ async def test_lookups_with_other_overrides_or_ids_are_separate(leadpipe_conn, l
 async def test_a_cancelled_waiter_does_not_fail_the_shared_lookup(leadpipe_conn, lookups):
     first = asyncio.create_task(LeadpipeHook().aget_settings())
     second = asyncio.create_task(LeadpipeHook().aget_settings())
-    await asyncio.sleep(0.01)
+    # One pass of the event loop: both have joined the lookup, which takes at least 50 ms more (not a
+    # 10 ms sleep, after which a slow machine may have finished the lookup: nothing left to cancel).
+    await asyncio.sleep(0)
     first.cancel()
     assert (await second).api_key == API_KEY
     assert lookups == ["leadpipe_default"]

@@ -217,9 +217,15 @@ def test_async_consumer_stopping_early_cancels_read_ahead(leadpipe_conn):
             await stream.aclose()
             return got, [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
 
+    requested = []
+
     async def slow(request):
-        # Read-ahead pages answer slowly, so they are still in flight when the consumer stops.
-        await asyncio.sleep(0.5 if int(request.url.params["page"]) > 2 else 0)
+        # Read-ahead pages never answer, so they are still in flight when the consumer stops, however
+        # slow the machine (a 0.5 s delay could pass first).
+        page = int(request.url.params["page"])
+        requested.append(page)
+        if page > 2:
+            await asyncio.get_running_loop().create_future()  # until cancelled
         return api(request)
 
     with respx.mock() as mock:
@@ -227,7 +233,7 @@ def test_async_consumer_stopping_early_cancels_read_ahead(leadpipe_conn):
         got, leftover = asyncio.run(run())
     assert len(got) == 60
     assert leftover == [], "read-ahead tasks must not outlive the iterator"
-    assert max(api.pages) <= 6
+    assert max(requested) <= 6 and api.pages == [1, 2]
 
 
 @pytest.mark.parametrize(

@@ -247,7 +247,7 @@ def test_failed_run_fails_the_task_with_error_code_and_message(leadpipe_sandbox,
 
 
 def test_run_unfinished_at_timeout_fails_with_a_timeout_error(leadpipe_sandbox, audience):
-    leadpipe_sandbox.set_run_schedule(queued_seconds=600, running_seconds=600)
+    leadpipe_sandbox.set_run_schedule(queued_seconds=600, running_seconds=600)  # queued for the whole test
     with pytest.raises(LeadpipeAudienceRunTimeoutError, match=r"within the timeout of 0.3 s.*queued"):
         run_op(audience, deferrable=False, timeout=0.3).execute(context())
 

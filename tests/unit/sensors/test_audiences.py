@@ -21,7 +21,7 @@ def audience(leadpipe_sandbox):
 
 def sensor(audience_id, **kwargs) -> LeadpipeAudienceRunSensor:
     kwargs.setdefault("poke_interval", 0.05)
-    kwargs.setdefault("timeout", 5)
+    kwargs.setdefault("timeout", 600)  # a safety net: a test whose outcome is a timeout sets its own
     return LeadpipeAudienceRunSensor(task_id="wait", audience_id=audience_id, **kwargs)
 
 
@@ -58,7 +58,7 @@ def test_poke_mode_waits_for_a_daily_run_of_the_date_and_returns_it(leadpipe_san
 
 def test_poke_mode_times_out_when_no_run_is_recent_enough(leadpipe_sandbox, audience):
     leadpipe_sandbox.add_daily_run(audience["id"], data_date="2026-05-03")
-    with pytest.raises(AirflowSensorTimeout):
+    with pytest.raises(AirflowSensorTimeout):  # no run of 2026-05-04 ever comes: only the timeout ends it
         sensor(audience["id"], min_data_date="2026-05-04", timeout=0.3).execute({})
 
 

@@ -44,7 +44,8 @@ WAITING_LINE = "waiting: 0 credits left, need 100; credits reset 2026-12-01T00:0
 
 
 def sensor(mode: str = "poke", **kwargs) -> LeadpipeAccountSensor:
-    defaults = {"task_id": "gate", "min_credits": 100, "poke_interval": 0.02, "timeout": 5}
+    # The default timeout is a safety net: a test whose outcome is a timeout sets its own.
+    defaults = {"task_id": "gate", "min_credits": 100, "poke_interval": 0.02, "timeout": 600}
     return LeadpipeAccountSensor(
         mode="poke" if mode == "deferrable" else mode,
         deferrable=mode == "deferrable",
@@ -226,7 +227,7 @@ def test_transient_failures_count_as_not_yet(mode, driver, task_log):
 @pytest.mark.parametrize("soft_fail", [False, True])
 def test_timeout(mode, soft_fail, driver):
     with respx.mock() as router:
-        AccountAPI(router, account(0))
+        AccountAPI(router, account(0))  # never enough credits: the timeout is the only way out
         task = sensor(mode, timeout=0.15, soft_fail=soft_fail)
         with pytest.raises(AirflowSkipException if soft_fail else AirflowSensorTimeout):
             driver.run(task)

@@ -6,6 +6,11 @@
 
 from __future__ import annotations
 
+import itertools
+import statistics
+import time
+
+import httpx
 import pytest
 import respx
 from airflow.providers.common.compat.sdk import AirflowSensorTimeout, AirflowSkipException
@@ -61,20 +66,31 @@ def test_an_error_while_waiting_ends_the_same_way_in_every_mode(mode, flags, sec
 def test_never_fail_does_not_skip_a_timeout(mode, driver):
     # A timeout is not an error of poke(): poke mode raises it despite never_fail, and so do the others.
     with respx.mock() as router:
-        AccountAPI(router, account(0))
+        AccountAPI(router, account(0))  # never enough credits: the timeout is the only way out
         with pytest.raises(AirflowSensorTimeout):
             driver.run(sensor(mode, never_fail=True, timeout=0.15))
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_exponential_backoff_slows_the_checks_down(mode, driver):
-    calls = {}
+    gaps = {}
     for backoff in (False, True):
+        checked_at = []
+
+        def check(request, checked_at=checked_at):
+            checked_at.append(time.monotonic())
+            return httpx.Response(200, json={"data": account(0)})
+
         with respx.mock() as router:
-            api = AccountAPI(router, account(0))
+            AccountAPI(router, check)
             with pytest.raises(AirflowSensorTimeout):
-                driver.run(sensor(mode, exponential_backoff=backoff, timeout=2))
-        calls[backoff] = api.calls
-    # Every 0.02 s without backoff; with it, at least 1 s apart (Airflow's floor), as in poke mode.
-    assert calls[False] >= 10, calls
-    assert 2 <= calls[True] <= 4, calls
+                driver.run(sensor(mode, exponential_backoff=backoff, timeout=3))
+        if mode == "deferrable":  # the trigger checks at once when it takes over: not a wait
+            checked_at = checked_at[1:]
+        assert len(checked_at) >= 2, (backoff, checked_at)
+        gaps[backoff] = [later - earlier for earlier, later in itertools.pairwise(checked_at)]
+    # Every 0.02 s without backoff; with it, at least 1 s apart (Airflow's floor), as in poke mode:
+    # at most 4 checks in 3 s. Gaps, not counts: a slow machine makes every gap longer, never a
+    # backoff gap shorter (3 s leaves a slow machine time for two checks 1 s apart).
+    assert statistics.median(gaps[False]) < 0.5, gaps
+    assert min(gaps[True]) >= 0.95 and len(gaps[True]) <= 3, gaps

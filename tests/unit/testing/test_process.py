@@ -32,7 +32,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _wait_gone(pid: int, seconds: float = 10.0) -> bool:
+def _wait_gone(pid: int, seconds: float = 60.0) -> bool:  # a safety net: gone as soon as it is
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if not _alive(pid):
@@ -127,7 +127,7 @@ def test_cli_prints_how_to_connect_and_stops_on_signal(
         response = _get_when_up(f"{url}/v1/data", {"X-API-Key": "sk_test_sandbox"})
         assert response.json()["meta"]["total"] == 77
         process.send_signal(stop_signal)
-        assert process.wait(timeout=10) in (0, -stop_signal)
+        assert process.wait(timeout=60) in (0, -stop_signal)  # 60 s: only a safety net
         rest = process.stdout.read()  # type: ignore[union-attr]
         assert "Traceback" not in rest
     finally:

@@ -87,7 +87,8 @@ def test_exhaust_and_recover_after_n_account_calls(
 
 
 def test_exhaust_and_recover_at_a_time(leadpipe_sandbox: LeadpipeSandbox, account_of: AccountOf) -> None:
-    at = datetime.now(timezone.utc) + timedelta(seconds=0.6)
+    # 2 s: the answer before the recovery must come before it, even on a slow, busy machine.
+    at = datetime.now(timezone.utc) + timedelta(seconds=2)
     leadpipe_sandbox.exhaust_credits(recover_at=at)
     before = account_of("sk_test_sandbox")
     assert before["healthy"] is False
@@ -101,10 +102,12 @@ def test_exhaust_and_recover_at_a_time(leadpipe_sandbox: LeadpipeSandbox, accoun
 
 
 def test_exhaust_and_recover_in_seconds(leadpipe_sandbox: LeadpipeSandbox, account_of: AccountOf) -> None:
-    state = leadpipe_sandbox.exhaust_credits(recover_in_seconds=0.3)
+    # 2 s: the answer before the recovery must come before it, even on a slow, busy machine.
+    state = leadpipe_sandbox.exhaust_credits(recover_in_seconds=2)
     assert state["config"]["recovery"]["at"] is not None
     assert account_of("sk_test_sandbox")["healthy"] is False
-    time.sleep(0.4)
+    at = datetime.fromisoformat(state["config"]["recovery"]["at"].replace("Z", "+00:00"))
+    time.sleep(max(0.0, (at - datetime.now(timezone.utc)).total_seconds()) + 0.05)  # until it is past
     assert account_of("sk_test_sandbox")["healthy"] is True
 
 

@@ -32,6 +32,37 @@ async def eventually(condition: Any, timeout: float = 10, interval: float = 0.01
         await asyncio.sleep(interval)
 
 
+class WallClock:
+    """A stand-in for the ``time`` module of a trigger: ``time()`` stands still until ``advance()``.
+
+    A trigger compares its deadline with ``time.time()``; with this clock the deadline passes when the
+    test says so (e.g. after the N-th check), however fast or slow the machine is. Everything else
+    (``monotonic``, ``sleep``) is the real ``time`` module, so the event loop runs as usual.
+    """
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def time(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+    def __getattr__(self, name: str):
+        return getattr(time, name)
+
+    @classmethod
+    def install(cls, monkeypatch: Any) -> WallClock:
+        """A frozen clock in place of the ``time`` module of the account and audience triggers."""
+        from airflow_provider_leadpipe.triggers import audiences, leadpipe
+
+        clock = cls()
+        monkeypatch.setattr(leadpipe, "time", clock)
+        monkeypatch.setattr(audiences, "time", clock)
+        return clock
+
+
 def account(remaining: float | None = 480, *, healthy: bool = True, org_status: str = "trial", **overrides):
     """An account ``data`` dict with ``remaining`` credits of 500."""
     if remaining is None:
@@ -51,14 +82,22 @@ def account(remaining: float | None = 480, *, healthy: bool = True, org_status: 
 
 
 def make_trigger(
-    *, min_credits=100, interval=0.05, timeout=10.0, conn_id="leadpipe_default", **condition
+    *,
+    min_credits=100,
+    interval=0.05,
+    timeout=600.0,
+    conn_id="leadpipe_default",
+    clock: Any = time,
+    **condition,
 ) -> LeadpipeAccountTrigger:
-    """A trigger waiting for ``min_credits`` (and ``condition``), with a deadline ``timeout`` s away."""
+    """A trigger waiting for ``min_credits`` (and ``condition``), with a deadline ``timeout`` s away
+    on ``clock`` (the ``time`` module, or the tests' ``wall_clock``). The default deadline is only a
+    safety net: a test whose outcome is a timeout sets its own."""
     return LeadpipeAccountTrigger(
         leadpipe_conn_id=conn_id,
         condition=AccountCondition(min_credits=min_credits, **condition).to_dict(),
         poke_interval=interval,
-        deadline=time.time() + timeout,
+        deadline=clock.time() + timeout,
     )
 
 

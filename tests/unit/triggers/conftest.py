@@ -5,6 +5,8 @@ import logging
 
 import pytest
 
+from tests.unit.triggers.account_api import WallClock
+
 try:
     from structlog.testing import capture_logs
 except ImportError:  # Airflow 2.x: task and trigger loggers are plain stdlib loggers
@@ -36,3 +38,9 @@ def task_log(caplog):
     caplog.set_level(logging.INFO)
     with capture_logs() if capture_logs else contextlib.nullcontext([]) as entries:
         yield TaskLog(entries, caplog)
+
+
+@pytest.fixture
+def wall_clock(monkeypatch) -> WallClock:
+    """The triggers' wall clock, frozen until the test advances it (see WallClock)."""
+    return WallClock.install(monkeypatch)

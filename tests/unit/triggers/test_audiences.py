@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from typing import Any
 
 import pytest
 
@@ -17,17 +18,22 @@ from airflow_provider_leadpipe.exceptions import (
 )
 from airflow_provider_leadpipe.triggers.audiences import LeadpipeAudienceRunTrigger, result_of
 from tests.orbit import api_runs
+from tests.unit.triggers.account_api import eventually
 
 MISSING = "00000000-0000-4000-8000-000000000000"
 
 
-def make(audience_id: str, *, run_id: str | None = None, interval=0.02, timeout=10.0, **kwargs):
+def make(
+    audience_id: str, *, run_id: str | None = None, interval=0.02, timeout=600.0, clock: Any = time, **kwargs
+):
+    """A trigger with a deadline ``timeout`` s away on ``clock`` (``time``, or the tests' ``wall_clock``);
+    the default deadline is only a safety net."""
     return LeadpipeAudienceRunTrigger(
         leadpipe_conn_id="leadpipe_default",
         audience_id=audience_id,
         audience_run_id=run_id,
         poll_interval=interval,
-        deadline=time.time() + timeout,
+        deadline=clock.time() + timeout,
         **kwargs,
     )
 
@@ -159,27 +165,30 @@ async def test_times_out_at_its_wall_clock_deadline(leadpipe_sandbox, audience):
         result_of(event, timeout_error=LeadpipeAudienceRunTimeoutError)
 
 
-async def test_recreated_after_a_restart_keeps_the_original_deadline(leadpipe_sandbox, audience):
+async def test_recreated_after_a_restart_keeps_the_original_deadline(leadpipe_sandbox, audience, wall_clock):
     leadpipe_sandbox.set_run_schedule(queued_seconds=600, running_seconds=600)
     run_id = queue_run(leadpipe_sandbox, audience["id"])
-    first = make(audience["id"], run_id=run_id, interval=0.05, timeout=0.5)
+    first = make(audience["id"], run_id=run_id, interval=0.05, timeout=0.5, clock=wall_clock)
     task = asyncio.ensure_future(event_of(first))
-    await asyncio.sleep(0.2)
+    before = leadpipe_sandbox.request_count()
+    await eventually(lambda: leadpipe_sandbox.request_count() >= before + 2)  # it was waiting
     task.cancel()  # the triggerer stopped
     with pytest.raises(asyncio.CancelledError):
         await task
     _, kwargs = first.serialize()
-    started = time.monotonic()
-    event = await event_of(LeadpipeAudienceRunTrigger(**kwargs))
+    wall_clock.advance(0.5)  # the original deadline passes while no triggerer runs it
+    # The trigger's wall clock stands still from here on: a fresh deadline would never pass, and only
+    # the 60 s safety net would end the wait.
+    event = await asyncio.wait_for(event_of(LeadpipeAudienceRunTrigger(**json.loads(json.dumps(kwargs)))), 60)
     assert event["status"] == "timeout"
-    assert time.monotonic() - started < 0.5  # what was left of the deadline, not a fresh 0.5 s
 
 
 async def test_without_a_run_id_waits_for_a_daily_run_of_a_recent_enough_date(leadpipe_sandbox, audience):
     leadpipe_sandbox.add_daily_run(audience["id"], data_date="2026-05-03")
     trigger = make(audience["id"], min_data_date="2026-05-04", interval=0.02)
     task = asyncio.ensure_future(event_of(trigger))
-    await asyncio.sleep(0.3)
+    before = leadpipe_sandbox.request_count()
+    await eventually(lambda: leadpipe_sandbox.request_count() >= before + 3)  # it saw the older run
     assert not task.done(), "a run of an older dataDate does not count"
     daily = leadpipe_sandbox.add_daily_run(audience["id"], data_date="2026-05-04")
     event = await asyncio.wait_for(task, 10)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 
+import httpx
 import pytest
 import respx
 from airflow.triggers.base import TriggerEvent
@@ -136,31 +138,37 @@ async def test_succeeds_after_credits_recover_and_yields_exactly_one_event(task_
     assert waiting == ["waiting: 0 credits left, need 100; credits reset 2026-12-01T00:00:00Z"]
 
 
-async def test_times_out_at_its_deadline():
+async def test_times_out_at_its_deadline(wall_clock):
+    def one_check_later(request):  # each check takes 0.1 s of the trigger's wall clock
+        wall_clock.advance(0.1)
+        return httpx.Response(200, json={"data": account(0)})
+
     with respx.mock() as router:
-        api = AccountAPI(router, account(0))
-        trigger = make_trigger(min_credits=100, timeout=0.2)
-        events = await all_events(trigger)
+        api = AccountAPI(router, one_check_later)
+        trigger = make_trigger(min_credits=100, timeout=0.25, clock=wall_clock)
+        events = await asyncio.wait_for(all_events(trigger), 60)  # 60 s: only a safety net
     assert len(events) == 1
     payload = events[0].payload
     assert payload["status"] == "timeout"
     assert "0 credits left, need 100" in payload["message"]
-    assert time.time() >= trigger.deadline
-    assert api.calls >= 2
+    assert wall_clock.time() >= trigger.deadline
+    assert api.calls >= 3  # it kept checking until the deadline had passed
 
 
 async def test_deadline_in_the_past_times_out_at_once():
     with respx.mock(assert_all_called=False) as router:
-        AccountAPI(router, account(0), delay=10)
+        AccountAPI(router, account(0), delay=600)
         trigger = make_trigger(timeout=-1)
-        event = await asyncio.wait_for(trigger.run().asend(None), timeout=2)
+        # At once: not after the request (600 s); 60 s is only a safety net.
+        event = await asyncio.wait_for(trigger.run().asend(None), timeout=60)
     assert event.payload["status"] == "timeout"
 
 
 async def test_deadline_fires_while_a_request_is_still_in_flight():
     with respx.mock(assert_all_called=False) as router:
-        AccountAPI(router, account(480), delay=30)
-        event = await asyncio.wait_for(make_trigger(timeout=0.1).run().asend(None), timeout=3)
+        AccountAPI(router, account(480), delay=600)  # no answer within the test
+        # At the deadline: not after the answer (600 s); 60 s is only a safety net.
+        event = await asyncio.wait_for(make_trigger(timeout=0.1).run().asend(None), timeout=60)
     assert event.payload["status"] == "timeout"
     assert "no answer yet" in event.payload["message"]
 
@@ -168,7 +176,7 @@ async def test_deadline_fires_while_a_request_is_still_in_flight():
 async def test_restart_recreated_from_serialized_kwargs_keeps_the_deadline_and_emits_one_event():
     with respx.mock() as router:
         api = AccountAPI(router, account(0))
-        original = make_trigger(min_credits=100, timeout=0.6)
+        original = make_trigger(min_credits=100, timeout=60)  # far: the restarted trigger succeeds
         first_run = asyncio.create_task(original.run().__anext__())
         await eventually(lambda: api.calls >= 1)  # it was waiting, and had polled
         first_run.cancel()  # the triggerer stops
@@ -192,8 +200,9 @@ async def test_restart_after_the_deadline_times_out_with_the_original_deadline()
     await asyncio.sleep(0.1)
     restarted = LeadpipeAccountTrigger(**original.serialize()[1])
     with respx.mock(assert_all_called=False) as router:
-        AccountAPI(router, account(480), delay=10)
-        events = await asyncio.wait_for(all_events(restarted), timeout=2)
+        AccountAPI(router, account(480), delay=600)
+        # At once: not after the request (600 s); 60 s is only a safety net.
+        events = await asyncio.wait_for(all_events(restarted), timeout=60)
     assert [e.payload["status"] for e in events] == ["timeout"]
 
 
@@ -224,13 +233,18 @@ async def test_auth_errors_yield_a_failure_event(http_status, caplog, capsys):
     assert API_KEY not in json.dumps(payload) + caplog.text + str(capsys.readouterr())
 
 
-async def test_a_refusal_just_before_the_deadline_is_a_failure_not_a_timeout(monkeypatch):
+async def test_a_refusal_just_before_the_deadline_is_a_failure_not_a_timeout(monkeypatch, wall_clock):
     # After a 401 the trigger reads its connection again; that read may start only after the
     # deadline. The refusal is the outcome (a timeout would let soft_fail skip an auth failure).
     monkeypatch.setattr("airflow_provider_leadpipe.triggers.poller.LOOKUP_GATHER", 1.0)
+
+    def refused_at_the_deadline(request):  # the deadline passes with the refusal, before the read
+        wall_clock.advance(0.5)
+        return 401
+
     with respx.mock() as router:
-        api = AccountAPI(router, 401)
-        [event] = await all_events(make_trigger(timeout=0.5))
+        api = AccountAPI(router, refused_at_the_deadline)
+        [event] = await asyncio.wait_for(all_events(make_trigger(timeout=0.5, clock=wall_clock)), 60)
     assert api.calls == 1
     assert event.payload["status"] == "failure"
     assert event.payload["error"] == "LeadpipeAuthError"
@@ -329,16 +343,25 @@ def test_bad_settings_are_refused(kwargs, message):
         with_settings(make_trigger(), **kwargs)
 
 
-async def test_exponential_backoff_spaces_the_checks_out():
+async def test_exponential_backoff_spaces_the_checks_out(wall_clock):
+    checked_at = []
+
+    def one_check(request):  # the deadline passes after the third check, however slow the machine
+        checked_at.append(time.monotonic())
+        wall_clock.advance(1.0)
+        return httpx.Response(200, json={"data": account(0)})
+
     with respx.mock() as router:
-        api = AccountAPI(router, account(0))
+        AccountAPI(router, one_check)
         trigger = with_settings(
-            make_trigger(timeout=2.5, interval=0.01), exponential_backoff=True, max_wait=1.0
+            make_trigger(timeout=2.5, interval=0.01, clock=wall_clock), exponential_backoff=True, max_wait=1.0
         )
-        events = await all_events(trigger)
+        events = await asyncio.wait_for(all_events(trigger), 60)  # 60 s: only a safety net
     assert events[0].payload["status"] == "timeout"
-    # At once, then every max(1 s, growing interval) capped at max_wait: 1 s apart.
-    assert 2 <= api.calls <= 4
+    # At once, then every max(1 s, growing interval) capped at max_wait: 1 s apart, not 0.01 s.
+    # (A slower machine only makes the gaps longer; 0.5 s leaves room for the first request's set-up.)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(checked_at)]
+    assert len(checked_at) == 3 and all(gap >= 0.5 for gap in gaps), gaps
 
 
 def test_backoff_interval_grows_like_a_poking_sensors_and_stops_at_max_wait():

@@ -95,8 +95,10 @@ async def test_triggers_starting_together_or_one_by_one_share_connection_lookups
         await eventually(lambda: all(poller.subscribers == len(tasks) for poller in _pollers()))
         elapsed = time.monotonic() - began
         await stop(tasks)
-    # At most one lookup per LOOKUP_GATHER while they keep coming, not one per trigger.
-    assert len(lookups) <= 2 + elapsed / LOOKUP_GATHER < 16
+    # At most one lookup per LOOKUP_GATHER while they keep coming, not one per trigger (16). On a slow
+    # machine the arrivals take longer, and the first bound grows with them.
+    assert len(lookups) <= 2 + elapsed / LOOKUP_GATHER
+    assert len(lookups) < 16
 
 
 async def test_a_trigger_never_joins_a_connection_read_that_started_before_it_asked(
@@ -178,7 +180,7 @@ async def test_a_bug_while_handing_triggers_to_their_poller_gives_each_an_error_
         waiting = [Subscription(AccountCondition(), 10) for _ in range(3)]
         for subscription in waiting:
             subscribe("leadpipe_default", {}, subscription)
-        await eventually(lambda: waiting[0].answers and all(s.result for s in waiting[1:]), timeout=2)
+        await eventually(lambda: waiting[0].answers and all(s.result for s in waiting[1:]), timeout=60)
         waiting[0].leave()
     # The first was handed over; the one that broke and the one after it are told, not left hanging.
     assert waiting[0].result is None and waiting[0].poller is not None
@@ -294,9 +296,9 @@ async def test_different_intervals_share_the_poll_at_the_shortest_interval():
         await asyncio.sleep(0.1)
         assert api.calls == 1  # the slow trigger alone: one fetch, then a 30 s wait
         fast = start(trigger(interval=0.05))  # the poller re-plans at once
-        await eventually(lambda: api.calls >= 4, timeout=5)  # 5 s: far below the slow 30 s interval
+        await eventually(lambda: api.calls >= 4, timeout=20)  # 20 s: below the slow 30 s interval
         api.switch(account(480))
-        done = await asyncio.wait_for(asyncio.gather(*slow, *fast), timeout=1)
+        done = await asyncio.wait_for(asyncio.gather(*slow, *fast), timeout=20)  # as above
     # The slow trigger got the change from the shared fast poll, long before its own 30 s.
     assert [e.payload["status"] for e in done] == ["success", "success"]
 
@@ -307,7 +309,8 @@ async def test_a_newcomer_is_answered_from_a_fresh_shared_answer_without_a_new_r
         waiting = start(trigger(min_credits=1000, interval=30))
         await eventually(lambda: api.calls >= 1)
         assert api.calls == 1
-        event = await asyncio.wait_for(trigger(min_credits=100, interval=30).run().__anext__(), timeout=1)
+        # 20 s: a safety net below the 30 s interval (a new poll would also show in api.calls).
+        event = await asyncio.wait_for(trigger(min_credits=100, interval=30).run().__anext__(), timeout=20)
         assert event.payload["status"] == "success"
         assert api.calls == 1
         await stop(waiting)
@@ -404,7 +407,7 @@ async def test_a_rotated_key_is_picked_up_by_a_long_waiting_trigger(monkeypatch,
             ),
         )
         api.switch(by_key)
-        [event] = await asyncio.wait_for(asyncio.gather(*tasks), timeout=2)
+        [event] = await asyncio.wait_for(asyncio.gather(*tasks), timeout=60)  # only a safety net
     assert event.payload["status"] == "success"
     # One 401 with the old key, then the trigger read its connection again and polled with the new one.
     assert api.keys[-2:] == [API_KEY, new_key]
