@@ -51,7 +51,8 @@ class LeadpipeAudienceRunTrigger(BaseTrigger):
     With ``cancel_queued_run`` (the run operator's trigger: the task queued the run) the run is
     cancelled while it is still queued when the deadline passes, and when a user ends the deferred
     task (marks it failed or success, or clears it): Airflow 3.3+ then calls :meth:`on_kill`,
-    not on a triggerer restart or the deferral's own timeout (docs/orbit.md: the one exception).
+    not on a triggerer restart, the deferral's own timeout or a move to another triggerer (the task
+    is then still deferred: :meth:`on_kill` asks).
 
     :param leadpipe_conn_id: the ``leadpipe`` connection id.
     :param audience_id: the audience (UUID).
@@ -159,11 +160,43 @@ class LeadpipeAudienceRunTrigger(BaseTrigger):
         """
         if not self.cancel_queued_run:
             return
+        if await self._still_deferred():
+            self.log.info(
+                "Audience run %s left as it is: its task is still deferred (the trigger moved to "
+                "another triggerer, not ended by a user)",
+                self.condition.audience_run_id,
+            )
+            return
         try:
             async with LeadpipeHook(leadpipe_conn_id=self.leadpipe_conn_id, **self.hook_params) as hook:
                 await self._cancel_queued_run(hook)
         except Exception as exc:  # the connection could not be read: the kill goes on either way
             self.log.warning("Could not cancel audience run %s: %s", self.condition.audience_run_id, exc)
+
+    async def _still_deferred(self) -> bool:
+        """Whether Airflow still has this trigger's task instance deferred.
+
+        Airflow 3.3 also stops a trigger "by user action" when it moves it off a triggerer whose
+        heartbeat fell behind (``TriggerRunnerSupervisor.update_triggers``); the task then still
+        waits, deferred, on another triggerer, and its run must stay. A user's mark failed, mark
+        success or clear has changed the state before the trigger is stopped. False when the state
+        cannot be read (no task instance, or no supervisor to ask, as outside a triggerer).
+        """
+        ti = self.task_instance
+        if ti is None:
+            return False
+        try:
+            from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+            from asgiref.sync import sync_to_async
+
+            states = await sync_to_async(RuntimeTaskInstance.get_task_states)(
+                dag_id=ti.dag_id, map_index=ti.map_index, task_ids=[ti.task_id], run_ids=[ti.run_id]
+            )
+        except Exception as exc:  # best effort: a user's kill is what Airflow says this is
+            self.log.debug("Could not read the state of task %s: %s", ti.task_id, type(exc).__name__)
+            return False
+        by_task = states.get(ti.run_id) or {}
+        return any(getattr(state, "value", state) == "deferred" for state in by_task.values())
 
     async def _cancel_queued_run(self, hook: LeadpipeHook) -> bool:
         """Ask Orbit to cancel the run (it cancels only a queued one); True if it did. Never raises."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -19,6 +20,11 @@ from airflow_provider_leadpipe.exceptions import (
 from airflow_provider_leadpipe.triggers.audiences import LeadpipeAudienceRunTrigger, result_of
 from tests.orbit import api_runs
 from tests.unit.triggers.account_api import eventually
+
+try:
+    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+except ImportError:  # Airflow 2: no Task SDK, and no on_kill either
+    RuntimeTaskInstance = None  # type: ignore[assignment,misc]
 
 MISSING = "00000000-0000-4000-8000-000000000000"
 
@@ -246,4 +252,33 @@ async def test_on_kill_cancels_the_queued_run_only_when_the_task_queued_it(
     run_id = queue_run(leadpipe_sandbox, audience["id"])
     await make(audience["id"], run_id=run_id, cancel_queued_run=cancel_queued_run).on_kill()
     expected = "cancelled" if cancel_queued_run else "queued"
+    assert run_status(leadpipe_sandbox, audience["id"], run_id) == expected
+
+
+@pytest.mark.skipif(
+    RuntimeTaskInstance is None, reason="the triggerer asks task states through the Task SDK (3.x)"
+)
+@pytest.mark.parametrize(
+    ("state", "expected"), [("deferred", "queued"), ("failed", "cancelled"), (None, "cancelled")]
+)
+async def test_on_kill_leaves_the_run_of_a_task_still_deferred(
+    leadpipe_sandbox, audience, monkeypatch, state, expected
+):
+    """Airflow 3.3 also stops a trigger "by user action" when it moves it to another triggerer
+    (a heartbeat fell behind): the task is still deferred then, and its run must stay queued."""
+    asked = []
+
+    def get_task_states(**kwargs):
+        asked.append(kwargs)
+        return {"manual_1": {"run_audience": state}}
+
+    monkeypatch.setattr(RuntimeTaskInstance, "get_task_states", staticmethod(get_task_states))
+    leadpipe_sandbox.set_run_schedule(queued_seconds=600, running_seconds=600)
+    run_id = queue_run(leadpipe_sandbox, audience["id"])
+    trigger = make(audience["id"], run_id=run_id, cancel_queued_run=True)
+    trigger.task_instance = SimpleNamespace(
+        dag_id="d", run_id="manual_1", task_id="run_audience", map_index=-1
+    )
+    await trigger.on_kill()
+    assert asked == [{"dag_id": "d", "map_index": -1, "task_ids": ["run_audience"], "run_ids": ["manual_1"]}]
     assert run_status(leadpipe_sandbox, audience["id"], run_id) == expected
