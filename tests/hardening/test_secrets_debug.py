@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import uuid
@@ -43,8 +44,14 @@ def _dags_test(tmp_path: Path, password: str, key: str, sandbox) -> str:
     """``airflow dags test`` of the gated pull at DEBUG (its sensor deferring once, so the trigger
     reads the connection too); everything it printed."""
     conn = {**json.loads(sandbox.connection_json(key)), "password": password}
+    # A copy of the migrated metadata DB of its own: the CLI writing to the SQLite file this
+    # process holds open left it "malformed" for the tests after it (seen with test_secrets.py first).
+    db = tmp_path / "airflow.db"
+    with sqlite3.connect(_session_db()) as source, sqlite3.connect(db) as copy:
+        source.backup(copy)
     env = {
-        **os.environ,  # the tests' AIRFLOW_HOME, DAG folder and migrated metadata DB
+        **os.environ,  # the tests' AIRFLOW_HOME and DAG folder
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{db}",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "DEBUG",
         "AIRFLOW_CONN_LEADPIPE_DEFAULT": json.dumps(conn),
         "LEADPIPE_EXAMPLE_POKE_INTERVAL": "0.2",
@@ -62,6 +69,13 @@ def _dags_test(tmp_path: Path, password: str, key: str, sandbox) -> str:
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-4000:]
     return output
+
+
+def _session_db() -> str:
+    """The file of the tests' SQLite metadata DB (tests/conftest.py)."""
+    url = os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    assert url.startswith("sqlite:///"), url
+    return url.removeprefix("sqlite:///")
 
 
 def _lines_quoting(output: str, key: str) -> tuple[Counter[str], list[str]]:
