@@ -143,15 +143,16 @@ def runway_alert(log: Path) -> str | None:
 def credits_page(home: Path, conn_id: str, account: dict[str, Any]) -> tuple[list[Any], Path | None]:
     """The credit reports the Leadpipe page charts for ``conn_id``, and its card as an HTML file.
 
-    Read from the demo's metadata DB with the page's own code (Airflow 3.1+); ``account`` is the
-    status the latest report saw (the page itself asks the API live).
+    Read from the demo's metadata DB with the page's own code (Airflow 3.1+), for the demo's report
+    DAG (the page itself charts only DAGs whose XCom the signed-in user may read); ``account`` is
+    the status the latest report saw (the page itself asks the API live).
     """
     try:
         from airflow_provider_leadpipe.plugins import data, render
     except ImportError:  # the page needs Airflow 3.1+
         return [], None
     try:
-        points = data.credit_reports().get(conn_id, [])
+        points = data.credit_reports(["leadpipe_daily_credit_report"]).get(conn_id, [])
     except ImportError:  # Airflow 2.x has no XComModel
         return [], None
     card = render.Card(conn_id=conn_id, account=account, reports=points)
