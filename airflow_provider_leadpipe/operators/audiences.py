@@ -40,7 +40,8 @@ if TYPE_CHECKING:
 
 #: XCom key under which the run operator pushes the run id before it waits.
 RUN_ID_XCOM_KEY = "audience_run_id"
-#: XCom key of ``{"id", "createdAt"}`` when the run operator got back an existing run, else None.
+#: XCom key of ``{"id", "createdAt"}`` when the run operator got back an existing run (not pushed
+#: for a new run: reads as None).
 REUSED_XCOM_KEY = "audience_run_reused"
 #: Rows per results page: the largest ``limit`` the contract's examples use.
 PAGE_SIZE = 100
@@ -166,7 +167,7 @@ class LeadpipeRunAudienceOperator(_AudienceOperator):
     starts afresh; a cleared task instance, or a DAG run re-created under the same id, starts a new
     run. The run id goes to XCom key ``audience_run_id`` before any waiting; when the API returned
     a run the key had made before, the log says so (its id and creation time) and XCom key
-    ``audience_run_reused`` holds ``{"id", "createdAt"}`` (None for a new run).
+    ``audience_run_reused`` holds ``{"id", "createdAt"}`` (not pushed for a new run: reads as None).
 
     Waiting checks the run once, then (``deferrable``) hands over to
     :class:`~airflow_provider_leadpipe.triggers.audiences.LeadpipeAudienceRunTrigger`, or polls
@@ -240,9 +241,11 @@ class LeadpipeRunAudienceOperator(_AudienceOperator):
             run = self.hook.create_audience_run(audience_id, idempotency_key=key)
             self._run = run
             context["ti"].xcom_push(key=RUN_ID_XCOM_KEY, value=run.id)
-            reused = {"id": run.id, "createdAt": run.created_at} if run.existing else None
-            context["ti"].xcom_push(key=REUSED_XCOM_KEY, value=reused)
             if run.existing:
+                # Pushed only then: Airflow 3.0's execution API refuses an XCom of None, and a key
+                # never pushed reads as None anyway (a new try starts with no XCom of its own).
+                reused = {"id": run.id, "createdAt": run.created_at}
+                context["ti"].xcom_push(key=REUSED_XCOM_KEY, value=reused)
                 self.log.warning(
                     "Audience %s: reusing run %s, created at %s, which idempotency key %s made before "
                     "(a retry of this task instance gets its run back; clear the task to start a new one)",
