@@ -120,22 +120,18 @@ class TimedSleepRecorder(SleepRecorder):
 def timed_sleeps(monkeypatch, mode) -> SleepRecorder:
     """The retry policy's waits, recorded and really waited: a test checks the wait asked for
     exactly, and the real wait the server sees from below (a busy machine only makes it longer)."""
-    recorder = TimedSleepRecorder()
-    real = core.retry_kwargs
-
-    def retry_kwargs(settings: core.ApiSettings, method: str, **options: Any) -> dict[str, Any]:
-        sleep = recorder.sync if mode == "sync" else recorder.async_
-        return {**real(settings, method, **options), "sleep": sleep}
-
-    monkeypatch.setattr(core, "retry_kwargs", retry_kwargs)
-    return recorder
+    return _sleep_through(monkeypatch, mode, TimedSleepRecorder())
 
 
 @pytest.fixture
 def recorded_sleeps(monkeypatch, mode) -> SleepRecorder:
     """Keep the real retry policy (stop, wait, retry, logging) but record its waits instead of
     sleeping, so long waits (a capped Retry-After, 10 retries) are checked in no time."""
-    recorder = SleepRecorder()
+    return _sleep_through(monkeypatch, mode, SleepRecorder())
+
+
+def _sleep_through(monkeypatch, mode: str, recorder: SleepRecorder) -> SleepRecorder:
+    """The real retry policy, with its waits handed to ``recorder`` (sync or async by ``mode``)."""
     real = core.retry_kwargs
 
     def retry_kwargs(settings: core.ApiSettings, method: str, **options: Any) -> dict[str, Any]:
