@@ -75,8 +75,8 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "hooks": _modules("hooks.leadpipe"),
-        "sensors": _modules("sensors.leadpipe", "sensors.audiences"),
-        "triggers": _modules("triggers.leadpipe", "triggers.audiences", "triggers.watchers"),
+        "sensors": _modules("sensors.account", "sensors.audiences"),
+        "triggers": _modules("triggers.account", "triggers.audiences", "triggers.watchers"),
         "operators": _modules(
             "operators.account",
             "operators.credit_report",
@@ -84,14 +84,14 @@ def get_provider_info() -> dict[str, Any]:
             "operators.pixels",
             "operators.audiences",
         ),
-        # The leadpipe:// asset URI scheme (see airflow_provider_leadpipe.lineage): "asset-uris" is
+        # The leadpipe:// asset URI scheme (see airflow_provider_leadpipe.utils.lineage): "asset-uris" is
         # read by Airflow 3, "dataset-uris" by Airflow 2.x.
         **{
             key: [
                 {
                     "schemes": ["leadpipe"],
-                    "handler": f"{_PACKAGE}.lineage.sanitize_uri",
-                    "to_openlineage_converter": f"{_PACKAGE}.lineage.convert_asset_to_openlineage",
+                    "handler": f"{_PACKAGE}.utils.lineage.sanitize_uri",
+                    "to_openlineage_converter": f"{_PACKAGE}.utils.lineage.convert_asset_to_openlineage",
                 }
             ]
             for key in ("asset-uris", "dataset-uris")

@@ -172,8 +172,8 @@ class LeadpipeTriggerImpl(Impl):
         Subscription.deliver = deliver  # type: ignore[method-assign,assignment]
 
     def run(self, i: int) -> AsyncIterator[Any]:
-        from airflow_provider_leadpipe.conditions import AccountCondition
-        from airflow_provider_leadpipe.triggers.leadpipe import LeadpipeAccountTrigger
+        from airflow_provider_leadpipe.conditions.account import AccountCondition
+        from airflow_provider_leadpipe.triggers.account import LeadpipeAccountTrigger
 
         self.index.set(i)  # drive() runs each trigger in its own task, hence its own context
         trigger = LeadpipeAccountTrigger(
@@ -433,7 +433,7 @@ def main() -> None:
     import airflow.providers.http.triggers.http
     import airflow.sdk  # noqa: F401
 
-    import airflow_provider_leadpipe.triggers.leadpipe  # noqa: F401
+    import airflow_provider_leadpipe.triggers.account  # noqa: F401
 
     with api_sandbox() as sandbox:
         impl = IMPLS[args.impl](args.n, args.conns, args.interval, sandbox.url)

@@ -30,7 +30,7 @@ except ImportError:  # Airflow 2.x
 
 from airflow_provider_leadpipe.operators.account import LeadpipeAccountStatusOperator
 from airflow_provider_leadpipe.operators.visitors import LeadpipeVisitorsToStorageOperator
-from airflow_provider_leadpipe.sensors.leadpipe import LeadpipeAccountSensor
+from airflow_provider_leadpipe.sensors.account import LeadpipeAccountSensor
 
 POKE_INTERVAL = float(os.environ.get("LEADPIPE_EXAMPLE_POKE_INTERVAL", "60"))
 

@@ -29,9 +29,9 @@ from typing import NamedTuple
 
 REPO = Path(__file__).resolve().parent.parent
 CORE = "airflow_provider_leadpipe/hooks/core.py"
-CONDITIONS = "airflow_provider_leadpipe/conditions.py"
+CONDITIONS = "airflow_provider_leadpipe/conditions/account.py"
 RETRY_TESTS = ("tests/unit/hooks", "tests/hardening/test_retry_policy.py")
-CONDITION_TESTS = ("tests/unit/test_conditions.py", "tests/unit/sensors", "tests/unit/operators")
+CONDITION_TESTS = ("tests/unit/conditions", "tests/unit/sensors", "tests/unit/operators")
 NETWORK_TESTS = ("tests/unit/hooks/test_network_settings.py", "tests/hardening/test_corporate_network.py")
 SHARING_TESTS = (
     "tests/unit/triggers",

@@ -24,7 +24,6 @@ from urllib.parse import quote, urlsplit
 import httpx
 from airflow.providers.common.compat.sdk import ObjectStoragePath
 
-from airflow_provider_leadpipe import validation
 from airflow_provider_leadpipe.exceptions import (
     LeadpipeAudienceRunError,
     LeadpipeConfigError,
@@ -44,7 +43,8 @@ from airflow_provider_leadpipe.models import (
     AudienceRunStats,
     AudienceRunStatus,
 )
-from airflow_provider_leadpipe.storage import AtomicFile
+from airflow_provider_leadpipe.utils import validation
+from airflow_provider_leadpipe.utils.storage import AtomicFile
 
 AUDIENCES_PATH = "/v1/intent/audiences"
 #: Largest ``limit`` of ``GET .../runs`` (documented: 1-100).
@@ -355,7 +355,7 @@ class _Sink:
     """Writes the downloaded bytes, counting and hashing them; verifies against the export.
 
     A destination given as a path (text, ``os.PathLike`` or ``ObjectStoragePath``) is written
-    through :class:`~airflow_provider_leadpipe.storage.AtomicFile`: it gets the bytes only when the
+    through :class:`~airflow_provider_leadpipe.utils.storage.AtomicFile`: it gets the bytes only when the
     download is complete and verified, and is left as it was otherwise.
     """
 

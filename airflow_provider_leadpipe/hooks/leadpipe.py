@@ -15,13 +15,14 @@ import tenacity
 from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
 from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseHook, mask_secret, redact
 
-from airflow_provider_leadpipe import UI_FIELD_BEHAVIOUR, validation
+from airflow_provider_leadpipe import UI_FIELD_BEHAVIOUR
 from airflow_provider_leadpipe.exceptions import TRANSIENT_ERRORS, LeadpipeConflictError, LeadpipeError
 from airflow_provider_leadpipe.hooks import core, paging
 from airflow_provider_leadpipe.hooks.audiences import AudiencesHookMixin
 from airflow_provider_leadpipe.hooks.core import ApiSettings, Handler
 from airflow_provider_leadpipe.hooks.paging import VISITORS_PATH, VisitorPager
 from airflow_provider_leadpipe.models import AccountStatus, Pixel, VisitorPage
+from airflow_provider_leadpipe.utils import validation
 
 ACCOUNT_PATH = "/v1/data/account"
 PIXELS_PATH = "/v1/data/pixels"
@@ -142,7 +143,7 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
         try:
             return await get_async_connection(self.leadpipe_conn_id, hook=self)
         except AirflowNotFoundException:
-            from airflow_provider_leadpipe import compat  # the version workarounds' one place
+            from airflow_provider_leadpipe.utils import compat  # the version workarounds' one place
 
             return await compat.aget_connection_in_inline_trigger_runner(self, self.leadpipe_conn_id)
 

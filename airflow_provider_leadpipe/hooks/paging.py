@@ -134,7 +134,7 @@ VISITORS_PATH = "/v1/data"
 class VisitorPager:
     """State of one walk through the visitor pages (fed strictly in page order).
 
-    :param query: validated filters (see :func:`airflow_provider_leadpipe.validation.visitor_query`).
+    :param query: validated filters (see :func:`airflow_provider_leadpipe.utils.validation.visitor_query`).
     """
 
     def __init__(self, query: Mapping[str, str]):

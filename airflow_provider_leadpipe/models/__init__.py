@@ -1,30 +1,17 @@
 """Validated models of Leadpipe API responses, one module per API area.
 
-- :mod:`~airflow_provider_leadpipe.models.account`: the account status, visitor pages and pixels
-  (the Identification API).
+- :mod:`~airflow_provider_leadpipe.models.base`: the model base, the JSON types and
+  :func:`parse_model`.
+- :mod:`~airflow_provider_leadpipe.models.account`: the account status.
+- :mod:`~airflow_provider_leadpipe.models.visitors`: a page of visitors.
+- :mod:`~airflow_provider_leadpipe.models.pixels`: a tracking pixel.
 - :mod:`~airflow_provider_leadpipe.models.audiences`: Orbit intent audiences, their runs, result
   pages, run stats and stored exports.
 """
 
 from __future__ import annotations
 
-from airflow_provider_leadpipe.models.account import (
-    AccountStatus,
-    Boolean,
-    Count,
-    Credits,
-    DateTime,
-    Intent,
-    ListMeta,
-    Number,
-    Organization,
-    PageMeta,
-    Pixel,
-    Pixels,
-    String,
-    VisitorPage,
-    parse_model,
-)
+from airflow_provider_leadpipe.models.account import AccountStatus, Credits, Intent, Organization, Pixels
 from airflow_provider_leadpipe.models.audiences import (
     Audience,
     AudienceExport,
@@ -33,6 +20,17 @@ from airflow_provider_leadpipe.models.audiences import (
     AudienceRunStats,
     AudienceRunStatus,
 )
+from airflow_provider_leadpipe.models.base import (
+    Boolean,
+    Count,
+    DateTime,
+    ListMeta,
+    Number,
+    String,
+    parse_model,
+)
+from airflow_provider_leadpipe.models.pixels import Pixel
+from airflow_provider_leadpipe.models.visitors import PageMeta, VisitorPage
 
 __all__ = [
     "AccountStatus",

@@ -6,7 +6,7 @@
 - :class:`AudienceRunStats`: the stats of a completed run.
 - :class:`AudienceExport`: a stored CSV export and its fresh signed download URL.
 
-As in :mod:`~airflow_provider_leadpipe.models.account`: unknown fields are kept, a missing or
+As in :mod:`~airflow_provider_leadpipe.models.base`: unknown fields are kept, a missing or
 mistyped required field raises :class:`LeadpipeResponseError` naming it, and ``to_dict()`` gives
 back the API's own key names as JSON-native values (for XCom). Timestamps stay the API's strings.
 """
@@ -22,12 +22,12 @@ from typing import Annotated, Any, TypeVar
 from pydantic import Field, PlainSerializer, PlainValidator, PrivateAttr
 
 from airflow_provider_leadpipe.exceptions import LeadpipeResponseError
-from airflow_provider_leadpipe.models.account import (
+from airflow_provider_leadpipe.models.base import (
+    ApiModel,
     Boolean,
     Count,
     ListMeta,
     String,
-    _ApiModel,
     list_meta,
     parse_model,
 )
@@ -106,7 +106,7 @@ Objects = Annotated[list[dict[str, Any]], PlainValidator(_objects)]
 _Resource = TypeVar("_Resource", bound="_OrbitModel")
 
 
-class _OrbitModel(_ApiModel):
+class _OrbitModel(ApiModel):
     """Parsing from a ``{"data": ...}`` body or a bare object, and ``to_dict`` for XCom."""
 
     #: How messages name the object ("audience", "audience run", ...).
@@ -289,7 +289,7 @@ class AudienceRunStats(_OrbitModel):
     stats: Object
 
 
-class _SignedUrl(_ApiModel):
+class _SignedUrl(ApiModel):
     download_url: String | None = Field(None, alias="downloadUrl")
     download_url_expires_at: String | None = Field(None, alias="downloadUrlExpiresAt")
     download_url_ttl_seconds: Count | None = Field(None, alias="downloadUrlTtlSeconds")

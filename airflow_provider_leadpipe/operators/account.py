@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_leadpipe import validation
-from airflow_provider_leadpipe.conditions import CHECKS, AccountCondition
+from airflow_provider_leadpipe.conditions.account import CHECKS, AccountCondition
 from airflow_provider_leadpipe.exceptions import LeadpipeAccountError
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.operators.base import LeadpipeBaseOperator
+from airflow_provider_leadpipe.utils import validation
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context

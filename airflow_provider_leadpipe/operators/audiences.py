@@ -16,9 +16,8 @@ from typing import IO, TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import ObjectStoragePath, conf
 
-from airflow_provider_leadpipe import compat, csv_rows, storage, validation
-from airflow_provider_leadpipe.audience_conditions import AudienceRunCondition
-from airflow_provider_leadpipe.conditions import unavailable
+from airflow_provider_leadpipe.conditions.account import unavailable
+from airflow_provider_leadpipe.conditions.audiences import AudienceRunCondition
 from airflow_provider_leadpipe.exceptions import (
     TRANSIENT_ERRORS,
     LeadpipeAudienceRunTimeoutError,
@@ -29,11 +28,12 @@ from airflow_provider_leadpipe.exceptions import (
     LeadpipeNotFoundError,
 )
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
-from airflow_provider_leadpipe.lineage import LeadpipeLineageMixin
 from airflow_provider_leadpipe.models import Audience, AudienceRun
 from airflow_provider_leadpipe.operators.base import LeadpipeBaseOperator
 from airflow_provider_leadpipe.sensors.base import DEFERRAL_GRACE
 from airflow_provider_leadpipe.triggers.audiences import LeadpipeAudienceRunTrigger, result_of
+from airflow_provider_leadpipe.utils import compat, csv_rows, storage, validation
+from airflow_provider_leadpipe.utils.lineage import LeadpipeLineageMixin
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -371,7 +371,7 @@ class LeadpipeAudienceResultsToStorageOperator(LeadpipeLineageMixin, _AudienceOp
     spreadsheet would run as formulas are escaped by default (``csv_formulas``).
 
     The file is written under a temporary name and moved to ``path`` only when complete: a failed
-    pull leaves nothing at ``path`` (see :mod:`airflow_provider_leadpipe.storage`). A run is a
+    pull leaves nothing at ``path`` (see :mod:`airflow_provider_leadpipe.utils.storage`). A run is a
     frozen snapshot, so fewer people than the results endpoint's ``total`` (``method="results"``)
     or than the run's ``resultCount`` up to the row cap (``method="export"``) is an error by default
     (``on_incomplete``). When the run holds more people than the export's row cap
@@ -395,7 +395,7 @@ class LeadpipeAudienceResultsToStorageOperator(LeadpipeLineageMixin, _AudienceOp
     :param csv_formulas: ``"escape"`` (default) or ``"keep"``: with ``format="csv"`` (either method),
         a text cell a spreadsheet would run as a formula (one beginning with ``=``, ``+``, ``-``,
         ``@``, a tab or a carriage return) gets a leading ``'``; numbers and phone numbers such as
-        ``+1 534 555 0100`` are left as they are (see :mod:`airflow_provider_leadpipe.csv_rows`).
+        ``+1 534 555 0100`` are left as they are (see :mod:`airflow_provider_leadpipe.utils.csv_rows`).
         ``"keep"`` writes every cell as the API sent it.
     :param storage_conn_id: Airflow connection for the object store (templated).
     :param leadpipe_conn_id: the Leadpipe connection (templated).

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import pendulum
 
+from airflow_provider_leadpipe.models.credit_report import Observation, build_credit_report
 from airflow_provider_leadpipe.operators.base import LeadpipeBaseOperator
-from airflow_provider_leadpipe.reporting import Observation, build_credit_report
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -20,7 +20,7 @@ class LeadpipeCreditReportOperator(LeadpipeBaseOperator):
     Each run fetches the account status, finds the most recent earlier report pushed by this
     same task (in any earlier DAG run), and computes credits used since then, the daily burn
     rate, the projected exhaustion time and whether that comes before ``credits.resetsAt``
-    (see :mod:`airflow_provider_leadpipe.reporting`). The report is logged as a short block and
+    (see :mod:`airflow_provider_leadpipe.models.credit_report`). The report is logged as a short block and
     returned (XCom): a JSON dict that includes the current ``account`` status and ``observed_at``,
     which the next run compares against, and ``leadpipe_conn_id`` (the Leadpipe page in the
     Airflow UI charts each connection's reports).

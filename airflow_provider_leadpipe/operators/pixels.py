@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_leadpipe import validation
 from airflow_provider_leadpipe.models import Pixel
 from airflow_provider_leadpipe.operators.base import LeadpipeBaseOperator
+from airflow_provider_leadpipe.utils import validation
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context

@@ -9,11 +9,11 @@ from typing import IO, TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import ObjectStoragePath
 
-from airflow_provider_leadpipe import storage, validation
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
-from airflow_provider_leadpipe.lineage import LeadpipeLineageMixin
 from airflow_provider_leadpipe.operators.base import LeadpipeBaseOperator
-from airflow_provider_leadpipe.storage import jsonl
+from airflow_provider_leadpipe.utils import storage, validation
+from airflow_provider_leadpipe.utils.lineage import LeadpipeLineageMixin
+from airflow_provider_leadpipe.utils.storage import jsonl
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -32,7 +32,7 @@ class LeadpipeVisitorsToStorageOperator(LeadpipeLineageMixin, LeadpipeBaseOperat
     is pulled. The file is written under a hidden temporary name beside the target
     (``.<name>.<id>.tmp``) and moved into place only when the last page has been written, so a
     failed or killed pull never leaves a partial file at ``path``, and the temporary object is
-    removed. A re-run replaces the file (see :mod:`airflow_provider_leadpipe.storage`).
+    removed. A re-run replaces the file (see :mod:`airflow_provider_leadpipe.utils.storage`).
 
     Pages are requested ``concurrency`` at a time and written in page order; memory holds at most
     ``concurrency`` pages (50 records each), however large the pull. Page numbers over live data

@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowSensorTimeout, PokeReturnValue, conf
 
-from airflow_provider_leadpipe import validation
-from airflow_provider_leadpipe.audience_conditions import AudienceRunCondition
-from airflow_provider_leadpipe.conditions import unavailable
+from airflow_provider_leadpipe.conditions.account import unavailable
+from airflow_provider_leadpipe.conditions.audiences import AudienceRunCondition
 from airflow_provider_leadpipe.exceptions import TRANSIENT_ERRORS
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.sensors.base import LeadpipeSensorBase
 from airflow_provider_leadpipe.triggers.audiences import LeadpipeAudienceRunTrigger, result_of
+from airflow_provider_leadpipe.utils import validation
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -31,7 +31,7 @@ class LeadpipeAudienceRunSensor(LeadpipeSensorBase):
 
     Poke, reschedule and deferrable modes (and ``soft_fail``, ``silent_fail``, ``never_fail``,
     ``exponential_backoff``, ``max_wait``) work as for
-    :class:`~airflow_provider_leadpipe.sensors.leadpipe.LeadpipeAccountSensor`: in deferrable mode
+    :class:`~airflow_provider_leadpipe.sensors.account.LeadpipeAccountSensor`: in deferrable mode
     the sensor checks once, then waits in the triggerer every ``poke_interval`` seconds until
     ``timeout``, counted from the first check.
 

@@ -22,8 +22,8 @@ from airflow.providers.common.compat.sdk import (
     PokeReturnValue,
 )
 
-from airflow_provider_leadpipe import compat
 from airflow_provider_leadpipe.operators.base import LeadpipeTaskMixin
+from airflow_provider_leadpipe.utils import compat
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context

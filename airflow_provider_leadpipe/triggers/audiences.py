@@ -23,9 +23,8 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_leadpipe import validation
-from airflow_provider_leadpipe.audience_conditions import AudienceRunCondition
-from airflow_provider_leadpipe.conditions import unavailable
+from airflow_provider_leadpipe.conditions.account import unavailable
+from airflow_provider_leadpipe.conditions.audiences import AudienceRunCondition
 from airflow_provider_leadpipe.exceptions import (
     TRANSIENT_ERRORS,
     LeadpipeAudienceRunError,
@@ -36,13 +35,14 @@ from airflow_provider_leadpipe.exceptions import (
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.models import AudienceRun
 from airflow_provider_leadpipe.triggers import events
-from airflow_provider_leadpipe.triggers.leadpipe import backoff_interval
+from airflow_provider_leadpipe.triggers.account import backoff_interval
+from airflow_provider_leadpipe.utils import validation
 
 
 class LeadpipeAudienceRunTrigger(BaseTrigger):
     """Poll an Orbit audience run until it completes, fails or the deadline passes; yield one event.
 
-    The condition is :class:`~airflow_provider_leadpipe.audience_conditions.AudienceRunCondition`:
+    The condition is :class:`~airflow_provider_leadpipe.conditions.audiences.AudienceRunCondition`:
     a given run's completion, or (without a run id) a completed run whose ``dataDate`` is on or
     after ``min_data_date``. Transient API failures are logged and waited out. The hook is built
     inside :meth:`run`; all arguments are primitives (the connection id, never the key), so a
@@ -62,7 +62,7 @@ class LeadpipeAudienceRunTrigger(BaseTrigger):
     :param deadline: wall-clock epoch seconds (``time.time()``) after which the trigger times out.
     :param hook_params: the task's hook settings (``timeout``, ``max_retries``, ``retry_backoff``).
     :param exponential_backoff: the interval grows after each check as a poking sensor's does
-        (:func:`~airflow_provider_leadpipe.triggers.leadpipe.backoff_interval`), up to ``max_wait``.
+        (:func:`~airflow_provider_leadpipe.triggers.account.backoff_interval`), up to ``max_wait``.
     :param max_wait: the longest interval with ``exponential_backoff``, in seconds.
     :param cancel_queued_run: cancel the run (``audience_run_id``) if it is still queued at the
         deadline or when a user ends the task (the sensor waits for others' runs: False).

@@ -1,6 +1,6 @@
 """Coalesced account polling: one request per credential per interval, however many triggers wait.
 
-Every :class:`~airflow_provider_leadpipe.triggers.leadpipe.LeadpipeAccountTrigger` whose connection
+Every :class:`~airflow_provider_leadpipe.triggers.account.LeadpipeAccountTrigger` whose connection
 resolves to the same account asks the same question. In one event loop (one triggerer), they
 therefore share one :class:`AccountPoller` per credential:
 
@@ -51,7 +51,7 @@ from collections.abc import Callable, Mapping
 from contextlib import suppress
 from typing import Any
 
-from airflow_provider_leadpipe.conditions import AccountCondition, LeadpipeAccountError, unavailable
+from airflow_provider_leadpipe.conditions.account import AccountCondition, LeadpipeAccountError, unavailable
 from airflow_provider_leadpipe.exceptions import TRANSIENT_ERRORS
 from airflow_provider_leadpipe.hooks.core import forget_locals, sharing_key
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook

@@ -39,18 +39,18 @@ import pendulum
 from airflow.providers.common.compat.triggers import BaseEventTrigger
 from airflow.triggers.base import TriggerEvent
 
-from airflow_provider_leadpipe import validation
-from airflow_provider_leadpipe.audience_conditions import RECENT_RUNS
-from airflow_provider_leadpipe.conditions import (
+from airflow_provider_leadpipe.conditions.account import (
     DEFAULT_FAIL_ON_STATUSES,
     AccountCondition,
     LeadpipeAccountError,
 )
+from airflow_provider_leadpipe.conditions.audiences import RECENT_RUNS
 from airflow_provider_leadpipe.exceptions import TRANSIENT_ERRORS, LeadpipeAuthError, LeadpipeResponseError
 from airflow_provider_leadpipe.hooks.core import sharing_key
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.models import AccountStatus
 from airflow_provider_leadpipe.triggers.poller import AccountPoller, Answer, Subscription
+from airflow_provider_leadpipe.utils import validation
 
 #: Seconds between retries after a refused key, a missing connection or an unknown audience
 #: (never less than the watcher's own ``poll_interval``).

@@ -13,7 +13,7 @@ try:
 except ImportError:  # Airflow 2.x
     from airflow.decorators import dag, task
 
-from airflow_provider_leadpipe.sensors.leadpipe import LeadpipeAccountSensor
+from airflow_provider_leadpipe.sensors.account import LeadpipeAccountSensor
 
 
 @dag(

@@ -13,7 +13,7 @@ except ImportError:  # Airflow 2.x
     from airflow import DAG
 
 from airflow_provider_leadpipe.operators.account import LeadpipeAccountStatusOperator
-from airflow_provider_leadpipe.sensors.leadpipe import LeadpipeAccountSensor
+from airflow_provider_leadpipe.sensors.account import LeadpipeAccountSensor
 
 for native in (False, True):
     with DAG(

@@ -14,7 +14,7 @@ from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CON
 CELERY_CONFIG = {
     **DEFAULT_CELERY_CONFIG,
     "imports": [
-        "airflow_provider_leadpipe.sensors.leadpipe",
+        "airflow_provider_leadpipe.sensors.account",
         "airflow_provider_leadpipe.operators.audiences",
         "airflow_provider_leadpipe.operators.visitors",
     ],

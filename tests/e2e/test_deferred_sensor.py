@@ -17,7 +17,7 @@ from tests.e2e.airflow_api import put_connection, task_log, trigger, wait_for_da
 DAG_ID = "leadpipe_credit_gated_pull"
 SENSOR = "wait_for_credits"
 TASKS = {SENSOR, "pull_visitors", "account_after_pull", "summary"}
-TRIGGER_CLASSPATH = "airflow_provider_leadpipe.triggers.leadpipe.LeadpipeAccountTrigger"
+TRIGGER_CLASSPATH = "airflow_provider_leadpipe.triggers.account.LeadpipeAccountTrigger"
 ACCOUNT = "/v1/data/account"
 #: Account calls answered "0 credits left" before the credits come back.
 RECOVER_AFTER = 4

@@ -22,10 +22,10 @@ import httpx
 import pytest
 import respx
 
-from airflow_provider_leadpipe.conditions import AccountCondition
+from airflow_provider_leadpipe.conditions.account import AccountCondition
 from airflow_provider_leadpipe.exceptions import LeadpipeResponseError, LeadpipeServerError
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
-from airflow_provider_leadpipe.triggers.leadpipe import LeadpipeAccountTrigger
+from airflow_provider_leadpipe.triggers.account import LeadpipeAccountTrigger
 from tests.hardening.conftest import call
 from tests.hardening.figures import record
 from tests.hardening.loopback import Raw, Reply, ScriptedServer

@@ -23,8 +23,8 @@ from airflow_provider_leadpipe.operators.pixels import (
     LeadpipeUpdatePixelOperator,
 )
 from airflow_provider_leadpipe.operators.visitors import LeadpipeVisitorsToStorageOperator
-from airflow_provider_leadpipe.sensors.leadpipe import LeadpipeAccountSensor
-from airflow_provider_leadpipe.triggers.leadpipe import LeadpipeAccountTrigger
+from airflow_provider_leadpipe.sensors.account import LeadpipeAccountSensor
+from airflow_provider_leadpipe.triggers.account import LeadpipeAccountTrigger
 from tests.hardening.figures import record, tally
 
 pytestmark = pytest.mark.timeout(60)

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from airflow_provider_leadpipe.csv_rows import CsvEncoder, FormulaEscaper, RowCounter
+from airflow_provider_leadpipe.utils.csv_rows import CsvEncoder, FormulaEscaper, RowCounter
 from tests.hardening.figures import tally
 
 TRIGGERS = ["=", "+", "-", "@", "\t", "\r", "\0"]  # OWASP; NUL from ASVS 1.2.10

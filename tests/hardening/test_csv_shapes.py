@@ -19,8 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from airflow_provider_leadpipe.csv_rows import CsvEncoder
 from airflow_provider_leadpipe.exceptions import LeadpipeResponseError
+from airflow_provider_leadpipe.utils.csv_rows import CsvEncoder
 from tests.hardening.figures import tally
 
 FULL = {

@@ -25,9 +25,9 @@ from airflow.providers.common.compat.sdk import ObjectStoragePath
 
 from airflow_provider_leadpipe.exceptions import LeadpipeConfigError, LeadpipeIncompleteError
 from airflow_provider_leadpipe.models import AccountStatus
+from airflow_provider_leadpipe.models.credit_report import PROJECTION_YEARS, Observation, build_credit_report
 from airflow_provider_leadpipe.operators.audiences import LeadpipeAudienceResultsToStorageOperator
 from airflow_provider_leadpipe.operators.visitors import LeadpipeVisitorsToStorageOperator
-from airflow_provider_leadpipe.reporting import PROJECTION_YEARS, Observation, build_credit_report
 from airflow_provider_leadpipe.testing import Fault
 from tests.hardening.figures import record
 from tests.stores import STORES, listing, put

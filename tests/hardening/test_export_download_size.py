@@ -26,7 +26,7 @@ from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.models import AudienceExport
 from tests.hardening.figures import record
 from tests.hardening.loopback import Raw, Reply, ScriptedServer
-from tests.unit.test_models_audiences import EXPORT
+from tests.unit.models.test_audiences import EXPORT
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -35,7 +35,7 @@ from airflow_provider_leadpipe.models import AccountStatus, AudienceExport
 from airflow_provider_leadpipe.testing.contract import ACCOUNT_OPENAPI
 from tests.hardening.figures import tally
 from tests.unit.conftest import API_KEY
-from tests.unit.test_models_audiences import (
+from tests.unit.models.test_audiences import (
     AUDIENCE,
     AUDIENCE_ID,
     DAILY_RUN,

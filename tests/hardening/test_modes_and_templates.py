@@ -18,11 +18,12 @@ import pytest
 import respx
 from airflow.providers.common.compat.sdk import BaseOperator
 
-from airflow_provider_leadpipe import get_provider_info, validation
+from airflow_provider_leadpipe import get_provider_info
 from airflow_provider_leadpipe.exceptions import LeadpipeConfigError
+from airflow_provider_leadpipe.utils import validation
 from tests.hardening.figures import record
 from tests.unit.conftest import API_KEY
-from tests.unit.sensors.test_leadpipe_sensor import MODES, Driver, sensor
+from tests.unit.sensors.test_account import MODES, Driver, sensor
 from tests.unit.triggers.account_api import AccountAPI, account
 
 FLAGS = {

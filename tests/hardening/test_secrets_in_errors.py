@@ -35,11 +35,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from airflow_provider_leadpipe.conditions import AccountCondition
+from airflow_provider_leadpipe.conditions.account import AccountCondition
 from airflow_provider_leadpipe.exceptions import LeadpipeError
 from airflow_provider_leadpipe.hooks import core
 from airflow_provider_leadpipe.hooks.leadpipe import ACCOUNT_PATH, LeadpipeHook
-from airflow_provider_leadpipe.triggers.leadpipe import LeadpipeAccountTrigger
+from airflow_provider_leadpipe.triggers.account import LeadpipeAccountTrigger
 from tests.hardening.figures import record, tally
 from tests.hardening.loopback import Raw, Reply, ScriptedServer
 from tests.unit.conftest import API_KEY

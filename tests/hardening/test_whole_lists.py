@@ -26,12 +26,12 @@ import httpx
 import pytest
 import respx
 
-from airflow_provider_leadpipe.audience_conditions import AudienceRunCondition
+from airflow_provider_leadpipe.conditions.audiences import AudienceRunCondition
 from airflow_provider_leadpipe.exceptions import LeadpipeResponseError
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from tests.hardening.figures import record
 from tests.unit.conftest import API_KEY
-from tests.unit.test_models_audiences import AUDIENCE, DAILY_RUN
+from tests.unit.models.test_audiences import AUDIENCE, DAILY_RUN
 
 ORBIT = "/v1/intent/audiences"
 LISTING = re.compile(r"^a?(list|iter)_")

@@ -12,7 +12,7 @@ import urllib.parse
 
 import pytest
 
-from airflow_provider_leadpipe import lineage
+from airflow_provider_leadpipe.utils import lineage
 from tests.conftest import DAGS_FOLDER, REPO
 
 pytestmark = pytest.mark.integration

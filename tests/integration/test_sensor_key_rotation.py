@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.unit.sensors.test_leadpipe_sensor import MODES, Driver, sensor
+from tests.unit.sensors.test_account import MODES, Driver, sensor
 
 pytestmark = pytest.mark.integration
 

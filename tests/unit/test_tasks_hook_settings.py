@@ -19,7 +19,7 @@ from airflow_provider_leadpipe.operators.pixels import (
     LeadpipeUpdatePixelOperator,
 )
 from airflow_provider_leadpipe.operators.visitors import LeadpipeVisitorsToStorageOperator
-from airflow_provider_leadpipe.sensors.leadpipe import LeadpipeAccountSensor
+from airflow_provider_leadpipe.sensors.account import LeadpipeAccountSensor
 from tests.unit.conftest import BASE_URL, account_data
 from tests.unit.hooks.test_pixels import PIXEL_ID, PIXELS_URL, created
 from tests.unit.hooks.test_visitors import VISITORS_URL, FakeVisitorsApi, visitors

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from airflow.sdk import dag
 
-from airflow_provider_leadpipe.sensors.leadpipe import LeadpipeAccountSensor
+from airflow_provider_leadpipe.sensors.account import LeadpipeAccountSensor
 
 CONNECTIONS = 10
 SENSORS = 300

@@ -27,7 +27,7 @@ from airflow_provider_leadpipe.hooks.audiences import idempotency_key
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.models import AudienceExport, AudienceRunStatus
 from tests.unit.conftest import API_KEY, BASE_URL
-from tests.unit.test_models_audiences import (
+from tests.unit.models.test_audiences import (
     AUDIENCE,
     AUDIENCE_ID,
     DAILY_RUN,

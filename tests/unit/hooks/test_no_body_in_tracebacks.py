@@ -35,13 +35,13 @@ import httpx
 import pytest
 import respx
 
-from airflow_provider_leadpipe.conditions import AccountCondition
+from airflow_provider_leadpipe.conditions.account import AccountCondition
 from airflow_provider_leadpipe.exceptions import LeadpipeError, LeadpipeResponseError
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
+from airflow_provider_leadpipe.triggers.account import LeadpipeAccountTrigger
 from airflow_provider_leadpipe.triggers.audiences import LeadpipeAudienceRunTrigger
-from airflow_provider_leadpipe.triggers.leadpipe import LeadpipeAccountTrigger
 from tests.unit.conftest import API_KEY, BASE_URL, account_data
-from tests.unit.test_models_audiences import (
+from tests.unit.models.test_audiences import (
     AUDIENCE,
     AUDIENCE_ID,
     DAILY_RUN,

@@ -146,8 +146,8 @@ def test_conn_id_may_come_from_an_upstream_xcom():
 
 
 def test_the_operator_and_the_sensor_take_the_same_checks_under_the_same_names():
-    from airflow_provider_leadpipe.conditions import CHECKS
-    from airflow_provider_leadpipe.sensors.leadpipe import LeadpipeAccountSensor
+    from airflow_provider_leadpipe.conditions.account import CHECKS
+    from airflow_provider_leadpipe.sensors.account import LeadpipeAccountSensor
 
     for cls in (LeadpipeAccountStatusOperator, LeadpipeAccountSensor):
         assert set(CHECKS) <= set(cls.template_fields)

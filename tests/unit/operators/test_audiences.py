@@ -11,7 +11,6 @@ from types import SimpleNamespace
 
 import pytest
 
-from airflow_provider_leadpipe import compat
 from airflow_provider_leadpipe.exceptions import (
     LeadpipeAudienceRunError,
     LeadpipeAudienceRunTimeoutError,
@@ -32,6 +31,7 @@ from airflow_provider_leadpipe.operators.audiences import (
     task_idempotency_key,
 )
 from airflow_provider_leadpipe.triggers.audiences import LeadpipeAudienceRunTrigger
+from airflow_provider_leadpipe.utils import compat
 from tests.orbit import api_export_csv, api_people, api_runs, context
 
 UUID = "3f2c0e1a-1111-4222-8333-944455556666"

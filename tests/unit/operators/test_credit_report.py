@@ -11,8 +11,8 @@ import respx
 import time_machine
 
 from airflow_provider_leadpipe.exceptions import LeadpipeConfigError
+from airflow_provider_leadpipe.models.credit_report import Observation
 from airflow_provider_leadpipe.operators.credit_report import LeadpipeCreditReportOperator
-from airflow_provider_leadpipe.reporting import Observation
 from tests.unit.conftest import API_KEY, BASE_URL, account_data
 
 ACCOUNT_URL = f"{BASE_URL}/v1/data/account"

@@ -38,7 +38,7 @@ from tests.unit.hooks.test_no_body_in_tracebacks import (
     failure_of,
     poisoned,
 )
-from tests.unit.test_models_audiences import AUDIENCE, AUDIENCE_ID, DAILY_RUN, QUEUED_RUN, RESULTS_200, RUN_ID
+from tests.unit.models.test_audiences import AUDIENCE, AUDIENCE_ID, DAILY_RUN, QUEUED_RUN, RESULTS_200, RUN_ID
 
 
 class TaskInstance:

@@ -1,6 +1,6 @@
 """Every sensor flag behaves alike in poke, reschedule and deferrable mode.
 
-``soft_fail`` and the fail-fast errors are covered in test_leadpipe_sensor.py; here: ``silent_fail``,
+``soft_fail`` and the fail-fast errors are covered in test_account.py; here: ``silent_fail``,
 ``never_fail``, ``exponential_backoff`` and the timeout kept across re-deferrals, each in all modes.
 """
 
@@ -16,7 +16,7 @@ import respx
 from airflow.providers.common.compat.sdk import AirflowSensorTimeout, AirflowSkipException
 
 from airflow_provider_leadpipe.exceptions import LeadpipeAuthError, LeadpipeResponseError
-from tests.unit.sensors.test_leadpipe_sensor import MODES, Driver, sensor
+from tests.unit.sensors.test_account import MODES, Driver, sensor
 from tests.unit.triggers.account_api import AccountAPI, account
 
 #: Not the documented shape: the hook raises LeadpipeResponseError, which waiting might fix.

@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import respx
 
-from airflow_provider_leadpipe.conditions import AccountCondition
-from airflow_provider_leadpipe.triggers.leadpipe import LeadpipeAccountTrigger
+from airflow_provider_leadpipe.conditions.account import AccountCondition
+from airflow_provider_leadpipe.triggers.account import LeadpipeAccountTrigger
 from tests.unit.conftest import BASE_URL, account_data
 
 RESETS_AT = "2026-12-01T00:00:00Z"
@@ -55,10 +55,10 @@ class WallClock:
     @classmethod
     def install(cls, monkeypatch: Any) -> WallClock:
         """A frozen clock in place of the ``time`` module of the account and audience triggers."""
-        from airflow_provider_leadpipe.triggers import audiences, leadpipe
+        from airflow_provider_leadpipe.triggers import account, audiences
 
         clock = cls()
-        monkeypatch.setattr(leadpipe, "time", clock)
+        monkeypatch.setattr(account, "time", clock)
         monkeypatch.setattr(audiences, "time", clock)
         return clock
 

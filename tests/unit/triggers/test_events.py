@@ -9,9 +9,9 @@ import pytest
 
 from airflow_provider_leadpipe.exceptions import LeadpipeAuthError, LeadpipeResponseError
 from airflow_provider_leadpipe.triggers import events
+from airflow_provider_leadpipe.triggers.account import LeadpipeAccountTrigger
 from airflow_provider_leadpipe.triggers.audiences import LeadpipeAudienceRunTrigger
-from airflow_provider_leadpipe.triggers.leadpipe import LeadpipeAccountTrigger
-from tests.unit.test_models_audiences import AUDIENCE_ID
+from tests.unit.models.test_audiences import AUDIENCE_ID
 
 TRIGGERS = {
     "account": lambda: LeadpipeAccountTrigger(

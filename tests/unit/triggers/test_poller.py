@@ -12,9 +12,9 @@ import weakref
 import pytest
 import respx
 
-from airflow_provider_leadpipe.conditions import AccountCondition
+from airflow_provider_leadpipe.conditions.account import AccountCondition
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
-from airflow_provider_leadpipe.triggers.leadpipe import LeadpipeAccountTrigger
+from airflow_provider_leadpipe.triggers.account import LeadpipeAccountTrigger
 from airflow_provider_leadpipe.triggers.poller import (
     _READS,
     _REGISTRY,

@@ -11,7 +11,7 @@ import pytest
 from airflow_provider_leadpipe.exceptions import LeadpipeConfigError
 from airflow_provider_leadpipe.testing import Fault
 from airflow_provider_leadpipe.triggers import watchers
-from airflow_provider_leadpipe.triggers.leadpipe import LeadpipeAccountTrigger
+from airflow_provider_leadpipe.triggers.account import LeadpipeAccountTrigger
 from airflow_provider_leadpipe.triggers.poller import _REGISTRY
 from airflow_provider_leadpipe.triggers.watchers import (
     LeadpipeAccountEventTrigger,

@@ -7,8 +7,8 @@ import io
 
 import pytest
 
-from airflow_provider_leadpipe.csv_rows import CsvEncoder, RowCounter
 from airflow_provider_leadpipe.exceptions import LeadpipeResponseError
+from airflow_provider_leadpipe.utils.csv_rows import CsvEncoder, RowCounter
 
 PEOPLE = [
     {

@@ -1,4 +1,4 @@
-"""Credit report maths (airflow_provider_leadpipe.reporting): pure functions, fixed clocks."""
+"""Credit report maths (airflow_provider_leadpipe.models.credit_report): pure functions, fixed clocks."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_leadpipe.models import AccountStatus
-from airflow_provider_leadpipe.reporting import (
+from airflow_provider_leadpipe.models.credit_report import (
     PROJECTION_YEARS,
     CreditReport,
     Observation,

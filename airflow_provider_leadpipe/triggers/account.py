@@ -8,11 +8,11 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_leadpipe import validation
-from airflow_provider_leadpipe.conditions import AccountCondition
+from airflow_provider_leadpipe.conditions.account import AccountCondition
 from airflow_provider_leadpipe.exceptions import LeadpipeAuthError
 from airflow_provider_leadpipe.triggers import events
 from airflow_provider_leadpipe.triggers.poller import Subscription, subscribe
+from airflow_provider_leadpipe.utils import validation
 
 
 class LeadpipeAccountTrigger(BaseTrigger):

@@ -10,8 +10,7 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
-from airflow_provider_leadpipe import validation
-from airflow_provider_leadpipe.conditions import (
+from airflow_provider_leadpipe.conditions.account import (
     CHECKS,
     DEFAULT_FAIL_ON_STATUSES,
     AccountCondition,
@@ -21,7 +20,8 @@ from airflow_provider_leadpipe.exceptions import TRANSIENT_ERRORS
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.sensors.base import LeadpipeSensorBase
 from airflow_provider_leadpipe.triggers import events
-from airflow_provider_leadpipe.triggers.leadpipe import LeadpipeAccountTrigger
+from airflow_provider_leadpipe.triggers.account import LeadpipeAccountTrigger
+from airflow_provider_leadpipe.utils import validation
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context

@@ -33,7 +33,8 @@ from typing import Any
 import pendulum
 
 from airflow_provider_leadpipe.exceptions import LeadpipeResponseError
-from airflow_provider_leadpipe.models.account import AccountStatus, _fmt
+from airflow_provider_leadpipe.models.account import AccountStatus
+from airflow_provider_leadpipe.models.base import _fmt
 
 SECONDS_PER_DAY = 86_400.0
 #: Projections further ahead than this are "not within N years" (and no date).

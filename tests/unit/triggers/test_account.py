@@ -12,14 +12,14 @@ import pytest
 import respx
 from airflow.triggers.base import TriggerEvent
 
-from airflow_provider_leadpipe.conditions import AccountCondition
+from airflow_provider_leadpipe.conditions.account import AccountCondition
 from airflow_provider_leadpipe.exceptions import LeadpipeConfigError
-from airflow_provider_leadpipe.triggers.leadpipe import LeadpipeAccountTrigger
+from airflow_provider_leadpipe.triggers.account import LeadpipeAccountTrigger
 from airflow_provider_leadpipe.triggers.poller import _REGISTRY
 from tests.unit.conftest import API_KEY
 from tests.unit.triggers.account_api import AccountAPI, account, eventually, make_trigger
 
-CLASSPATH = "airflow_provider_leadpipe.triggers.leadpipe.LeadpipeAccountTrigger"
+CLASSPATH = "airflow_provider_leadpipe.triggers.account.LeadpipeAccountTrigger"
 
 
 @pytest.fixture(autouse=True)
@@ -365,7 +365,7 @@ async def test_exponential_backoff_spaces_the_checks_out(wall_clock):
 
 
 def test_backoff_interval_grows_like_a_poking_sensors_and_stops_at_max_wait():
-    from airflow_provider_leadpipe.triggers.leadpipe import backoff_interval
+    from airflow_provider_leadpipe.triggers.account import backoff_interval
 
     assert [backoff_interval(10, count, None) for count in (1, 2, 3, 4)] == [5, 10, 20, 40]
     assert [backoff_interval(0.1, count, None) for count in (1, 2, 3)] == [1, 1, 1]

@@ -16,9 +16,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_leadpipe import validation
 from airflow_provider_leadpipe.exceptions import LeadpipeAudienceRunError, LeadpipeConfigError
 from airflow_provider_leadpipe.models import AudienceRun
+from airflow_provider_leadpipe.utils import validation
 
 #: Runs a condition without a run id looks at first: the newest 100 (one ``GET .../runs?limit=100``;
 #: the API lists runs newest first). Only when they are a full window without a matching run is the

@@ -8,7 +8,7 @@ import json
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 
-from airflow_provider_leadpipe.conditions import (
+from airflow_provider_leadpipe.conditions.account import (
     DEFAULT_FAIL_ON_STATUSES,
     AccountCondition,
     LeadpipeAccountError,

@@ -22,15 +22,15 @@ from airflow.providers.common.compat.sdk import (
     TaskDeferred,
 )
 
-from airflow_provider_leadpipe.conditions import LeadpipeAccountError
+from airflow_provider_leadpipe.conditions.account import LeadpipeAccountError
 from airflow_provider_leadpipe.exceptions import (
     LeadpipeAuthError,
     LeadpipeConfigError,
     LeadpipeError,
     LeadpipeResponseError,
 )
-from airflow_provider_leadpipe.sensors.leadpipe import LeadpipeAccountSensor
-from airflow_provider_leadpipe.triggers.leadpipe import LeadpipeAccountTrigger
+from airflow_provider_leadpipe.sensors.account import LeadpipeAccountSensor
+from airflow_provider_leadpipe.triggers.account import LeadpipeAccountTrigger
 from tests.unit.conftest import API_KEY
 from tests.unit.triggers.account_api import AccountAPI, account
 

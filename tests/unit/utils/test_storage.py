@@ -1,4 +1,4 @@
-"""airflow_provider_leadpipe.storage on the local disk and on an object store (fsspec ``memory://``)."""
+"""airflow_provider_leadpipe.utils.storage on the local disk and on an object store (fsspec ``memory://``)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from airflow_provider_leadpipe import storage
 from airflow_provider_leadpipe.exceptions import (
     LeadpipeConfigError,
     LeadpipeIncompleteError,
     LeadpipeResponseError,
 )
+from airflow_provider_leadpipe.utils import storage
 from tests.stores import listing, put
 
 

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from airflow_provider_leadpipe import validation
 from airflow_provider_leadpipe.exceptions import LeadpipeAccountError, LeadpipeConfigError
 from airflow_provider_leadpipe.models import AccountStatus
+from airflow_provider_leadpipe.utils import validation
 
 __all__ = ["CHECKS", "DEFAULT_FAIL_ON_STATUSES", "AccountCondition", "LeadpipeAccountError", "unavailable"]
 

@@ -1,0 +1,1 @@
+"""Helpers below every kind: argument validation, storage, CSV rows, lineage, version compat."""
