@@ -538,7 +538,7 @@ _CLI_DEFAULT = re.compile(r"^\s*\(default `([^`]*)`")
 def cli_problems(page: Page) -> list[str]:
     """The sandbox CLI's options named on docs/sandbox.md (or after `leadpipe-sandbox` anywhere)
     exist, and an option followed by "(default `X`)" has that default."""
-    from airflow_provider_leadpipe.testing.cli import _parser
+    from leadpipe_sandbox.cli import _parser
 
     parser = _parser()
     options = {option: action for action in parser._actions for option in action.option_strings}
@@ -566,7 +566,7 @@ def cli_problems(page: Page) -> list[str]:
         if token.type != "fence":
             continue
         for offset, line in enumerate(token.content.splitlines(), start=page.lineno(token) + 1):
-            if line.startswith(("leadpipe-sandbox", "python -m airflow_provider_leadpipe.testing")):
+            if line.startswith(("leadpipe-sandbox", "python -m leadpipe_sandbox")):
                 command = line.split("#")[0]
                 problems += [
                     f"{page.id}:{offset}: leadpipe-sandbox has no option {option}"

@@ -192,7 +192,7 @@ def test_the_wheel_registers_the_provider_in_a_bare_airflow(dist, tmp_path_facto
 
     # Installed from the wheel, not from this checkout; the contract ships with it.
     probe = (
-        "import airflow_provider_leadpipe as p, airflow_provider_leadpipe.testing.contract as c;"
+        "import airflow_provider_leadpipe as p, leadpipe_sandbox.contract as c;"
         "print(p.__file__); print(c.ACCOUNT_OPENAPI.is_file())"
     )
     done = subprocess.run([python, "-c", probe], env=env, capture_output=True, text=True, cwd=root)
