@@ -55,11 +55,13 @@ import typing_extensions
 from markdown_it.token import Token
 
 import airflow_provider_leadpipe
+import leadpipe_sandbox
 from tests.docs.markdown_pages import PAGES, REPO, Page, inline_tokens, load, page_id, plain_text
 
 pytestmark = pytest.mark.docs
 
 PACKAGE = airflow_provider_leadpipe.__name__
+OWN_PACKAGES = (PACKAGE, leadpipe_sandbox.__name__)  # the provider's and the sandbox's classes
 REQUIRED = "required"
 DEFAULT_DEFERRABLE = "[operators] default_deferrable"
 _NOT_STATED = object()
@@ -69,9 +71,13 @@ _NOT_STATED = object()
 
 
 def provider_classes() -> dict[str, type]:
-    """Every public class defined in the package's modules, by name (the testing helpers too)."""
+    """Every public class defined in the package's modules, by name, and in the sandbox's."""
     classes: dict[str, type] = {}
-    for info in pkgutil.walk_packages(airflow_provider_leadpipe.__path__, f"{PACKAGE}."):
+    modules = [
+        *pkgutil.walk_packages(airflow_provider_leadpipe.__path__, f"{PACKAGE}."),
+        *pkgutil.walk_packages(leadpipe_sandbox.__path__, f"{leadpipe_sandbox.__name__}."),
+    ]
+    for info in modules:
         if ".plugins" in info.name or info.name.endswith("__main__"):
             continue  # the UI plugin imports Airflow's web app; it has no documented signatures
         module = importlib.import_module(info.name)
@@ -165,7 +171,7 @@ def class_target(cls: type) -> Target:
             for param in _params(init, inspect.signature(init))
             if param.name != "self" and param.kind not in (param.kind.VAR_POSITIONAL, param.kind.VAR_KEYWORD)
         ]
-        if klass.__module__.startswith(PACKAGE):
+        if klass.__module__.startswith(OWN_PACKAGES):
             own.extend(param.name for param in declared if param.name not in own)
         else:
             airflow_names.update(param.name for param in declared)
@@ -549,7 +555,7 @@ def cli_problems(page: Page) -> list[str]:
         content = child.content
         on_sandbox_page = page.id == "docs/sandbox.md" and content.startswith("--")
         if not on_sandbox_page and not content.startswith(
-            ("leadpipe-sandbox ", "python -m airflow_provider_leadpipe")
+            ("leadpipe-sandbox ", "python -m leadpipe_sandbox")
         ):
             continue
         where = f"{page.id}:{page.lineno(block)}"
