@@ -84,7 +84,7 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=50.0)
     args = parser.parse_args()
     import airflow_provider_leadpipe.operators.audiences  # noqa: F401 -- same imports for every case
-    from airflow_provider_leadpipe.testing import Fault
+    from leadpipe_sandbox import Fault
 
     with api_sandbox() as sandbox, tempfile.TemporaryDirectory() as tmp:
         audience = sandbox.create_audience("Bench audience", people=args.people)

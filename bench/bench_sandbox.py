@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 import httptools
 import httpx
 
-from airflow_provider_leadpipe.testing import DEFAULT_API_KEY, LeadpipeSandbox
+from leadpipe_sandbox import DEFAULT_API_KEY, LeadpipeSandbox
 
 
 class _Answer:

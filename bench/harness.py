@@ -123,7 +123,7 @@ def peak_rss_mb() -> float:
 
 def api_sandbox(**options: Any) -> Any:
     """The provider's API sandbox (``LeadpipeSandbox``), which serves from its own process."""
-    from airflow_provider_leadpipe.testing import LeadpipeSandbox
+    from leadpipe_sandbox import LeadpipeSandbox
 
     return LeadpipeSandbox(**options)
 

@@ -77,7 +77,7 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=50.0)
     args = parser.parse_args()
     import airflow_provider_leadpipe.operators.visitors  # noqa: F401 -- same imports for both pulls
-    from airflow_provider_leadpipe.testing import Fault
+    from leadpipe_sandbox import Fault
 
     with api_sandbox(visitors=args.records) as sandbox, tempfile.TemporaryDirectory() as tmp:
         pages = -(-args.records // PAGE_SIZE)

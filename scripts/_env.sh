@@ -28,15 +28,17 @@ ensure_venv() {
   [ -x "$VENV/bin/python" ] || "$UV" venv -q -p "$PYTHON" "$VENV" >&2
   echo "[setup] installing Airflow $AIRFLOW_VERSION and the provider into $VENV" >&2
   # `distributed` (Celery, psycopg2) only here: the version-matrix venvs install `.[test]` alone.
-  "$UV" pip install -q --python "$VENV/bin/python" -e '.[test,distributed]' "apache-airflow==$AIRFLOW_VERSION" \
-    "${LINT_TOOLS[@]}" >&2
+  # The sandbox (the `sandbox` extra's `leadpipe-sandbox`) is in no package index: uv takes it from
+  # ./sandbox, in the same resolution.
+  "$UV" pip install -q --python "$VENV/bin/python" -e ./sandbox -e '.[test,distributed]' \
+    "apache-airflow==$AIRFLOW_VERSION" "${LINT_TOOLS[@]}" >&2
 }
 
-# ruff's linter and format check over the repository, mypy over the package; fails on the first
-# that is not clean. Needs ensure_venv first.
+# ruff's linter and format check over the repository, mypy over the provider and the sandbox; fails
+# on the first that is not clean. Needs ensure_venv first.
 run_lint() {
-  echo "[lint] ruff check, ruff format --check, mypy airflow_provider_leadpipe" >&2
+  echo "[lint] ruff check, ruff format --check, mypy airflow_provider_leadpipe sandbox/leadpipe_sandbox" >&2
   "$VENV/bin/ruff" check --quiet .
   "$VENV/bin/ruff" format --check --quiet .
-  "$VENV/bin/python" -m mypy airflow_provider_leadpipe
+  "$VENV/bin/python" -m mypy airflow_provider_leadpipe sandbox/leadpipe_sandbox
 }

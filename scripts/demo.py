@@ -35,7 +35,7 @@ from typing import Any
 
 import pendulum
 
-from airflow_provider_leadpipe.testing import LeadpipeSandbox
+from leadpipe_sandbox import LeadpipeSandbox
 
 REPO = Path(__file__).resolve().parent.parent
 HOME = Path(os.environ.get("LEADPIPE_DEMO_HOME", REPO / ".airflow-demo")).resolve()

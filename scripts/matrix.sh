@@ -48,13 +48,13 @@ install_version() { # <version> <venv>: (re)create the venv when the install spe
     args+=(--exclude-newer "$cutoff")
     for package in $FRESH_PACKAGES; do args+=(--exclude-newer-package "$package=$(date -u +%F -d tomorrow)"); done
   fi
-  local spec="apache-airflow==$version cutoff=${cutoff:-none} $(sha1sum pyproject.toml | cut -c1-12)"
+  local spec="apache-airflow==$version cutoff=${cutoff:-none} $(cat pyproject.toml sandbox/pyproject.toml | sha1sum | cut -c1-12)"
   if [ "$(cat "$venv/.matrix-spec" 2>/dev/null)" != "$spec" ]; then
     rm -rf "$venv"
     "$UV" venv -q -p "$PYTHON" "$venv"
   fi
   echo "[matrix] $spec" >&2
-  "$UV" pip install -q --python "$venv/bin/python" "${args[@]}" -e '.[test]' "apache-airflow==$version"
+  "$UV" pip install -q --python "$venv/bin/python" "${args[@]}" -e ./sandbox -e '.[test]' "apache-airflow==$version"
   echo "$spec" >"$venv/.matrix-spec"
 }
 

@@ -107,7 +107,7 @@ def servers() -> Iterator[tuple[Postgres, Redis]]:
 @pytest.fixture(scope="package")
 def sandbox() -> Iterator[object]:
     """The Leadpipe API sandbox, with one key per connection of the scenarios."""
-    from airflow_provider_leadpipe.testing import LeadpipeSandbox
+    from leadpipe_sandbox import LeadpipeSandbox
 
     with LeadpipeSandbox() as running:
         for key in SENSOR_KEYS:

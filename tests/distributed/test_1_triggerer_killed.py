@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from airflow_provider_leadpipe.testing import Fault
+from leadpipe_sandbox import Fault
 from tests.distributed.cluster import query
 from tests.distributed.conftest import ORBIT_KEY, POKE_INTERVAL, SENSOR_KEYS
 from tests.distributed.leaks import trigger_kwargs

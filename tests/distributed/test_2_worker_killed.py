@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from airflow_provider_leadpipe.testing import Fault
+from leadpipe_sandbox import Fault
 from tests.distributed.conftest import VISITORS, VISITORS_KEY
 from tests.distributed.metadata import dag_run, task_states, wait_until
 from tests.e2e.airflow_api import trigger, wait_for_dag, xcom_value

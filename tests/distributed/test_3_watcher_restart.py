@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from airflow_provider_leadpipe.testing import DEFAULT_API_KEY
+from leadpipe_sandbox import DEFAULT_API_KEY
 from tests.distributed.metadata import live_triggerer_jobs, wait_until
 from tests.e2e.airflow_api import wait_for_dag
 from tests.e2e.test_asset_watcher import DAG_ID, RUNS, dag_runs, finished_runs, landed

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_leadpipe.testing import DEFAULT_API_KEY
-from airflow_provider_leadpipe.testing.visitors import VISITS_PER_PERSON
+from leadpipe_sandbox import DEFAULT_API_KEY
+from leadpipe_sandbox.visitors import VISITS_PER_PERSON
 from tests.distributed.cluster import query
 from tests.distributed.conftest import FIGURES, ORBIT_KEY, SENSOR_KEYS, VISITORS, VISITORS_KEY
 from tests.distributed.leaks import (

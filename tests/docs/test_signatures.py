@@ -55,11 +55,13 @@ import typing_extensions
 from markdown_it.token import Token
 
 import airflow_provider_leadpipe
+import leadpipe_sandbox
 from tests.docs.markdown_pages import PAGES, REPO, Page, inline_tokens, load, page_id, plain_text
 
 pytestmark = pytest.mark.docs
 
 PACKAGE = airflow_provider_leadpipe.__name__
+OWN_PACKAGES = (PACKAGE, leadpipe_sandbox.__name__)  # the provider's and the sandbox's classes
 REQUIRED = "required"
 DEFAULT_DEFERRABLE = "[operators] default_deferrable"
 _NOT_STATED = object()
@@ -69,9 +71,13 @@ _NOT_STATED = object()
 
 
 def provider_classes() -> dict[str, type]:
-    """Every public class defined in the package's modules, by name (the testing helpers too)."""
+    """Every public class defined in the package's modules, by name, and in the sandbox's."""
     classes: dict[str, type] = {}
-    for info in pkgutil.walk_packages(airflow_provider_leadpipe.__path__, f"{PACKAGE}."):
+    modules = [
+        *pkgutil.walk_packages(airflow_provider_leadpipe.__path__, f"{PACKAGE}."),
+        *pkgutil.walk_packages(leadpipe_sandbox.__path__, f"{leadpipe_sandbox.__name__}."),
+    ]
+    for info in modules:
         if ".plugins" in info.name or info.name.endswith("__main__"):
             continue  # the UI plugin imports Airflow's web app; it has no documented signatures
         module = importlib.import_module(info.name)
@@ -165,7 +171,7 @@ def class_target(cls: type) -> Target:
             for param in _params(init, inspect.signature(init))
             if param.name != "self" and param.kind not in (param.kind.VAR_POSITIONAL, param.kind.VAR_KEYWORD)
         ]
-        if klass.__module__.startswith(PACKAGE):
+        if klass.__module__.startswith(OWN_PACKAGES):
             own.extend(param.name for param in declared if param.name not in own)
         else:
             airflow_names.update(param.name for param in declared)
@@ -538,7 +544,7 @@ _CLI_DEFAULT = re.compile(r"^\s*\(default `([^`]*)`")
 def cli_problems(page: Page) -> list[str]:
     """The sandbox CLI's options named on docs/sandbox.md (or after `leadpipe-sandbox` anywhere)
     exist, and an option followed by "(default `X`)" has that default."""
-    from airflow_provider_leadpipe.testing.cli import _parser
+    from leadpipe_sandbox.cli import _parser
 
     parser = _parser()
     options = {option: action for action in parser._actions for option in action.option_strings}
@@ -549,7 +555,7 @@ def cli_problems(page: Page) -> list[str]:
         content = child.content
         on_sandbox_page = page.id == "docs/sandbox.md" and content.startswith("--")
         if not on_sandbox_page and not content.startswith(
-            ("leadpipe-sandbox ", "python -m airflow_provider_leadpipe")
+            ("leadpipe-sandbox ", "python -m leadpipe_sandbox")
         ):
             continue
         where = f"{page.id}:{page.lineno(block)}"
@@ -566,7 +572,7 @@ def cli_problems(page: Page) -> list[str]:
         if token.type != "fence":
             continue
         for offset, line in enumerate(token.content.splitlines(), start=page.lineno(token) + 1):
-            if line.startswith(("leadpipe-sandbox", "python -m airflow_provider_leadpipe.testing")):
+            if line.startswith(("leadpipe-sandbox", "python -m leadpipe_sandbox")):
                 command = line.split("#")[0]
                 problems += [
                     f"{page.id}:{offset}: leadpipe-sandbox has no option {option}"

@@ -44,7 +44,7 @@ def artifacts() -> Path:
 @pytest.fixture(scope="package")
 def sandbox() -> Iterator[object]:
     """The Leadpipe API sandbox on a free loopback port, for the whole e2e session."""
-    from airflow_provider_leadpipe.testing import LeadpipeSandbox
+    from leadpipe_sandbox import LeadpipeSandbox
 
     with LeadpipeSandbox() as running:
         yield running

@@ -28,7 +28,7 @@ from airflow_provider_leadpipe.models import AccountStatus
 from airflow_provider_leadpipe.models.credit_report import PROJECTION_YEARS, Observation, build_credit_report
 from airflow_provider_leadpipe.operators.audiences import LeadpipeAudienceResultsToStorageOperator
 from airflow_provider_leadpipe.operators.visitors import LeadpipeVisitorsToStorageOperator
-from airflow_provider_leadpipe.testing import Fault
+from leadpipe_sandbox import Fault
 from tests.hardening.figures import record
 from tests.stores import STORES, listing, put
 from tests.unit.conftest import account_data

@@ -32,7 +32,7 @@ from airflow_provider_leadpipe.exceptions import LeadpipeError, LeadpipeResponse
 from airflow_provider_leadpipe.hooks import core
 from airflow_provider_leadpipe.hooks.leadpipe import ACCOUNT_PATH, LeadpipeHook
 from airflow_provider_leadpipe.models import AccountStatus, AudienceExport
-from airflow_provider_leadpipe.testing.contract import ACCOUNT_OPENAPI
+from leadpipe_sandbox.contract import ACCOUNT_OPENAPI
 from tests.hardening.figures import tally
 from tests.unit.conftest import API_KEY
 from tests.unit.models.test_audiences import (

@@ -15,7 +15,7 @@ import pytest
 from tests.hardening.figures import tally
 
 CASE = "sandbox CLI refusals: one line on stderr, exit != 0, no traceback"
-COMMAND = [sys.executable, "-m", "airflow_provider_leadpipe.testing"]
+COMMAND = [sys.executable, "-m", "leadpipe_sandbox"]
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

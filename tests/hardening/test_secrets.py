@@ -24,7 +24,7 @@ import pytest
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_1_PLUS
 
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
-from airflow_provider_leadpipe.testing import Fault
+from leadpipe_sandbox import Fault
 from tests.conftest import DAGS_FOLDER, REPO
 from tests.hardening.figures import record
 from tests.integration.dag_runs import NO_LOGICAL_DATE, dag_run_output, load_dag, task_states

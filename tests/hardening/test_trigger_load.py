@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from airflow_provider_leadpipe.conditions.account import AccountCondition
-from airflow_provider_leadpipe.testing import Fault
 from airflow_provider_leadpipe.triggers.account import LeadpipeAccountTrigger
+from leadpipe_sandbox import Fault
 from tests.hardening.figures import record
 from tests.unit.triggers.account_api import WallClock, eventually
 

@@ -20,7 +20,7 @@ from airflow_provider_leadpipe.exceptions import (
 )
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.models import AudienceRunStatus
-from airflow_provider_leadpipe.testing.faults import Fault
+from leadpipe_sandbox.faults import Fault
 
 pytestmark = pytest.mark.integration
 

@@ -181,7 +181,7 @@ def test_slots_full_fails_the_upsert_once_without_retry(
 def test_a_lost_response_to_the_post_is_retried_into_the_same_run(
     airflow_db, leadpipe_sandbox, audience, make_dag
 ):
-    from airflow_provider_leadpipe.testing import Fault
+    from leadpipe_sandbox import Fault
 
     leadpipe_sandbox.queue_faults(Fault.lost_response(count=1, method="POST", path=RUNS_GLOB))
     dag = make_dag("orbit_lost_response_it", retries=0)
@@ -197,7 +197,7 @@ def test_a_task_retry_after_the_run_was_created_gets_the_same_run_unless_asked(
 ):
     """The first try dies after the server created the run (its answer never arrives, as when the
     worker is killed between the POST and the XCom push); Airflow retries the task."""
-    from airflow_provider_leadpipe.testing import Fault
+    from leadpipe_sandbox import Fault
 
     no_retries_connection(leadpipe_sandbox, monkeypatch)
     leadpipe_sandbox.queue_faults(Fault.lost_response(count=1, method="POST", path=RUNS_GLOB))

@@ -46,7 +46,7 @@ async def test_hundreds_of_triggers_share_one_request_per_interval(leadpipe_sand
 
 
 async def test_connections_are_isolated(leadpipe_sandbox, connect):
-    from airflow_provider_leadpipe.testing import Fault
+    from leadpipe_sandbox import Fault
 
     healthy = connect("lp_healthy", leadpipe_sandbox.api_key)
     revoked = connect("lp_revoked", "sk_test_revoked")

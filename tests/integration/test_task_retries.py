@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_leadpipe.testing import Fault
+from leadpipe_sandbox import Fault
 from tests.integration.dag_runs import load_dag, task_states
 
 pytestmark = pytest.mark.integration

@@ -152,7 +152,7 @@ def test_10000_records_arrive_record_by_record_and_sync_async_agree(leadpipe_san
 
 def _fault_after(sandbox, requests: int, fault) -> None:
     """Let ``requests`` visitor pages through untouched, then inject ``fault`` (mid-pull)."""
-    from airflow_provider_leadpipe.testing import Fault
+    from leadpipe_sandbox import Fault
 
     sandbox.queue_faults(Fault.slow(0.001, count=requests, path=VISITORS), fault)
 
@@ -160,7 +160,7 @@ def _fault_after(sandbox, requests: int, fault) -> None:
 def test_503_mid_pull_is_retried_and_the_file_complete(leadpipe_sandbox, tmp_path):
     from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
     from airflow_provider_leadpipe.operators.visitors import LeadpipeVisitorsToStorageOperator
-    from airflow_provider_leadpipe.testing import Fault
+    from leadpipe_sandbox import Fault
 
     _fault_after(leadpipe_sandbox, 6, Fault.unavailable(2, path=VISITORS))
     target = tmp_path / "v.jsonl.gz"
@@ -179,7 +179,7 @@ def test_503_mid_pull_is_retried_and_the_file_complete(leadpipe_sandbox, tmp_pat
 def test_auth_failure_mid_pull_leaves_no_file_and_no_temporary(leadpipe_sandbox, tmp_path):
     from airflow_provider_leadpipe.exceptions import LeadpipeAuthError
     from airflow_provider_leadpipe.operators.visitors import LeadpipeVisitorsToStorageOperator
-    from airflow_provider_leadpipe.testing import Fault
+    from leadpipe_sandbox import Fault
 
     _fault_after(leadpipe_sandbox, 11, Fault.error(401, message="Invalid API key", path=VISITORS))
     with pytest.raises(LeadpipeAuthError, match="HTTP 401"):
@@ -225,7 +225,7 @@ def test_broken_text_is_written_and_a_short_pull_fails_in_a_dag_run(
 ):
     from airflow.providers.common.compat.sdk import ObjectStoragePath
 
-    from airflow_provider_leadpipe.testing import Fault
+    from leadpipe_sandbox import Fault
 
     # A name cut mid-emoji by a JavaScript API: valid JSON, no UTF-8 form.
     records = [{"id": "1", "firstName": "Zoë \ud83d"}, {"id": "2", "lastName": "\ude00"}]

@@ -1,7 +1,10 @@
-"""The release artefacts: the sdist and the wheel build, pass ``twine check``, hold what they must,
-and the wheel installed into a bare Airflow 3.3.2 environment (dependencies resolved, nothing else
-installed) registers the provider and its ``leadpipe`` connection type with Airflow. The sdist holds
-every git-tracked file but the CI-only ones, and a fast part of the suite passes from it unpacked.
+"""The release artefacts: the provider's sdist and wheel and the sandbox's (``sandbox/``,
+distribution ``leadpipe-sandbox``) build, pass ``twine check``, hold what they must, and each wheel
+installs alone. The provider wheel in a bare Airflow 3.3.2 environment (dependencies resolved,
+nothing else installed) registers the provider and its ``leadpipe`` connection type with Airflow and
+carries no sandbox code; the sandbox wheel in a bare venv without Airflow serves the API. The
+provider's sdist holds every git-tracked file but the CI-only ones, and a fast part of the suite
+passes from it unpacked.
 
 uv builds and installs (from its cache when it can: ``--offline`` first, then the index).
 """
@@ -10,22 +13,27 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
 import zipfile
 from pathlib import Path
 
+import httpx
 import pytest
 
 from airflow_provider_leadpipe import __version__
+from leadpipe_sandbox import __version__ as sandbox_version
 from tests.conftest import REPO
 
 pytestmark = [pytest.mark.packaging, pytest.mark.timeout(600)]
 
 AIRFLOW_VERSION = "3.3.2"
 NAME = "airflow_provider_leadpipe"
+SANDBOX = "leadpipe_sandbox"
 
 #: Git-tracked paths (files, or folders ending in "/") the sdist leaves out on purpose. Anything
 #: else tracked must ship, so a new top-level file or folder cannot be left out silently.
@@ -53,41 +61,81 @@ def uv(*args: str | Path, cwd: Path | None = None) -> str:
     return done.stdout
 
 
-@pytest.fixture(scope="module")
-def dist(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def _build(source: Path, out: Path) -> dict[str, Path]:
     """The sdist, and the wheel uv builds from that sdist (so the sdist is proven complete)."""
-    out = tmp_path_factory.mktemp("dist")
-    uv("build", "--quiet", "--out-dir", out, REPO)
+    uv("build", "--quiet", "--out-dir", out, source)
     (sdist,) = out.glob("*.tar.gz")
     (wheel,) = out.glob("*.whl")
     return {"sdist": sdist, "wheel": wheel}
 
 
-def test_both_artefacts_carry_the_version_and_pass_twine_check(dist):
+@pytest.fixture(scope="module")
+def dist(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The provider's sdist and wheel."""
+    return _build(REPO, tmp_path_factory.mktemp("dist"))
+
+
+@pytest.fixture(scope="module")
+def sandbox_dist(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The sandbox's sdist and wheel, built from ``sandbox/``."""
+    return _build(REPO / "sandbox", tmp_path_factory.mktemp("sandbox-dist"))
+
+
+def test_both_artefacts_carry_the_version_and_pass_twine_check(dist, sandbox_dist):
     assert dist["sdist"].name == f"airflow_provider_leadpipe-{__version__}.tar.gz"
     assert dist["wheel"].name == f"airflow_provider_leadpipe-{__version__}-py3-none-any.whl"
+    assert sandbox_dist["sdist"].name == f"leadpipe_sandbox-{sandbox_version}.tar.gz"
+    assert sandbox_dist["wheel"].name == f"leadpipe_sandbox-{sandbox_version}-py3-none-any.whl"
+    artefacts = [dist["sdist"], dist["wheel"], sandbox_dist["sdist"], sandbox_dist["wheel"]]
     done = subprocess.run(
-        [sys.executable, "-m", "twine", "check", "--strict", dist["sdist"], dist["wheel"]],
+        [sys.executable, "-m", "twine", "check", "--strict", *artefacts],
         capture_output=True,
         text=True,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.count("PASSED") == 2, done.stdout
+    assert done.stdout.count("PASSED") == 4, done.stdout
 
 
-def test_the_wheel_holds_the_typing_marker_the_license_and_the_contract(dist):
-    with zipfile.ZipFile(dist["wheel"]) as wheel:
-        names = set(wheel.namelist())
-        info = f"airflow_provider_leadpipe-{__version__}.dist-info"
-        metadata = wheel.read(f"{info}/METADATA").decode()
-        license_text = wheel.read(f"{info}/licenses/LICENSE").decode()
-        entry_points = wheel.read(f"{info}/entry_points.txt").decode()
+def _wheel(path: Path, name: str, version: str) -> tuple[set[str], str, str, str]:
+    """A wheel's file names, METADATA, license text and entry_points.txt."""
+    with zipfile.ZipFile(path) as wheel:
+        info = f"{name}-{version}.dist-info"
+        return (
+            set(wheel.namelist()),
+            wheel.read(f"{info}/METADATA").decode(),
+            wheel.read(f"{info}/licenses/LICENSE").decode(),
+            wheel.read(f"{info}/entry_points.txt").decode(),
+        )
+
+
+def test_the_wheel_holds_the_typing_marker_the_license_and_no_sandbox(dist):
+    names, metadata, license_text, entry_points = _wheel(dist["wheel"], NAME, __version__)
+    info = f"{NAME}-{__version__}.dist-info"
     assert f"{NAME}/py.typed" in names
-    assert f"{NAME}/testing/contract/leadpipe-account-openapi.yaml" in names
     assert "Apache License" in license_text and "Version 2.0, January 2004" in license_text
     assert "License-Expression: Apache-2.0" in metadata
     assert "provider_info = airflow_provider_leadpipe:get_provider_info" in entry_points
     assert all(name.startswith((f"{NAME}/", f"{info}/")) for name in names), sorted(names)  # package only
+    sandbox_code = sorted(name for name in names if name.startswith(f"{NAME}/testing/") or SANDBOX in name)
+    assert not sandbox_code, sandbox_code
+    assert "[pytest11]" not in entry_points and "[console_scripts]" not in entry_points, entry_points
+    # The extra names the sandbox's distribution; nothing of it is required.
+    assert "Provides-Extra: sandbox" in metadata
+    assert re.search(r"^Requires-Dist: leadpipe-sandbox\b.*; extra == 'sandbox'$", metadata, re.M), metadata
+
+
+def test_the_sandbox_wheel_holds_the_contract_the_plugin_and_the_command(sandbox_dist):
+    names, metadata, license_text, entry_points = _wheel(sandbox_dist["wheel"], SANDBOX, sandbox_version)
+    info = f"{SANDBOX}-{sandbox_version}.dist-info"
+    assert f"{SANDBOX}/py.typed" in names
+    assert f"{SANDBOX}/contract/leadpipe-account-openapi.yaml" in names
+    assert "Apache License" in license_text and "Version 2.0, January 2004" in license_text
+    assert "License-Expression: Apache-2.0" in metadata
+    assert "[pytest11]\nleadpipe = leadpipe_sandbox.pytest_plugin" in entry_points
+    assert "[console_scripts]\nleadpipe-sandbox = leadpipe_sandbox.cli:main" in entry_points
+    assert all(name.startswith((f"{SANDBOX}/", f"{info}/")) for name in names), sorted(names)
+    requires = re.findall(r"^Requires-Dist: ([A-Za-z0-9_.-]+)", metadata, re.M)
+    assert not [name for name in requires if "airflow" in name.lower()], requires
 
 
 def test_the_sdist_holds_the_license_changelog_and_tests(dist):
@@ -100,7 +148,9 @@ def test_the_sdist_holds_the_license_changelog_and_tests(dist):
         "README.md",
         "pyproject.toml",
         f"{NAME}/py.typed",
-        f"{NAME}/testing/contract/leadpipe-account-openapi.yaml",
+        "sandbox/pyproject.toml",
+        f"sandbox/{SANDBOX}/contract/leadpipe-account-openapi.yaml",
+        "sandbox/tests/conftest.py",
         "tests/conftest.py",
     ):
         assert required in names, required
@@ -190,12 +240,65 @@ def test_the_wheel_registers_the_provider_in_a_bare_airflow(dist, tmp_path_facto
     assert hooks["leadpipe"]["class"] == "airflow_provider_leadpipe.hooks.leadpipe.LeadpipeHook"
     assert hooks["leadpipe"]["package_name"] == "airflow-provider-leadpipe"
 
-    # Installed from the wheel, not from this checkout; the contract ships with it.
+    # Installed from the wheel, not from this checkout, and alone: no sandbox, no pytest plugin.
     probe = (
-        "import airflow_provider_leadpipe as p, airflow_provider_leadpipe.testing.contract as c;"
-        "print(p.__file__); print(c.ACCOUNT_OPENAPI.is_file())"
+        "import importlib.metadata as m, importlib.util as u, airflow_provider_leadpipe as p;"
+        "print(p.__file__);"
+        f"print(u.find_spec('{NAME}.testing') is None, u.find_spec('{SANDBOX}') is None);"
+        "print(sorted(e.group for e in m.distribution('airflow-provider-leadpipe').entry_points))"
     )
     done = subprocess.run([python, "-c", probe], env=env, capture_output=True, text=True, cwd=root)
     assert done.returncode == 0, done.stderr
-    location, contract_found = done.stdout.split()
-    assert Path(location).is_relative_to(venv) and contract_found == "True"
+    location, no_sandbox, groups = done.stdout.splitlines()
+    assert Path(location).is_relative_to(venv)
+    assert no_sandbox == "True True"
+    assert groups == "['airflow.plugins', 'apache_airflow_provider']"
+
+
+def test_the_sandbox_wheel_alone_serves_the_api_without_airflow(sandbox_dist, tmp_path_factory):
+    root = tmp_path_factory.mktemp("bare-sandbox")
+    venv = root / "venv"
+    uv("venv", "--quiet", "--python", sys.executable, venv)
+    python = venv / "bin" / "python"
+    uv("pip", "install", "--quiet", "--python", python, sandbox_dist["wheel"])
+    env = {"PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}", "HOME": str(root)}
+
+    probe = (
+        "import importlib.metadata as m, importlib.util as u, leadpipe_sandbox.contract as c;"
+        "print(c.__file__); print(c.ACCOUNT_OPENAPI.is_file(), u.find_spec('airflow') is None);"
+        "print([e.value for e in m.entry_points(group='pytest11', name='leadpipe')])"
+    )
+    done = subprocess.run([python, "-c", probe], env=env, capture_output=True, text=True, cwd=root)
+    assert done.returncode == 0, done.stderr
+    location, found, plugins = done.stdout.splitlines()
+    assert Path(location).is_relative_to(venv)
+    assert found == "True True"  # the contract ships; Airflow is not installed
+    assert plugins == "['leadpipe_sandbox.pytest_plugin']"
+
+    command = venv / "bin" / "leadpipe-sandbox"
+    done = subprocess.run([command, "--help"], env=env, capture_output=True, text=True, cwd=root)
+    assert done.returncode == 0 and "--visitors" in done.stdout, done.stdout + done.stderr
+
+    server = subprocess.Popen(
+        [command, "--port", "0", "--visitors", "5"],
+        env=env,
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        banner = server.stdout.readline()  # type: ignore[union-attr]  # printed once the socket listens
+        listening = re.fullmatch(r"Leadpipe API sandbox listening on (http://127\.0\.0\.1:\d+)\s*", banner)
+        assert listening, banner + server.stdout.read()  # type: ignore[union-attr]
+        # The request waits in the socket's backlog until uvicorn serves; the timeout is a safety net.
+        response = httpx.get(
+            f"{listening[1]}/v1/data", headers={"X-API-Key": "sk_test_sandbox"}, trust_env=False, timeout=120
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["meta"]["total"] == 5
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=60) in (0, -signal.SIGTERM)
+    finally:
+        server.kill()
+        server.wait()

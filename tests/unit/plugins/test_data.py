@@ -7,7 +7,7 @@ import json
 import pytest
 
 from airflow_provider_leadpipe.plugins import data
-from airflow_provider_leadpipe.testing import Fault
+from leadpipe_sandbox import Fault
 
 ACCOUNT = "/v1/data/account"
 SLOW_KEY = "sk_test_plugin_slow_account"

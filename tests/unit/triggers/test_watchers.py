@@ -9,7 +9,6 @@ import time
 import pytest
 
 from airflow_provider_leadpipe.exceptions import LeadpipeConfigError
-from airflow_provider_leadpipe.testing import Fault
 from airflow_provider_leadpipe.triggers import watchers
 from airflow_provider_leadpipe.triggers.account import LeadpipeAccountTrigger
 from airflow_provider_leadpipe.triggers.poller import _REGISTRY
@@ -17,6 +16,7 @@ from airflow_provider_leadpipe.triggers.watchers import (
     LeadpipeAccountEventTrigger,
     LeadpipeAudienceRunEventTrigger,
 )
+from leadpipe_sandbox import Fault
 
 ACCOUNT = "/v1/data/account"
 RUNS = "/v1/intent/audiences/{audienceId}/runs"  # as the sandbox counts requests
