@@ -13,7 +13,8 @@ from airflow_provider_leadpipe.exceptions import TRANSIENT_ERRORS
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.sensors.base import LeadpipeSensorBase
 from airflow_provider_leadpipe.triggers.audiences import LeadpipeAudienceRunTrigger, result_of
-from airflow_provider_leadpipe.utils import validation
+from airflow_provider_leadpipe.triggers.base import check
+from airflow_provider_leadpipe.utils.tasks import Literal
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -47,6 +48,7 @@ class LeadpipeAudienceRunSensor(LeadpipeSensorBase):
     """
 
     template_fields: Sequence[str] = ("audience_id", "audience_run_id", "min_data_date", "leadpipe_conn_id")
+    literals = (Literal(("audience_id", "audience_run_id", "min_data_date"), AudienceRunCondition),)
     ui_color = "#d9f2e6"
 
     def __init__(
@@ -68,9 +70,7 @@ class LeadpipeAudienceRunSensor(LeadpipeSensorBase):
         if deferrable is None:
             deferrable = conf.getboolean("operators", "default_deferrable", fallback=False)
         self.deferrable = bool(deferrable)
-        # Bad literals fail at DAG parse time; templated values are checked once rendered.
-        if not validation.has_template(audience_id, audience_run_id, min_data_date):
-            self.condition  # noqa: B018
+        self.check_literals()
 
     @property
     def condition(self) -> AudienceRunCondition:
@@ -86,7 +86,7 @@ class LeadpipeAudienceRunSensor(LeadpipeSensorBase):
         condition = self.condition
         try:
             with self.hook as hook:
-                run, reason = condition.check(hook)
+                run, reason = check(hook, condition.reads())
         except TRANSIENT_ERRORS as exc:
             run, reason = None, unavailable(str(exc))
         finally:

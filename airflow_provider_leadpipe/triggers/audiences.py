@@ -36,6 +36,7 @@ from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.models import AudienceRun
 from airflow_provider_leadpipe.triggers import events
 from airflow_provider_leadpipe.triggers.account import backoff_interval
+from airflow_provider_leadpipe.triggers.base import acheck
 from airflow_provider_leadpipe.utils import validation
 
 
@@ -125,7 +126,7 @@ class LeadpipeAudienceRunTrigger(BaseTrigger):
         async with LeadpipeHook(leadpipe_conn_id=self.leadpipe_conn_id, **self.hook_params) as hook:
             while True:
                 try:
-                    run, reason = await self.condition.acheck(hook)
+                    run, reason = await acheck(hook, self.condition.reads())
                 except LeadpipeAudienceRunError as exc:  # failed or cancelled: waiting cannot fix it
                     self.log.info("%s", exc)
                     return {**events.from_exception(exc), "run": _run_of(exc)}
