@@ -29,8 +29,9 @@ from airflow_provider_leadpipe.exceptions import (
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.models import Audience, AudienceRun
 from airflow_provider_leadpipe.operators.base import LeadpipeBaseOperator
-from airflow_provider_leadpipe.triggers.audiences import LeadpipeAudienceRunTrigger, result_of
+from airflow_provider_leadpipe.triggers.audiences import RUN, LeadpipeAudienceRunTrigger
 from airflow_provider_leadpipe.triggers.base import check
+from airflow_provider_leadpipe.triggers.events import result_of
 from airflow_provider_leadpipe.utils import compat, csv_rows, storage, validation
 from airflow_provider_leadpipe.utils.lineage import LeadpipeLineageMixin
 from airflow_provider_leadpipe.utils.tasks import Literal, deferral_timeout
@@ -308,7 +309,7 @@ class LeadpipeRunAudienceOperator(_AudienceOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume from the trigger: the completed run dict, or the event's error raised."""
-        run = result_of(event, timeout_error=LeadpipeAudienceRunTimeoutError)
+        run = result_of(event, RUN, timeout_error=LeadpipeAudienceRunTimeoutError)
         self.log.info("%s", event.get("message") if isinstance(event, dict) else "completed")
         return run
 

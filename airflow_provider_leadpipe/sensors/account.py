@@ -135,8 +135,8 @@ class LeadpipeAccountSensor(LeadpipeSensorBase):
         """The trigger that waits for the same condition in the triggerer, until ``deadline``."""
         return LeadpipeAccountTrigger(
             leadpipe_conn_id=self.leadpipe_conn_id,
-            condition=self.condition.to_dict(),
-            poke_interval=float(self.poke_interval),
+            **self.condition.to_dict(),
+            poll_interval=float(self.poke_interval),
             deadline=deadline,
             hook_params=self.hook_params,
             exponential_backoff=bool(self.exponential_backoff),

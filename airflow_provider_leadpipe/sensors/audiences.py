@@ -5,15 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowSensorTimeout, PokeReturnValue, conf
+from airflow.providers.common.compat.sdk import PokeReturnValue, conf
 
 from airflow_provider_leadpipe.conditions.account import unavailable
 from airflow_provider_leadpipe.conditions.audiences import AudienceRunCondition
 from airflow_provider_leadpipe.exceptions import TRANSIENT_ERRORS
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.sensors.base import LeadpipeSensorBase
-from airflow_provider_leadpipe.triggers.audiences import LeadpipeAudienceRunTrigger, result_of
+from airflow_provider_leadpipe.triggers.audiences import RUN, LeadpipeAudienceRunTrigger
 from airflow_provider_leadpipe.triggers.base import check
+from airflow_provider_leadpipe.triggers.events import result_of
 from airflow_provider_leadpipe.utils.tasks import Literal
 
 if TYPE_CHECKING:
@@ -116,6 +117,6 @@ class LeadpipeAudienceRunSensor(LeadpipeSensorBase):
         :raises LeadpipeAudienceRunError: a failed or cancelled run (fail fast).
         :raises LeadpipeError: an ``error`` event, or an event that is missing or malformed.
         """
-        run = result_of(event, timeout_error=AirflowSensorTimeout)
+        run = result_of(event, RUN)
         self.log.info("%s", event.get("message") if isinstance(event, dict) else "completed")
         return run

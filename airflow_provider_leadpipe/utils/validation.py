@@ -510,8 +510,9 @@ def optional_uuid_id(value: Any, name: str) -> str | None:
     return None if _optional_str(value, name) is None else uuid_id(value, name)
 
 
-def positive_seconds(value: Any, name: str) -> float:
-    """A positive, finite number of seconds (fractions allowed); numeric strings from templates too."""
+def positive_seconds(value: Any, name: str, *, zero: bool = False) -> float:
+    """A positive (with ``zero``: or 0), finite number of seconds (fractions allowed); numeric strings
+    from templates too."""
     number = value
     if isinstance(value, str):
         try:
@@ -522,9 +523,11 @@ def positive_seconds(value: Any, name: str) -> float:
         isinstance(number, bool)
         or not isinstance(number, (int, float))
         or not math.isfinite(number)
-        or number <= 0
+        or number < 0
+        or (number == 0 and not zero)
     ):
-        raise LeadpipeConfigError(f"{name} must be a positive number of seconds, got {_shown(value)}")
+        kind = "a number of seconds >= 0" if zero else "a positive number of seconds"
+        raise LeadpipeConfigError(f"{name} must be {kind}, got {_shown(value)}")
     return float(number)
 
 
