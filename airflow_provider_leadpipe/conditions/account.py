@@ -16,6 +16,7 @@ from typing import Any
 from airflow_provider_leadpipe.exceptions import LeadpipeAccountError, LeadpipeConfigError
 from airflow_provider_leadpipe.models import AccountStatus
 from airflow_provider_leadpipe.utils import validation
+from airflow_provider_leadpipe.utils.text import number_text as _fmt
 
 __all__ = [
     "CHECKS",
@@ -38,10 +39,6 @@ def unavailable(message: str) -> str:
     poke, reschedule and deferrable mode alike: the sensor waits until its timeout.
     """
     return f"Leadpipe API unavailable, will retry: {message}"
-
-
-def _fmt(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 #: The checks' argument names, the same on the sensor, the operator and the trigger's condition.

@@ -17,7 +17,7 @@ import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from pydantic import Field, PlainSerializer, PlainValidator, PrivateAttr
 
@@ -26,9 +26,7 @@ from airflow_provider_leadpipe.models.base import (
     ApiModel,
     Boolean,
     Count,
-    ListMeta,
     String,
-    list_meta,
     parse_model,
 )
 
@@ -103,53 +101,8 @@ Date = Annotated[str, PlainValidator(_date)]
 Object = Annotated[dict[str, Any], PlainValidator(_object)]
 Objects = Annotated[list[dict[str, Any]], PlainValidator(_objects)]
 
-_Resource = TypeVar("_Resource", bound="_OrbitModel")
 
-
-class _OrbitModel(ApiModel):
-    """Parsing from a ``{"data": ...}`` body or a bare object, and ``to_dict`` for XCom."""
-
-    #: How messages name the object ("audience", "audience run", ...).
-    _what: str = "object"
-
-    @classmethod
-    def from_response(cls: type[_Resource], payload: Any) -> _Resource:
-        """Validate a whole response body (``{"data": {...}}``).
-
-        :raises LeadpipeResponseError: naming the first field that is missing or of the wrong type.
-        """
-        if not isinstance(payload, Mapping) or "data" not in payload:
-            raise LeadpipeResponseError(f"Leadpipe {cls._what} response has no 'data' object")
-        return cls.from_data(payload["data"])
-
-    @classmethod
-    def from_data(cls: type[_Resource], data: Any, *, where: str = "data") -> _Resource:
-        """Validate the object itself (e.g. an XCom value pushed by an earlier task)."""
-        return parse_model(cls, data, where=where)  # type: ignore[no-any-return]
-
-    @classmethod
-    def list_from_response(cls: type[_Resource], payload: Any) -> list[_Resource]:
-        """Validate a list body: ``{"data": [object, ...]}``."""
-        return cls.list_page_from_response(payload)[0]
-
-    @classmethod
-    def list_page_from_response(
-        cls: type[_Resource], payload: Any
-    ) -> tuple[list[_Resource], ListMeta | None]:
-        """:meth:`list_from_response` and the answer's paging signals (``meta``, if any)."""
-        rows = payload.get("data") if isinstance(payload, Mapping) else None
-        if not isinstance(rows, list):
-            raise LeadpipeResponseError(f"Leadpipe {cls._what} list response has no 'data' list")
-        return [cls.from_data(row, where=f"data.{index}") for index, row in enumerate(rows)], list_meta(
-            payload
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-native primitives with the API's own key names: exactly the fields the API sent."""
-        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
-
-
-class Audience(_OrbitModel):
+class Audience(ApiModel):
     """An intent audience as list/get/create/update return it.
 
     ``status`` is ``draft``, ``active`` or ``paused`` as documented, kept as a string so a new
@@ -175,7 +128,7 @@ class Audience(_OrbitModel):
         return self.status == "active"
 
 
-class AudienceRun(_OrbitModel):
+class AudienceRun(ApiModel):
     """One run (``IntentAudienceRun``). Only ``id`` and ``status`` are required: the run inside a
     results body is a documented subset (no ``audienceId``, no ``dataDate``)."""
 
@@ -223,7 +176,7 @@ class AudienceRun(_OrbitModel):
         return f"{text} ({detail})" if detail else text
 
 
-class _ResultsData(_OrbitModel):
+class _ResultsData(ApiModel):
     # The ``data`` object of ``GET .../results``; ``total``/``limit``/``offset`` may be absent on 200.
     run: AudienceRun
     state: String | None = None
@@ -279,7 +232,7 @@ class AudienceResultsPage:
         )
 
 
-class AudienceRunStats(_OrbitModel):
+class AudienceRunStats(ApiModel):
     """``GET .../runs/{runId}/stats``: the run (a subset) and its ``stats`` object (``total``,
     ``fillRates``, ``scoreHistogram``, ``averages``), kept as the API sent it."""
 
@@ -295,7 +248,7 @@ class _SignedUrl(ApiModel):
     download_url_ttl_seconds: Count | None = Field(None, alias="downloadUrlTtlSeconds")
 
 
-class AudienceExport(_OrbitModel):
+class AudienceExport(ApiModel):
     """A stored CSV export (``data.export``) with the fresh signed URL sent beside it.
 
     The signed URL lets anyone holding it download people's data until it expires: it is kept out
