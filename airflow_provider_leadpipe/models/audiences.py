@@ -13,7 +13,6 @@ back the API's own key names as JSON-native values (for XCom). Timestamps stay t
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -29,6 +28,7 @@ from airflow_provider_leadpipe.models.base import (
     String,
     parse_model,
 )
+from airflow_provider_leadpipe.utils.text import parse_date
 
 
 class AudienceRunStatus(str, Enum):
@@ -66,18 +66,6 @@ def _run_status(value: Any) -> AudienceRunStatus:
     raise ValueError(f"expected one of {', '.join(status.value for status in AudienceRunStatus)}")
 
 
-def _date(value: Any) -> str:
-    # A calendar date exactly as the API writes it (YYYY-MM-DD), kept as the string.
-    if isinstance(value, str) and len(value) == 10:
-        try:
-            datetime.date.fromisoformat(value)
-        except ValueError:
-            pass
-        else:
-            return value
-    raise ValueError("expected a date YYYY-MM-DD")
-
-
 def _object(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValueError("expected an object")
@@ -97,7 +85,7 @@ def _objects(value: Any) -> list[dict[str, Any]]:
 RunStatus = Annotated[
     AudienceRunStatus, PlainValidator(_run_status), PlainSerializer(lambda v: v.value, return_type=str)
 ]
-Date = Annotated[str, PlainValidator(_date)]
+Date = Annotated[str, PlainValidator(parse_date)]
 Object = Annotated[dict[str, Any], PlainValidator(_object)]
 Objects = Annotated[list[dict[str, Any]], PlainValidator(_objects)]
 

@@ -1,7 +1,8 @@
-"""The provider's one way to read a date-time and to write numbers and date-times as text."""
+"""The provider's one way to read a date or date-time and to write numbers and date-times as text."""
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 import pendulum
@@ -34,6 +35,21 @@ def parse_datetime(value: Any) -> pendulum.DateTime:
     if not isinstance(parsed, pendulum.DateTime):
         raise ValueError("expected an ISO 8601 date-time, not a bare date, time or duration")
     return parsed
+
+
+def parse_date(value: Any) -> str:
+    """A calendar date exactly as Orbit writes it (``YYYY-MM-DD``), returned as the string.
+
+    :raises ValueError: anything else (another length or layout, an impossible day).
+    """
+    if isinstance(value, str) and len(value) == 10:
+        try:
+            datetime.date.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            return value
+    raise ValueError("expected a date YYYY-MM-DD")
 
 
 def iso(value: pendulum.DateTime | None, *, seconds: bool = False) -> str | None:

@@ -22,7 +22,6 @@ renders to ``""`` (an unset DAG param, say) simply drops the filter.
 from __future__ import annotations
 
 import ast
-import datetime
 import json
 import math
 import re
@@ -32,6 +31,7 @@ from typing import Any
 
 from airflow_provider_leadpipe import TIMEOUT_RANGE
 from airflow_provider_leadpipe.exceptions import LeadpipeConfigError
+from airflow_provider_leadpipe.utils.text import parse_date
 
 #: ``timeframe`` values ``GET /v1/data`` accepts.
 TIMEFRAMES: tuple[str, ...] = ("24h", "7d", "14d", "30d", "90d", "all")
@@ -538,9 +538,7 @@ def data_date(value: Any, name: str) -> str | None:
         return None
     text = text.strip()
     try:
-        if len(text) != 10:
-            raise ValueError(text)
-        datetime.date.fromisoformat(text)
+        parse_date(text)
     except ValueError:
         raise LeadpipeConfigError(
             f"{name} must be a date like 2026-05-04 (YYYY-MM-DD), got {_shown(value)}"
