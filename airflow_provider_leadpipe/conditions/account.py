@@ -9,15 +9,23 @@ checks, under the same argument names (:data:`CHECKS`), once instead of waiting 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from airflow_provider_leadpipe.exceptions import LeadpipeAccountError, LeadpipeConfigError
 from airflow_provider_leadpipe.models import AccountStatus
 from airflow_provider_leadpipe.utils import validation
+from airflow_provider_leadpipe.utils.text import number_text as _fmt
 
-__all__ = ["CHECKS", "DEFAULT_FAIL_ON_STATUSES", "AccountCondition", "LeadpipeAccountError", "unavailable"]
+__all__ = [
+    "CHECKS",
+    "DEFAULT_FAIL_ON_STATUSES",
+    "PARSERS",
+    "AccountCondition",
+    "LeadpipeAccountError",
+    "unavailable",
+]
 
 #: Organization statuses that waiting cannot fix. Leadpipe publishes no full list of statuses;
 #: ``expired`` is the one seen in live responses. Add your own with ``fail_on_statuses``.
@@ -33,10 +41,6 @@ def unavailable(message: str) -> str:
     return f"Leadpipe API unavailable, will retry: {message}"
 
 
-def _fmt(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
-
-
 #: The checks' argument names, the same on the sensor, the operator and the trigger's condition.
 CHECKS: tuple[str, ...] = (
     "require_healthy",
@@ -45,6 +49,16 @@ CHECKS: tuple[str, ...] = (
     "min_audience_slots",
     "fail_on_statuses",
 )
+
+
+#: Each check's parser: what the condition, and a task at DAG parse time, accepts for it.
+PARSERS: dict[str, Callable[[Any], Any]] = {
+    "require_healthy": lambda value: validation.boolean(value, "require_healthy"),
+    "min_credits": lambda value: validation.number(value, "min_credits"),
+    "max_percent_used": lambda value: validation.number(value, "max_percent_used", maximum=100),
+    "min_audience_slots": lambda value: validation.number(value, "min_audience_slots", whole=True),
+    "fail_on_statuses": lambda value: validation.string_list(value, "fail_on_statuses", lower=True),
+}
 
 
 @dataclass(frozen=True)
@@ -71,17 +85,8 @@ class AccountCondition:
 
     def __post_init__(self) -> None:
         # Validates every construction path (keyword arguments, from_dict, templated strings).
-        parsed = {
-            "require_healthy": validation.boolean(self.require_healthy, "require_healthy"),
-            "min_credits": validation.number(self.min_credits, "min_credits"),
-            "max_percent_used": validation.number(self.max_percent_used, "max_percent_used", maximum=100),
-            "min_audience_slots": validation.number(
-                self.min_audience_slots, "min_audience_slots", whole=True
-            ),
-            "fail_on_statuses": validation.string_list(self.fail_on_statuses, "fail_on_statuses", lower=True),
-        }
-        for name, value in parsed.items():
-            object.__setattr__(self, name, value)
+        for name in CHECKS:
+            object.__setattr__(self, name, PARSERS[name](getattr(self, name)))
 
     # -- serialization (trigger kwargs hold only primitives) -------------------------------------
 

@@ -12,9 +12,9 @@ operator and sensor can evaluate the very same object. It waits for one of two t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow_provider_leadpipe.exceptions import LeadpipeAudienceRunError, LeadpipeConfigError
 from airflow_provider_leadpipe.models import AudienceRun
@@ -25,8 +25,8 @@ from airflow_provider_leadpipe.utils import validation
 #: whole list read (page by page, or a typed error), so "none yet" is never said of a partial list.
 RECENT_RUNS = 100
 
-if TYPE_CHECKING:
-    from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
+#: A read a condition needs: the hook method's name (its async twin is ``a`` + name), arguments.
+Read = tuple[str, tuple[Any, ...], dict[str, Any]]
 
 #: Runs that are snapshots of the audience's people (``preview`` runs are samples, not snapshots).
 SNAPSHOT_RUN_TYPES = ("manual", "daily")
@@ -87,27 +87,19 @@ class AudienceRunCondition:
         since = f" with dataDate >= {self.min_data_date}" if self.min_data_date else ""
         return f"a completed run of audience {self.audience_id}{since}"
 
-    # -- evaluation: the same for the sync and async callers ----------------------------------
+    # -- evaluation: no I/O; the reads it needs are :meth:`reads` --------------------------------
 
-    def evaluate_run(self, run: AudienceRun) -> tuple[AudienceRun | None, str]:
-        """``(run, message)`` when it completed, ``(None, why not yet)`` while queued or running.
+    def evaluate(self, answer: AudienceRun | Sequence[AudienceRun]) -> tuple[AudienceRun | None, str]:
+        """``(run, message)`` when the condition holds, ``(None, why not yet)`` otherwise.
 
+        :param answer: the run (with a run id), or the audience's runs (newest first).
         :raises LeadpipeAudienceRunError: the run failed or was cancelled.
         """
-        if run.status.is_success:
-            return (
-                run,
-                f"audience run {run.id} completed: {run.result_count} people, dataDate {run.data_date}",
-            )
-        if run.status.is_terminal:
-            raise run_failed(run, self.audience_id)
-        return None, f"audience run {run.id} is {run.status.value}"
-
-    def evaluate_runs(self, runs: Iterable[AudienceRun]) -> tuple[AudienceRun | None, str]:
-        """The newest completed snapshot run of a recent enough ``dataDate``, or why there is none."""
+        if isinstance(answer, AudienceRun):
+            return self._evaluate_run(answer)
         candidates = [
             run
-            for run in runs
+            for run in answer
             if run.status.is_success
             and (run.run_type is None or run.run_type in SNAPSHOT_RUN_TYPES)
             and (
@@ -118,24 +110,25 @@ class AudienceRunCondition:
         if not candidates:
             return None, f"no {self.describe()} yet"
         best = max(candidates, key=lambda run: (run.data_date or "", str(run.completed_at or "")))
-        return self.evaluate_run(best)
+        return self._evaluate_run(best)
 
-    def check(self, hook: LeadpipeHook) -> tuple[AudienceRun | None, str]:
-        """Ask the API once (sync) and evaluate the answer."""
-        if self.audience_run_id is not None:
-            return self.evaluate_run(hook.get_audience_run(self.audience_id, self.audience_run_id))
-        runs = hook.list_audience_runs(self.audience_id, limit=RECENT_RUNS)
-        found = self.evaluate_runs(runs)
-        if found[0] is None and len(runs) >= RECENT_RUNS:
-            found = self.evaluate_runs(hook.list_audience_runs(self.audience_id))
-        return found
+    def _evaluate_run(self, run: AudienceRun) -> tuple[AudienceRun | None, str]:
+        if run.status.is_success:
+            return (
+                run,
+                f"audience run {run.id} completed: {run.result_count} people, dataDate {run.data_date}",
+            )
+        if run.status.is_terminal:
+            raise run_failed(run, self.audience_id)
+        return None, f"audience run {run.id} is {run.status.value}"
 
-    async def acheck(self, hook: LeadpipeHook) -> tuple[AudienceRun | None, str]:
-        """:meth:`check` for the triggerer: the same evaluation, awaited requests."""
+    def reads(self) -> Generator[Read, Any, tuple[AudienceRun | None, str]]:
+        """The hook reads one check needs, as a plan: yields each :data:`Read`, is sent its answer,
+        returns :meth:`evaluate`'s verdict (driven by ``triggers.base.check``/``acheck``)."""
         if self.audience_run_id is not None:
-            return self.evaluate_run(await hook.aget_audience_run(self.audience_id, self.audience_run_id))
-        runs = await hook.alist_audience_runs(self.audience_id, limit=RECENT_RUNS)
-        found = self.evaluate_runs(runs)
+            return self.evaluate((yield ("get_audience_run", (self.audience_id, self.audience_run_id), {})))
+        runs = yield ("list_audience_runs", (self.audience_id,), {"limit": RECENT_RUNS})
+        found = self.evaluate(runs)
         if found[0] is None and len(runs) >= RECENT_RUNS:
-            found = self.evaluate_runs(await hook.alist_audience_runs(self.audience_id))
+            found = self.evaluate((yield ("list_audience_runs", (self.audience_id,), {})))
         return found

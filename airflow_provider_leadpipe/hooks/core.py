@@ -37,7 +37,7 @@ import idna
 import tenacity
 from tenacity.wait import wait_base
 
-from airflow_provider_leadpipe import TIMEOUT_RANGE, __version__
+from airflow_provider_leadpipe import __version__
 from airflow_provider_leadpipe.exceptions import (
     TRANSIENT_ERRORS,
     LeadpipeAuthError,
@@ -52,14 +52,18 @@ from airflow_provider_leadpipe.exceptions import (
     LeadpipeServerError,
     LeadpipeSlotsFullError,
 )
+from airflow_provider_leadpipe.utils.validation import (  # the settings' rules, shared with hook_params
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_RETRY_BACKOFF,
+    DEFAULT_TIMEOUT,
+    MAX_BACKOFF,
+    MAX_TIMEOUT,
+    MIN_TIMEOUT,
+)
+from airflow_provider_leadpipe.utils.validation import retry_count_setting as _retry_count
+from airflow_provider_leadpipe.utils.validation import seconds_setting as _seconds
 
 DEFAULT_BASE_URL = "https://api.aws53.cloud"
-DEFAULT_TIMEOUT = 30.0
-#: A connection's ``timeout`` extra: the range the Connections form states.
-MIN_TIMEOUT, MAX_TIMEOUT = TIMEOUT_RANGE
-DEFAULT_MAX_RETRIES = 3
-DEFAULT_RETRY_BACKOFF = 1.0
-MAX_BACKOFF = 30.0
 #: The longest ``Retry-After`` honoured; a longer one is shortened to this.
 MAX_RETRY_AFTER = 60.0
 USER_AGENT = f"airflow-provider-leadpipe/{__version__}"
@@ -154,42 +158,6 @@ class ApiSettings:
             proxy=_proxy_url(extra.get("proxy"), conn_id),
             ca_bundle=_ca_bundle(extra.get("ca_bundle"), conn_id),
         )
-
-
-def _seconds(
-    value: Any, name: str, conn_id: str, default: float, maximum: float, minimum: float | None = None
-) -> float:
-    """A number of seconds from ``minimum`` (else above 0) to ``maximum``; None or "" is ``default``.
-
-    Bounded above because httpx/httpcore and tenacity fail (or sleep for ever) on huge values."""
-    if value is None or value == "":
-        return default
-    try:
-        number = float(value)
-    except (TypeError, ValueError, OverflowError):
-        number = float("nan")
-    low_ok = number >= minimum if minimum is not None else number > 0
-    if isinstance(value, bool) or not (low_ok and number <= maximum):
-        low = f"from {minimum:g}" if minimum is not None else "above 0 and"
-        raise LeadpipeConfigError(
-            f"Leadpipe connection '{conn_id}': {name} must be a number of seconds {low} up to "
-            f"{maximum:g}, got {value!r}"
-        )
-    return number
-
-
-def _retry_count(value: Any, conn_id: str) -> int:
-    if value is None or value == "":
-        return DEFAULT_MAX_RETRIES
-    try:
-        count = int(str(value))
-    except ValueError:
-        count = -1
-    if isinstance(value, bool) or not 0 <= count <= 10:
-        raise LeadpipeConfigError(
-            f"Leadpipe connection '{conn_id}': max_retries must be a whole number from 0 to 10, got {value!r}"
-        )
-    return count
 
 
 def _proxy_url(value: Any, conn_id: str) -> str | None:
@@ -1033,25 +1001,3 @@ __all__ = [
     "transport_error",
     "unreadable",
 ]
-
-
-def check_overrides(overrides: Mapping[str, Any]) -> None:
-    """Check per-task setting overrides (``hook_params``) with the connection extras' own rules.
-
-    :raises LeadpipeConfigError: e.g. ``hook_params['timeout'] must be a number of seconds above 0
-        and up to 600, got 0``: the hook arguments' message, about ``hook_params``.
-    """
-    checks = {
-        "timeout": lambda value: _seconds(value, "timeout", "", DEFAULT_TIMEOUT, MAX_TIMEOUT),
-        "max_retries": lambda value: _retry_count(value, ""),
-        "retry_backoff": lambda value: _seconds(
-            value, "retry_backoff", "", DEFAULT_RETRY_BACKOFF, MAX_BACKOFF
-        ),
-    }
-    for key, value in overrides.items():
-        try:
-            checks[key](value)
-        except LeadpipeConfigError as exc:
-            # "Leadpipe connection '': timeout must be ..." -> "hook_params['timeout'] must be ..."
-            rule = str(exc).partition(f"{key} ")[2]
-            raise LeadpipeConfigError(f"hook_params['{key}'] {rule}") from None

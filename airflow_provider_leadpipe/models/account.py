@@ -8,21 +8,18 @@ for XCom.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from pydantic import Field
 
-from airflow_provider_leadpipe.exceptions import LeadpipeResponseError
 from airflow_provider_leadpipe.models.base import (
     ApiModel,
     Boolean,
     DateTime,
     Number,
     String,
-    _fmt,
-    parse_model,
 )
+from airflow_provider_leadpipe.utils.text import number_text as _fmt
 
 
 class Organization(ApiModel):
@@ -73,23 +70,11 @@ class AccountStatus(ApiModel):
     pixels: Pixels
     intent: Intent | None
 
-    @classmethod
-    def from_response(cls, payload: Any) -> AccountStatus:
-        """Validate a whole response body (``{"data": {...}}``).
-
-        :raises LeadpipeResponseError: naming the first field that is missing or of the wrong type.
-        """
-        if not isinstance(payload, Mapping) or "data" not in payload:
-            raise LeadpipeResponseError("Leadpipe account response has no 'data' object")
-        return cls.from_data(payload["data"])
-
-    @classmethod
-    def from_data(cls, data: Any) -> AccountStatus:
-        """Validate the ``data`` object itself (e.g. an XCom value pushed by an earlier run)."""
-        return parse_model(cls, data, where="data")
+    _what = "account"
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``data`` object as JSON-serialisable primitives, with the API's own key names."""
+        """The ``data`` object as JSON-serialisable primitives, with the API's own key names (every
+        field, the defaults of fields the API left out included)."""
         return self.model_dump(mode="json", by_alias=True)
 
     def summary(self) -> str:

@@ -13,11 +13,10 @@ back the API's own key names as JSON-native values (for XCom). Timestamps stay t
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from pydantic import Field, PlainSerializer, PlainValidator, PrivateAttr
 
@@ -26,11 +25,10 @@ from airflow_provider_leadpipe.models.base import (
     ApiModel,
     Boolean,
     Count,
-    ListMeta,
     String,
-    list_meta,
     parse_model,
 )
+from airflow_provider_leadpipe.utils.text import parse_date
 
 
 class AudienceRunStatus(str, Enum):
@@ -68,18 +66,6 @@ def _run_status(value: Any) -> AudienceRunStatus:
     raise ValueError(f"expected one of {', '.join(status.value for status in AudienceRunStatus)}")
 
 
-def _date(value: Any) -> str:
-    # A calendar date exactly as the API writes it (YYYY-MM-DD), kept as the string.
-    if isinstance(value, str) and len(value) == 10:
-        try:
-            datetime.date.fromisoformat(value)
-        except ValueError:
-            pass
-        else:
-            return value
-    raise ValueError("expected a date YYYY-MM-DD")
-
-
 def _object(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValueError("expected an object")
@@ -99,57 +85,12 @@ def _objects(value: Any) -> list[dict[str, Any]]:
 RunStatus = Annotated[
     AudienceRunStatus, PlainValidator(_run_status), PlainSerializer(lambda v: v.value, return_type=str)
 ]
-Date = Annotated[str, PlainValidator(_date)]
+Date = Annotated[str, PlainValidator(parse_date)]
 Object = Annotated[dict[str, Any], PlainValidator(_object)]
 Objects = Annotated[list[dict[str, Any]], PlainValidator(_objects)]
 
-_Resource = TypeVar("_Resource", bound="_OrbitModel")
 
-
-class _OrbitModel(ApiModel):
-    """Parsing from a ``{"data": ...}`` body or a bare object, and ``to_dict`` for XCom."""
-
-    #: How messages name the object ("audience", "audience run", ...).
-    _what: str = "object"
-
-    @classmethod
-    def from_response(cls: type[_Resource], payload: Any) -> _Resource:
-        """Validate a whole response body (``{"data": {...}}``).
-
-        :raises LeadpipeResponseError: naming the first field that is missing or of the wrong type.
-        """
-        if not isinstance(payload, Mapping) or "data" not in payload:
-            raise LeadpipeResponseError(f"Leadpipe {cls._what} response has no 'data' object")
-        return cls.from_data(payload["data"])
-
-    @classmethod
-    def from_data(cls: type[_Resource], data: Any, *, where: str = "data") -> _Resource:
-        """Validate the object itself (e.g. an XCom value pushed by an earlier task)."""
-        return parse_model(cls, data, where=where)  # type: ignore[no-any-return]
-
-    @classmethod
-    def list_from_response(cls: type[_Resource], payload: Any) -> list[_Resource]:
-        """Validate a list body: ``{"data": [object, ...]}``."""
-        return cls.list_page_from_response(payload)[0]
-
-    @classmethod
-    def list_page_from_response(
-        cls: type[_Resource], payload: Any
-    ) -> tuple[list[_Resource], ListMeta | None]:
-        """:meth:`list_from_response` and the answer's paging signals (``meta``, if any)."""
-        rows = payload.get("data") if isinstance(payload, Mapping) else None
-        if not isinstance(rows, list):
-            raise LeadpipeResponseError(f"Leadpipe {cls._what} list response has no 'data' list")
-        return [cls.from_data(row, where=f"data.{index}") for index, row in enumerate(rows)], list_meta(
-            payload
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-native primitives with the API's own key names: exactly the fields the API sent."""
-        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
-
-
-class Audience(_OrbitModel):
+class Audience(ApiModel):
     """An intent audience as list/get/create/update return it.
 
     ``status`` is ``draft``, ``active`` or ``paused`` as documented, kept as a string so a new
@@ -175,7 +116,7 @@ class Audience(_OrbitModel):
         return self.status == "active"
 
 
-class AudienceRun(_OrbitModel):
+class AudienceRun(ApiModel):
     """One run (``IntentAudienceRun``). Only ``id`` and ``status`` are required: the run inside a
     results body is a documented subset (no ``audienceId``, no ``dataDate``)."""
 
@@ -223,7 +164,7 @@ class AudienceRun(_OrbitModel):
         return f"{text} ({detail})" if detail else text
 
 
-class _ResultsData(_OrbitModel):
+class _ResultsData(ApiModel):
     # The ``data`` object of ``GET .../results``; ``total``/``limit``/``offset`` may be absent on 200.
     run: AudienceRun
     state: String | None = None
@@ -279,7 +220,7 @@ class AudienceResultsPage:
         )
 
 
-class AudienceRunStats(_OrbitModel):
+class AudienceRunStats(ApiModel):
     """``GET .../runs/{runId}/stats``: the run (a subset) and its ``stats`` object (``total``,
     ``fillRates``, ``scoreHistogram``, ``averages``), kept as the API sent it."""
 
@@ -295,7 +236,7 @@ class _SignedUrl(ApiModel):
     download_url_ttl_seconds: Count | None = Field(None, alias="downloadUrlTtlSeconds")
 
 
-class AudienceExport(_OrbitModel):
+class AudienceExport(ApiModel):
     """A stored CSV export (``data.export``) with the fresh signed URL sent beside it.
 
     The signed URL lets anyone holding it download people's data until it expires: it is kept out

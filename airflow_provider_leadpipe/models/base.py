@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import pendulum
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, ValidationError
 
 from airflow_provider_leadpipe.exceptions import LeadpipeResponseError
+from airflow_provider_leadpipe.utils.text import parse_datetime
 
 
 def _number(value: Any) -> int | float:
@@ -39,33 +40,64 @@ def _boolean(value: Any) -> bool:
     return value
 
 
-def _datetime(value: Any) -> pendulum.DateTime:
-    if not isinstance(value, str):
-        raise ValueError("expected an ISO 8601 date-time string")
-    try:
-        parsed = pendulum.parse(value)
-    except Exception:
-        raise ValueError("expected an ISO 8601 date-time string") from None
-    if not isinstance(parsed, pendulum.DateTime):
-        raise ValueError("expected an ISO 8601 date-time, not a bare date, time or duration")
-    return parsed
-
-
 # Plain validators: the API's types exactly, no coercion ("5" is not a number, 1 is not a bool).
 Number = Annotated[float, PlainValidator(_number), PlainSerializer(lambda v: v)]
 String = Annotated[str, PlainValidator(_string)]
 Boolean = Annotated[bool, PlainValidator(_boolean)]
 DateTime = Annotated[
     pendulum.DateTime,
-    PlainValidator(_datetime),
+    PlainValidator(parse_datetime),
     PlainSerializer(lambda v: v.to_iso8601_string(), return_type=str),
 ]
 
 
+_Resource = TypeVar("_Resource", bound="ApiModel")
+
+
 class ApiModel(BaseModel):
-    """The base of every response model: unknown fields kept, frozen, API aliases accepted."""
+    """The base of every response model: unknown fields kept, frozen, API aliases accepted;
+    parsing from a ``{"data": ...}`` body or a bare object, and ``to_dict`` for XCom."""
 
     model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True, arbitrary_types_allowed=True)
+
+    #: How messages name the object ("account", "pixel", "audience run", ...).
+    _what: str = "object"
+
+    @classmethod
+    def from_response(cls: type[_Resource], payload: Any) -> _Resource:
+        """Validate a whole response body (``{"data": {...}}``).
+
+        :raises LeadpipeResponseError: naming the first field that is missing or of the wrong type.
+        """
+        if not isinstance(payload, Mapping) or "data" not in payload:
+            raise LeadpipeResponseError(f"Leadpipe {cls._what} response has no 'data' object")
+        return cls.from_data(payload["data"])
+
+    @classmethod
+    def from_data(cls: type[_Resource], data: Any, *, where: str = "data") -> _Resource:
+        """Validate the object itself (e.g. an XCom value pushed by an earlier task)."""
+        return parse_model(cls, data, where=where)  # type: ignore[no-any-return]
+
+    @classmethod
+    def list_from_response(cls: type[_Resource], payload: Any) -> list[_Resource]:
+        """Validate a list body: ``{"data": [object, ...]}``."""
+        return cls.list_page_from_response(payload)[0]
+
+    @classmethod
+    def list_page_from_response(
+        cls: type[_Resource], payload: Any
+    ) -> tuple[list[_Resource], ListMeta | None]:
+        """:meth:`list_from_response` and the answer's paging signals (``meta``, if any)."""
+        rows = payload.get("data") if isinstance(payload, Mapping) else None
+        if not isinstance(rows, list):
+            raise LeadpipeResponseError(f"Leadpipe {cls._what} list response has no 'data' list")
+        return [cls.from_data(row, where=f"data.{index}") for index, row in enumerate(rows)], list_meta(
+            payload
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-native primitives with the API's own key names: exactly the fields the API sent."""
+        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
 
 
 def _count(value: Any) -> int:
@@ -80,14 +112,6 @@ def _count(value: Any) -> int:
 
 
 Count = Annotated[int, PlainValidator(_count)]
-
-
-def _fmt(value: float | None) -> str:
-    if value is None:
-        return "unknown"
-    if isinstance(value, int):  # float(value) overflows past 1.8e308; JSON integers have no limit
-        return str(value)
-    return str(int(value)) if value.is_integer() else f"{value:g}"
 
 
 def parse_model(model: type[BaseModel], data: Any, *, where: str) -> Any:

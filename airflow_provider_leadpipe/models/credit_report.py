@@ -34,7 +34,9 @@ import pendulum
 
 from airflow_provider_leadpipe.exceptions import LeadpipeResponseError
 from airflow_provider_leadpipe.models.account import AccountStatus
-from airflow_provider_leadpipe.models.base import _fmt
+from airflow_provider_leadpipe.utils.text import iso as _iso
+from airflow_provider_leadpipe.utils.text import number_text as _fmt
+from airflow_provider_leadpipe.utils.text import parse_datetime
 
 SECONDS_PER_DAY = 86_400.0
 #: Projections further ahead than this are "not within N years" (and no date).
@@ -62,7 +64,10 @@ class Observation:
         for key in ("observed_at", "account"):
             if key not in value:
                 raise ValueError(f"credit report has no {key!r}")
-        observed_at = _parse_datetime(value["observed_at"], "observed_at")
+        try:
+            observed_at = parse_datetime(value["observed_at"])
+        except ValueError:
+            raise ValueError("credit report 'observed_at' is not an ISO 8601 date-time") from None
         try:
             status = AccountStatus.from_data(value["account"])
         except LeadpipeResponseError as exc:
@@ -285,24 +290,6 @@ def _same_organisation(a: AccountStatus, b: AccountStatus) -> bool:
 
 def _unlimited(status: AccountStatus) -> bool:
     return status.credits.limit is None or status.credits.remaining is None
-
-
-def _parse_datetime(value: Any, name: str) -> pendulum.DateTime:
-    try:
-        parsed = pendulum.parse(value) if isinstance(value, str) else None
-    except (ValueError, TypeError):  # pendulum's ParserError is a ValueError
-        parsed = None
-    if not isinstance(parsed, pendulum.DateTime):
-        raise ValueError(f"credit report {name!r} is not an ISO 8601 date-time")
-    return parsed
-
-
-def _iso(value: pendulum.DateTime | None, *, seconds: bool = False) -> str | None:
-    """ISO 8601 in UTC; ``seconds=True`` drops the fraction (for the log)."""
-    if value is None:
-        return None
-    value = value.in_timezone("UTC")
-    return (value.replace(microsecond=0) if seconds else value).to_iso8601_string()
 
 
 def _round(value: float | None, digits: int) -> float | None:

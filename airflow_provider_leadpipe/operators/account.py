@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_leadpipe.conditions.account import CHECKS, AccountCondition
+from airflow_provider_leadpipe.conditions.account import CHECKS, PARSERS, AccountCondition
 from airflow_provider_leadpipe.exceptions import LeadpipeAccountError
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.operators.base import LeadpipeBaseOperator
-from airflow_provider_leadpipe.utils import validation
+from airflow_provider_leadpipe.utils.tasks import Literal
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -39,6 +39,7 @@ class LeadpipeAccountStatusOperator(LeadpipeBaseOperator):
     """
 
     template_fields: Sequence[str] = ("leadpipe_conn_id", *CHECKS)
+    literals = tuple(Literal((name,), PARSERS[name]) for name in CHECKS)
 
     def __init__(
         self,
@@ -58,11 +59,7 @@ class LeadpipeAccountStatusOperator(LeadpipeBaseOperator):
         self.max_percent_used = max_percent_used
         self.min_audience_slots = min_audience_slots
         self.fail_on_statuses = fail_on_statuses
-        # Bad literals fail at DAG parse time; templated values are checked once rendered.
-        literal = {
-            name: getattr(self, name) for name in CHECKS if not validation.has_template(getattr(self, name))
-        }
-        self.checked(AccountCondition, **{**dict.fromkeys(CHECKS), "require_healthy": False, **literal})
+        self.check_literals()
 
     @property
     def condition(self) -> AccountCondition:

@@ -11,7 +11,6 @@ import asyncio
 import time
 from collections.abc import Sequence
 from contextlib import aclosing
-from datetime import timedelta
 from typing import IO, TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import ObjectStoragePath, conf
@@ -30,10 +29,12 @@ from airflow_provider_leadpipe.exceptions import (
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.models import Audience, AudienceRun
 from airflow_provider_leadpipe.operators.base import LeadpipeBaseOperator
-from airflow_provider_leadpipe.sensors.base import DEFERRAL_GRACE
-from airflow_provider_leadpipe.triggers.audiences import LeadpipeAudienceRunTrigger, result_of
+from airflow_provider_leadpipe.triggers.audiences import RUN, LeadpipeAudienceRunTrigger
+from airflow_provider_leadpipe.triggers.base import check
+from airflow_provider_leadpipe.triggers.events import result_of
 from airflow_provider_leadpipe.utils import compat, csv_rows, storage, validation
 from airflow_provider_leadpipe.utils.lineage import LeadpipeLineageMixin
+from airflow_provider_leadpipe.utils.tasks import Literal, deferral_timeout
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -76,6 +77,11 @@ class LeadpipeUpsertAudienceOperator(_AudienceOperator):
     """
 
     template_fields: Sequence[str] = ("name", "config", "status", "leadpipe_conn_id")
+    literals = (
+        Literal(("name",), validation.audience_name),
+        Literal(("config",), validation.audience_config),
+        Literal(("status",), validation.audience_status),
+    )
 
     def __init__(
         self, *, name: str, config: dict[str, Any], status: str | None = None, **kwargs: Any
@@ -84,14 +90,7 @@ class LeadpipeUpsertAudienceOperator(_AudienceOperator):
         self.name = name
         self.config = config
         self.status = status
-        # Bad literals fail at DAG parse time; templated values are checked once rendered.
-        for value, parse in (
-            (name, validation.audience_name),
-            (config, validation.audience_config),
-            (status, validation.audience_status),
-        ):
-            if not validation.has_template(value):
-                self.checked(parse, value)
+        self.check_literals()
 
     def execute(self, context: Context) -> dict[str, Any]:
         name = self.checked(validation.audience_name, self.name)
@@ -191,6 +190,10 @@ class LeadpipeRunAudienceOperator(_AudienceOperator):
     """
 
     template_fields: Sequence[str] = ("audience_id", "idempotency_key", "leadpipe_conn_id")
+    literals = (
+        Literal(("audience_id",), validation.uuid_id, ("audience_id",)),
+        Literal(("idempotency_key",), "_key_text", named=False),  # names the task itself
+    )
 
     def __init__(
         self,
@@ -217,10 +220,7 @@ class LeadpipeRunAudienceOperator(_AudienceOperator):
         self.idempotency_key = idempotency_key
         self.new_run_on_retry = self.checked(validation.boolean, new_run_on_retry, "new_run_on_retry")
         self._run: AudienceRun | None = None
-        if not validation.has_template(audience_id):
-            self.checked(validation.uuid_id, audience_id, "audience_id")
-        if not validation.has_template(idempotency_key):
-            self._key_text(idempotency_key)
+        self.check_literals()
 
     def _key_text(self, value: Any) -> str | None:
         if value is None or (isinstance(value, str) and value.strip()):
@@ -260,7 +260,7 @@ class LeadpipeRunAudienceOperator(_AudienceOperator):
             if not self.wait_for_completion:
                 return run.to_dict()
             condition = AudienceRunCondition(audience_id, run.id)
-            done, reason = condition.evaluate_run(run)
+            done, reason = condition.evaluate(run)
             if done is None:
                 done, reason = self._check(condition)
             if done is None and self.deferrable:
@@ -281,7 +281,7 @@ class LeadpipeRunAudienceOperator(_AudienceOperator):
             self._run = self.hook.get_audience_run(condition.audience_id, str(condition.audience_run_id))
         except TRANSIENT_ERRORS as exc:
             return None, unavailable(str(exc))
-        return condition.evaluate_run(self._run)
+        return condition.evaluate(self._run)
 
     def _timed_out(
         self, condition: AudienceRunCondition, reason: str, *, cancelled: bool
@@ -304,12 +304,12 @@ class LeadpipeRunAudienceOperator(_AudienceOperator):
                 cancel_queued_run=True,
             ),
             method_name="execute_complete",
-            timeout=timedelta(seconds=remaining + max(DEFERRAL_GRACE, 2 * self.poll_interval)),
+            timeout=deferral_timeout(remaining, self.poll_interval),
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume from the trigger: the completed run dict, or the event's error raised."""
-        run = result_of(event, timeout_error=LeadpipeAudienceRunTimeoutError)
+        run = result_of(event, RUN, timeout_error=LeadpipeAudienceRunTimeoutError)
         self.log.info("%s", event.get("message") if isinstance(event, dict) else "completed")
         return run
 
@@ -409,6 +409,11 @@ class LeadpipeAudienceResultsToStorageOperator(LeadpipeLineageMixin, _AudienceOp
         "storage_conn_id",
         "leadpipe_conn_id",
     )
+    literals = (
+        Literal(("audience_id",), validation.uuid_id, ("audience_id",)),
+        Literal(("audience_run_id",), validation.optional_uuid_id, ("audience_run_id",)),
+        Literal(("path",), storage.check_path),
+    )
     ui_color = "#e8f1fd"
 
     def __init__(
@@ -447,12 +452,7 @@ class LeadpipeAudienceResultsToStorageOperator(LeadpipeLineageMixin, _AudienceOp
         self.csv_formulas = self.checked(validation.choice, csv_formulas, "csv_formulas", csv_rows.FORMULAS)
         self.storage_conn_id = storage_conn_id
         self._file: storage.AtomicFile | None = None
-        if not validation.has_template(audience_id):
-            self.checked(validation.uuid_id, audience_id, "audience_id")
-        if not validation.has_template(audience_run_id):
-            self.checked(validation.optional_uuid_id, audience_run_id, "audience_run_id")
-        if not validation.has_template(path):
-            self.checked(storage.check_path, path)
+        self.check_literals()
 
     def execute(self, context: Context) -> dict[str, Any]:
         # Every argument is checked before anything is requested or written.
@@ -493,7 +493,7 @@ class LeadpipeAudienceResultsToStorageOperator(LeadpipeLineageMixin, _AudienceOp
 
     def _completed_run(self, audience_id: str, run_id: str | None) -> AudienceRun:
         condition = AudienceRunCondition(audience_id, run_id)
-        done, reason = condition.check(self.hook)  # a failed or cancelled run raises
+        done, reason = check(self.hook, condition.reads())  # a failed or cancelled run raises
         if done is None:
             if run_id is None:
                 raise LeadpipeNotFoundError(f"Leadpipe audience {audience_id} has no completed run yet")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_leadpipe.models import Pixel
 from airflow_provider_leadpipe.operators.base import LeadpipeBaseOperator
 from airflow_provider_leadpipe.utils import validation
+from airflow_provider_leadpipe.utils.tasks import Literal
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -53,6 +54,13 @@ class LeadpipeCreatePixelOperator(_PixelOperator):
         "excluded_paths",
         "leadpipe_conn_id",
     )
+    literals = (
+        Literal(
+            ("domain", "name", "included_paths", "excluded_paths"),
+            validation.create_pixel_body,
+            named=False,
+        ),
+    )
 
     def __init__(
         self,
@@ -70,9 +78,7 @@ class LeadpipeCreatePixelOperator(_PixelOperator):
         self.included_paths = included_paths
         self.excluded_paths = excluded_paths
         self.if_exists = validation.if_exists_policy(if_exists)
-        # Bad literals fail at DAG parse time; templated values are checked once rendered.
-        if not validation.has_template(domain, name, included_paths, excluded_paths):
-            validation.create_pixel_body(domain, name, included_paths, excluded_paths)
+        self.check_literals()
 
     def execute(self, context: Context) -> dict[str, Any]:
         with self.hook as hook:
@@ -106,6 +112,10 @@ class LeadpipeUpdatePixelOperator(_PixelOperator):
         "excluded_paths",
         "leadpipe_conn_id",
     )
+    literals = (
+        Literal(("pixel_id",), "_pixel_id", named=False),
+        Literal(("status", "included_paths", "excluded_paths"), validation.update_pixel_body, named=False),
+    )
 
     def __init__(
         self,
@@ -121,11 +131,11 @@ class LeadpipeUpdatePixelOperator(_PixelOperator):
         self.status = status
         self.included_paths = included_paths
         self.excluded_paths = excluded_paths
-        # Bad literals fail at DAG parse time; templated values are checked once rendered.
-        if not validation.has_template(pixel_id):
-            validation.path_id("pixel_id", pixel_id)
-        if not validation.has_template(status, included_paths, excluded_paths):
-            validation.update_pixel_body(status, included_paths, excluded_paths)
+        self.check_literals()
+
+    @staticmethod
+    def _pixel_id(value: Any) -> str:
+        return validation.path_id("pixel_id", value)
 
     def execute(self, context: Context) -> dict[str, Any]:
         with self.hook as hook:

@@ -14,6 +14,7 @@ from airflow_provider_leadpipe.operators.base import LeadpipeBaseOperator
 from airflow_provider_leadpipe.utils import storage, validation
 from airflow_provider_leadpipe.utils.lineage import LeadpipeLineageMixin
 from airflow_provider_leadpipe.utils.storage import jsonl
+from airflow_provider_leadpipe.utils.tasks import Literal
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -71,6 +72,10 @@ class LeadpipeVisitorsToStorageOperator(LeadpipeLineageMixin, LeadpipeBaseOperat
         "storage_conn_id",
         "leadpipe_conn_id",
     )
+    literals = (
+        Literal(("timeframe", "domain", "visitor_email"), "_query", named=False),
+        Literal(("path",), storage.check_path, named=False),
+    )
     ui_color = "#e8f1fd"
 
     def __init__(
@@ -97,11 +102,7 @@ class LeadpipeVisitorsToStorageOperator(LeadpipeLineageMixin, LeadpipeBaseOperat
         self.on_incomplete = storage.check_on_incomplete(on_incomplete)
         self.storage_conn_id = storage_conn_id
         self._file: storage.AtomicFile | None = None
-        # Bad literals fail at DAG parse time; templated values are checked once rendered.
-        if not validation.has_template(timeframe, domain, visitor_email):
-            self._query()
-        if not validation.has_template(path):
-            storage.check_path(path)
+        self.check_literals()
 
     def execute(self, context: Context) -> dict[str, Any]:
         # Every argument and the target are checked before anything is requested or written.
@@ -158,10 +159,10 @@ class LeadpipeVisitorsToStorageOperator(LeadpipeLineageMixin, LeadpipeBaseOperat
                     del page  # personal data: not kept while the next page is awaited (tracebacks)
         return records, pages, expected
 
-    def _query(self) -> dict[str, str]:
-        return validation.visitor_query(
-            self.timeframe, self.domain, self.visitor_email, email_name="visitor_email"
-        )
+    def _query(self, *given: Any) -> dict[str, str]:
+        """The visitor query of ``given`` (timeframe, domain, visitor_email), else of this task's."""
+        timeframe, domain, email = given or (self.timeframe, self.domain, self.visitor_email)
+        return validation.visitor_query(timeframe, domain, email, email_name="visitor_email")
 
     def on_kill(self) -> None:
         """Remove the temporary file of a pull that is being killed (SIGTERM / timeout)."""

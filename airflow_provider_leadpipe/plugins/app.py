@@ -26,7 +26,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import Field
 
 from airflow_provider_leadpipe.plugins import data, render
-from airflow_provider_leadpipe.plugins.leadpipe import base_path
+from airflow_provider_leadpipe.plugins.links import base_path
 
 TITLE = "Leadpipe credits"
 

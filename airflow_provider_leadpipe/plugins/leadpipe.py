@@ -19,7 +19,7 @@ from typing import Any
 from airflow.plugins_manager import AirflowPlugin
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_1_PLUS
 
-URL_PREFIX = "/leadpipe"
+from airflow_provider_leadpipe.plugins.links import URL_PREFIX, base_path
 
 
 class _LazyApp:
@@ -34,17 +34,6 @@ class _LazyApp:
 
             self._app = create_app()
         await self._app(scope, receive, send)
-
-
-def base_path(path: str) -> str:
-    """``path`` under Airflow's ``[api] base_url`` path (as the edge3 provider builds its links)."""
-    from urllib.parse import urlparse
-
-    from airflow.configuration import conf
-
-    base = conf.get("api", "base_url", fallback="/") or "/"
-    prefix = urlparse(base).path if base.startswith(("http://", "https://")) else base
-    return prefix.rstrip("/") + path
 
 
 class LeadpipePlugin(AirflowPlugin):

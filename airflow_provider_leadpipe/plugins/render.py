@@ -1,6 +1,8 @@
 """HTML for the Leadpipe credits page: account cards and a server-rendered SVG credit chart.
 
-Pure functions over plain data (no Airflow, no I/O), so every shape can be unit-tested. Every
+Pure functions over plain data (no I/O), so every shape can be unit-tested; credit reports are
+read with the reporting module's own parser (:class:`~airflow_provider_leadpipe.models.credit_report.
+Observation`). Every
 text that came from outside (connection ids, organization names, error messages) goes through
 :func:`html.escape`; nothing here ever sees an API key.
 """
@@ -13,6 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pendulum
+
+from airflow_provider_leadpipe.models.credit_report import Observation
+from airflow_provider_leadpipe.utils.text import number_text, parse_datetime
 
 #: The example DAG that produces credit reports; its page in Airflow shows its docs (doc_md).
 EXAMPLE_DAG_ID = "leadpipe_daily_credit_report"
@@ -38,18 +43,19 @@ class ReportPoint:
     def from_report(cls, report: dict[str, Any]) -> ReportPoint:
         """From the XCom dict of ``LeadpipeCreditReportOperator`` (``ValueError`` when unusable)."""
         try:
-            account = report["account"]
-            credits = account["credits"]
-            return cls(
-                observed_at=_when(report["observed_at"]),  # type: ignore[arg-type]
-                remaining=_number(credits.get("remaining")),
-                limit=_number(credits.get("limit")),
-                resets_at=_when(credits.get("resetsAt")),
-                projected_exhaustion_at=_when(report.get("projected_exhaustion_at")),
-                organization=(account.get("organization") or {}).get("name"),
-            )
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise ValueError(f"not a credit report: {exc!r}") from None
+            observation = Observation.from_report(report)
+            projected_exhaustion_at = _when(report.get("projected_exhaustion_at"))
+        except ValueError as exc:
+            raise ValueError(f"not a credit report: {exc}") from None
+        credits = observation.status.credits
+        return cls(
+            observed_at=observation.observed_at.in_timezone("UTC"),
+            remaining=_number(credits.remaining),
+            limit=_number(credits.limit),
+            resets_at=_when(credits.resets_at),
+            projected_exhaustion_at=projected_exhaustion_at,
+            organization=observation.status.organization.name,
+        )
 
 
 @dataclass(frozen=True)
@@ -74,18 +80,15 @@ def _number(value: Any) -> float | None:
 
 
 def _when(value: Any) -> pendulum.DateTime | None:
-    if value in (None, ""):
+    """A date-time (or its ISO 8601 text) in UTC; None for None or ""."""
+    if value is None or value == "":
         return None
-    parsed = pendulum.parse(str(value))
-    if not isinstance(parsed, pendulum.DateTime):
-        raise ValueError(f"not a date-time: {value!r}")
+    parsed = value if isinstance(value, pendulum.DateTime) else parse_datetime(str(value))
     return parsed.in_timezone("UTC")
 
 
 def _fmt(value: float | None) -> str:
-    if value is None:
-        return "?"
-    return f"{int(value):,}" if float(value).is_integer() else f"{value:,.1f}"
+    return number_text(value, none="?", grouped=True)
 
 
 def _date(value: pendulum.DateTime | None) -> str:

@@ -13,6 +13,7 @@ from airflow.providers.common.compat.sdk import (
 from airflow_provider_leadpipe.conditions.account import (
     CHECKS,
     DEFAULT_FAIL_ON_STATUSES,
+    PARSERS,
     AccountCondition,
     unavailable,
 )
@@ -21,7 +22,7 @@ from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.sensors.base import LeadpipeSensorBase
 from airflow_provider_leadpipe.triggers import events
 from airflow_provider_leadpipe.triggers.account import LeadpipeAccountTrigger
-from airflow_provider_leadpipe.utils import validation
+from airflow_provider_leadpipe.utils.tasks import Literal
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -62,6 +63,7 @@ class LeadpipeAccountSensor(LeadpipeSensorBase):
     """
 
     template_fields: Sequence[str] = ("leadpipe_conn_id", *CHECKS)
+    literals = tuple(Literal((name,), PARSERS[name]) for name in CHECKS)
     ui_color = "#d9f2e6"
 
     def __init__(
@@ -87,15 +89,7 @@ class LeadpipeAccountSensor(LeadpipeSensorBase):
         if deferrable is None:
             deferrable = conf.getboolean("operators", "default_deferrable", fallback=False)
         self.deferrable = bool(deferrable)
-        # Fail at DAG parse time on bad values; templated ones are checked once rendered.
-        self.checked(
-            AccountCondition,
-            **{
-                name: getattr(self, name)
-                for name in CHECKS
-                if not validation.has_template(getattr(self, name))
-            },
-        )
+        self.check_literals()
 
     @property
     def condition(self) -> AccountCondition:
@@ -141,8 +135,8 @@ class LeadpipeAccountSensor(LeadpipeSensorBase):
         """The trigger that waits for the same condition in the triggerer, until ``deadline``."""
         return LeadpipeAccountTrigger(
             leadpipe_conn_id=self.leadpipe_conn_id,
-            condition=self.condition.to_dict(),
-            poke_interval=float(self.poke_interval),
+            **self.condition.to_dict(),
+            poll_interval=float(self.poke_interval),
             deadline=deadline,
             hook_params=self.hook_params,
             exponential_backoff=bool(self.exponential_backoff),

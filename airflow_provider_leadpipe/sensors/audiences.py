@@ -5,15 +5,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowSensorTimeout, PokeReturnValue, conf
+from airflow.providers.common.compat.sdk import PokeReturnValue, conf
 
 from airflow_provider_leadpipe.conditions.account import unavailable
 from airflow_provider_leadpipe.conditions.audiences import AudienceRunCondition
 from airflow_provider_leadpipe.exceptions import TRANSIENT_ERRORS
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.sensors.base import LeadpipeSensorBase
-from airflow_provider_leadpipe.triggers.audiences import LeadpipeAudienceRunTrigger, result_of
-from airflow_provider_leadpipe.utils import validation
+from airflow_provider_leadpipe.triggers.audiences import RUN, LeadpipeAudienceRunTrigger
+from airflow_provider_leadpipe.triggers.base import check
+from airflow_provider_leadpipe.triggers.events import result_of
+from airflow_provider_leadpipe.utils.tasks import Literal
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -47,6 +49,7 @@ class LeadpipeAudienceRunSensor(LeadpipeSensorBase):
     """
 
     template_fields: Sequence[str] = ("audience_id", "audience_run_id", "min_data_date", "leadpipe_conn_id")
+    literals = (Literal(("audience_id", "audience_run_id", "min_data_date"), AudienceRunCondition),)
     ui_color = "#d9f2e6"
 
     def __init__(
@@ -68,9 +71,7 @@ class LeadpipeAudienceRunSensor(LeadpipeSensorBase):
         if deferrable is None:
             deferrable = conf.getboolean("operators", "default_deferrable", fallback=False)
         self.deferrable = bool(deferrable)
-        # Bad literals fail at DAG parse time; templated values are checked once rendered.
-        if not validation.has_template(audience_id, audience_run_id, min_data_date):
-            self.condition  # noqa: B018
+        self.check_literals()
 
     @property
     def condition(self) -> AudienceRunCondition:
@@ -86,7 +87,7 @@ class LeadpipeAudienceRunSensor(LeadpipeSensorBase):
         condition = self.condition
         try:
             with self.hook as hook:
-                run, reason = condition.check(hook)
+                run, reason = check(hook, condition.reads())
         except TRANSIENT_ERRORS as exc:
             run, reason = None, unavailable(str(exc))
         finally:
@@ -116,6 +117,6 @@ class LeadpipeAudienceRunSensor(LeadpipeSensorBase):
         :raises LeadpipeAudienceRunError: a failed or cancelled run (fail fast).
         :raises LeadpipeError: an ``error`` event, or an event that is missing or malformed.
         """
-        run = result_of(event, timeout_error=AirflowSensorTimeout)
+        run = result_of(event, RUN)
         self.log.info("%s", event.get("message") if isinstance(event, dict) else "completed")
         return run

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from datetime import timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import (
@@ -22,22 +22,25 @@ from airflow.providers.common.compat.sdk import (
     PokeReturnValue,
 )
 
-from airflow_provider_leadpipe.operators.base import LeadpipeTaskMixin
+from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.utils import compat
+from airflow_provider_leadpipe.utils.tasks import LeadpipeTaskMixin, deferral_timeout
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
     from airflow.triggers.base import BaseTrigger
-
-#: Extra time given to the framework's deferral timeout, so the trigger's own timeout event (which
-#: reaches ``execute_complete``) always comes first; the framework timeout only backs it up.
-DEFERRAL_GRACE = 60.0
 
 
 class LeadpipeSensorBase(LeadpipeTaskMixin, BaseSensorOperator):
     """Poke, reschedule and deferrable modes alike; subclasses implement ``poke`` and ``trigger``."""
 
     deferrable: bool
+
+    @cached_property
+    def hook(self) -> LeadpipeHook:
+        """The hook for ``leadpipe_conn_id`` with ``hook_params`` (built on first use, after
+        templating); open it with ``with self.hook as hook:`` so its client is closed there."""
+        return LeadpipeHook(leadpipe_conn_id=self.leadpipe_conn_id, **self.hook_params)
 
     def poke(self, context: Context) -> PokeReturnValue:
         """Check once: done (with the XCom value) or not yet; raise only what waiting cannot fix."""
@@ -115,5 +118,5 @@ class LeadpipeSensorBase(LeadpipeTaskMixin, BaseSensorOperator):
             trigger=self.trigger(deadline),
             method_name="execute_complete",
             kwargs={"deadline": deadline},
-            timeout=timedelta(seconds=remaining + max(DEFERRAL_GRACE, 2 * float(self.poke_interval))),
+            timeout=deferral_timeout(remaining, self.poke_interval),
         )

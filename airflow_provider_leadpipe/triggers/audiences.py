@@ -1,27 +1,17 @@
-"""LeadpipeAudienceRunTrigger: wait in the triggerer for an Orbit audience run; its events.
+"""LeadpipeAudienceRunTrigger: wait in the triggerer for an Orbit audience run.
 
-Every event payload is a dict of JSON primitives with a ``status`` key:
-
-========== ===================================================================================
-status     payload and meaning
-========== ===================================================================================
-success    ``run``: the completed run (``AudienceRun.to_dict()``, the API's key names); ``message``
-failure    waiting cannot help: a failed or cancelled run (``run`` is then the run dict), or HTTP
-           401/403/404: ``error`` (the exception class name), ``message``, ``http_status``
-error      anything else that ended the wait: ``error``, ``message``, ``http_status``
-timeout    the deadline passed before the run completed: ``message`` (saying so when the trigger
-           cancelled the still-queued run: ``cancel_queued_run``)
-========== ===================================================================================
+It yields one event of :mod:`airflow_provider_leadpipe.triggers.events`' protocol, whose payload
+is :data:`RUN`: ``run``, the completed run (``AudienceRun.to_dict()``, the API's key names), or
+with a ``failure`` the failed or cancelled run; a ``timeout`` says when the trigger cancelled the
+still-queued run (``cancel_queued_run``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any
-
-from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_leadpipe.conditions.account import unavailable
 from airflow_provider_leadpipe.conditions.audiences import AudienceRunCondition
@@ -30,16 +20,15 @@ from airflow_provider_leadpipe.exceptions import (
     LeadpipeAudienceRunError,
     LeadpipeConfigError,
     LeadpipeConflictError,
-    LeadpipeError,
 )
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.models import AudienceRun
 from airflow_provider_leadpipe.triggers import events
-from airflow_provider_leadpipe.triggers.account import backoff_interval
+from airflow_provider_leadpipe.triggers.base import LeadpipeWaitTrigger, acheck
 from airflow_provider_leadpipe.utils import validation
 
 
-class LeadpipeAudienceRunTrigger(BaseTrigger):
+class LeadpipeAudienceRunTrigger(LeadpipeWaitTrigger):
     """Poll an Orbit audience run until it completes, fails or the deadline passes; yield one event.
 
     The condition is :class:`~airflow_provider_leadpipe.conditions.audiences.AudienceRunCondition`:
@@ -54,78 +43,35 @@ class LeadpipeAudienceRunTrigger(BaseTrigger):
     not on a triggerer restart, the deferral's own timeout or a move to another triggerer (the task
     is then still deferred: :meth:`on_kill` asks).
 
-    :param leadpipe_conn_id: the ``leadpipe`` connection id.
-    :param audience_id: the audience (UUID).
-    :param audience_run_id: the run to wait for (UUID), or None.
-    :param min_data_date: without a run id, the earliest acceptable ``dataDate`` (YYYY-MM-DD).
-    :param poll_interval: seconds between checks (any positive number).
-    :param deadline: wall-clock epoch seconds (``time.time()``) after which the trigger times out.
-    :param hook_params: the task's hook settings (``timeout``, ``max_retries``, ``retry_backoff``).
-    :param exponential_backoff: the interval grows after each check as a poking sensor's does
-        (:func:`~airflow_provider_leadpipe.triggers.account.backoff_interval`), up to ``max_wait``.
-    :param max_wait: the longest interval with ``exponential_backoff``, in seconds.
+    Takes :class:`~airflow_provider_leadpipe.triggers.base.LeadpipeWaitTrigger`'s arguments, the
+    condition's (``audience_id``, ``audience_run_id``, ``min_data_date``) and:
+
     :param cancel_queued_run: cancel the run (``audience_run_id``) if it is still queued at the
         deadline or when a user ends the task (the sensor waits for others' runs: False).
     """
 
-    def __init__(
-        self,
-        *,
-        leadpipe_conn_id: str,
-        audience_id: str,
-        audience_run_id: str | None = None,
-        min_data_date: str | None = None,
-        poll_interval: float,
-        deadline: float,
-        hook_params: Mapping[str, Any] | None = None,
-        exponential_backoff: bool = False,
-        max_wait: float | None = None,
-        cancel_queued_run: bool = False,
-    ) -> None:
-        super().__init__()
-        self.leadpipe_conn_id = validation.conn_id(leadpipe_conn_id)
-        self.condition = AudienceRunCondition(audience_id, audience_run_id, min_data_date)
-        self.poll_interval = validation.positive_seconds(poll_interval, "poll_interval")
-        self.deadline = validation.positive_seconds(deadline, "deadline")
-        self.hook_params = validation.hook_params(hook_params)
-        self.exponential_backoff = validation.boolean(exponential_backoff, "exponential_backoff")
-        self.max_wait = None if max_wait is None else validation.positive_seconds(max_wait, "max_wait")
+    condition_class = AudienceRunCondition
+    condition: AudienceRunCondition
+
+    def __init__(self, *, cancel_queued_run: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.cancel_queued_run = validation.boolean(cancel_queued_run, "cancel_queued_run")
         if self.cancel_queued_run and self.condition.audience_run_id is None:
             raise LeadpipeConfigError("cancel_queued_run needs audience_run_id: the run to cancel")
 
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(leadpipe_conn_id={self.leadpipe_conn_id!r}, "
-            f"{self.condition.describe()}, poll_interval={self.poll_interval:g}, "
-            f"deadline={self.deadline:.3f})"
-        )
+    def kwargs(self) -> dict[str, Any]:
+        return {**super().kwargs(), "cancel_queued_run": self.cancel_queued_run}
 
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "leadpipe_conn_id": self.leadpipe_conn_id,
-                **self.condition.to_dict(),
-                "poll_interval": self.poll_interval,
-                "deadline": self.deadline,
-                "hook_params": self.hook_params,
-                "exponential_backoff": self.exponential_backoff,
-                "max_wait": self.max_wait,
-                "cancel_queued_run": self.cancel_queued_run,
-            },
-        )
-
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        yield TriggerEvent(await events.outcome(self, self._wait))
+    def described(self) -> str:
+        return self.condition.describe()
 
     async def _wait(self) -> dict[str, Any]:
         last_reason = None
         checks = 1  # the task checked once before deferring
-        async with LeadpipeHook(leadpipe_conn_id=self.leadpipe_conn_id, **self.hook_params) as hook:
+        async with self.new_hook() as hook:
             while True:
                 try:
-                    run, reason = await self.condition.acheck(hook)
+                    run, reason = await acheck(hook, self.condition.reads())
                 except LeadpipeAudienceRunError as exc:  # failed or cancelled: waiting cannot fix it
                     self.log.info("%s", exc)
                     return {**events.from_exception(exc), "run": _run_of(exc)}
@@ -145,12 +91,7 @@ class LeadpipeAudienceRunTrigger(BaseTrigger):
                         f"last state: {reason}" + ("; the queued run was cancelled" if cancelled else "")
                     )
                 checks += 1
-                interval = (
-                    backoff_interval(self.poll_interval, checks, self.max_wait)
-                    if self.exponential_backoff
-                    else self.poll_interval
-                )
-                await asyncio.sleep(min(interval, remaining))
+                await asyncio.sleep(min(self.interval_after(checks), remaining))
 
     async def on_kill(self) -> None:
         """Cancel the run if it is still queued (``cancel_queued_run``); best effort, never raises.
@@ -168,7 +109,7 @@ class LeadpipeAudienceRunTrigger(BaseTrigger):
             )
             return
         try:
-            async with LeadpipeHook(leadpipe_conn_id=self.leadpipe_conn_id, **self.hook_params) as hook:
+            async with self.new_hook() as hook:
                 await self._cancel_queued_run(hook)
         except Exception as exc:  # the connection could not be read: the kill goes on either way
             self.log.warning("Could not cancel audience run %s: %s", self.condition.audience_run_id, exc)
@@ -225,39 +166,23 @@ def _run_of(exc: LeadpipeAudienceRunError) -> dict[str, Any]:
     }
 
 
-def result_of(event: Any, *, timeout_error: type[Exception]) -> dict[str, Any]:
-    """The run dict of a ``success`` event; any other event is raised as its error.
-
-    :param timeout_error: raised for a ``timeout`` event (the operator's
-        ``LeadpipeAudienceRunTimeoutError``, the sensor's ``AirflowSensorTimeout``).
-    :raises LeadpipeAudienceRunError: a failed or cancelled run (an ``AirflowFailException``).
-    :raises LeadpipeError: an ``error`` event, or an event that is missing or malformed.
-    """
-    if not isinstance(event, Mapping):
-        raise LeadpipeError(
-            f"LeadpipeAudienceRunTrigger resumed the task without an event (got {type(event).__name__}); "
-            "refusing to treat that as success"
-        )
-    status = event.get("status")
-    if status == events.SUCCESS:
-        run = event.get("run")
-        if not isinstance(run, Mapping):
-            raise LeadpipeError("LeadpipeAudienceRunTrigger sent a success event without a 'run' object")
-        return AudienceRun.from_data(dict(run)).to_dict()
-    if status == events.TIMEOUT:
-        raise timeout_error(str(event.get("message") or "timed out"))
-    run = event.get("run")
-    if status == events.FAILURE and isinstance(run, Mapping):
-        raise LeadpipeAudienceRunError(
-            str(event.get("message") or "the audience run failed"),
-            run_id=run.get("id"),
-            status=run.get("status"),
-            error_code=run.get("errorCode"),
-            error_message=run.get("errorMessage"),
-        )
-    if status in (events.FAILURE, events.ERROR):
-        events.result_of(event)  # raises the event's typed error
-    raise LeadpipeError(
-        f"LeadpipeAudienceRunTrigger sent an event with unknown status {status!r}; expected one of "
-        f"{[events.SUCCESS, events.FAILURE, events.ERROR, events.TIMEOUT]}"
+def _failed_run(run: Mapping[str, Any], message: str | None) -> LeadpipeAudienceRunError:
+    return LeadpipeAudienceRunError(
+        str(message or "the audience run failed"),
+        run_id=run.get("id"),
+        status=run.get("status"),
+        error_code=run.get("errorCode"),
+        error_message=run.get("errorMessage"),
     )
+
+
+#: The trigger's ``success`` payload (``run``) for :func:`.events.result_of`; a ``failure`` event
+#: with a ``run`` is the run's ``LeadpipeAudienceRunError``.
+RUN = events.Payload(
+    "LeadpipeAudienceRunTrigger",
+    "task",
+    "run",
+    lambda run: AudienceRun.from_data(dict(run)).to_dict(),
+    failed=_failed_run,
+    timeout_message="timed out",
+)

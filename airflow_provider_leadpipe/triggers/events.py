@@ -1,23 +1,27 @@
-"""The events LeadpipeAccountTrigger yields, and how the sensor turns one back into a result;
-:func:`outcome`, the one-event ``run()`` of the account and the audience run triggers.
+"""The event protocol of the Leadpipe triggers that yield one event (the account trigger and the
+audience run trigger), and how a task turns an event back into a result: :func:`outcome`, the
+one-event ``run()``; :func:`result_of`, the task's side.
 
 Every payload is a dict of JSON primitives with a ``status`` key:
 
 ========== ===================================================================================
 status     payload and meaning
 ========== ===================================================================================
-success    ``account``: the ``AccountStatus.to_dict()`` that satisfied the condition; ``message``
-failure    waiting cannot help (HTTP 401/403, a ``fail_on_statuses`` status, no intent product):
-           ``error`` (the exception class name), ``message``, ``http_status``
+success    the trigger's payload key (:class:`Payload`: ``account``, the ``AccountStatus.to_dict()``
+           that satisfied the condition; ``run``, the completed run); ``message``
+failure    waiting cannot help (HTTP 401/403/404, a ``fail_on_statuses`` status, no intent
+           product, a failed or cancelled run, whose dict is then ``run``): ``error`` (the
+           exception class name), ``message``, ``http_status``
 error      anything else that ended the wait (bad connection, malformed response, a bug):
            ``error``, ``message``, ``http_status``
-timeout    the sensor's deadline passed before the condition held: ``message``
+timeout    the deadline passed before the condition held: ``message``
 ========== ===================================================================================
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSensorTimeout
@@ -71,28 +75,60 @@ async def outcome(trigger: Any, wait: Callable[[], Awaitable[dict[str, Any]]]) -
         return from_exception(exc)
 
 
-def result_of(event: Any) -> dict[str, Any]:
-    """The account dict of a ``success`` event; any other event is raised as its error.
+@dataclass(frozen=True)
+class Payload:
+    """What a trigger's ``success`` event carries, for :func:`result_of`.
 
-    :raises AirflowSensorTimeout: a ``timeout`` event (``soft_fail`` skips it, as in poke mode).
-    :raises AirflowFailException: a ``failure`` event, as the same typed error the sensor raises
-        in poke mode (``LeadpipeAuthError``, ``LeadpipeAccountError``).
+    :param trigger: the trigger's class name, for errors about its events.
+    :param waiter: what the trigger resumes ("sensor", "task"), for those errors.
+    :param key: the payload's key (``account``, ``run``).
+    :param parse: turns the payload into the task's result (validated).
+    :param failed: the typed error of a ``failure`` event that carries the payload (with the
+        event's message), if any.
+    :param timeout_message: the message of a ``timeout`` event that has none.
+    """
+
+    trigger: str
+    waiter: str
+    key: str
+    parse: Callable[[Mapping[str, Any]], dict[str, Any]]
+    failed: Callable[[Mapping[str, Any], str | None], Exception] | None = None
+    timeout_message: str = "no message"
+
+
+ACCOUNT = Payload(
+    "LeadpipeAccountTrigger", "sensor", "account", lambda data: AccountStatus.from_data(data).to_dict()
+)
+
+
+def result_of(
+    event: Any, payload: Payload = ACCOUNT, *, timeout_error: type[Exception] = AirflowSensorTimeout
+) -> dict[str, Any]:
+    """The payload of a ``success`` event; any other event is raised as its error.
+
+    :param timeout_error: raised for a ``timeout`` event (a sensor's ``AirflowSensorTimeout``:
+        ``soft_fail`` skips it, as in poke mode; the run operator's own timeout error).
+    :raises AirflowFailException: a ``failure`` event, as the same typed error the task raises
+        without deferring (``LeadpipeAuthError``, ``LeadpipeAccountError``, a failed run's error).
     :raises LeadpipeError: an ``error`` event, or an event that is missing or malformed.
     """
     if not isinstance(event, Mapping):
         raise LeadpipeError(
-            f"LeadpipeAccountTrigger resumed the sensor without an event (got {type(event).__name__}); "
+            f"{payload.trigger} resumed the {payload.waiter} without an event (got {type(event).__name__}); "
             "refusing to treat that as success"
         )
     status = event.get("status")
     message = str(event.get("message") or "no message")
     if status == SUCCESS:
-        account = event.get("account")
-        if not isinstance(account, Mapping):
-            raise LeadpipeError("LeadpipeAccountTrigger sent a success event without an 'account' object")
-        return AccountStatus.from_data(account).to_dict()
+        data = event.get(payload.key)
+        if not isinstance(data, Mapping):
+            raise LeadpipeError(f"{payload.trigger} sent a success event without {_an(payload.key)} object")
+        return payload.parse(data)
     if status == TIMEOUT:
-        raise AirflowSensorTimeout(message)
+        raise timeout_error(str(event.get("message") or payload.timeout_message))
+    data = event.get(payload.key)
+    if status == FAILURE and payload.failed is not None and isinstance(data, Mapping):
+        raise payload.failed(data, event.get("message"))
     if status in (FAILURE, ERROR):
         name = str(event.get("error") or "")
         http_status = event.get("http_status")
@@ -103,6 +139,10 @@ def result_of(event: Any) -> dict[str, Any]:
             cls, message = LeadpipeError, f"{name or 'error'}: {message}"
         raise cls(message, http_status=http_status if isinstance(http_status, int) else None)
     raise LeadpipeError(
-        f"LeadpipeAccountTrigger sent an event with unknown status {status!r}; expected one of "
+        f"{payload.trigger} sent an event with unknown status {status!r}; expected one of "
         f"{[SUCCESS, FAILURE, ERROR, TIMEOUT]}"
     )
+
+
+def _an(key: str) -> str:
+    return f"an '{key}'" if key[0] in "aeiou" else f"a '{key}'"

@@ -49,6 +49,7 @@ from airflow_provider_leadpipe.exceptions import TRANSIENT_ERRORS, LeadpipeAuthE
 from airflow_provider_leadpipe.hooks.core import sharing_key
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.models import AccountStatus
+from airflow_provider_leadpipe.triggers.base import LeadpipeTriggerMixin
 from airflow_provider_leadpipe.triggers.poller import AccountPoller, Answer, Subscription
 from airflow_provider_leadpipe.utils import validation
 
@@ -142,7 +143,7 @@ class _Observer(Subscription):
         self.queue.put_nowait(answer)
 
 
-class LeadpipeAccountEventTrigger(BaseEventTrigger):
+class LeadpipeAccountEventTrigger(LeadpipeTriggerMixin, BaseEventTrigger):
     """Yield an event each time the account goes from not satisfying the condition to satisfying it.
 
     The condition is the sensor's (:class:`~airflow_provider_leadpipe.conditions.AccountCondition`,
@@ -168,7 +169,7 @@ class LeadpipeAccountEventTrigger(BaseEventTrigger):
         hook_params: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        self.leadpipe_conn_id = validation.conn_id(leadpipe_conn_id)
+        self.init_trigger(leadpipe_conn_id, poll_interval, hook_params)
         self.condition = AccountCondition(
             require_healthy=require_healthy,
             min_credits=min_credits,
@@ -176,25 +177,9 @@ class LeadpipeAccountEventTrigger(BaseEventTrigger):
             min_audience_slots=min_audience_slots,
             fail_on_statuses=fail_on_statuses,
         )
-        self.poll_interval = validation.positive_seconds(poll_interval, "poll_interval")
-        self.hook_params = validation.hook_params(hook_params)
 
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(leadpipe_conn_id={self.leadpipe_conn_id!r}, "
-            f"poll_interval={self.poll_interval:g})"
-        )
-
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "leadpipe_conn_id": self.leadpipe_conn_id,
-                **self.condition.to_dict(),
-                "poll_interval": self.poll_interval,
-                "hook_params": self.hook_params,
-            },
-        )
+    def kwargs(self) -> dict[str, Any]:
+        return {**super().kwargs(), **self.condition.to_dict()}
 
     def _identity(self) -> dict[str, Any]:
         return {"watch": "account", "conn": self.leadpipe_conn_id, **self.condition.to_dict()}
@@ -213,7 +198,7 @@ class LeadpipeAccountEventTrigger(BaseEventTrigger):
             last = None
         while True:
             # Read here, in this trigger's context (per-team secrets), and again after a refusal.
-            hook = LeadpipeHook(leadpipe_conn_id=self.leadpipe_conn_id, **self.hook_params)
+            hook = self.new_hook()
             try:
                 key = sharing_key(await hook.aget_settings())
             except Exception as exc:
@@ -263,7 +248,7 @@ class LeadpipeAccountEventTrigger(BaseEventTrigger):
             await asyncio.sleep(_slow_retry(self.poll_interval))
 
 
-class LeadpipeAudienceRunEventTrigger(BaseEventTrigger):
+class LeadpipeAudienceRunEventTrigger(LeadpipeTriggerMixin, BaseEventTrigger):
     """Yield one event per run of an audience that newly reaches ``completed`` (daily or manual).
 
     Runs already completed at the first observation are the baseline. Several runs completed
@@ -285,27 +270,14 @@ class LeadpipeAudienceRunEventTrigger(BaseEventTrigger):
         hook_params: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        self.leadpipe_conn_id = validation.conn_id(leadpipe_conn_id)
+        self.init_trigger(leadpipe_conn_id, poll_interval, hook_params)
         self.audience_id = validation.uuid_id(audience_id, "audience_id")
-        self.poll_interval = validation.positive_seconds(poll_interval, "poll_interval")
-        self.hook_params = validation.hook_params(hook_params)
 
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(leadpipe_conn_id={self.leadpipe_conn_id!r}, "
-            f"audience_id={self.audience_id!r}, poll_interval={self.poll_interval:g})"
-        )
+    def kwargs(self) -> dict[str, Any]:
+        return {**super().kwargs(), "audience_id": self.audience_id}
 
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "leadpipe_conn_id": self.leadpipe_conn_id,
-                "audience_id": self.audience_id,
-                "poll_interval": self.poll_interval,
-                "hook_params": self.hook_params,
-            },
-        )
+    def described(self) -> str:
+        return f"audience_id={self.audience_id!r}"
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         state = WatcherState(
@@ -318,7 +290,7 @@ class LeadpipeAudienceRunEventTrigger(BaseEventTrigger):
         while True:
             delay = self.poll_interval
             try:
-                async with LeadpipeHook(leadpipe_conn_id=self.leadpipe_conn_id, **self.hook_params) as hook:
+                async with self.new_hook() as hook:
                     while True:
                         runs = await hook.alist_audience_runs(self.audience_id, limit=RECENT_RUNS)
                         completed = [run for run in reversed(runs) if run.status.is_success]

@@ -5,7 +5,8 @@
   :func:`uuid_id`, :func:`concurrency`, :func:`if_exists_policy`.
 - What Airflow renders for a list or mapping argument: :func:`value_list`, :func:`string_list`,
   :func:`path_list`, :func:`mapping`.
-- Per-task hook settings: :func:`hook_params`.
+- The hook's settings (connection extras and per-task overrides): :func:`seconds_setting`,
+  :func:`retry_count_setting`, :func:`hook_params`.
 - Request bodies and queries: :func:`visitor_query`, :func:`create_pixel_body`,
   :func:`update_pixel_body`.
 
@@ -21,15 +22,16 @@ renders to ``""`` (an unset DAG param, say) simply drops the filter.
 from __future__ import annotations
 
 import ast
-import datetime
 import json
 import math
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from airflow_provider_leadpipe import TIMEOUT_RANGE
 from airflow_provider_leadpipe.exceptions import LeadpipeConfigError
+from airflow_provider_leadpipe.utils.text import parse_date
 
 #: ``timeframe`` values ``GET /v1/data`` accepts.
 TIMEFRAMES: tuple[str, ...] = ("24h", "7d", "14d", "30d", "90d", "all")
@@ -202,21 +204,74 @@ def mapping(value: Any, name: str) -> dict[str, Any] | None:
     )
 
 
-#: The hook settings a task may override (``LeadpipeHook``'s keyword arguments).
-HOOK_PARAMS: tuple[str, ...] = ("timeout", "max_retries", "retry_backoff")
+# -- the hook's settings: connection extras and per-task ``hook_params`` ------------------------
+
+DEFAULT_TIMEOUT = 30.0
+#: A connection's ``timeout`` extra: the range the Connections form states.
+MIN_TIMEOUT, MAX_TIMEOUT = TIMEOUT_RANGE
+DEFAULT_MAX_RETRIES = 3
+DEFAULT_RETRY_BACKOFF = 1.0
+MAX_BACKOFF = 30.0
+
+
+def seconds_setting(
+    value: Any, name: str, conn_id: str, default: float, maximum: float, minimum: float | None = None
+) -> float:
+    """A number of seconds from ``minimum`` (else above 0) to ``maximum``; None or "" is ``default``.
+
+    Bounded above because httpx/httpcore and tenacity fail (or sleep for ever) on huge values."""
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        number = float("nan")
+    low_ok = number >= minimum if minimum is not None else number > 0
+    if isinstance(value, bool) or not (low_ok and number <= maximum):
+        low = f"from {minimum:g}" if minimum is not None else "above 0 and"
+        raise LeadpipeConfigError(
+            f"Leadpipe connection '{conn_id}': {name} must be a number of seconds {low} up to "
+            f"{maximum:g}, got {value!r}"
+        )
+    return number
+
+
+def retry_count_setting(value: Any, conn_id: str) -> int:
+    """The ``max_retries`` setting: a whole number from 0 to 10; None or "" is the default."""
+    if value is None or value == "":
+        return DEFAULT_MAX_RETRIES
+    try:
+        count = int(str(value))
+    except ValueError:
+        count = -1
+    if isinstance(value, bool) or not 0 <= count <= 10:
+        raise LeadpipeConfigError(
+            f"Leadpipe connection '{conn_id}': max_retries must be a whole number from 0 to 10, got {value!r}"
+        )
+    return count
+
+
+#: The hook settings a task may override (``LeadpipeHook``'s keyword arguments), each checked with
+#: the connection extras' own rule.
+_OVERRIDES: dict[str, Callable[[Any], Any]] = {
+    "timeout": lambda value: seconds_setting(value, "timeout", "", DEFAULT_TIMEOUT, MAX_TIMEOUT),
+    "max_retries": lambda value: retry_count_setting(value, ""),
+    "retry_backoff": lambda value: seconds_setting(
+        value, "retry_backoff", "", DEFAULT_RETRY_BACKOFF, MAX_BACKOFF
+    ),
+}
+HOOK_PARAMS: tuple[str, ...] = tuple(_OVERRIDES)
 
 
 def hook_params(value: Any) -> dict[str, Any]:
     """Per-task hook settings: a JSON object whose keys are some of :data:`HOOK_PARAMS`.
 
-    Values are checked with the connection extras' own rules (and messages); keys whose value is
-    None are dropped, so ``{}`` and None both mean "the connection's settings".
+    Values are checked with the connection extras' own rules (and messages, about ``hook_params``:
+    ``hook_params['timeout'] must be a number of seconds above 0 and up to 600, got 0``); keys
+    whose value is None are dropped, so ``{}`` and None both mean "the connection's settings".
     """
     if value is None or value == {}:
         return {}  # the common case, and every trigger checks it as it starts
-    # The request core owns the rules for these settings; imported here to keep them one.
-    from airflow_provider_leadpipe.hooks import core
-
     params = mapping(value, "hook_params") or {}
     unknown = sorted(str(key) for key in params if key not in HOOK_PARAMS)
     if unknown:
@@ -229,7 +284,13 @@ def hook_params(value: Any) -> dict[str, Any]:
             raise LeadpipeConfigError(
                 f"hook_params['{key}'] must be a number, got {type(item).__name__} {_shown(item)}"
             )
-    core.check_overrides(checked)
+    for key, item in checked.items():
+        try:
+            _OVERRIDES[key](item)
+        except LeadpipeConfigError as exc:
+            # "Leadpipe connection '': timeout must be ..." -> "hook_params['timeout'] must be ..."
+            rule = str(exc).partition(f"{key} ")[2]
+            raise LeadpipeConfigError(f"hook_params['{key}'] {rule}") from None
     return checked
 
 
@@ -449,8 +510,9 @@ def optional_uuid_id(value: Any, name: str) -> str | None:
     return None if _optional_str(value, name) is None else uuid_id(value, name)
 
 
-def positive_seconds(value: Any, name: str) -> float:
-    """A positive, finite number of seconds (fractions allowed); numeric strings from templates too."""
+def positive_seconds(value: Any, name: str, *, zero: bool = False) -> float:
+    """A positive (with ``zero``: or 0), finite number of seconds (fractions allowed); numeric strings
+    from templates too."""
     number = value
     if isinstance(value, str):
         try:
@@ -461,9 +523,11 @@ def positive_seconds(value: Any, name: str) -> float:
         isinstance(number, bool)
         or not isinstance(number, (int, float))
         or not math.isfinite(number)
-        or number <= 0
+        or number < 0
+        or (number == 0 and not zero)
     ):
-        raise LeadpipeConfigError(f"{name} must be a positive number of seconds, got {_shown(value)}")
+        kind = "a number of seconds >= 0" if zero else "a positive number of seconds"
+        raise LeadpipeConfigError(f"{name} must be {kind}, got {_shown(value)}")
     return float(number)
 
 
@@ -474,9 +538,7 @@ def data_date(value: Any, name: str) -> str | None:
         return None
     text = text.strip()
     try:
-        if len(text) != 10:
-            raise ValueError(text)
-        datetime.date.fromisoformat(text)
+        parse_date(text)
     except ValueError:
         raise LeadpipeConfigError(
             f"{name} must be a date like 2026-05-04 (YYYY-MM-DD), got {_shown(value)}"

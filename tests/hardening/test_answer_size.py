@@ -134,8 +134,8 @@ def test_a_trigger_given_an_oversized_answer_ends_in_one_error_event(conn_to):
     with ScriptedServer(default=_raw(200, bomb, {"Content-Encoding": "gzip"})) as server:
         trigger = LeadpipeAccountTrigger(
             leadpipe_conn_id=conn_to(server.url),
-            condition=AccountCondition(min_credits=1).to_dict(),
-            poke_interval=1.0,
+            **AccountCondition(min_credits=1).to_dict(),
+            poll_interval=1.0,
             deadline=time.time() + 3600,
             hook_params={"max_retries": 0},
         )

@@ -37,7 +37,7 @@ CreatePixel = LeadpipeCreatePixelOperator
 UpdatePixel = LeadpipeUpdatePixelOperator
 
 FILE = "/tmp/leadpipe-hardening-never-written.jsonl"
-TRIGGER = {"leadpipe_conn_id": "leadpipe_default", "condition": {}, "poke_interval": 5.0, "deadline": 2e9}
+TRIGGER = {"leadpipe_conn_id": "leadpipe_default", "poll_interval": 5.0, "deadline": 2e9}
 
 # (operator class, keyword arguments, the argument the message must name)
 BAD_ARGUMENTS: list[tuple[type, dict[str, Any], str]] = [
@@ -91,9 +91,9 @@ BAD_ARGUMENTS: list[tuple[type, dict[str, Any], str]] = [
     (UpdatePixel, {"pixel_id": "p1"}, "nothing to update"),
     (UpdatePixel, {"pixel_id": "p1", "included_paths": ["no-slash"]}, "included_paths[0]"),
     (UpdatePixel, {"pixel_id": "p1", "status": "paused", "leadpipe_conn_id": ""}, "leadpipe_conn_id"),
-    (LeadpipeAccountTrigger, {**TRIGGER, "condition": {"min_credits": -1}}, "min_credits"),
-    (LeadpipeAccountTrigger, {**TRIGGER, "condition": {"bogus": 1}}, "bogus"),
-    (LeadpipeAccountTrigger, {**TRIGGER, "poke_interval": -1}, "poke_interval"),
+    (LeadpipeAccountTrigger, {**TRIGGER, "min_credits": -1}, "min_credits"),
+    (LeadpipeAccountTrigger, {**TRIGGER, "bogus": 1}, "bogus"),
+    (LeadpipeAccountTrigger, {**TRIGGER, "poll_interval": -1}, "poll_interval"),
     (LeadpipeAccountTrigger, {**TRIGGER, "deadline": float("nan")}, "deadline"),
     (LeadpipeAccountTrigger, {**TRIGGER, "leadpipe_conn_id": ""}, "leadpipe_conn_id"),
 ]

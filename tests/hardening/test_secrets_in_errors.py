@@ -179,8 +179,8 @@ def server() -> Iterator[ScriptedServer]:
 def trigger_events(conn_id: str) -> list[dict[str, Any]]:
     trigger = LeadpipeAccountTrigger(
         leadpipe_conn_id=conn_id,
-        condition=AccountCondition().to_dict(),
-        poke_interval=0.05,
+        **AccountCondition().to_dict(),
+        poll_interval=0.05,
         deadline=time.time() + 0.2,
     )
 

@@ -40,8 +40,8 @@ def _connect(monkeypatch, sandbox, conn_id: str, api_key: str) -> str:
 def _trigger(conn_id: str, deadline: float, interval: float = 0.1) -> LeadpipeAccountTrigger:
     return LeadpipeAccountTrigger(
         leadpipe_conn_id=conn_id,
-        condition=AccountCondition(min_credits=100).to_dict(),
-        poke_interval=interval,
+        **AccountCondition(min_credits=100).to_dict(),
+        poll_interval=interval,
         deadline=deadline,
     )
 

@@ -29,6 +29,7 @@ import respx
 from airflow_provider_leadpipe.conditions.audiences import AudienceRunCondition
 from airflow_provider_leadpipe.exceptions import LeadpipeResponseError
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
+from airflow_provider_leadpipe.triggers.base import acheck, check
 from tests.hardening.figures import record
 from tests.unit.conftest import API_KEY
 from tests.unit.models.test_audiences import AUDIENCE, DAILY_RUN
@@ -160,8 +161,7 @@ def test_a_run_condition_looks_past_the_newest_100_runs_before_saying_none_yet(l
         leadpipe_sandbox.add_daily_run(audience, data_date="2026-05-05", status="failed")
     condition = AudienceRunCondition(audience_id=audience)
     with LeadpipeHook() as hook:
-        check = condition.check if mode == "sync" else condition.acheck
-        run, message = _call(mode, check, hook)
+        run, message = _call(mode, check if mode == "sync" else acheck, hook, condition.reads())
     assert run is not None and run.id == done["id"], message
     record("lists", CASE, mode=mode)
 

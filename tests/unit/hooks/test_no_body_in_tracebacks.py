@@ -291,8 +291,8 @@ def test_the_test_button_and_the_triggers_show_no_copy(leadpipe_conn, caplog):
             shown[f"test_connection, {case}"] = message
             trigger = LeadpipeAccountTrigger(
                 leadpipe_conn_id="leadpipe_default",
-                condition=AccountCondition().to_dict(),
-                poke_interval=0.01,
+                **AccountCondition().to_dict(),
+                poll_interval=0.01,
                 deadline=time.time() + 0.5,
                 hook_params={"max_retries": 0},
             )

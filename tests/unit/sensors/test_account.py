@@ -288,7 +288,7 @@ def test_defers_with_the_wall_clock_deadline_and_a_framework_timeout_after_it():
         after = time.time()
     trigger = exc.value.trigger
     assert before + 600 <= trigger.deadline <= after + 600
-    assert trigger.poke_interval == 30
+    assert trigger.poll_interval == 30
     assert trigger.leadpipe_conn_id == "leadpipe_default"
     assert trigger.condition == task.condition
     # The trigger's own timeout event must come first; the framework timeout is only a backstop.

@@ -95,8 +95,8 @@ def make_trigger(
     safety net: a test whose outcome is a timeout sets its own."""
     return LeadpipeAccountTrigger(
         leadpipe_conn_id=conn_id,
-        condition=AccountCondition(min_credits=min_credits, **condition).to_dict(),
-        poke_interval=interval,
+        **AccountCondition(min_credits=min_credits, **condition).to_dict(),
+        poll_interval=interval,
         deadline=clock.time() + timeout,
     )
 

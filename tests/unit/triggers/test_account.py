@@ -42,14 +42,12 @@ def test_serialize_holds_primitives_only_and_round_trips():
     assert json.loads(json.dumps(kwargs)) == kwargs  # primitives only
     assert kwargs == {
         "leadpipe_conn_id": "leadpipe_default",
-        "condition": {
-            "require_healthy": True,
-            "min_credits": 100,
-            "max_percent_used": 80,
-            "min_audience_slots": None,
-            "fail_on_statuses": ["expired", "suspended"],
-        },
-        "poke_interval": 0.05,
+        "require_healthy": True,
+        "min_credits": 100,
+        "max_percent_used": 80,
+        "min_audience_slots": None,
+        "fail_on_statuses": ["expired", "suspended"],
+        "poll_interval": 0.05,
         "deadline": trigger.deadline,
         "hook_params": {},
         "exponential_backoff": False,
@@ -84,15 +82,15 @@ async def test_no_key_in_serialized_kwargs_or_repr_even_after_running():
     ("kwargs", "message"),
     [
         ({"leadpipe_conn_id": ""}, "leadpipe_conn_id must be a non-empty string"),
-        ({"condition": {"min_credit": 1}}, "unknown account condition key"),
-        ({"condition": {"min_credits": -5}}, "min_credits must be a number >= 0"),
-        ({"poke_interval": -1}, "poke_interval must be >= 0"),
-        ({"poke_interval": "5"}, "poke_interval must be a finite number"),
-        ({"deadline": float("nan")}, "deadline must be a finite number"),
+        ({"min_credit": 1}, "unknown account condition key"),
+        ({"min_credits": -5}, "min_credits must be a number >= 0"),
+        ({"poll_interval": -1}, "poll_interval must be a number of seconds >= 0"),
+        ({"poll_interval": "soon"}, "poll_interval must be a number of seconds >= 0"),
+        ({"deadline": float("nan")}, "deadline must be a positive number of seconds"),
     ],
 )
 def test_bad_kwargs_are_refused(kwargs, message):
-    good = {"leadpipe_conn_id": "leadpipe_default", "condition": {}, "poke_interval": 1.0, "deadline": 1e9}
+    good = {"leadpipe_conn_id": "leadpipe_default", "poll_interval": 1.0, "deadline": 1e9}
     with pytest.raises(LeadpipeConfigError, match=message):
         LeadpipeAccountTrigger(**{**good, **kwargs})
 
@@ -335,7 +333,7 @@ async def test_triggers_with_different_hook_params_do_not_share_a_poller():
         ({"hook_params": {"timeout": -1}}, r"hook_params\['timeout'\] must be a number of seconds"),
         ({"hook_params": {"verify": False}}, r"hook_params has unknown key\(s\) \['verify'\]"),
         ({"exponential_backoff": "often"}, "exponential_backoff must be true or false"),
-        ({"max_wait": -1}, "max_wait must be >= 0"),
+        ({"max_wait": -1}, "max_wait must be a positive number of seconds"),
     ],
 )
 def test_bad_settings_are_refused(kwargs, message):
@@ -365,7 +363,7 @@ async def test_exponential_backoff_spaces_the_checks_out(wall_clock):
 
 
 def test_backoff_interval_grows_like_a_poking_sensors_and_stops_at_max_wait():
-    from airflow_provider_leadpipe.triggers.account import backoff_interval
+    from airflow_provider_leadpipe.triggers.base import backoff_interval
 
     assert [backoff_interval(10, count, None) for count in (1, 2, 3, 4)] == [5, 10, 20, 40]
     assert [backoff_interval(0.1, count, None) for count in (1, 2, 3)] == [1, 1, 1]

@@ -17,7 +17,8 @@ from airflow_provider_leadpipe.exceptions import (
     LeadpipeError,
     LeadpipeNotFoundError,
 )
-from airflow_provider_leadpipe.triggers.audiences import LeadpipeAudienceRunTrigger, result_of
+from airflow_provider_leadpipe.triggers.audiences import RUN, LeadpipeAudienceRunTrigger
+from airflow_provider_leadpipe.triggers.events import result_of
 from tests.orbit import api_runs
 from tests.unit.triggers.account_api import eventually
 
@@ -145,7 +146,7 @@ async def test_waits_through_queued_and_running_then_yields_the_run_dict(leadpip
     run = event["run"]
     assert (run["id"], run["status"], run["resultCount"]) == (run_id, "completed", 120)
     assert "dataDate" in run  # the API's own key names
-    assert result_of(event, timeout_error=LeadpipeAudienceRunTimeoutError)["id"] == run_id
+    assert result_of(event, RUN, timeout_error=LeadpipeAudienceRunTimeoutError)["id"] == run_id
 
 
 async def test_failed_run_yields_a_failure_event_with_error_code(leadpipe_sandbox, audience):
@@ -156,7 +157,7 @@ async def test_failed_run_yields_a_failure_event_with_error_code(leadpipe_sandbo
     event = await event_of(make(audience["id"], run_id=run_id))
     assert (event["status"], event["error"]) == ("failure", "LeadpipeAudienceRunError")
     with pytest.raises(LeadpipeAudienceRunError, match=r"MATERIALIZATION_FAILED.*disk full") as caught:
-        result_of(event, timeout_error=LeadpipeAudienceRunTimeoutError)
+        result_of(event, RUN, timeout_error=LeadpipeAudienceRunTimeoutError)
     assert (caught.value.run_id, caught.value.error_code) == (run_id, "MATERIALIZATION_FAILED")
 
 
@@ -168,7 +169,7 @@ async def test_times_out_at_its_wall_clock_deadline(leadpipe_sandbox, audience):
     assert event["status"] == "timeout" and "queued" in event["message"]
     assert 0.3 < time.monotonic() - started < 5
     with pytest.raises(LeadpipeAudienceRunTimeoutError, match="queued"):
-        result_of(event, timeout_error=LeadpipeAudienceRunTimeoutError)
+        result_of(event, RUN, timeout_error=LeadpipeAudienceRunTimeoutError)
 
 
 async def test_recreated_after_a_restart_keeps_the_original_deadline(leadpipe_sandbox, audience, wall_clock):
@@ -210,13 +211,13 @@ async def test_unknown_run_is_a_failure_event_naming_it(leadpipe_sandbox, audien
     event = await event_of(make(audience["id"], run_id=MISSING))
     assert event["status"] == "error" and MISSING in event["message"]
     with pytest.raises(LeadpipeNotFoundError, match=MISSING):
-        result_of(event, timeout_error=LeadpipeAudienceRunTimeoutError)
+        result_of(event, RUN, timeout_error=LeadpipeAudienceRunTimeoutError)
 
 
 @pytest.mark.parametrize("event", [None, "success", {"status": "success"}, {"status": "maybe"}])
 def test_malformed_events_are_refused(event):
     with pytest.raises(LeadpipeError):
-        result_of(event, timeout_error=LeadpipeAudienceRunTimeoutError)
+        result_of(event, RUN, timeout_error=LeadpipeAudienceRunTimeoutError)
 
 
 # -- on_kill (how each way of ending a deferred task reaches it: tests/hardening/test_ended_run_tasks.py)

@@ -14,9 +14,7 @@ from airflow_provider_leadpipe.triggers.audiences import LeadpipeAudienceRunTrig
 from tests.unit.models.test_audiences import AUDIENCE_ID
 
 TRIGGERS = {
-    "account": lambda: LeadpipeAccountTrigger(
-        leadpipe_conn_id="c", condition={}, poke_interval=1, deadline=2e9
-    ),
+    "account": lambda: LeadpipeAccountTrigger(leadpipe_conn_id="c", poll_interval=1, deadline=2e9),
     "audience run": lambda: LeadpipeAudienceRunTrigger(
         leadpipe_conn_id="c", audience_id=AUDIENCE_ID, poll_interval=1, deadline=2e9
     ),

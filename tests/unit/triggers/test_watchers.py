@@ -290,8 +290,7 @@ async def test_the_watcher_shares_the_account_poll_with_the_sensors_trigger(lead
     leadpipe_sandbox.exhaust_credits()
     sensor_trigger = LeadpipeAccountTrigger(
         leadpipe_conn_id="leadpipe_default",
-        condition={},
-        poke_interval=0.03,
+        poll_interval=0.03,
         deadline=time.time() + 30,
         hook_params=FAST,
     )
