@@ -197,5 +197,12 @@ def test_the_rule_finds_what_it_should() -> None:
         "1.5 ms",
         "97.9 %",
     ]
+    assert not _FIGURE.search("503s off, 2.x, 3.3")  # a status code's plural and versions are no figures
+    assert [m.group(0) for m in _FIGURE.finditer("2166 passed, 1 skipped; 7,700/s; 0.73\u00d7")] == [
+        "2166 passed",
+        "1 skipped",
+        "7,700/s",
+        "0.73\u00d7",
+    ]
     assert _SETTING_BEFORE.search("a request timeout of at most ")
     assert not _MEASURED.search("at most 600 s; 50 visitors per page")
