@@ -15,13 +15,15 @@ test_signatures.py and the snippets check those where they are checked at all. I
 block, a figure right after "at most", "up to", "above", "below", "at least", "every", "per",
 "default", "threshold", "timeout" or "interval" is a setting and exempt too.
 
-**Sourced** means: the block links one of the results files of `SOURCES` (files a script writes,
-each stating the date and the machine of its run) and every number of each measured figure in it
-appears in a linked one (thousands separators ignored). A measured figure in a block with no such
-link fails, and so does one its linked file does not hold: a page cannot quote a number no run
-produced, and a re-run that changes the file makes the page's stale copy fail. The results files
-themselves are not checked (they are the record), nor are the sections of `RECORDS`: a table of CI
-runs, each row naming its date, commit and machine, written as the runs ended.
+**Sourced** means: the block (for a table row: the row or the paragraph right before the table)
+links one of the results files of `SOURCES` (files a script writes, each stating the date and the
+machine of its run) and every number of each measured figure in it appears in a linked one
+(thousands separators ignored); a link to a heading (`RESULTS.md#...`) narrows that to the section.
+A measured figure in a block with no such link fails, and so does one its linked file does not
+hold: a page cannot quote a number no run produced, and a re-run that changes the file makes the
+page's stale copy fail. The results files themselves are not checked (they are the record), nor are
+the sections of `RECORDS`: a table of CI runs, each row naming its date, commit and machine,
+written as the runs ended.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.docs.markdown_pages import PAGES, REPO, load, page_id
+from tests.docs.markdown_pages import PAGES, REPO, _unique, github_slug, load, page_id
 
 pytestmark = pytest.mark.docs
 
@@ -120,9 +122,11 @@ def _blocks(path: Path) -> list[tuple[int, str, list[str]]]:
                 elif child.type in ("softbreak", "hardbreak"):
                     parts.append(" ")
                 elif child.type == "link_open":
-                    target = str(child.attrGet("href") or "").split("#", 1)[0]
+                    target, _, anchor = str(child.attrGet("href") or "").partition("#")
                     if target and "://" not in target:
-                        linked.append(page_id((path.parent / target).resolve()))
+                        linked.append(
+                            page_id((path.parent / target).resolve()) + (f"#{anchor}" if anchor else "")
+                        )
             if row is not None:
                 row.append(("".join(parts), linked))
             else:
@@ -135,7 +139,7 @@ def measured_figures(path: Path) -> list[Figure]:
     for line, text, linked in _blocks(path):
         if not _MEASURED.search(text):
             continue
-        sources = [target for target in linked if target in SOURCES]
+        sources = [target for target in linked if target.partition("#")[0] in SOURCES]
         for match in _FIGURE.finditer(text):
             if _SETTING_BEFORE.search(text[max(0, match.start() - 40) : match.start()]):
                 continue
@@ -145,7 +149,23 @@ def measured_figures(path: Path) -> list[Figure]:
 
 
 def _source_text(source: str) -> str:
-    return _norm((REPO / source).read_text(encoding="utf-8"))
+    """The results file's text, or only the linked section's (`file#heading`: to the next heading
+    of the same or a higher level)."""
+    name, _, anchor = source.partition("#")
+    lines = (REPO / name).read_text(encoding="utf-8").splitlines()
+    if anchor:
+        page, seen = load(REPO / name), {}
+        headings = [
+            (_unique(github_slug(h.text), seen), h.level, h.inline.map[0] if h.inline.map else 0)
+            for h in page.headings
+        ]
+        [(level, start)] = [(level, start) for slug, level, start in headings if slug == anchor] or [(0, -1)]
+        assert start >= 0, f"{source}: no such heading"
+        end = min(
+            [line for _, other, line in headings if line > start and other <= level], default=len(lines)
+        )
+        lines = lines[start:end]
+    return _norm("\n".join(lines))
 
 
 def problems(path: Path) -> list[str]:
