@@ -44,8 +44,8 @@ SOURCES = {
     "docs/hardening-report.md": "written by `pytest tests/hardening` (tests/hardening/figures.py)",
 }
 
-#: Sections that are themselves the record of runs (each row: date, commit, machine, load), not a
-#: quotation: their figures are not checked, and other pages link to them like to a results file.
+#: Sections that are themselves the record of runs (each row: date, commit, machine, load), written
+#: as the runs ended, not a quotation: their figures are not checked. Other pages cannot quote them.
 RECORDS = {("docs/compatibility.md", "The README test command on the slower CI machine, idle and busy")}
 
 _NUMBER = r"\d[\d,]*(?:\.\d+)?"
