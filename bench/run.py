@@ -345,8 +345,10 @@ def regression_targets(
     what the evaluations cost."""
     targets = []
     for n in sorted({n for _, n in results}):
-        ours, before = results.get(("leadpipe", n), {}), results.get((BEFORE, n), {})
-        if not (ok(ours) and ok(before)):
+        # Without --compare there is no "before" case: nothing to judge (a missing case is not
+        # an empty one that passes ``ok``).
+        ours, before = results.get(("leadpipe", n)), results.get((BEFORE, n))
+        if ours is None or before is None or not (ok(ours) and ok(before)):
             continue
         for key, what, fmt_value in (
             ("startup_s", "start-up (wall)", lambda v: f"{fmt(v)} s"),
