@@ -68,7 +68,9 @@ DateTime = Annotated[
 
 
 class _ApiModel(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(
+        extra="allow", frozen=True, populate_by_name=True, arbitrary_types_allowed=True, defer_build=True
+    )
 
 
 class Organization(_ApiModel):
