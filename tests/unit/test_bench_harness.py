@@ -90,10 +90,24 @@ def test_many_connections_without_compare(monkeypatch: pytest.MonkeyPatch) -> No
 
     section, targets = run.bench_many(args())
 
-    assert calls == [None, ("httpx-per-connection", "httpx-shared")]
+    assert calls == [None, run.LAYOUTS]
     assert not [t for t in targets if "1.10x" in t.name]
+    startup = [t for t in targets if "start-up <= 2x" in t.name]
+    assert [t.met for t in startup] == [True, True]  # equal start-up: 1.00x of each
     text = rendered(section, targets)
-    assert "httpx, client per connection" in text and "httpx, one client, pool N" in text
+    for name in ("httpx, client per connection", "httpx, one client, pool N", "connection read"):
+        assert name in text
+
+
+def test_start_up_on_many_connections_is_judged_against_bare_httpx() -> None:
+    results = {("leadpipe", 1000): trigger_result(startup_s=30.0), ("http", 1000): trigger_result()}
+    layouts = {
+        ("httpx-per-connection", 1000): trigger_result(startup_s=5.0),
+        ("httpx-read-connection", 1000): trigger_result(startup_s=25.0),
+    }
+    targets = run.startup_targets(results, layouts)
+    assert [(t.measured.split(" ")[0], t.met) for t in targets] == [("6.00x", False), ("1.20x", True)]
+    assert run.startup_targets(results, {}) == []  # --quick measures no layouts
 
 
 def test_compare_judges_each_figure_against_the_before_case(monkeypatch: pytest.MonkeyPatch) -> None:
