@@ -15,7 +15,7 @@ import tenacity
 from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseHook, mask_secret, redact
 
 from airflow_provider_leadpipe import UI_FIELD_BEHAVIOUR, validation
-from airflow_provider_leadpipe.exceptions import LeadpipeConflictError, LeadpipeError
+from airflow_provider_leadpipe.exceptions import TRANSIENT_ERRORS, LeadpipeConflictError, LeadpipeError
 from airflow_provider_leadpipe.hooks import core, paging
 from airflow_provider_leadpipe.hooks.audiences import AudiencesHookMixin
 from airflow_provider_leadpipe.hooks.core import ApiSettings, Handler
@@ -243,9 +243,14 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
         other answer is read in full first. ``client`` defaults to the hook's own.
         """
         client, settings = client or self.get_conn(), self.settings
+        try:  # the first attempt runs outside tenacity: see core.replay_first_failure
+            return core.answer(handler, self._send(client, request, settings, stream=stream), settings)
+        except TRANSIENT_ERRORS as exc:
+            failure = exc
         policy = core.retry_kwargs(settings, request.method, replay_safe=core.replay_safe(request))
         for attempt in tenacity.Retrying(**policy):
             with attempt:
+                core.replay_first_failure(attempt, failure)
                 result = core.answer(handler, self._send(client, request, settings, stream=stream), settings)
         return result
 
@@ -259,9 +264,14 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
     ) -> Any:
         """Async :meth:`send`."""
         client, settings = client or await self.aget_conn(), await self.aget_settings()
+        try:
+            return core.answer(handler, await self._asend(client, request, settings, stream=stream), settings)
+        except TRANSIENT_ERRORS as exc:
+            failure = exc
         policy = core.retry_kwargs(settings, request.method, replay_safe=core.replay_safe(request))
         async for attempt in tenacity.AsyncRetrying(**policy):
             with attempt:
+                core.replay_first_failure(attempt, failure)
                 result = core.answer(
                     handler, await self._asend(client, request, settings, stream=stream), settings
                 )
