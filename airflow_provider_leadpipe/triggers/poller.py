@@ -19,7 +19,7 @@ therefore share one :class:`AccountPoller` per credential:
   Airflow's triggerer creates the triggers handed to it in one pass of its loop, about once a
   second: a pass costs a read or two however many triggers it starts; a lone trigger waits for
   none. The read attaches the waiting subscriptions to their poller itself, so a starting trigger
-  suspends only on its subscription, as it did before reads were shared.
+  suspends only on its subscription.
 
 - The poller is a single task that fetches ``GET /v1/data/account`` every
   ``min(subscriber intervals)`` (measured start to start; at most one request in flight) and
@@ -110,8 +110,8 @@ class _Read:
 class _Reads:
     """The connection reads of starting subscriptions in one event loop: see :func:`subscribe`.
     (asyncio has no single-flight helper; this is the few lines it takes. It attaches the
-    waiting subscriptions itself, rather than have each await a shared future: a starting
-    trigger then costs no more wake-ups than it did before reads were shared.)"""
+    waiting subscriptions itself, rather than have each await a shared future, so a starting
+    trigger waits on one thing, its subscription.)"""
 
     def __init__(self) -> None:
         # No reference to the loop: _READS is keyed weakly by it.
