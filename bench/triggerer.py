@@ -178,8 +178,8 @@ class LeadpipeTriggerImpl(Impl):
         self.index.set(i)  # drive() runs each trigger in its own task, hence its own context
         trigger = LeadpipeAccountTrigger(
             leadpipe_conn_id=self.conn_id(i),
-            condition=AccountCondition(min_credits=1 + i % 10).to_dict(),
-            poke_interval=self.interval,
+            **AccountCondition(min_credits=1 + i % 10).to_dict(),
+            poll_interval=self.interval,
             deadline=time.time() + 3600,
         )
         return trigger.run()
@@ -193,6 +193,8 @@ class RawHttpxImpl(Impl):
 
     has_condition = False
     shared = False
+    #: httpx's default; see ReadConnectionHttpxImpl.
+    timeout = 5.0
 
     def connections(self) -> dict[str, dict[str, Any]]:
         return {}
@@ -202,10 +204,12 @@ class RawHttpxImpl(Impl):
         if not hasattr(self, "_ssl"):
             self._ssl = httpx.create_ssl_context()
         if not self.shared:
-            return httpx.AsyncClient(base_url=self.url, verify=self._ssl)
+            return httpx.AsyncClient(base_url=self.url, verify=self._ssl, timeout=self.timeout)
         if not hasattr(self, "_client"):
             limits = httpx.Limits(max_connections=self.n, max_keepalive_connections=self.n)
-            self._client = httpx.AsyncClient(base_url=self.url, verify=self._ssl, limits=limits)
+            self._client = httpx.AsyncClient(
+                base_url=self.url, verify=self._ssl, limits=limits, timeout=self.timeout
+            )
         return self._client
 
     async def run(self, i: int) -> AsyncIterator[Any]:  # type: ignore[override]
@@ -224,11 +228,43 @@ class SharedHttpxImpl(RawHttpxImpl):
     shared = True
 
 
+class ReadConnectionHttpxImpl(RawHttpxImpl):
+    """Reference, not a trigger: :class:`RawHttpxImpl` with one client per connection, each loop
+    reading its Airflow connection first (``BaseHook.aget_connection``, the key from its password),
+    as any trigger must. Start-up then includes what Airflow does per connection read, e.g. its
+    secrets masker registering the key. Its requests time out after 30 s, the Leadpipe hook's
+    default: the connection reads block the event loop for seconds, so httpx's default of 5 s
+    would end loops whose first request waited behind them."""
+
+    timeout = 30.0
+
+    def connections(self) -> dict[str, dict[str, Any]]:
+        return {
+            self.conn_id(i): {"conn_type": "http", "host": self.url, "password": self.api_key(i)}
+            for i in range(self.conns)
+        }
+
+    async def run(self, i: int) -> AsyncIterator[Any]:  # type: ignore[override]
+        from airflow.sdk import BaseHook
+
+        conn = await BaseHook.aget_connection(self.conn_id(i))
+        client, stamps = self.client(), self.stamps[i]
+        headers = {"X-API-Key": conn.password}
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            (await client.get("/v1/data/account", headers=headers)).json()
+            stamps.append(clock())
+            await asyncio.sleep(max(0.0, started + self.interval - loop.time()))
+        yield  # pragma: no cover -- makes this an async generator like trigger.run()
+
+
 IMPLS: dict[str, Callable[..., Impl]] = {
     "http": HttpSensorImpl,
     "leadpipe": LeadpipeTriggerImpl,
     "httpx-per-connection": RawHttpxImpl,
     "httpx-shared": SharedHttpxImpl,
+    "httpx-read-connection": ReadConnectionHttpxImpl,
 }
 
 

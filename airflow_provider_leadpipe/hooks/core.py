@@ -969,9 +969,9 @@ def retry_kwargs(settings: ApiSettings, method: str, *, replay_safe: bool = Fals
 def replay_first_failure(attempt: tenacity.AttemptManager, failure: BaseException) -> None:
     """Make a failed first attempt, made before entering the retry loop, tenacity's attempt 1.
 
-    Most requests succeed at once, and building tenacity's retry state costs about as much CPU as
-    the provider's other per-request work together and leaves ~40 objects in reference cycles for
-    the garbage collector (which dominates a triggerer polling a thousand connections). So the hooks
+    Most requests succeed at once, and tenacity's retry state costs about as much CPU as the
+    provider's other per-request work together and leaves objects in reference cycles for the
+    garbage collector, whose passes grow with a triggerer's heap. So the hooks
     send the first attempt bare and enter ``tenacity.(Async)Retrying`` only after a transient
     failure, whose attempt 1 then re-raises that failure here instead of sending again: the same
     attempt count, waits, ``Retry-After``, retry log lines and final error as one retry loop.

@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 import tenacity
-from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
 from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseHook, mask_secret, redact
 
 from airflow_provider_leadpipe import UI_FIELD_BEHAVIOUR
@@ -132,6 +131,9 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
         return await self._aread_settings()
 
     async def _aread_settings(self) -> ApiSettings:
+        # Imported here: a DAG file importing the hook never reads a connection asynchronously.
+        from airflow.providers.common.compat.connection import get_async_extra_dejson
+
         conn = await self._aget_leadpipe_connection()
         extra = await get_async_extra_dejson(conn)
         settings = ApiSettings.from_connection(conn, extra, **self._overrides)
@@ -140,6 +142,8 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
         return settings
 
     async def _aget_leadpipe_connection(self) -> Any:
+        from airflow.providers.common.compat.connection import get_async_connection
+
         try:
             return await get_async_connection(self.leadpipe_conn_id, hook=self)
         except AirflowNotFoundException:

@@ -58,7 +58,10 @@ class ApiModel(BaseModel):
     """The base of every response model: unknown fields kept, frozen, API aliases accepted;
     parsing from a ``{"data": ...}`` body or a bare object, and ``to_dict`` for XCom."""
 
-    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True, arbitrary_types_allowed=True)
+    # defer_build: validators are built on first use, not when a DAG file imports the provider.
+    model_config = ConfigDict(
+        extra="allow", frozen=True, populate_by_name=True, arbitrary_types_allowed=True, defer_build=True
+    )
 
     #: How messages name the object ("account", "pixel", "audience run", ...).
     _what: str = "object"

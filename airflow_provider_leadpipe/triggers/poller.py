@@ -11,21 +11,22 @@ therefore share one :class:`AccountPoller` per credential:
   timeout and retries).
   Two ids with one key share a poll; one id that resolves to two keys (a rotation, per-team
   secrets) never shares an answer between them. The poller never re-reads a connection.
-- Reading a connection costs more than everything else a starting trigger does (0.3-0.7 ms of
-  CPU, nearly all inside Airflow's lookup), so triggers of one connection share reads
+- Reading a connection costs more than everything else a starting trigger does (nearly all of
+  it inside Airflow's lookup, and a secrets backend may be a remote service), so triggers of one
+  connection share reads
   (:func:`subscribe`): a read may be joined only until it starts, so whatever a trigger gets was
   read after it asked, and reads of one connection start at most once per :data:`LOOKUP_GATHER`.
   Airflow's triggerer creates the triggers handed to it in one pass of its loop, about once a
   second: a pass costs a read or two however many triggers it starts; a lone trigger waits for
   none. The read attaches the waiting subscriptions to their poller itself, so a starting trigger
-  suspends only on its subscription, as it did before reads were shared.
+  suspends only on its subscription.
 
 - The poller is a single task that fetches ``GET /v1/data/account`` every
   ``min(subscriber intervals)`` (measured start to start; at most one request in flight) and
   pushes each answer to every subscriber. A status change thus reaches every trigger within one
   interval, and no trigger's answer is older than its own interval.
 - Each subscriber judges the answer against its own condition (memoised per distinct condition
-  per answer, so 5,000 identical sensors cost one evaluation) and its trigger keeps its own
+  per answer, so thousands of identical sensors cost one evaluation) and its trigger keeps its own
   deadline. A trigger coroutine is woken only when its verdict is final or its reason to wait
   changed: O(1) work per trigger per answer, no per-trigger client, no blocking call.
 - The poller owns one ``LeadpipeHook`` (one ``httpx.AsyncClient``): the first subscriber's. It
@@ -61,10 +62,9 @@ from airflow_provider_leadpipe.triggers import events
 log = logging.getLogger("airflow.providers.leadpipe.poller")
 
 #: Reads of one connection by starting triggers begin at most once per this many seconds; the
-#: triggers arriving in between share the next one (see :func:`subscribe`). Airflow's triggerer
-#: starts triggers in passes about a second apart, so a pass waits for none; triggers arriving
-#: continuously (bench/triggerer.py) make half the reads they made at 0.1 s and, with fewer
-#: thread hops to queue behind, reach their first answer no later (bench/RESULTS.md).
+#: triggers arriving in between share the next one (see :func:`subscribe`), so triggers that keep
+#: arriving do not read the connection (a secrets backend lookup) once each. Airflow's triggerer
+#: starts triggers in passes about a second apart, so a pass waits for none.
 LOOKUP_GATHER = 0.2
 
 _REGISTRY: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[bytes, AccountPoller]] = (
@@ -110,8 +110,8 @@ class _Read:
 class _Reads:
     """The connection reads of starting subscriptions in one event loop: see :func:`subscribe`.
     (asyncio has no single-flight helper; this is the few lines it takes. It attaches the
-    waiting subscriptions itself, rather than have each await a shared future: a starting
-    trigger then costs no more wake-ups than it did before reads were shared.)"""
+    waiting subscriptions itself, rather than have each await a shared future, so a starting
+    trigger waits on one thing, its subscription.)"""
 
     def __init__(self) -> None:
         # No reference to the loop: _READS is keyed weakly by it.
@@ -314,27 +314,13 @@ class Subscription:
         if self.result is None and self.reason == self._notified:
             self._wakeup = asyncio.get_running_loop().create_future()
             try:
-                await _until(self._wakeup, timeout)
+                await asyncio.wait((self._wakeup,), timeout=timeout)
             finally:
                 self._wakeup = None
         if self.result is None and self.reason != self._notified:
             self._notified = self.reason
             return self.reason
         return None
-
-
-async def _until(future: asyncio.Future[None], timeout: float) -> None:
-    """Wait until ``future`` is done or ``timeout`` s have passed, whichever is first.
-
-    What ``asyncio.wait({future}, timeout=timeout)`` does, at under half its CPU (it builds a set,
-    a second future and callbacks for each call): every waiting trigger pays this at each wake-up
-    (bench/RESULTS.md). Cancelling the waiting task cancels ``future``, which only it awaits.
-    """
-    timer = future.get_loop().call_later(timeout, _settle, future)
-    try:
-        await future
-    finally:
-        timer.cancel()
 
 
 def _settle(future: asyncio.Future[None]) -> None:
@@ -476,7 +462,7 @@ class AccountPoller:
                 return
             self._wake = self._loop.create_future()
             try:
-                await _until(self._wake, delay)
+                await asyncio.wait((self._wake,), timeout=delay)
             finally:
                 self._wake = None
 
