@@ -40,7 +40,7 @@ from contextlib import aclosing
 from typing import Any, Protocol, TypeVar
 
 from airflow_provider_leadpipe.exceptions import LeadpipeConflictError, LeadpipeError, LeadpipeResponseError
-from airflow_provider_leadpipe.hooks import core
+from airflow_provider_leadpipe.hooks.responses import forget_locals
 from airflow_provider_leadpipe.models import AudienceResultsPage, ListMeta, VisitorPage
 
 P = TypeVar("P")
@@ -62,7 +62,7 @@ class Pager(Protocol[P]):
 # Pages hold people's data. The loops below never keep a page while the next one is fetched,
 # and clear the frames a failure passed through (the pager's checks hold the page they refuse),
 # so an error's traceback -- printed with its local variables by Airflow's rich tracebacks --
-# reaches no page (see core.answer for the answers themselves).
+# reaches no page (see responses.answer for the answers themselves).
 
 
 def read_pages(pager: Pager[P], fetch: Callable[[int], Any]) -> Iterator[P]:
@@ -71,7 +71,7 @@ def read_pages(pager: Pager[P], fetch: Callable[[int], Any]) -> Iterator[P]:
         try:
             page = pager.feed(fetch(pager.next_number))
         except LeadpipeError as exc:
-            core.forget_locals(exc)
+            forget_locals(exc)
             raise
         if pager.keep(page):
             yield page
@@ -94,7 +94,7 @@ async def aread_pages(
             try:
                 page = pager.feed(await pending.popleft())
             except LeadpipeError as exc:
-                core.forget_locals(exc)
+                forget_locals(exc)
                 raise
             if pager.keep(page):
                 yield page
@@ -160,7 +160,7 @@ class VisitorPager:
 
     @staticmethod
     def parser(number: int) -> Callable[[Any], VisitorPage]:
-        """Validates the payload of page ``number`` (run by the request core, see ``core.answer``).
+        """Validates the payload of page ``number`` (run by the request core, see ``responses.answer``).
 
         :raises LeadpipeResponseError: on a malformed page.
         """

@@ -214,8 +214,8 @@ def hook_params(value: Any) -> dict[str, Any]:
     """
     if value is None or value == {}:
         return {}  # the common case, and every trigger checks it as it starts
-    # The request core owns the rules for these settings; imported here to keep them one.
-    from airflow_provider_leadpipe.hooks import core
+    # The hook's settings module owns the rules for these settings; imported here to keep them one.
+    from airflow_provider_leadpipe.hooks import settings
 
     params = mapping(value, "hook_params") or {}
     unknown = sorted(str(key) for key in params if key not in HOOK_PARAMS)
@@ -229,7 +229,7 @@ def hook_params(value: Any) -> dict[str, Any]:
             raise LeadpipeConfigError(
                 f"hook_params['{key}'] must be a number, got {type(item).__name__} {_shown(item)}"
             )
-    core.check_overrides(checked)
+    settings.check_overrides(checked)
     return checked
 
 
