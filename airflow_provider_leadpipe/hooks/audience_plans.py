@@ -41,6 +41,7 @@ MAX_RESULTS_LIMIT = 100
 MAX_IDEMPOTENCY_KEY = 120
 
 R = TypeVar("R", Audience, AudienceRun)
+T = TypeVar("T")
 
 
 def path_id(value: Any, name: str) -> str:
@@ -233,12 +234,7 @@ def cancel_run(audience_id: str, run_id: str) -> Plan[dict[str, Any]]:
 
 
 def stats(audience_id: str, run_id: str) -> Plan[AudienceRunStats]:
-    path = f"{_run_path(audience_id, run_id)}/stats"
-    what = _run_what(audience_id, run_id)
-    answer = yield Call("GET", path, answers.completed_only(AudienceRunStats.from_response, what))
-    if isinstance(answer, answers.Refused):
-        raise answers.run_error((yield from _explained(answer, audience_id, run_id)), audience_id, run_id)
-    return answer  # type: ignore[no-any-return]
+    return (yield from _of_completed_run("GET", "stats", AudienceRunStats.from_response, audience_id, run_id))
 
 
 def export_csv(audience_id: str, run_id: str) -> Call:
@@ -253,9 +249,17 @@ def export_csv(audience_id: str, run_id: str) -> Call:
 
 
 def create_export(audience_id: str, run_id: str) -> Plan[AudienceExport]:
-    path = f"{_run_path(audience_id, run_id)}/exports"
-    what = _run_what(audience_id, run_id)
-    answer = yield Call("POST", path, answers.completed_only(AudienceExport.from_response, what))
+    return (
+        yield from _of_completed_run("POST", "exports", AudienceExport.from_response, audience_id, run_id)
+    )
+
+
+def _of_completed_run(
+    method: str, suffix: str, parse: Callable[[Any], T], audience_id: str, run_id: str
+) -> Plan[T]:
+    """A read (or export) that only a completed run serves: 202 is not ready yet, 409 its error."""
+    handler = answers.completed_only(parse, _run_what(audience_id, run_id))
+    answer = yield Call(method, f"{_run_path(audience_id, run_id)}/{suffix}", handler)
     if isinstance(answer, answers.Refused):
         raise answers.run_error((yield from _explained(answer, audience_id, run_id)), audience_id, run_id)
     return answer  # type: ignore[no-any-return]

@@ -11,7 +11,7 @@ answers read by :mod:`.audience_answers`), which the sync method runs with ``sel
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -24,7 +24,6 @@ from airflow_provider_leadpipe.hooks import settings as api_settings
 from airflow_provider_leadpipe.hooks.audience_answers import ExportCsvStream
 from airflow_provider_leadpipe.hooks.body import bound_body
 from airflow_provider_leadpipe.hooks.plans import Plan, single
-from airflow_provider_leadpipe.hooks.responses import Handler
 from airflow_provider_leadpipe.hooks.settings import ApiSettings
 from airflow_provider_leadpipe.models import (
     Audience,
@@ -55,22 +54,10 @@ class AudiencesHookMixin:
         def get_conn(self) -> httpx.Client: ...
         async def aget_conn(self) -> httpx.AsyncClient: ...
         async def aget_settings(self) -> ApiSettings: ...
-        def send(
-            self,
-            request: httpx.Request,
-            *,
-            handler: Handler = ...,
-            stream: bool = ...,
-            client: httpx.Client | None = ...,
-        ) -> Any: ...
-        async def asend(
-            self,
-            request: httpx.Request,
-            *,
-            handler: Handler = ...,
-            stream: bool = ...,
-            client: httpx.AsyncClient | None = ...,
-        ) -> Any: ...
+
+        send: Callable[..., Any]
+        asend: Callable[..., Awaitable[Any]]
+
         def _run(self, plan: Plan[T]) -> T: ...
         async def _arun(self, plan: Plan[T]) -> T: ...
 

@@ -36,7 +36,7 @@ import json
 import math
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from contextlib import aclosing
+from contextlib import aclosing, contextmanager
 from typing import Any, Protocol, TypeVar
 
 from airflow_provider_leadpipe.exceptions import LeadpipeConflictError, LeadpipeError, LeadpipeResponseError
@@ -65,14 +65,21 @@ class Pager(Protocol[P]):
 # reaches no page (see responses.answer for the answers themselves).
 
 
+@contextmanager
+def _forgetting() -> Iterator[None]:
+    """A failure leaves with the local variables of the frames it passed through cleared."""
+    try:
+        yield
+    except LeadpipeError as exc:
+        forget_locals(exc)
+        raise
+
+
 def read_pages(pager: Pager[P], fetch: Callable[[int], Any]) -> Iterator[P]:
     """Fetch page after page (``fetch(number)``), feed each to ``pager``; yield the ones it keeps."""
     while not pager.done:
-        try:
+        with _forgetting():
             page = pager.feed(fetch(pager.next_number))
-        except LeadpipeError as exc:
-            forget_locals(exc)
-            raise
         if pager.keep(page):
             yield page
         del page
@@ -91,11 +98,8 @@ async def aread_pages(
             while len(pending) < window and pager.may_request(ahead):
                 pending.append(asyncio.ensure_future(fetch(ahead)))
                 ahead += 1
-            try:
+            with _forgetting():
                 page = pager.feed(await pending.popleft())
-            except LeadpipeError as exc:
-                forget_locals(exc)
-                raise
             if pager.keep(page):
                 yield page
             del page
