@@ -195,7 +195,7 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
         """Send a request with retries; return the JSON payload or raise a typed LeadpipeError.
 
         :param parse: turns the payload into the result (e.g. ``AccountStatus.from_response``),
-            inside the request core: a body it refuses leaves no copy in the error's traceback
+            inside the answer: a body it refuses leaves no copy in the error's traceback
             (see :func:`~airflow_provider_leadpipe.hooks.responses.answer`).
         """
         return self._run(single(Call(method, path, parsing(parse), params, json, headers)))

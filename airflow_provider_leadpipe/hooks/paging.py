@@ -10,9 +10,9 @@ its end or refused with :class:`LeadpipeResponseError`: never a silent part of i
 Visitors: page-number paging over ``GET /v1/data``.
 
 :class:`VisitorPager` does no I/O: it says which page to ask for and how to validate its payload
-(:meth:`VisitorPager.parser`, run inside the request core), checks each page fed back in order, and
-decides when the listing is exhausted. The hook's loops only send the request (``request`` or
-``await arequest``) and feed the page back, so both paths stop at the same page for the same reason.
+(:meth:`VisitorPager.parser`, run inside ``responses.answer``), checks each page fed back in order,
+and decides when the listing is exhausted. The loops only run each page's plan (the hook's ``_run``
+or ``await _arun``) and feed the page back, so both paths stop at the same page for the same reason.
 
 When is a listing exhausted, in order of precedence:
 
@@ -164,7 +164,7 @@ class VisitorPager:
 
     @staticmethod
     def parser(number: int) -> Callable[[Any], VisitorPage]:
-        """Validates the payload of page ``number`` (run by the request core, see ``responses.answer``).
+        """Validates the payload of page ``number`` (run inside ``responses.answer``).
 
         :raises LeadpipeResponseError: on a malformed page.
         """
