@@ -17,8 +17,11 @@ ACCOUNT_PATH = "/v1/data/account"
 PIXELS_PATH = "/v1/data/pixels"
 
 
+_ACCOUNT_STATUS = Call("GET", ACCOUNT_PATH, parsing(AccountStatus.from_response))
+
+
 def account_status() -> Plan[AccountStatus]:
-    return (yield Call("GET", ACCOUNT_PATH, parsing(AccountStatus.from_response)))
+    return (yield _ACCOUNT_STATUS)
 
 
 def visitor_page(pager: VisitorPager, number: int) -> Plan[VisitorPage]:

@@ -9,8 +9,7 @@ only in the line that awaits the transport; :class:`Steps` is everything else th
 from __future__ import annotations
 
 from collections.abc import Generator
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import httpx
 
@@ -19,11 +18,11 @@ from airflow_provider_leadpipe.hooks.responses import Handler, forget_locals, ha
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class Call:
+class Call(NamedTuple):
     """One request of a plan, and how its response becomes the value sent back into the plan.
 
-    With ``stream=True`` a 200 answer comes back unread and open (the caller closes it)."""
+    With ``stream=True`` a 200 answer comes back unread and open (the caller closes it). (A tuple:
+    made for every request, and cheaper to make than a frozen dataclass.)"""
 
     method: str
     path: str
