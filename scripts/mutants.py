@@ -28,7 +28,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 REPO = Path(__file__).resolve().parent.parent
-CORE = "airflow_provider_leadpipe/hooks/core.py"
+RETRY = "airflow_provider_leadpipe/hooks/retry.py"
+REDACTION = "airflow_provider_leadpipe/hooks/redaction.py"
+SETTINGS = "airflow_provider_leadpipe/hooks/settings.py"
 CONDITIONS = "airflow_provider_leadpipe/conditions/account.py"
 RETRY_TESTS = ("tests/unit/hooks", "tests/hardening/test_retry_policy.py")
 CONDITION_TESTS = ("tests/unit/conditions", "tests/unit/sensors", "tests/unit/operators")
@@ -50,22 +52,22 @@ class Mutant(NamedTuple):
 
 # fmt: off
 MUTANTS = [
-    Mutant("retry predicate: transient failures never retried", CORE, "    if not isinstance(exc, TRANSIENT_ERRORS):\n        return False", "    if True:\n        return False", RETRY_TESTS),  # noqa: E501
-    Mutant("retry predicate: a POST retried after it was sent", CORE, "return not exc.request_sent", "return True", RETRY_TESTS),  # noqa: E501
-    Mutant("Retry-After: delta-seconds ignored", CORE, "        return float(value)\n", "        return None\n", RETRY_TESTS),  # noqa: E501
-    Mutant("Retry-After: HTTP-date ignored", CORE, "    return max(0.0, when.timestamp() - (time.time() if now is None else now))", "    return None", RETRY_TESTS),  # noqa: E501
-    Mutant("Retry-After: cap raised from a minute to an hour", CORE, "MAX_RETRY_AFTER = 60.0", "MAX_RETRY_AFTER = 3600.0", RETRY_TESTS),  # noqa: E501
+    Mutant("retry predicate: transient failures never retried", RETRY, "    if not isinstance(exc, TRANSIENT_ERRORS):\n        return False", "    if True:\n        return False", RETRY_TESTS),  # noqa: E501
+    Mutant("retry predicate: a POST retried after it was sent", RETRY, "return not exc.request_sent", "return True", RETRY_TESTS),  # noqa: E501
+    Mutant("Retry-After: delta-seconds ignored", RETRY, "        return float(value)\n", "        return None\n", RETRY_TESTS),  # noqa: E501
+    Mutant("Retry-After: HTTP-date ignored", RETRY, "    return max(0.0, when.timestamp() - (time.time() if now is None else now))", "    return None", RETRY_TESTS),  # noqa: E501
+    Mutant("Retry-After: cap raised from a minute to an hour", RETRY, "MAX_RETRY_AFTER = 60.0", "MAX_RETRY_AFTER = 3600.0", RETRY_TESTS),  # noqa: E501
     Mutant("auth failure: retried by Airflow (not an AirflowFailException)", "airflow_provider_leadpipe/exceptions.py", "class LeadpipeAuthError(LeadpipeError, AirflowFailException):", "class LeadpipeAuthError(LeadpipeError):", ("tests/integration/test_task_retries.py",)),  # noqa: E501
     Mutant("condition: min_credits boundary (< becomes <=)", CONDITIONS, "credits.remaining < self.min_credits", "credits.remaining <= self.min_credits", CONDITION_TESTS),  # noqa: E501
     Mutant("condition: max_percent_used boundary (> becomes >=)", CONDITIONS, "credits.percent_used > self.max_percent_used", "credits.percent_used >= self.max_percent_used", CONDITION_TESTS),  # noqa: E501
     Mutant("condition: min_audience_slots boundary (< becomes <=)", CONDITIONS, "if available < self.min_audience_slots:", "if available <= self.min_audience_slots:", CONDITION_TESTS),  # noqa: E501
     Mutant("idempotency key: the try number always added (a retry starts a second run)", "airflow_provider_leadpipe/operators/audiences.py", "    if new_run_on_retry:\n        key = f\"{key}:try{ti.try_number}\"", "    if True:\n        key = f\"{key}:try{ti.try_number}\"", ("tests/unit/operators/test_audiences.py", "tests/integration/test_audience_runs_dag.py")),  # noqa: E501
     Mutant("idempotency key: the run id left out (two DAG runs share one audience run)", "airflow_provider_leadpipe/operators/audiences.py", "[\"airflow\", ti.dag_id, ti.run_id, ti.task_id,", "[\"airflow\", ti.dag_id, ti.task_id,", ("tests/unit/operators/test_audiences.py",)),  # noqa: E501
-    Mutant("redaction: redact() returns the text unchanged", CORE, "def redact(text: str, settings: ApiSettings) -> str:\n", "def redact(text: str, settings: ApiSettings) -> str:\n    return text\n", ("tests/unit/hooks", "tests/hardening/test_secrets.py", "tests/hardening/test_fuzz_responses.py")),  # noqa: E501
-    Mutant("corporate network: the ca_bundle extra ignored (default trust store)", CORE, "\"verify\": ssl_context(settings.ca_bundle),", "\"verify\": ssl_context(None),", NETWORK_TESTS),  # noqa: E501
-    Mutant("corporate network: the proxy extra ignored", CORE, "    elif settings.proxy is not None:\n        kwargs[\"proxy\"] = settings.proxy", "    elif False:\n        kwargs[\"proxy\"] = settings.proxy", NETWORK_TESTS),  # noqa: E501
-    Mutant("corporate network: plain http:// sent through the proxy", CORE, "    if httpx.URL(url).scheme == \"http\":\n        kwargs[\"trust_env\"] = False", "    if False:\n        kwargs[\"trust_env\"] = False", NETWORK_TESTS),  # noqa: E501
-    Mutant("sharing: the API key left out of the sharing key (one id, two accounts)", CORE, "        settings.api_key,\n        settings.proxy or \"\",", "        settings.proxy or \"\",", SHARING_TESTS),  # noqa: E501
+    Mutant("redaction: redact() returns the text unchanged", REDACTION, "def redact(text: str, settings: ApiSettings) -> str:\n", "def redact(text: str, settings: ApiSettings) -> str:\n    return text\n", ("tests/unit/hooks", "tests/hardening/test_secrets.py", "tests/hardening/test_fuzz_responses.py")),  # noqa: E501
+    Mutant("corporate network: the ca_bundle extra ignored (default trust store)", SETTINGS, "\"verify\": ssl_context(settings.ca_bundle),", "\"verify\": ssl_context(None),", NETWORK_TESTS),  # noqa: E501
+    Mutant("corporate network: the proxy extra ignored", SETTINGS, "    elif settings.proxy is not None:\n        kwargs[\"proxy\"] = settings.proxy", "    elif False:\n        kwargs[\"proxy\"] = settings.proxy", NETWORK_TESTS),  # noqa: E501
+    Mutant("corporate network: plain http:// sent through the proxy", SETTINGS, "    if httpx.URL(url).scheme == \"http\":\n        kwargs[\"trust_env\"] = False", "    if False:\n        kwargs[\"trust_env\"] = False", NETWORK_TESTS),  # noqa: E501
+    Mutant("sharing: the API key left out of the sharing key (one id, two accounts)", SETTINGS, "        settings.api_key,\n        settings.proxy or \"\",", "        settings.proxy or \"\",", SHARING_TESTS),  # noqa: E501
 ]
 # fmt: on
 

@@ -5,28 +5,38 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import tenacity
 from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseHook, mask_secret, redact
 
 from airflow_provider_leadpipe import UI_FIELD_BEHAVIOUR
-from airflow_provider_leadpipe.exceptions import TRANSIENT_ERRORS, LeadpipeConflictError, LeadpipeError
-from airflow_provider_leadpipe.hooks import core, paging
+from airflow_provider_leadpipe.exceptions import TRANSIENT_ERRORS, LeadpipeError
+from airflow_provider_leadpipe.hooks import identification, paging, redaction, retry
 from airflow_provider_leadpipe.hooks.audiences import AudiencesHookMixin
-from airflow_provider_leadpipe.hooks.core import ApiSettings, Handler
-from airflow_provider_leadpipe.hooks.paging import VISITORS_PATH, VisitorPager
+from airflow_provider_leadpipe.hooks.body import Unreadable, bound_body
+from airflow_provider_leadpipe.hooks.identification import ACCOUNT_PATH, PIXELS_PATH
+from airflow_provider_leadpipe.hooks.paging import VisitorPager
+from airflow_provider_leadpipe.hooks.plans import Call, Plan, Steps, single
+from airflow_provider_leadpipe.hooks.responses import (
+    Handler,
+    answer,
+    failed_attempt,
+    handle_response,
+    parsing,
+)
+from airflow_provider_leadpipe.hooks.settings import ApiSettings, client_kwargs
+from airflow_provider_leadpipe.hooks.single_flight import single_flight
 from airflow_provider_leadpipe.models import AccountStatus, Pixel, VisitorPage
 from airflow_provider_leadpipe.utils import validation
 
-ACCOUNT_PATH = "/v1/data/account"
-PIXELS_PATH = "/v1/data/pixels"
 #: ``test_connection`` must answer quickly in the UI: one try, short timeout.
 TEST_CONNECTION_TIMEOUT = 10.0
+
+T = TypeVar("T")
 
 
 class LeadpipeHook(AudiencesHookMixin, BaseHook):
@@ -96,7 +106,7 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
 
     def redact(self, text: str) -> str:
         """``text`` without the API key (a no-op until the connection has been read)."""
-        return text if self._settings is None else core.redact(text, self._settings)
+        return text if self._settings is None else redaction.redact(text, self._settings)
 
     async def aget_settings(self) -> ApiSettings:
         """Settings from the connection, looked up without blocking the event loop.
@@ -106,29 +116,11 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
         look it up thousands of times. A lookup that has started is never joined: whatever a caller
         gets was read after it asked (a key rotated in between is never handed to a later caller).
         Nothing is kept once a lookup completes: a later call reads the connection again.
-        (asyncio has no single-flight helper; this is the few lines it takes.)
         """
         if self._settings is None:
-            loop = asyncio.get_running_loop()
-            waiting = _LOOKUPS.get(loop)
-            if waiting is None:
-                waiting = _LOOKUPS[loop] = {}
             key = (self.leadpipe_conn_id, *map(repr, self._overrides.values()))  # any value hashes
-            lookup = waiting.get(key)
-            if lookup is None:
-                lookup = waiting[key] = loop.create_task(self._alookup(waiting, key))
-                lookup.add_done_callback(lambda done: _land(waiting, key, done))
-            # Shielded: one waiter's cancellation (a trigger cleared) must not fail the others.
-            self._settings = await asyncio.shield(lookup)
+            self._settings = await single_flight(key, self._aread_settings)
         return self._settings
-
-    async def _alookup(
-        self, waiting: dict[tuple[Any, ...], asyncio.Task[ApiSettings]], key: tuple[Any, ...]
-    ) -> ApiSettings:
-        await asyncio.sleep(0)  # callers in this pass of the event loop join
-        if waiting.get(key) is asyncio.current_task():
-            del waiting[key]  # started: a caller from now on starts a lookup of its own
-        return await self._aread_settings()
 
     async def _aread_settings(self) -> ApiSettings:
         # Imported here: a DAG file importing the hook never reads a connection asynchronously.
@@ -155,7 +147,7 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
 
     @cached_property
     def _client(self) -> httpx.Client:
-        return httpx.Client(**core.client_kwargs(self.settings))
+        return httpx.Client(**client_kwargs(self.settings))
 
     def get_conn(self) -> httpx.Client:
         """The hook's keep-alive ``httpx.Client`` (created once, reused for every call)."""
@@ -165,7 +157,7 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
         """The hook's ``httpx.AsyncClient`` for the running event loop (created once per loop)."""
         loop = asyncio.get_running_loop()
         if self._aclient is None or self._aclient_loop is not loop or self._aclient.is_closed:
-            self._aclient = httpx.AsyncClient(**core.client_kwargs(await self.aget_settings()))
+            self._aclient = httpx.AsyncClient(**client_kwargs(await self.aget_settings()))
             self._aclient_loop = loop
         return self._aclient
 
@@ -207,11 +199,10 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
         """Send a request with retries; return the JSON payload or raise a typed LeadpipeError.
 
         :param parse: turns the payload into the result (e.g. ``AccountStatus.from_response``),
-            inside the request core: a body it refuses leaves no copy in the error's traceback
-            (see :func:`core.answer`).
+            inside the answer: a body it refuses leaves no copy in the error's traceback
+            (see :func:`~airflow_provider_leadpipe.hooks.responses.answer`).
         """
-        request = self.get_conn().build_request(method, path, params=params, json=json, headers=headers)
-        return self.send(request, handler=_handler(parse))
+        return self._run(single(Call(method, path, parsing(parse), params, json, headers)))
 
     async def arequest(
         self,
@@ -224,56 +215,79 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
         parse: Callable[[dict[str, Any]], Any] | None = None,
     ) -> Any:
         """Async :meth:`request`: the same retries, errors and payload, without blocking the loop."""
-        client = await self.aget_conn()
-        request = client.build_request(method, path, params=params, json=json, headers=headers)
-        return await self.asend(request, handler=_handler(parse))
+        return await self._arun(single(Call(method, path, parsing(parse), params, json, headers)))
+
+    def _run(self, plan: Plan[T]) -> T:
+        """Run ``plan`` (see :mod:`~airflow_provider_leadpipe.hooks.plans`): the sync driver."""
+        with Steps(plan) as steps:
+            while (call := steps.call) is not None:
+                try:
+                    request = call.build(self.get_conn())
+                    steps.result = self.send(request, handler=call.handler, stream=call.stream)
+                except LeadpipeError as error:  # the plan may explain or absorb a failed call
+                    steps.failed(error)
+                else:
+                    steps.answered()
+            return steps.value  # type: ignore[no-any-return]
+
+    async def _arun(self, plan: Plan[T]) -> T:
+        """Async :meth:`_run`: the async driver."""
+        with Steps(plan) as steps:
+            while (call := steps.call) is not None:
+                try:
+                    request = call.build(await self.aget_conn())
+                    steps.result = await self.asend(request, handler=call.handler, stream=call.stream)
+                except LeadpipeError as error:
+                    steps.failed(error)
+                else:
+                    steps.answered()
+            return steps.value  # type: ignore[no-any-return]
 
     def send(
         self,
         request: httpx.Request,
         *,
-        handler: Handler = core.handle_response,
+        handler: Handler = handle_response,
         stream: bool = False,
         client: httpx.Client | None = None,
     ) -> Any:
         """Send a built request under the retry policy and return ``handler(response, settings)``.
 
         ``handler`` turns a response into the result or raises a typed error; a transient one
-        (429, 5xx, network) is retried when :func:`core.replay_safe` or nothing was processed.
-        With ``stream=True`` a 200 answer is handed over unread (the caller closes it); any
-        other answer is read in full first. ``client`` defaults to the hook's own.
+        (429, 5xx, network) is retried when :func:`~airflow_provider_leadpipe.hooks.retry.replay_safe`
+        or nothing was processed. With ``stream=True`` a 200 answer is handed over unread (the
+        caller closes it); any other answer is read in full first. ``client`` defaults to the
+        hook's own.
         """
         client, settings = client or self.get_conn(), self.settings
-        try:  # the first attempt runs outside tenacity: see core.replay_first_failure
-            return core.answer(handler, self._send(client, request, settings, stream=stream), settings)
+        try:  # the first attempt runs outside tenacity: see retry.replay_first_failure
+            return answer(handler, self._send(client, request, settings, stream=stream), settings)
         except TRANSIENT_ERRORS as exc:
             failure = exc
-        policy = core.retry_kwargs(settings, request.method, replay_safe=core.replay_safe(request))
-        for attempt in tenacity.Retrying(**policy):
+        for attempt in tenacity.Retrying(**retry.policy(settings, request)):
             with attempt:
-                core.replay_first_failure(attempt, failure)
-                result = core.answer(handler, self._send(client, request, settings, stream=stream), settings)
+                retry.replay_first_failure(attempt, failure)
+                result = answer(handler, self._send(client, request, settings, stream=stream), settings)
         return result
 
     async def asend(
         self,
         request: httpx.Request,
         *,
-        handler: Handler = core.handle_response,
+        handler: Handler = handle_response,
         stream: bool = False,
         client: httpx.AsyncClient | None = None,
     ) -> Any:
         """Async :meth:`send`."""
         client, settings = client or await self.aget_conn(), await self.aget_settings()
         try:
-            return core.answer(handler, await self._asend(client, request, settings, stream=stream), settings)
+            return answer(handler, await self._asend(client, request, settings, stream=stream), settings)
         except TRANSIENT_ERRORS as exc:
             failure = exc
-        policy = core.retry_kwargs(settings, request.method, replay_safe=core.replay_safe(request))
-        async for attempt in tenacity.AsyncRetrying(**policy):
+        async for attempt in tenacity.AsyncRetrying(**retry.policy(settings, request)):
             with attempt:
-                core.replay_first_failure(attempt, failure)
-                result = core.answer(
+                retry.replay_first_failure(attempt, failure)
+                result = answer(
                     handler, await self._asend(client, request, settings, stream=stream), settings
                 )
         return result
@@ -282,71 +296,59 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
     def _send(
         client: httpx.Client, request: httpx.Request, settings: ApiSettings, *, stream: bool = False
     ) -> httpx.Response:
-        """One attempt, read in full within ``settings.timeout`` and :data:`core.MAX_ANSWER_BYTES`
-        (decoded); network errors become typed, an unreadable body a typed error (2xx) or a
-        stand-in answer of the same status (see :func:`core.unreadable`).
+        """One attempt, read in full within ``settings.timeout`` and
+        :data:`~airflow_provider_leadpipe.hooks.body.MAX_ANSWER_BYTES` (decoded); a failure becomes
+        what :func:`~airflow_provider_leadpipe.hooks.responses.failed_attempt` says.
 
         With ``stream=True`` a 200 answer is returned unread and open (no whole-answer deadline:
         a long download is bounded per read by the timeout instead).
         """
-        started = time.monotonic()
-        failure: LeadpipeError
+        started, response = time.monotonic(), None
         try:
             response = client.send(request, stream=True)
             if stream and response.status_code == 200:
                 return response
             try:
-                core.limit_body_time(response, started, settings).read()
+                bound_body(response, started=started, timeout=settings.timeout).read()
             finally:
                 response.close()
-        except httpx.TransportError as exc:
-            failure = core.transport_error(exc, request, settings)
-        except core.Unreadable as exc:  # too large once decoded, or an encoding it cannot decode
-            core.forget_locals(exc)  # the frames that read it held pieces of the body
-            outcome = core.unreadable(response, exc, settings)
-            if isinstance(outcome, httpx.Response):
-                return outcome
-            failure = outcome
-        else:
             return response
-        raise failure  # out here, httpx's error (its text may quote the server) is not its context
+        except (httpx.TransportError, Unreadable) as exc:
+            outcome = failed_attempt(exc, request, response, settings)
+        if isinstance(outcome, httpx.Response):
+            return outcome
+        raise outcome  # out here, httpx's error (its text may quote the server) is not its context
 
     @staticmethod
     async def _asend(
         client: httpx.AsyncClient, request: httpx.Request, settings: ApiSettings, *, stream: bool = False
     ) -> httpx.Response:
         """Async :meth:`_send`."""
-        started = time.monotonic()
-        failure: LeadpipeError
+        started, response = time.monotonic(), None
         try:
             response = await client.send(request, stream=True)
             if stream and response.status_code == 200:
                 return response
             try:
-                await core.limit_body_time(response, started, settings).aread()
+                await bound_body(response, started=started, timeout=settings.timeout).aread()
             finally:
                 await response.aclose()
-        except httpx.TransportError as exc:
-            failure = core.transport_error(exc, request, settings)
-        except core.Unreadable as exc:
-            core.forget_locals(exc)
-            outcome = core.unreadable(response, exc, settings)
-            if isinstance(outcome, httpx.Response):
-                return outcome
-            failure = outcome
-        else:
             return response
-        raise failure  # out here, httpx's error (its text may quote the server) is not its context
+        except (httpx.TransportError, Unreadable) as exc:
+            outcome = failed_attempt(exc, request, response, settings)
+        if isinstance(outcome, httpx.Response):
+            return outcome
+        raise outcome  # out here, httpx's error (its text may quote the server) is not its context
 
     # -- endpoints ----------------------------------------------------------------------------
 
     def get_account_status(self) -> AccountStatus:
         """``GET /v1/data/account``: organization health, credits, pixels and intent slots."""
-        return self.request("GET", ACCOUNT_PATH, parse=AccountStatus.from_response)  # type: ignore[no-any-return]
+        return self._run(identification.account_status())
 
     async def aget_account_status(self) -> AccountStatus:
         """Async :meth:`get_account_status`."""
-        return await self.arequest("GET", ACCOUNT_PATH, parse=AccountStatus.from_response)  # type: ignore[no-any-return]
+        return await self._arun(identification.account_status())
 
     # -- visitors: GET /v1/data, page by page (paging rules in hooks/paging.py) ----------------
 
@@ -369,15 +371,8 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
         self, timeframe: str | None = None, domain: str | None = None, email: str | None = None
     ) -> Iterator[VisitorPage]:
         """Like :meth:`iter_visitors`, one non-empty :class:`VisitorPage` at a time."""
-        return self._visitor_pages(VisitorPager(validation.visitor_query(timeframe, domain, email)))
-
-    def _visitor_pages(self, pager: VisitorPager) -> Iterator[VisitorPage]:
-        return paging.read_pages(
-            pager,
-            lambda number: self.request(
-                "GET", VISITORS_PATH, params=pager.params(number), parse=pager.parser(number)
-            ),
-        )
+        pager = VisitorPager(validation.visitor_query(timeframe, domain, email))
+        return paging.read_pages(pager, lambda number: self._run(identification.visitor_page(pager, number)))
 
     def aiter_visitors(
         self,
@@ -405,14 +400,8 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
     ) -> AsyncGenerator[VisitorPage, None]:
         """Async :meth:`iter_visitor_pages`, optionally reading up to ``concurrency`` pages ahead."""
         pager = VisitorPager(validation.visitor_query(timeframe, domain, email))
-        return self._avisitor_pages(pager, validation.concurrency(concurrency))
-
-    def _avisitor_pages(self, pager: VisitorPager, concurrency: int) -> AsyncGenerator[VisitorPage, None]:
-        def fetch(number: int) -> Awaitable[VisitorPage]:
-            params = pager.params(number)
-            return self.arequest("GET", VISITORS_PATH, params=params, parse=pager.parser(number))
-
-        return paging.aread_pages(pager, fetch, concurrency)
+        fetch = lambda number: self._arun(identification.visitor_page(pager, number))  # noqa: E731
+        return paging.aread_pages(pager, fetch, validation.concurrency(concurrency))
 
     # -- pixels: GET/POST /v1/data/pixels, PATCH /v1/data/pixels/{id} -------------------------
 
@@ -422,7 +411,7 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
         :raises LeadpipeResponseError: when the answer says it holds only part of the list
             (``meta.total`` above its rows, ``meta.hasMore``, a ``meta.nextCursor``).
         """
-        return self.request("GET", PIXELS_PATH, parse=_whole_pixel_list)  # type: ignore[no-any-return]
+        return self._run(identification.list_pixels())
 
     def create_pixel(
         self,
@@ -447,13 +436,7 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
         :raises LeadpipeConfigError: for an argument Leadpipe would reject, before anything is sent.
         """
         body = validation.create_pixel_body(domain, name, included_paths, excluded_paths)
-        policy = validation.if_exists_policy(if_exists)
-        try:
-            return self.request("POST", PIXELS_PATH, json=body, parse=Pixel.from_response)  # type: ignore[no-any-return]
-        except LeadpipeConflictError as exc:
-            if policy == "error":
-                raise
-            return _existing_pixel(self.list_pixels(), body["domain"], exc)
+        return self._run(identification.create_pixel(body, validation.if_exists_policy(if_exists)))
 
     def update_pixel(
         self,
@@ -474,7 +457,7 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
         """
         path = f"{PIXELS_PATH}/{validation.path_id('pixel_id', pixel_id)}"
         body = validation.update_pixel_body(status, included_paths, excluded_paths)
-        return self.request("PATCH", path, json=body, parse=Pixel.from_response)  # type: ignore[no-any-return]
+        return self._run(single(Call("PATCH", path, parsing(Pixel.from_response), json=body)))  # type: ignore[no-any-return]
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the key against the authenticated account endpoint; never raises."""
@@ -484,10 +467,10 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
             quick = dataclasses.replace(
                 settings, timeout=min(settings.timeout, TEST_CONNECTION_TIMEOUT), max_retries=0
             )
-            with httpx.Client(**core.client_kwargs(quick)) as client:
+            with httpx.Client(**client_kwargs(quick)) as client:
                 request = client.build_request("GET", ACCOUNT_PATH)
-                handler = core.parsing(AccountStatus.from_response)
-                status = core.answer(handler, self._send(client, request, quick), quick)
+                handler = parsing(AccountStatus.from_response)
+                status = answer(handler, self._send(client, request, quick), quick)
         except Exception as exc:
             return False, self.redact(str(exc) or type(exc).__name__)
         credits = status.credits
@@ -496,23 +479,6 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
         return True, self.redact(
             f"Connected to {organization.name} ({organization.status}): {left} credits left"
         )
-
-
-#: Connection lookups waiting to start, per event loop: see :meth:`LeadpipeHook.aget_settings`.
-_LOOKUPS: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, dict[tuple[Any, ...], asyncio.Task[ApiSettings]]
-] = weakref.WeakKeyDictionary()
-
-
-def _land(
-    waiting: dict[tuple[Any, ...], asyncio.Task[ApiSettings]],
-    key: tuple[Any, ...],
-    done: asyncio.Task[ApiSettings],
-) -> None:
-    if waiting.get(key) is done:  # ended before it started (its loop closing)
-        del waiting[key]
-    if not done.cancelled():
-        done.exception()  # retrieved: no "exception was never retrieved" when every waiter left
 
 
 def _unregistered(secrets: tuple[str, ...]) -> list[str]:
@@ -534,26 +500,3 @@ async def _amask_secret(secret: str) -> None:
         mask_secret(secret)
         return
     await amask_secret(secret)
-
-
-def _handler(parse: Callable[[dict[str, Any]], Any] | None) -> Handler:
-    return core.handle_response if parse is None else core.parsing(parse)
-
-
-def _whole_pixel_list(payload: Any) -> list[Pixel]:
-    pixels, meta = Pixel.list_page_from_response(payload)
-    paging.check_whole(len(pixels), meta, what="pixel list")
-    return pixels
-
-
-def _existing_pixel(pixels: list[Pixel], domain: str, conflict: LeadpipeConflictError) -> Pixel:
-    """The listed pixel for ``domain`` after a 409 (whose body carries no id)."""
-    for pixel in pixels:
-        if pixel.matches_domain(domain):
-            return pixel
-    raise LeadpipeConflictError(
-        f"{conflict} -- but none of the organization's {len(pixels)} pixel(s) has domain {domain!r}, "
-        "so the existing pixel cannot be returned",
-        http_status=conflict.http_status,
-        api_code=conflict.api_code,
-    )

@@ -10,9 +10,9 @@ its end or refused with :class:`LeadpipeResponseError`: never a silent part of i
 Visitors: page-number paging over ``GET /v1/data``.
 
 :class:`VisitorPager` does no I/O: it says which page to ask for and how to validate its payload
-(:meth:`VisitorPager.parser`, run inside the request core), checks each page fed back in order, and
-decides when the listing is exhausted. The hook's loops only send the request (``request`` or
-``await arequest``) and feed the page back, so both paths stop at the same page for the same reason.
+(:meth:`VisitorPager.parser`, run inside ``responses.answer``), checks each page fed back in order,
+and decides when the listing is exhausted. The loops only run each page's plan (the hook's ``_run``
+or ``await _arun``) and feed the page back, so both paths stop at the same page for the same reason.
 
 When is a listing exhausted, in order of precedence:
 
@@ -36,11 +36,11 @@ import json
 import math
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from contextlib import aclosing
+from contextlib import aclosing, contextmanager
 from typing import Any, Protocol, TypeVar
 
 from airflow_provider_leadpipe.exceptions import LeadpipeConflictError, LeadpipeError, LeadpipeResponseError
-from airflow_provider_leadpipe.hooks import core
+from airflow_provider_leadpipe.hooks.responses import forget_locals
 from airflow_provider_leadpipe.models import AudienceResultsPage, ListMeta, VisitorPage
 
 P = TypeVar("P")
@@ -62,17 +62,24 @@ class Pager(Protocol[P]):
 # Pages hold people's data. The loops below never keep a page while the next one is fetched,
 # and clear the frames a failure passed through (the pager's checks hold the page they refuse),
 # so an error's traceback -- printed with its local variables by Airflow's rich tracebacks --
-# reaches no page (see core.answer for the answers themselves).
+# reaches no page (see responses.answer for the answers themselves).
+
+
+@contextmanager
+def _forgetting() -> Iterator[None]:
+    """A failure leaves with the local variables of the frames it passed through cleared."""
+    try:
+        yield
+    except LeadpipeError as exc:
+        forget_locals(exc)
+        raise
 
 
 def read_pages(pager: Pager[P], fetch: Callable[[int], Any]) -> Iterator[P]:
     """Fetch page after page (``fetch(number)``), feed each to ``pager``; yield the ones it keeps."""
     while not pager.done:
-        try:
+        with _forgetting():
             page = pager.feed(fetch(pager.next_number))
-        except LeadpipeError as exc:
-            core.forget_locals(exc)
-            raise
         if pager.keep(page):
             yield page
         del page
@@ -91,11 +98,8 @@ async def aread_pages(
             while len(pending) < window and pager.may_request(ahead):
                 pending.append(asyncio.ensure_future(fetch(ahead)))
                 ahead += 1
-            try:
+            with _forgetting():
                 page = pager.feed(await pending.popleft())
-            except LeadpipeError as exc:
-                core.forget_locals(exc)
-                raise
             if pager.keep(page):
                 yield page
             del page
@@ -160,7 +164,7 @@ class VisitorPager:
 
     @staticmethod
     def parser(number: int) -> Callable[[Any], VisitorPage]:
-        """Validates the payload of page ``number`` (run by the request core, see ``core.answer``).
+        """Validates the payload of page ``number`` (run inside ``responses.answer``).
 
         :raises LeadpipeResponseError: on a malformed page.
         """

@@ -28,7 +28,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSen
 
 from airflow_provider_leadpipe import exceptions
 from airflow_provider_leadpipe.exceptions import LeadpipeAccountError, LeadpipeAuthError, LeadpipeError
-from airflow_provider_leadpipe.hooks.core import forget_locals
+from airflow_provider_leadpipe.hooks.responses import forget_locals
 from airflow_provider_leadpipe.models import AccountStatus
 
 SUCCESS, FAILURE, ERROR, TIMEOUT = "success", "failure", "error", "timeout"

@@ -6,7 +6,7 @@ therefore share one :class:`AccountPoller` per credential:
 
 - Sharing follows what the connection *resolves to*, not its id: each trigger's connection is
   read in that trigger's context (as the triggerer's per-team secrets lookup requires) and the
-  trigger joins the poller of :func:`~airflow_provider_leadpipe.hooks.core.sharing_key` of those
+  trigger joins the poller of :func:`~airflow_provider_leadpipe.hooks.settings.sharing_key` of those
   settings (base URL, a salted fingerprint of the key, proxy, CA bundle, and the ``hook_params``
   timeout and retries).
   Two ids with one key share a poll; one id that resolves to two keys (a rotation, per-team
@@ -54,8 +54,9 @@ from typing import Any
 
 from airflow_provider_leadpipe.conditions.account import AccountCondition, LeadpipeAccountError, unavailable
 from airflow_provider_leadpipe.exceptions import TRANSIENT_ERRORS
-from airflow_provider_leadpipe.hooks.core import forget_locals, sharing_key
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
+from airflow_provider_leadpipe.hooks.responses import forget_locals
+from airflow_provider_leadpipe.hooks.settings import sharing_key
 from airflow_provider_leadpipe.models import AccountStatus
 from airflow_provider_leadpipe.triggers import events
 
@@ -81,7 +82,7 @@ def subscribe(
     """Subscribe ``subscription`` to the poller of what ``conn_id`` resolves to, once it is read.
 
     Returns at once; the connection is read in the background, then ``subscription`` is attached
-    to :meth:`AccountPoller.for_key` of its :func:`~airflow_provider_leadpipe.hooks.core.sharing_key`
+    to :meth:`AccountPoller.for_key` of its :func:`~airflow_provider_leadpipe.hooks.settings.sharing_key`
     (``subscription.poller``). If the read fails, or the key is in ``refused`` (sharing key: the
     final event it got), the subscription is finished with that error's event instead. Leave with
     :meth:`Subscription.leave` in any case.
@@ -332,7 +333,7 @@ class AccountPoller:
     """The single poll loop of one credential in one event loop; see the module docstring.
 
     :param hook: a hook whose settings are already read (``aget_settings()``); the poller owns it.
-    :param key: the :func:`~airflow_provider_leadpipe.hooks.core.sharing_key` of those settings
+    :param key: the :func:`~airflow_provider_leadpipe.hooks.settings.sharing_key` of those settings
         (held in memory only; never log it).
     """
 
@@ -357,7 +358,7 @@ class AccountPoller:
     @classmethod
     def for_key(cls, key: bytes, hook: LeadpipeHook) -> AccountPoller:
         """The running event loop's poller for ``key``, the
-        :func:`~airflow_provider_leadpipe.hooks.core.sharing_key` of ``hook``'s settings; created
+        :func:`~airflow_provider_leadpipe.hooks.settings.sharing_key` of ``hook``'s settings; created
         on first use, owning ``hook`` (otherwise ``hook`` is not needed: it opened no client).
         """
         loop = asyncio.get_running_loop()

@@ -46,8 +46,8 @@ from airflow_provider_leadpipe.conditions.account import (
 )
 from airflow_provider_leadpipe.conditions.audiences import RECENT_RUNS
 from airflow_provider_leadpipe.exceptions import TRANSIENT_ERRORS, LeadpipeAuthError, LeadpipeResponseError
-from airflow_provider_leadpipe.hooks.core import sharing_key
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
+from airflow_provider_leadpipe.hooks.settings import sharing_key
 from airflow_provider_leadpipe.models import AccountStatus
 from airflow_provider_leadpipe.triggers.base import LeadpipeTriggerMixin
 from airflow_provider_leadpipe.triggers.poller import AccountPoller, Answer, Subscription

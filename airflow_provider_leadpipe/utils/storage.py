@@ -12,6 +12,8 @@
   the store is refused with a :class:`LeadpipeConfigError` before anything is pulled.
 * :func:`jsonl`: records as UTF-8 JSON Lines, every record JSON can carry (lone UTF-16 surrogates
   included); a record that cannot be written is named by page and position, never quoted.
+* :class:`DownloadSink`: a download written to a path (through :class:`AtomicFile`) or a binary
+  file object, counted and hashed, then verified against its announced size and SHA-1.
 * :func:`check_complete`: compare what a pull returned with what the API announced, and warn or
   fail (``on_incomplete``).
 """
@@ -290,6 +292,67 @@ class AtomicFile:
             self.temporary.unlink(missing_ok=True)
         except Exception as exc:
             log.warning("Could not remove the temporary file %s: %s", self.temporary, exc)
+
+
+class DownloadSink:
+    """Writes downloaded bytes, counting and hashing them; verifies them against the size and the
+    SHA-1 announced (``what`` names the download in errors, e.g. ``Leadpipe audience export <id>``).
+
+    A destination given as a path (text, ``os.PathLike`` or ``ObjectStoragePath``) is written
+    through :class:`AtomicFile`: it gets the bytes only when the download is complete and verified,
+    and is left as it was otherwise.
+    """
+
+    def __init__(self, destination: Any, *, what: str, size: int, sha1: str | None):
+        self.what, self.expected_size, self.expected_sha1 = what, size, (sha1 or "").strip().lower()
+        self.sha1 = hashlib.sha1(usedforsecurity=False)
+        self.size = 0
+        self._file: IO[bytes] | None = destination if hasattr(destination, "write") else None
+        self._atomic = None if self._file is not None else AtomicFile(_storage_path(destination))
+
+    def __enter__(self) -> DownloadSink:
+        if self._atomic is not None:
+            self._file = self._atomic.__enter__()
+        return self
+
+    def write(self, chunk: bytes) -> None:
+        self.sha1.update(chunk)
+        self.size += len(chunk)
+        assert self._file is not None
+        self._file.write(chunk)
+
+    def too_large(self) -> LeadpipeResponseError:
+        """The error of a download that announces or sends more than the size announced."""
+        return LeadpipeResponseError(
+            f"{self.what} download is corrupt: more than byteSize ({self.expected_size:,} bytes) "
+            "announced or sent; stopped, nothing kept"
+        )
+
+    def verified(self) -> int:
+        """The byte count, once it and the SHA-1 match (call it inside the block)."""
+        problem = None
+        if self.size != self.expected_size:
+            problem = f"{self.size} bytes received, byteSize says {self.expected_size}"
+        elif self.sha1.hexdigest() != self.expected_sha1:
+            problem = "the SHA-1 of the bytes received differs from contentSha1"
+        if problem:
+            raise LeadpipeResponseError(f"{self.what} download is corrupt: {problem}")
+        return self.size
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._atomic is not None:
+            self._atomic.__exit__(*exc)
+
+
+def _storage_path(destination: Any) -> ObjectStoragePath:
+    if isinstance(destination, ObjectStoragePath):
+        return destination
+    if isinstance(destination, (str, os.PathLike)) and str(destination).strip():
+        return ObjectStoragePath(os.fspath(destination))
+    raise LeadpipeConfigError(
+        "destination must be a path, an ObjectStoragePath or a binary file object, "
+        f"got {type(destination).__name__}"
+    )
 
 
 def task_owner(context: Any) -> str | None:

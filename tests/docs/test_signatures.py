@@ -24,7 +24,7 @@ What the test reads (the convention the pages follow):
   shown without a default has none. A class signature without `...` must list every argument.
 - **Connection extras**: a table row whose first cell is `Extra `name`` names a field of the
   Connections form (`CONN_FIELDS`); a stated "default N" is the hook's default for it
-  (`hooks.core.ApiSettings`), "at most N" and "A-B" are the form's bounds.
+  (`hooks.settings.ApiSettings`), "at most N" and "A-B" are the form's bounds.
 - **The sandbox CLI**: every `--option` in a code span of docs/sandbox.md (or after
   `leadpipe-sandbox` anywhere) is one of its options; "`--option` (default `X`)" states its default.
 - **Every user-facing class has one**: each public operator and sensor, the asset-watcher
@@ -507,7 +507,7 @@ def extra_problems(page: Page) -> list[str]:
     """Rows `Extra `name`` of a connection table name a field of the Connections form; a stated
     "default N" is the hook's default, "at most N" and "A-B" the form's bounds."""
     from airflow_provider_leadpipe import CONN_FIELDS
-    from airflow_provider_leadpipe.hooks.core import ApiSettings
+    from airflow_provider_leadpipe.hooks.settings import ApiSettings
 
     defaults = {f.name: f.default for f in dataclasses.fields(ApiSettings)}
     problems = []

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_leadpipe.hooks import core
+from airflow_provider_leadpipe.hooks import retry
+from airflow_provider_leadpipe.hooks import settings as api_settings
 from airflow_provider_leadpipe.hooks.leadpipe import ACCOUNT_PATH, LeadpipeHook
 from tests.hardening.figures import FIGURES, markdown_report
 from tests.unit.conftest import API_KEY
@@ -132,13 +133,13 @@ def recorded_sleeps(monkeypatch, mode) -> SleepRecorder:
 
 def _sleep_through(monkeypatch, mode: str, recorder: SleepRecorder) -> SleepRecorder:
     """The real retry policy, with its waits handed to ``recorder`` (sync or async by ``mode``)."""
-    real = core.retry_kwargs
+    real = retry.retry_kwargs
 
-    def retry_kwargs(settings: core.ApiSettings, method: str, **options: Any) -> dict[str, Any]:
+    def retry_kwargs(settings: api_settings.ApiSettings, method: str, **options: Any) -> dict[str, Any]:
         sleep = recorder.sync if mode == "sync" else recorder.async_
         return {**real(settings, method, **options), "sleep": sleep}
 
-    monkeypatch.setattr(core, "retry_kwargs", retry_kwargs)
+    monkeypatch.setattr(retry, "retry_kwargs", retry_kwargs)
     return recorder
 
 

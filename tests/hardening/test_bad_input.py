@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_leadpipe.exceptions import LeadpipeConfigError
-from airflow_provider_leadpipe.hooks import core
+from airflow_provider_leadpipe.hooks import settings as api_settings
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from tests.hardening.conftest import call
 from tests.hardening.figures import tally
@@ -65,7 +65,7 @@ def test_bad_base_url_is_a_config_error_before_any_request(conn_to, network_guar
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_any_host_gives_a_usable_url_or_a_config_error(host, port):
     try:
-        url = core.normalize_base_url(host, port)
+        url = api_settings.normalize_base_url(host, port)
     except LeadpipeConfigError:
         return
     # Whatever is accepted is a URL httpx can send to, and normalising it again changes nothing.
@@ -73,7 +73,7 @@ def test_any_host_gives_a_usable_url_or_a_config_error(host, port):
     assert request.url.scheme in ("http", "https")
     assert request.url.path == "/v1/data/account"
     assert request.url.host
-    assert core.normalize_base_url(url) == url
+    assert api_settings.normalize_base_url(url) == url
 
 
 BAD_KEYS = [
@@ -161,15 +161,15 @@ def test_any_connection_value_gives_settings_or_a_config_error(extra, password, 
     conn = type("Conn", (), {"conn_id": "fuzz", "password": password, "host": host, "port": port})()
     extra = json.loads(json.dumps(extra))
     try:
-        result = core.ApiSettings.from_connection(conn, extra)
+        result = api_settings.ApiSettings.from_connection(conn, extra)
     except LeadpipeConfigError as exc:
         assert "'fuzz'" in str(exc)
         tally("bad input", "any JSON as extra/password/host/port", "LeadpipeConfigError")
         return
     tally("bad input", "any JSON as extra/password/host/port", "settings")
     # The range the Connections form states, whatever the extra says.
-    assert (core.MIN_TIMEOUT, core.MAX_TIMEOUT) == (1, 600)
-    assert core.MIN_TIMEOUT <= result.timeout <= core.MAX_TIMEOUT
+    assert (api_settings.MIN_TIMEOUT, api_settings.MAX_TIMEOUT) == (1, 600)
+    assert api_settings.MIN_TIMEOUT <= result.timeout <= api_settings.MAX_TIMEOUT
     assert 0 <= result.max_retries <= 10
     assert result.api_key == password.strip()  # any printable ASCII text is sent as the key
 

@@ -13,7 +13,7 @@ import pytest
 import trustme
 
 from airflow_provider_leadpipe.exceptions import LeadpipeConnectionError
-from airflow_provider_leadpipe.hooks import core
+from airflow_provider_leadpipe.hooks import settings as api_settings
 from airflow_provider_leadpipe.hooks.leadpipe import ACCOUNT_PATH, LeadpipeHook
 from tests.hardening.corporate import CorporateNetwork
 
@@ -140,12 +140,12 @@ def test_test_connection_uses_the_network_settings(network, connect):
 async def test_network_kwargs_reach_another_host_with_the_same_settings_and_no_key(network, connect):
     settings = connect(ca_bundle=network.ca_bundle, proxy=network.proxy.url).settings
     url = f"{network.front.url}/_sandbox/health"  # any other HTTPS host: here the same front
-    with httpx.Client(**core.network_kwargs(settings, url)) as client:
+    with httpx.Client(**api_settings.network_kwargs(settings, url)) as client:
         assert client.get(url).status_code == 200
-    async with httpx.AsyncClient(**core.network_kwargs(settings, url)) as client:
+    async with httpx.AsyncClient(**api_settings.network_kwargs(settings, url)) as client:
         assert (await client.get(url)).status_code == 200
     assert network.proxy.request_lines == [f"CONNECT localhost:{network.front.port} HTTP/1.1"] * 2
-    assert "x-api-key" not in {name.lower() for name in core.network_kwargs(settings, url)["headers"]}
+    assert "x-api-key" not in {name.lower() for name in api_settings.network_kwargs(settings, url)["headers"]}
 
 
 async def test_plain_http_on_loopback_never_goes_through_a_proxy(network, leadpipe_sandbox, monkeypatch):

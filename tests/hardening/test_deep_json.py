@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_leadpipe.exceptions import LeadpipeError, LeadpipeResponseError
-from airflow_provider_leadpipe.hooks import core
+from airflow_provider_leadpipe.hooks import responses
+from airflow_provider_leadpipe.hooks import settings as api_settings
 from airflow_provider_leadpipe.hooks.leadpipe import ACCOUNT_PATH, LeadpipeHook
 from airflow_provider_leadpipe.models import AccountStatus
 from tests.hardening.conftest import call
@@ -22,7 +23,7 @@ from tests.unit.conftest import API_KEY, account_data
 
 pytestmark = pytest.mark.timeout(120)
 
-SETTINGS = core.ApiSettings(conn_id="deep", base_url="https://api.aws53.cloud", api_key=API_KEY)
+SETTINGS = api_settings.ApiSettings(conn_id="deep", base_url="https://api.aws53.cloud", api_key=API_KEY)
 REQUEST = httpx.Request("GET", f"https://api.aws53.cloud{ACCOUNT_PATH}")
 HOLE = "__DEEP__"
 CASE = "nested JSON, depth 1-100000, 6 places"
@@ -58,7 +59,7 @@ def test_any_nesting_anywhere_is_parsed_or_a_typed_error(place, depth, bracket, 
         status, content=body, headers={"content-type": "application/json"}, request=REQUEST
     )
     try:
-        status_model = AccountStatus.from_response(core.handle_response(response, SETTINGS))
+        status_model = AccountStatus.from_response(responses.handle_response(response, SETTINGS))
         json.dumps(status_model.to_dict())  # what XCom and the trigger event need
     except LeadpipeError as exc:
         if 200 <= status < 300:

@@ -29,7 +29,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_leadpipe.exceptions import LeadpipeError, LeadpipeResponseError
-from airflow_provider_leadpipe.hooks import core
+from airflow_provider_leadpipe.hooks import responses, retry
+from airflow_provider_leadpipe.hooks import settings as api_settings
 from airflow_provider_leadpipe.hooks.leadpipe import ACCOUNT_PATH, LeadpipeHook
 from airflow_provider_leadpipe.models import AccountStatus, AudienceExport
 from leadpipe_sandbox.contract import ACCOUNT_OPENAPI
@@ -50,7 +51,7 @@ from tests.unit.models.test_audiences import (
 
 pytestmark = pytest.mark.timeout(120)
 
-SETTINGS = core.ApiSettings(conn_id="fuzz", base_url="https://api.aws53.cloud", api_key=API_KEY)
+SETTINGS = api_settings.ApiSettings(conn_id="fuzz", base_url="https://api.aws53.cloud", api_key=API_KEY)
 REQUEST = httpx.Request("GET", f"https://api.aws53.cloud{ACCOUNT_PATH}")
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -61,7 +62,7 @@ VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
 def parse(response: httpx.Response) -> AccountStatus | LeadpipeError:
     """What a caller of get_account_status gets: the model, or the typed error it raised."""
     try:
-        return AccountStatus.from_response(core.handle_response(response, SETTINGS))
+        return AccountStatus.from_response(responses.handle_response(response, SETTINGS))
     except LeadpipeError as exc:
         return exc
 
@@ -267,7 +268,7 @@ def test_near_valid_documents_are_accepted_exactly_when_the_schema_says_so(
 @FUZZ
 @given(value=st.text(max_size=40))
 def test_retry_after_parsing_never_raises(value):
-    seconds = core.parse_retry_after(value)
+    seconds = retry.parse_retry_after(value)
     assert seconds is None or seconds >= 0
 
 

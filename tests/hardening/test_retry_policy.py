@@ -24,8 +24,8 @@ from airflow_provider_leadpipe.exceptions import (
     LeadpipeRequestError,
     LeadpipeServerError,
 )
-from airflow_provider_leadpipe.hooks.core import MAX_BACKOFF
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
+from airflow_provider_leadpipe.hooks.settings import MAX_BACKOFF
 from tests.hardening.conftest import call
 from tests.hardening.figures import record
 from tests.hardening.loopback import Reply, ResetMidBody, ScriptedServer

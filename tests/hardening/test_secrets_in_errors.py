@@ -37,7 +37,8 @@ from hypothesis import strategies as st
 
 from airflow_provider_leadpipe.conditions.account import AccountCondition
 from airflow_provider_leadpipe.exceptions import LeadpipeError
-from airflow_provider_leadpipe.hooks import core
+from airflow_provider_leadpipe.hooks import redaction, responses
+from airflow_provider_leadpipe.hooks import settings as api_settings
 from airflow_provider_leadpipe.hooks.leadpipe import ACCOUNT_PATH, LeadpipeHook
 from airflow_provider_leadpipe.triggers.account import LeadpipeAccountTrigger
 from tests.hardening.figures import record, tally
@@ -127,7 +128,7 @@ FIELDS: dict[str, Callable[[int, str], Reply | Raw]] = {
         f"HTTP/1.1 {status} X\r\n{text}\r\nContent-Length: 0\r\n\r\n".encode()
     ),
 }
-#: Fields :func:`core.handle_response` sees in an ``httpx.Response`` built in memory.
+#: Fields :func:`responses.handle_response` sees in an ``httpx.Response`` built in memory.
 BODY_FIELDS = [name for name in FIELDS if name not in ("reason phrase", "illegal header line")]
 
 
@@ -141,14 +142,14 @@ def in_memory(answer: Reply, key: str) -> httpx.Response:
 def test_every_offset_of_every_body_field_and_status():
     """The request core, exhaustively: key at offsets 0-260 (past the 200-character summary) of
     every field, for every error status (and a 200 whose content type echoes it)."""
-    settings_ = core.ApiSettings(conn_id="c", base_url="https://api.aws53.cloud", api_key=API_KEY)
+    settings_ = api_settings.ApiSettings(conn_id="c", base_url="https://api.aws53.cloud", api_key=API_KEY)
     cases = 0
     for field in BODY_FIELDS:
         for status in [200, *CLASS_STATUSES] if field == "content-type header" else CLASS_STATUSES:
             for offset in range(261):
                 text = "~" * offset + API_KEY + " tail"
                 with pytest.raises(LeadpipeError) as info:
-                    core.handle_response(in_memory(FIELDS[field](status, text), API_KEY), settings_)
+                    responses.handle_response(in_memory(FIELDS[field](status, text), API_KEY), settings_)
                 leaked = [piece for shown in visible(info.value) for piece in pieces_of(API_KEY, shown)]
                 assert not leaked, (field, status, offset, leaked, str(info.value))
                 cases += 1
@@ -267,7 +268,7 @@ def test_no_piece_of_the_key_reaches_the_user_on_any_path(
 def test_redaction_survives_any_later_cut(key, text, cuts):
     """Whatever the text and wherever it is later cut, no 8-character piece of the key (nor the
     whole of a shorter key) is left."""
-    redacted = core.redact_secret(text, key)
+    redacted = redaction.redact_secret(text, key)
     for cut in [len(redacted), *cuts]:
         shown = redacted[:cut]
         if len(key) >= FRAGMENT:

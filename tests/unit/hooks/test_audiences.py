@@ -22,8 +22,8 @@ from airflow_provider_leadpipe.exceptions import (
     LeadpipeResponseError,
     LeadpipeSlotsFullError,
 )
-from airflow_provider_leadpipe.hooks import core
-from airflow_provider_leadpipe.hooks.audiences import idempotency_key
+from airflow_provider_leadpipe.hooks import settings as api_settings
+from airflow_provider_leadpipe.hooks.audience_plans import idempotency_key
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.models import AudienceExport, AudienceRunStatus
 from tests.unit.conftest import API_KEY, BASE_URL
@@ -717,18 +717,18 @@ def test_download_uses_the_connections_network_settings(leadpipe_conn, mode, tmp
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_download_client_gets_the_connections_proxy_and_ca_bundle(leadpipe_conn, mode, tmp_path, monkeypatch):
-    """The client for the signed URL comes from core.network_kwargs with this connection's settings
+    """The client for the signed URL comes from settings.network_kwargs with this connection's settings
     (proxy and CA bundle reaching a real proxy are proven in tests/hardening/test_corporate_network.py)."""
     bundle = certifi.where()  # any readable PEM bundle with certificates
     leadpipe_conn(extra=json.dumps({"proxy": "http://proxy.corp.example:3128", "ca_bundle": bundle}))
     seen = []
-    real = core.network_kwargs
+    real = api_settings.network_kwargs
 
     def spy(settings, url):
         seen.append((settings.proxy, settings.ca_bundle, url))
         return {**real(settings, url), "proxy": None}  # no proxy exists here: respx answers
 
-    monkeypatch.setattr(core, "network_kwargs", spy)
+    monkeypatch.setattr(api_settings, "network_kwargs", spy)
     export = stored(CSV)
     with respx.mock() as mock:
         mock.get(url__startswith=SIGNED_HOST).respond(200, content=CSV)

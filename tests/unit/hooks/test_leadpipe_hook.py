@@ -271,7 +271,7 @@ def test_bad_connections_are_clear_config_errors(leadpipe_conn, fields, match):
     ],
 )
 def test_base_url_normalisation(host, port, url):
-    from airflow_provider_leadpipe.hooks.core import normalize_base_url
+    from airflow_provider_leadpipe.hooks.settings import normalize_base_url
 
     assert normalize_base_url(host, port) == url
 

@@ -12,7 +12,8 @@ import pytest
 import trustme
 
 from airflow_provider_leadpipe.exceptions import LeadpipeConfigError
-from airflow_provider_leadpipe.hooks import core
+from airflow_provider_leadpipe.hooks import redaction
+from airflow_provider_leadpipe.hooks import settings as api_settings
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from tests.unit.conftest import API_KEY
 
@@ -21,7 +22,7 @@ PASSWORD = "Pr0xyPassw0rd-31"
 
 @pytest.fixture
 def settings_with(leadpipe_conn):
-    def settings_with(**extra) -> core.ApiSettings:
+    def settings_with(**extra) -> api_settings.ApiSettings:
         leadpipe_conn(extra=json.dumps(extra))
         return LeadpipeHook().settings
 
@@ -38,17 +39,17 @@ def bundle(tmp_path):
 def test_unset_extras_leave_the_environment_in_charge(settings_with):
     settings = settings_with(proxy="", ca_bundle=None)
     assert settings.proxy is None and settings.ca_bundle is None
-    kwargs = core.client_kwargs(settings)
+    kwargs = api_settings.client_kwargs(settings)
     assert "proxy" not in kwargs and kwargs.get("trust_env", True)  # HTTPS_PROXY / NO_PROXY apply
 
 
 def test_a_proxy_and_a_bundle_reach_the_client(settings_with, bundle):
     settings = settings_with(proxy=" http://proxy.corp.example:3128 ", ca_bundle=bundle)
     assert settings.proxy == "http://proxy.corp.example:3128"
-    kwargs = core.client_kwargs(settings)
+    kwargs = api_settings.client_kwargs(settings)
     assert kwargs["proxy"] == "http://proxy.corp.example:3128"
-    assert kwargs["verify"] is core.ssl_context(bundle)
-    assert kwargs["verify"] is not core.ssl_context(None)
+    assert kwargs["verify"] is api_settings.ssl_context(bundle)
+    assert kwargs["verify"] is not api_settings.ssl_context(None)
 
 
 @pytest.mark.parametrize(
@@ -97,34 +98,34 @@ def test_a_relative_bundle_path_is_refused(settings_with):
 def test_a_replaced_bundle_is_reloaded(tmp_path):
     path = tmp_path / "ca.pem"
     trustme.CA().cert_pem.write_to_path(str(path))
-    first = core.ssl_context(str(path))
-    assert core.ssl_context(str(path)) is first  # cached while the file is unchanged
+    first = api_settings.ssl_context(str(path))
+    assert api_settings.ssl_context(str(path)) is first  # cached while the file is unchanged
     path.write_bytes(path.read_bytes() + trustme.CA().cert_pem.bytes())
-    assert core.ssl_context(str(path)) is not first
+    assert api_settings.ssl_context(str(path)) is not first
 
 
 def test_the_proxy_password_is_neither_in_repr_nor_in_redacted_text(settings_with):
     settings = settings_with(proxy=f"http://bob:{PASSWORD}@proxy.corp:3128")
     assert PASSWORD not in repr(settings) and "proxy.corp" not in repr(settings)
     assert PASSWORD in settings.secrets() and API_KEY in settings.secrets()
-    assert core.redact(f"{API_KEY} via {PASSWORD}", settings) == "*** via ***"
+    assert redaction.redact(f"{API_KEY} via {PASSWORD}", settings) == "*** via ***"
 
 
 def test_plain_http_urls_never_use_a_proxy(settings_with):
     settings = settings_with(proxy="http://proxy.corp:3128")
-    assert core.network_kwargs(settings, "https://files.example.com/x")["proxy"] == settings.proxy
-    kwargs = core.network_kwargs(settings, "http://127.0.0.1:8080/x")
+    assert api_settings.network_kwargs(settings, "https://files.example.com/x")["proxy"] == settings.proxy
+    kwargs = api_settings.network_kwargs(settings, "http://127.0.0.1:8080/x")
     assert "proxy" not in kwargs and kwargs["trust_env"] is False
-    assert "X-API-Key" not in core.network_kwargs(settings, "https://files.example.com/x")["headers"]
+    assert "X-API-Key" not in api_settings.network_kwargs(settings, "https://files.example.com/x")["headers"]
 
 
 # -- the sharing key -------------------------------------------------------------------------------
 
 
 def test_the_sharing_key_follows_the_credential_not_the_connection_id():
-    settings = core.ApiSettings(conn_id="a", base_url="https://api.aws53.cloud", api_key=API_KEY)
+    settings = api_settings.ApiSettings(conn_id="a", base_url="https://api.aws53.cloud", api_key=API_KEY)
     same = dataclasses.replace(settings, conn_id="b")
-    assert core.sharing_key(settings) == core.sharing_key(same)
+    assert api_settings.sharing_key(settings) == api_settings.sharing_key(same)
     for change in (
         {"api_key": API_KEY + "x"},
         {"base_url": "https://other.example"},
@@ -134,17 +135,19 @@ def test_the_sharing_key_follows_the_credential_not_the_connection_id():
         {"max_retries": 0},
         {"retry_backoff": 2.0},
     ):
-        assert core.sharing_key(dataclasses.replace(settings, **change)) != core.sharing_key(settings), change
+        assert api_settings.sharing_key(dataclasses.replace(settings, **change)) != api_settings.sharing_key(
+            settings
+        ), change
 
 
 def test_the_sharing_key_is_salted_per_process():
-    settings = core.ApiSettings(conn_id="a", base_url="https://api.aws53.cloud", api_key=API_KEY)
-    key = core.sharing_key(settings)
+    settings = api_settings.ApiSettings(conn_id="a", base_url="https://api.aws53.cloud", api_key=API_KEY)
+    key = api_settings.sharing_key(settings)
     assert API_KEY.encode() not in key and len(key) == 32
     code = (
-        "from airflow_provider_leadpipe.hooks import core;"
-        f"print(core.sharing_key(core.ApiSettings(conn_id='a', base_url='https://api.aws53.cloud', "
-        f"api_key={API_KEY!r})).hex())"
+        "from airflow_provider_leadpipe.hooks import settings as api_settings;"
+        "print(api_settings.sharing_key(api_settings.ApiSettings(conn_id='a', "
+        f"base_url='https://api.aws53.cloud', api_key={API_KEY!r})).hex())"
     )
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert len(other.strip()) == 64 and other.strip() != key.hex()  # a fingerprint is useless elsewhere

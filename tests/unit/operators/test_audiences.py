@@ -20,7 +20,7 @@ from airflow_provider_leadpipe.exceptions import (
     LeadpipeIncompleteError,
     LeadpipeSlotsFullError,
 )
-from airflow_provider_leadpipe.hooks.audiences import ExportCsvStream
+from airflow_provider_leadpipe.hooks.audience_answers import ExportCsvStream
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.operators.audiences import (
     REUSED_XCOM_KEY,
