@@ -83,6 +83,7 @@ def get_provider_info() -> dict[str, Any]:
             "operators.visitors",
             "operators.pixels",
             "operators.audiences",
+            "operators.audience_results",
         ),
         # The leadpipe:// asset URI scheme (see airflow_provider_leadpipe.utils.lineage): "asset-uris" is
         # read by Airflow 3, "dataset-uris" by Airflow 2.x.

@@ -63,7 +63,7 @@ def export_whole(url: str, api_key: str, audience_id: str, run_id: str, target: 
 
 
 def operator(audience_id: str, run_id: str, target: Path, method: str) -> int:
-    from airflow_provider_leadpipe.operators.audiences import LeadpipeAudienceResultsToStorageOperator
+    from airflow_provider_leadpipe.operators.audience_results import LeadpipeAudienceResultsToStorageOperator
 
     op = LeadpipeAudienceResultsToStorageOperator(
         task_id="bench_audiences",

@@ -30,7 +30,7 @@ from typing import Any
 
 import pendulum
 
-from airflow_provider_leadpipe.operators.audiences import LeadpipeAudienceResultsToStorageOperator
+from airflow_provider_leadpipe.operators.audience_results import LeadpipeAudienceResultsToStorageOperator
 from airflow_provider_leadpipe.triggers.watchers import LeadpipeAudienceRunEventTrigger
 
 try:

@@ -29,8 +29,8 @@ try:
 except ImportError:  # Airflow 2.x
     from airflow.decorators import dag, task
 
+from airflow_provider_leadpipe.operators.audience_results import LeadpipeAudienceResultsToStorageOperator
 from airflow_provider_leadpipe.operators.audiences import (
-    LeadpipeAudienceResultsToStorageOperator,
     LeadpipeRunAudienceOperator,
     LeadpipeUpsertAudienceOperator,
 )

@@ -24,6 +24,7 @@ from airflow_provider_leadpipe.models import (
     AudienceRun,
     AudienceRunStats,
 )
+from airflow_provider_leadpipe.models.audiences import audience_config, audience_name, audience_status
 from airflow_provider_leadpipe.utils import validation
 
 AUDIENCES_PATH = "/v1/intent/audiences"
@@ -91,7 +92,7 @@ def _read_list(
 
 
 def list_audiences(status: str | None, page_size: int) -> Plan[list[Audience]]:
-    status = validation.audience_status(status)
+    status = audience_status(status)
     size = validation.whole_number(page_size, "page_size", 1, MAX_AUDIENCES_LIMIT)
     params = {"status": status} if status else {}
     return (
@@ -106,10 +107,10 @@ def get_audience(audience_id: str) -> Plan[Audience]:
 
 def create_audience(name: str, config: Mapping[str, Any], status: str | None) -> Plan[Audience]:
     body: dict[str, Any] = {
-        "name": validation.audience_name(name),
-        "config": validation.audience_config(config),
+        "name": audience_name(name),
+        "config": audience_config(config),
     }
-    status = validation.audience_status(status)
+    status = audience_status(status)
     if status is not None:
         body["status"] = status
     return (
@@ -123,11 +124,11 @@ def update_audience(
     path = _audience_path(audience_id)
     body: dict[str, Any] = {}
     if name is not None:
-        body["name"] = validation.audience_name(name)
-    if validation.audience_status(status) is not None:
+        body["name"] = audience_name(name)
+    if audience_status(status) is not None:
         body["status"] = status
     if config is not None:
-        body["config"] = validation.audience_config(config)
+        body["config"] = audience_config(config)
     if not body:
         raise LeadpipeConfigError("update_audience needs at least one of name, status, config")
     what = f"audience {audience_id}"

@@ -31,6 +31,7 @@ from airflow_provider_leadpipe.hooks.responses import (
 from airflow_provider_leadpipe.hooks.settings import ApiSettings, client_kwargs
 from airflow_provider_leadpipe.hooks.single_flight import single_flight
 from airflow_provider_leadpipe.models import AccountStatus, Pixel, VisitorPage
+from airflow_provider_leadpipe.models.pixels import create_pixel_body, if_exists_policy, update_pixel_body
 from airflow_provider_leadpipe.utils import validation
 
 #: ``test_connection`` must answer quickly in the UI: one try, short timeout.
@@ -251,14 +252,10 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
         stream: bool = False,
         client: httpx.Client | None = None,
     ) -> Any:
-        """Send a built request under the retry policy and return ``handler(response, settings)``.
-
-        ``handler`` turns a response into the result or raises a typed error; a transient one
-        (429, 5xx, network) is retried when :func:`~airflow_provider_leadpipe.hooks.retry.replay_safe`
-        or nothing was processed. With ``stream=True`` a 200 answer is handed over unread (the
-        caller closes it); any other answer is read in full first. ``client`` defaults to the
-        hook's own.
-        """
+        """Send a built request under the retry policy and return ``handler(response, settings)``
+        (the result, or a typed error; a transient one is retried when
+        :func:`~airflow_provider_leadpipe.hooks.retry.replay_safe` or nothing was processed). With
+        ``stream=True`` a 200 answer is handed over unread (the caller closes it)."""
         client, settings = client or self.get_conn(), self.settings
         try:  # the first attempt runs outside tenacity: see retry.replay_first_failure
             return answer(handler, self._send(client, request, settings, stream=stream), settings)
@@ -435,8 +432,8 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
         :param if_exists: ``"error"`` (raise :class:`LeadpipeConflictError`) or ``"return"``.
         :raises LeadpipeConfigError: for an argument Leadpipe would reject, before anything is sent.
         """
-        body = validation.create_pixel_body(domain, name, included_paths, excluded_paths)
-        return self._run(identification.create_pixel(body, validation.if_exists_policy(if_exists)))
+        body = create_pixel_body(domain, name, included_paths, excluded_paths)
+        return self._run(identification.create_pixel(body, if_exists_policy(if_exists)))
 
     def update_pixel(
         self,
@@ -456,7 +453,7 @@ class LeadpipeHook(AudiencesHookMixin, BaseHook):
         :raises LeadpipeNotFoundError: for an unknown pixel id.
         """
         path = f"{PIXELS_PATH}/{validation.path_id('pixel_id', pixel_id)}"
-        body = validation.update_pixel_body(status, included_paths, excluded_paths)
+        body = update_pixel_body(status, included_paths, excluded_paths)
         return self._run(single(Call("PATCH", path, parsing(Pixel.from_response), json=body)))  # type: ignore[no-any-return]
 
     def test_connection(self) -> tuple[bool, str]:

@@ -20,7 +20,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, PlainSerializer, PlainValidator, PrivateAttr
 
-from airflow_provider_leadpipe.exceptions import LeadpipeResponseError
+from airflow_provider_leadpipe.exceptions import LeadpipeConfigError, LeadpipeResponseError
 from airflow_provider_leadpipe.models.base import (
     ApiModel,
     Boolean,
@@ -28,6 +28,7 @@ from airflow_provider_leadpipe.models.base import (
     String,
     parse_model,
 )
+from airflow_provider_leadpipe.utils import validation
 from airflow_provider_leadpipe.utils.text import parse_date
 
 
@@ -291,3 +292,35 @@ __all__ = [
     "AudienceRunStats",
     "AudienceRunStatus",
 ]
+
+
+# -- requests: an audience's name, config and status as the operators and the hook send them ----
+
+AUDIENCE_STATUSES: tuple[str, ...] = ("draft", "active", "paused")
+
+
+def audience_name(value: Any) -> str:
+    """An audience name: a non-blank string of at most 255 characters."""
+    name = validation.optional_str(value, "name")
+    if name is None:
+        raise LeadpipeConfigError(
+            f"name must be the audience's name (a non-empty string), got {validation.shown(value)}"
+        )
+    return validation.check_length(name, "name", validation.NAME_LENGTH)
+
+
+def audience_config(value: Any) -> dict[str, Any]:
+    """An audience ``config`` (required): a dict, or its JSON / Python literal as a template renders
+    it (:func:`mapping`); passed to Orbit as it is."""
+    config = validation.mapping(value, "config") if isinstance(value, str) else value
+    if isinstance(config, Mapping):
+        return dict(config)
+    raise LeadpipeConfigError(
+        f"config must be a dict (the audience's Orbit config, e.g. {{'topicIds': [101]}}), "
+        f"got {type(value).__name__} {validation.shown(value)}"
+    )
+
+
+def audience_status(value: Any) -> str | None:
+    """``draft``, ``active``, ``paused``, or None (leave the status as it is)."""
+    return validation.one_of(value, "status", AUDIENCE_STATUSES)

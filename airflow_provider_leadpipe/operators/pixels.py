@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_leadpipe.models import Pixel
+from airflow_provider_leadpipe.models.pixels import create_pixel_body, if_exists_policy, update_pixel_body
 from airflow_provider_leadpipe.operators.base import LeadpipeBaseOperator
 from airflow_provider_leadpipe.utils import validation
 from airflow_provider_leadpipe.utils.tasks import Literal
@@ -57,7 +58,7 @@ class LeadpipeCreatePixelOperator(_PixelOperator):
     literals = (
         Literal(
             ("domain", "name", "included_paths", "excluded_paths"),
-            validation.create_pixel_body,
+            create_pixel_body,
             named=False,
         ),
     )
@@ -77,7 +78,7 @@ class LeadpipeCreatePixelOperator(_PixelOperator):
         self.name = name
         self.included_paths = included_paths
         self.excluded_paths = excluded_paths
-        self.if_exists = validation.if_exists_policy(if_exists)
+        self.if_exists = if_exists_policy(if_exists)
         self.check_literals()
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -114,7 +115,7 @@ class LeadpipeUpdatePixelOperator(_PixelOperator):
     )
     literals = (
         Literal(("pixel_id",), "_pixel_id", named=False),
-        Literal(("status", "included_paths", "excluded_paths"), validation.update_pixel_body, named=False),
+        Literal(("status", "included_paths", "excluded_paths"), update_pixel_body, named=False),
     )
 
     def __init__(

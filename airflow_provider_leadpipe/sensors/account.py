@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import (
     PokeReturnValue,
-    conf,
 )
 
 from airflow_provider_leadpipe.conditions.account import (
@@ -86,9 +85,7 @@ class LeadpipeAccountSensor(LeadpipeSensorBase):
         self.max_percent_used = max_percent_used
         self.min_audience_slots = min_audience_slots
         self.fail_on_statuses = fail_on_statuses
-        if deferrable is None:
-            deferrable = conf.getboolean("operators", "default_deferrable", fallback=False)
-        self.deferrable = bool(deferrable)
+        self.init_deferrable(deferrable)
         self.check_literals()
 
     @property

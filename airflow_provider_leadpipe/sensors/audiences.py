@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import PokeReturnValue, conf
+from airflow.providers.common.compat.sdk import PokeReturnValue
 
 from airflow_provider_leadpipe.conditions.account import unavailable
 from airflow_provider_leadpipe.conditions.audiences import AudienceRunCondition
@@ -68,9 +68,7 @@ class LeadpipeAudienceRunSensor(LeadpipeSensorBase):
         self.audience_id = audience_id
         self.audience_run_id = audience_run_id
         self.min_data_date = min_data_date
-        if deferrable is None:
-            deferrable = conf.getboolean("operators", "default_deferrable", fallback=False)
-        self.deferrable = bool(deferrable)
+        self.init_deferrable(deferrable)
         self.check_literals()
 
     @property

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, ClassVar, TypeVar
 
+from airflow.providers.common.compat.sdk import conf
+
 from airflow_provider_leadpipe.exceptions import LeadpipeConfigError
 from airflow_provider_leadpipe.utils import validation
 
@@ -60,6 +62,12 @@ class LeadpipeTaskMixin:
         self.leadpipe_conn_id = leadpipe_conn_id
         self._check_literal(Literal(("leadpipe_conn_id",), validation.conn_id))
         self.hook_params = self.checked(validation.hook_params, hook_params)
+
+    def init_deferrable(self, deferrable: bool | None) -> None:
+        """``deferrable``; None means ``[operators] default_deferrable``, as in Airflow's own operators."""
+        if deferrable is None:
+            deferrable = conf.getboolean("operators", "default_deferrable", fallback=False)
+        self.deferrable = bool(deferrable)
 
     def check_literals(self) -> None:
         """Apply :attr:`literals`, in order, skipping those with a templated value."""

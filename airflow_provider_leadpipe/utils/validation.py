@@ -26,7 +26,7 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from airflow_provider_leadpipe import TIMEOUT_RANGE
@@ -35,41 +35,37 @@ from airflow_provider_leadpipe.utils.text import parse_date
 
 #: ``timeframe`` values ``GET /v1/data`` accepts.
 TIMEFRAMES: tuple[str, ...] = ("24h", "7d", "14d", "30d", "90d", "all")
-PIXEL_STATUSES: tuple[str, ...] = ("active", "paused")
-IF_EXISTS: tuple[str, ...] = ("error", "return")
-MAX_PATHS = 50
-PATH_LENGTH = (2, 500)
 DOMAIN_LENGTH = (1, 255)
 NAME_LENGTH = (1, 255)
 
 
-def _shown(value: Any) -> str:
+def shown(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _optional_str(value: Any, name: str) -> str | None:
+def optional_str(value: Any, name: str) -> str | None:
     """None for None or a blank string; the string itself otherwise; an error for any other type."""
     if value is None:
         return None
     if not isinstance(value, str):
-        raise LeadpipeConfigError(f"{name} must be a string, got {type(value).__name__} {_shown(value)}")
+        raise LeadpipeConfigError(f"{name} must be a string, got {type(value).__name__} {shown(value)}")
     return value if value.strip() else None
 
 
-def _check_length(value: str, name: str, bounds: tuple[int, int]) -> str:
+def check_length(value: str, name: str, bounds: tuple[int, int]) -> str:
     low, high = bounds
     if not low <= len(value) <= high:
         raise LeadpipeConfigError(
-            f"{name} must be {low}-{high} characters long, got {len(value)}: {_shown(value)}"
+            f"{name} must be {low}-{high} characters long, got {len(value)}: {shown(value)}"
         )
     return value
 
 
-def _one_of(value: Any, name: str, allowed: tuple[str, ...]) -> str | None:
-    value = _optional_str(value, name)
+def one_of(value: Any, name: str, allowed: tuple[str, ...]) -> str | None:
+    value = optional_str(value, name)
     if value is not None and value not in allowed:
-        raise LeadpipeConfigError(f"{name} must be one of {', '.join(allowed)}; got {_shown(value)}")
+        raise LeadpipeConfigError(f"{name} must be one of {', '.join(allowed)}; got {shown(value)}")
     return value
 
 
@@ -84,7 +80,7 @@ def boolean(value: Any, name: str) -> bool:
         return value
     if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
         return value.strip().lower() in _TRUE
-    raise LeadpipeConfigError(f"{name} must be true or false, got {_shown(value)}")
+    raise LeadpipeConfigError(f"{name} must be true or false, got {shown(value)}")
 
 
 def number(value: Any, name: str, *, maximum: float | None = None, whole: bool = False) -> int | float | None:
@@ -97,7 +93,7 @@ def number(value: Any, name: str, *, maximum: float | None = None, whole: bool =
         return None
     kind = "a whole number" if whole else "a number"
     limits = f" from 0 to {maximum:g}" if maximum is not None else " >= 0"
-    problem = f"{name} must be {kind}{limits} (or None), got {_shown(value)}"
+    problem = f"{name} must be {kind}{limits} (or None), got {shown(value)}"
     if isinstance(value, bool):
         raise LeadpipeConfigError(problem)
     if isinstance(value, str):
@@ -119,9 +115,9 @@ def number(value: Any, name: str, *, maximum: float | None = None, whole: bool =
 def finite_number(value: Any, name: str, *, minimum: float | None = None) -> float:
     """A finite int or float (not a string: for values the provider itself serialized), >= ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise LeadpipeConfigError(f"{name} must be a finite number, got {_shown(value)}")
+        raise LeadpipeConfigError(f"{name} must be a finite number, got {shown(value)}")
     if minimum is not None and value < minimum:
-        raise LeadpipeConfigError(f"{name} must be >= {minimum:g}, got {_shown(value)}")
+        raise LeadpipeConfigError(f"{name} must be >= {minimum:g}, got {shown(value)}")
     return float(value)
 
 
@@ -146,19 +142,19 @@ def value_list(value: Any, name: str) -> list[Any] | None:
                 parsed = ast.literal_eval(text)
             except (ValueError, SyntaxError, MemoryError, RecursionError):
                 raise LeadpipeConfigError(
-                    f"{name} looks like a list but is not a valid list literal: {_shown(value)}"
+                    f"{name} looks like a list but is not a valid list literal: {shown(value)}"
                 ) from None
             if not isinstance(parsed, (list, tuple)):
-                raise LeadpipeConfigError(f"{name} must be a list, got {_shown(value)}")
+                raise LeadpipeConfigError(f"{name} must be a list, got {shown(value)}")
             return list(parsed)
         if text[0] in "{\"'":
             raise LeadpipeConfigError(
-                f"{name} must be a list, a list literal or a comma-separated string, got {_shown(value)}"
+                f"{name} must be a list, a list literal or a comma-separated string, got {shown(value)}"
             )
         return [item.strip() for item in text.split(",") if item.strip()]
     raise LeadpipeConfigError(
         f"{name} must be a list, a list literal or a comma-separated string, "
-        f"got {type(value).__name__} {_shown(value)}"
+        f"got {type(value).__name__} {shown(value)}"
     )
 
 
@@ -171,7 +167,7 @@ def string_list(value: Any, name: str, *, lower: bool = False) -> tuple[str, ...
     for index, item in enumerate(items):
         if not isinstance(item, str):
             raise LeadpipeConfigError(
-                f"{name}[{index}] must be a string, got {type(item).__name__} {_shown(item)}"
+                f"{name}[{index}] must be a string, got {type(item).__name__} {shown(item)}"
             )
         if item.strip():
             strings.append(item.strip().lower() if lower else item.strip())
@@ -200,7 +196,7 @@ def mapping(value: Any, name: str) -> dict[str, Any] | None:
         if isinstance(parsed, dict):
             return parsed
     raise LeadpipeConfigError(
-        f"{name} must be a mapping (a dict, or its JSON text), got {type(value).__name__} {_shown(value)}"
+        f"{name} must be a mapping (a dict, or its JSON text), got {type(value).__name__} {shown(value)}"
     )
 
 
@@ -282,7 +278,7 @@ def hook_params(value: Any) -> dict[str, Any]:
     for key, item in checked.items():
         if isinstance(item, bool) or not isinstance(item, (int, float, str)):
             raise LeadpipeConfigError(
-                f"hook_params['{key}'] must be a number, got {type(item).__name__} {_shown(item)}"
+                f"hook_params['{key}'] must be a number, got {type(item).__name__} {shown(item)}"
             )
     for key, item in checked.items():
         try:
@@ -330,109 +326,21 @@ def visitor_query(
     :param email_name: what the caller calls the email filter, for the error message.
     """
     query: dict[str, str] = {}
-    timeframe = _one_of(timeframe, "timeframe", TIMEFRAMES)
+    timeframe = one_of(timeframe, "timeframe", TIMEFRAMES)
     if timeframe is not None:
         query["timeframe"] = timeframe
-    domain = _optional_str(domain, "domain")
+    domain = optional_str(domain, "domain")
     if domain is not None:
-        query["domain"] = _check_length(domain, "domain", DOMAIN_LENGTH)
-    email = _optional_str(email, email_name)
+        query["domain"] = check_length(domain, "domain", DOMAIN_LENGTH)
+    email = optional_str(email, email_name)
     if email is not None:
         local, at, host = email.partition("@")
         if not (local and at and host) or any(ch.isspace() for ch in email):
             raise LeadpipeConfigError(
-                f"{email_name} must be an email address like name@example.com, got {_shown(email)}"
+                f"{email_name} must be an email address like name@example.com, got {shown(email)}"
             )
         query["email"] = email
     return query
-
-
-def if_exists_policy(value: Any) -> str:
-    """``"error"`` or ``"return"``: what to do when a pixel already exists for the domain."""
-    return choice(value, "if_exists", IF_EXISTS)
-
-
-def path_list(value: Any, name: str) -> list[str] | None:
-    """A path-prefix list: at most 50 entries, each starting with "/" and 2-500 characters long.
-
-    Rendered forms are read by :func:`value_list`. None (or ``""``) means "not given"; an empty
-    list (``[]`` or ``"[]"``) is returned as ``[]`` (the caller decides what it means).
-    """
-    if isinstance(value, bytes) or not (value is None or isinstance(value, (str, Sequence))):
-        raise LeadpipeConfigError(
-            f"{name} must be a list of path prefixes like ['/blog', '/pricing'], "
-            f"got {type(value).__name__} {_shown(value)}"
-        )
-    paths = value_list(value, name)
-    if paths is None:
-        return None
-    if len(paths) > MAX_PATHS:
-        raise LeadpipeConfigError(f"{name} has {len(paths)} entries; Leadpipe allows at most {MAX_PATHS}")
-    for index, path in enumerate(paths):
-        where = f"{name}[{index}]"
-        if not isinstance(path, str):
-            raise LeadpipeConfigError(f"{where} must be a string, got {type(path).__name__} {_shown(path)}")
-        if not path.startswith("/"):
-            raise LeadpipeConfigError(f"{where} must start with '/', got {_shown(path)}")
-        _check_length(path, where, PATH_LENGTH)
-    return paths
-
-
-def _exclusive(included: list[str] | None, excluded: list[str] | None) -> None:
-    if included and excluded:
-        raise LeadpipeConfigError(
-            "included_paths and excluded_paths are mutually exclusive: a pixel tracks either only the "
-            "listed prefixes (included_paths) or everything except them (excluded_paths)"
-        )
-
-
-def create_pixel_body(
-    domain: Any, name: Any = None, included_paths: Any = None, excluded_paths: Any = None
-) -> dict[str, Any]:
-    """JSON body for ``POST /v1/data/pixels``; empty path lists are left out."""
-    checked_domain = _optional_str(domain, "domain")
-    if checked_domain is None:
-        raise LeadpipeConfigError(f"domain is required to create a pixel, got {_shown(domain)}")
-    body: dict[str, Any] = {"domain": _check_length(checked_domain, "domain", DOMAIN_LENGTH)}
-    checked_name = _optional_str(name, "name")
-    if checked_name is not None:
-        body["name"] = _check_length(checked_name, "name", NAME_LENGTH)
-    included = path_list(included_paths, "included_paths")
-    excluded = path_list(excluded_paths, "excluded_paths")
-    _exclusive(included, excluded)
-    if included:
-        body["includedPaths"] = included
-    if excluded:
-        body["excludedPaths"] = excluded
-    return body
-
-
-def update_pixel_body(
-    status: Any = None, included_paths: Any = None, excluded_paths: Any = None
-) -> dict[str, Any]:
-    """JSON body for ``PATCH /v1/data/pixels/{id}``.
-
-    For each path list: ``None`` leaves it unchanged (the key is not sent); ``[]`` clears it (sent
-    as JSON ``null``, which is how Leadpipe clears a list); a non-empty list replaces it. Setting
-    one list while clearing the other is allowed (that is how a pixel switches from a denylist to
-    an allowlist); setting both is not.
-    """
-    body: dict[str, Any] = {}
-    checked_status = _one_of(status, "status", PIXEL_STATUSES)
-    if checked_status is not None:
-        body["status"] = checked_status
-    included = path_list(included_paths, "included_paths")
-    excluded = path_list(excluded_paths, "excluded_paths")
-    _exclusive(included, excluded)
-    for key, paths in (("includedPaths", included), ("excludedPaths", excluded)):
-        if paths is not None:
-            body[key] = paths or None
-    if not body:
-        raise LeadpipeConfigError(
-            "nothing to update: give status ('active' or 'paused'), included_paths or excluded_paths "
-            "(a list of prefixes, or [] to clear the list)"
-        )
-    return body
 
 
 #: Upper bound for parallel page requests: enough to hide latency, too few to hammer the API.
@@ -443,7 +351,7 @@ def concurrency(value: Any) -> int:
     """Number of pages requested at once: a whole number from 1 to 16."""
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CONCURRENCY:
         raise LeadpipeConfigError(
-            f"concurrency must be a whole number from 1 to {MAX_CONCURRENCY}, got {_shown(value)}"
+            f"concurrency must be a whole number from 1 to {MAX_CONCURRENCY}, got {shown(value)}"
         )
     return value
 
@@ -461,14 +369,14 @@ def path_id(name: str, value: Any) -> str:
 
     :param name: the argument's name, for the error message.
     """
-    checked = _optional_str(value, name)
+    checked = optional_str(value, name)
     if checked is None:
-        raise LeadpipeConfigError(f"{name} must be an id as the API returns it, got {_shown(value)}")
+        raise LeadpipeConfigError(f"{name} must be an id as the API returns it, got {shown(value)}")
     checked = checked.strip()
     if not _PATH_ID.fullmatch(checked) or not checked.strip("."):
         raise LeadpipeConfigError(
             f"{name} must be 1-128 letters, digits, '-', '_', '.' or '~', and not only dots: it is sent "
-            f"as one URL path segment; got {_shown(value)}"
+            f"as one URL path segment; got {shown(value)}"
         )
     return checked
 
@@ -482,13 +390,12 @@ def whole_number(value: Any, name: str, low: int, high: int | None = None) -> in
         or (high is not None and value > high)
     ):
         bounds = f"from {low} to {high}" if high is not None else f">= {low}"
-        raise LeadpipeConfigError(f"{name} must be a whole number {bounds}, got {_shown(value)}")
+        raise LeadpipeConfigError(f"{name} must be a whole number {bounds}, got {shown(value)}")
     return value
 
 
 # -- Orbit audiences ------------------------------------------------------------------------------
 
-AUDIENCE_STATUSES: tuple[str, ...] = ("draft", "active", "paused")
 RESULT_FORMATS: tuple[str, ...] = ("jsonl", "csv")
 RESULT_METHODS: tuple[str, ...] = ("results", "export")
 ON_TRUNCATED: tuple[str, ...] = ("fail", "warn")
@@ -502,12 +409,12 @@ def uuid_id(value: Any, name: str) -> str:
             return str(uuid.UUID(value.strip()))
         except ValueError:
             pass
-    raise LeadpipeConfigError(f"{name} must be a UUID like 3f2c0e1a-...-9b7d, got {_shown(value)}")
+    raise LeadpipeConfigError(f"{name} must be a UUID like 3f2c0e1a-...-9b7d, got {shown(value)}")
 
 
 def optional_uuid_id(value: Any, name: str) -> str | None:
     """:func:`uuid_id`, or None for None or a blank string (e.g. an unset templated field)."""
-    return None if _optional_str(value, name) is None else uuid_id(value, name)
+    return None if optional_str(value, name) is None else uuid_id(value, name)
 
 
 def positive_seconds(value: Any, name: str, *, zero: bool = False) -> float:
@@ -527,13 +434,13 @@ def positive_seconds(value: Any, name: str, *, zero: bool = False) -> float:
         or (number == 0 and not zero)
     ):
         kind = "a number of seconds >= 0" if zero else "a positive number of seconds"
-        raise LeadpipeConfigError(f"{name} must be {kind}, got {_shown(value)}")
+        raise LeadpipeConfigError(f"{name} must be {kind}, got {shown(value)}")
     return float(number)
 
 
 def data_date(value: Any, name: str) -> str | None:
     """A ``YYYY-MM-DD`` date (as Orbit's ``dataDate``), or None for None or a blank string."""
-    text = _optional_str(value, name)
+    text = optional_str(value, name)
     if text is None:
         return None
     text = text.strip()
@@ -541,41 +448,14 @@ def data_date(value: Any, name: str) -> str | None:
         parse_date(text)
     except ValueError:
         raise LeadpipeConfigError(
-            f"{name} must be a date like 2026-05-04 (YYYY-MM-DD), got {_shown(value)}"
+            f"{name} must be a date like 2026-05-04 (YYYY-MM-DD), got {shown(value)}"
         ) from None
     return text
 
 
 def choice(value: Any, name: str, allowed: tuple[str, ...]) -> str:
     """One of ``allowed`` (required)."""
-    checked = _one_of(value, name, allowed)
+    checked = one_of(value, name, allowed)
     if checked is None:
-        raise LeadpipeConfigError(f"{name} must be one of {', '.join(allowed)}; got {_shown(value)}")
+        raise LeadpipeConfigError(f"{name} must be one of {', '.join(allowed)}; got {shown(value)}")
     return checked
-
-
-def audience_name(value: Any) -> str:
-    """An audience name: a non-blank string of at most 255 characters."""
-    name = _optional_str(value, "name")
-    if name is None:
-        raise LeadpipeConfigError(
-            f"name must be the audience's name (a non-empty string), got {_shown(value)}"
-        )
-    return _check_length(name, "name", NAME_LENGTH)
-
-
-def audience_config(value: Any) -> dict[str, Any]:
-    """An audience ``config`` (required): a dict, or its JSON / Python literal as a template renders
-    it (:func:`mapping`); passed to Orbit as it is."""
-    config = mapping(value, "config") if isinstance(value, str) else value
-    if isinstance(config, Mapping):
-        return dict(config)
-    raise LeadpipeConfigError(
-        f"config must be a dict (the audience's Orbit config, e.g. {{'topicIds': [101]}}), "
-        f"got {type(value).__name__} {_shown(value)}"
-    )
-
-
-def audience_status(value: Any) -> str | None:
-    """``draft``, ``active``, ``paused``, or None (leave the status as it is)."""
-    return _one_of(value, "status", AUDIENCE_STATUSES)

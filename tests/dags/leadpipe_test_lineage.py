@@ -9,7 +9,7 @@ try:
 except ImportError:  # Airflow 2.x
     from airflow import DAG
 
-from airflow_provider_leadpipe.operators.audiences import LeadpipeAudienceResultsToStorageOperator
+from airflow_provider_leadpipe.operators.audience_results import LeadpipeAudienceResultsToStorageOperator
 from airflow_provider_leadpipe.operators.visitors import LeadpipeVisitorsToStorageOperator
 
 with DAG(

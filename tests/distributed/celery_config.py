@@ -16,6 +16,7 @@ CELERY_CONFIG = {
     "imports": [
         "airflow_provider_leadpipe.sensors.account",
         "airflow_provider_leadpipe.operators.audiences",
+        "airflow_provider_leadpipe.operators.audience_results",
         "airflow_provider_leadpipe.operators.visitors",
     ],
 }

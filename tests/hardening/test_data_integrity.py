@@ -26,7 +26,7 @@ from airflow.providers.common.compat.sdk import ObjectStoragePath
 from airflow_provider_leadpipe.exceptions import LeadpipeConfigError, LeadpipeIncompleteError
 from airflow_provider_leadpipe.models import AccountStatus
 from airflow_provider_leadpipe.models.credit_report import PROJECTION_YEARS, Observation, build_credit_report
-from airflow_provider_leadpipe.operators.audiences import LeadpipeAudienceResultsToStorageOperator
+from airflow_provider_leadpipe.operators.audience_results import LeadpipeAudienceResultsToStorageOperator
 from airflow_provider_leadpipe.operators.visitors import LeadpipeVisitorsToStorageOperator
 from leadpipe_sandbox import Fault
 from tests.hardening.figures import record

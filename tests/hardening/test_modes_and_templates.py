@@ -20,6 +20,8 @@ from airflow.providers.common.compat.sdk import BaseOperator
 
 from airflow_provider_leadpipe import get_provider_info
 from airflow_provider_leadpipe.exceptions import LeadpipeConfigError
+from airflow_provider_leadpipe.models.audiences import audience_config
+from airflow_provider_leadpipe.models.pixels import path_list
 from airflow_provider_leadpipe.utils import validation
 from tests.hardening.figures import record
 from tests.unit.conftest import API_KEY
@@ -111,11 +113,11 @@ SCALARS = {
 #: Template fields that hold a list: read with validation.value_list (through the parser named here).
 LISTS = {
     "fail_on_statuses": lambda value: validation.string_list(value, "fail_on_statuses"),
-    "included_paths": lambda value: validation.path_list(value, "included_paths"),
-    "excluded_paths": lambda value: validation.path_list(value, "excluded_paths"),
+    "included_paths": lambda value: path_list(value, "included_paths"),
+    "excluded_paths": lambda value: path_list(value, "excluded_paths"),
 }
 #: Template fields that hold a mapping: read through validation.mapping (by the parser named here).
-MAPPINGS = {"config": validation.audience_config}
+MAPPINGS = {"config": audience_config}
 RENDERED = {  # what "{{ params.x }}" can become for x = ["/a", "/b"]
     "native list": ["/a", "/b"],
     "str() of the list": "['/a', '/b']",

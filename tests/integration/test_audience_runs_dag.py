@@ -42,10 +42,8 @@ try:
 except ImportError:  # Airflow 2.x
     from airflow import DAG
 
-from airflow_provider_leadpipe.operators.audiences import (
-    LeadpipeAudienceResultsToStorageOperator,
-    LeadpipeRunAudienceOperator,
-)
+from airflow_provider_leadpipe.operators.audiences import LeadpipeRunAudienceOperator
+from airflow_provider_leadpipe.operators.audience_results import LeadpipeAudienceResultsToStorageOperator
 
 with DAG(
     "{dag_id}",
@@ -250,7 +248,7 @@ def test_export_cap_hit_with_on_truncated_fail_leaves_nothing_at_path(
 
 
 def test_10000_people_arrive_row_by_row(leadpipe_sandbox, tmp_path):
-    from airflow_provider_leadpipe.operators.audiences import LeadpipeAudienceResultsToStorageOperator
+    from airflow_provider_leadpipe.operators.audience_results import LeadpipeAudienceResultsToStorageOperator
 
     audience = leadpipe_sandbox.create_audience("Ten thousand", people=10_000)
     daily = leadpipe_sandbox.add_daily_run(audience["id"], data_date="2026-05-04")

@@ -22,10 +22,10 @@ from airflow_provider_leadpipe.exceptions import (
 )
 from airflow_provider_leadpipe.hooks.audience_answers import ExportCsvStream
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
+from airflow_provider_leadpipe.operators.audience_results import LeadpipeAudienceResultsToStorageOperator
 from airflow_provider_leadpipe.operators.audiences import (
     REUSED_XCOM_KEY,
     RUN_ID_XCOM_KEY,
-    LeadpipeAudienceResultsToStorageOperator,
     LeadpipeRunAudienceOperator,
     LeadpipeUpsertAudienceOperator,
     task_idempotency_key,

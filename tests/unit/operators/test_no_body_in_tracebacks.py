@@ -15,8 +15,8 @@ import respx
 
 from airflow_provider_leadpipe.exceptions import LeadpipeResponseError
 from airflow_provider_leadpipe.operators.account import LeadpipeAccountStatusOperator
+from airflow_provider_leadpipe.operators.audience_results import LeadpipeAudienceResultsToStorageOperator
 from airflow_provider_leadpipe.operators.audiences import (
-    LeadpipeAudienceResultsToStorageOperator,
     LeadpipeRunAudienceOperator,
     LeadpipeUpsertAudienceOperator,
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from airflow_provider_leadpipe.exceptions import LeadpipeConfigError
+from airflow_provider_leadpipe.models.pixels import path_list
 from airflow_provider_leadpipe.utils import validation
 
 
@@ -57,12 +58,12 @@ def test_string_list_normalizes_and_names_a_bad_item():
 
 
 def test_path_list_reads_rendered_lists_and_keeps_an_empty_one():
-    assert validation.path_list("['/blog', '/pricing']", "included_paths") == ["/blog", "/pricing"]
-    assert validation.path_list("/blog, /pricing", "included_paths") == ["/blog", "/pricing"]
-    assert validation.path_list("[]", "included_paths") == []
-    assert validation.path_list("", "included_paths") is None
+    assert path_list("['/blog', '/pricing']", "included_paths") == ["/blog", "/pricing"]
+    assert path_list("/blog, /pricing", "included_paths") == ["/blog", "/pricing"]
+    assert path_list("[]", "included_paths") == []
+    assert path_list("", "included_paths") is None
     with pytest.raises(LeadpipeConfigError, match=r"included_paths\[0\] must start with '/'"):
-        validation.path_list("['blog']", "included_paths")
+        path_list("['blog']", "included_paths")
 
 
 @pytest.mark.parametrize(
