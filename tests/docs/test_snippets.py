@@ -26,6 +26,12 @@ A block gets nothing the page does not show: no hidden DAG around Python blocks,
 - ``<!-- docs: in-dag -->``: from here to the end of the document, Python blocks run inside one
   ``with DAG(...)``, as the body of one DAG file. The paragraph right after the directive must say
   so (it names the DAG).
+- ``<!-- docs: airflow-3 -->`` (or ``airflow-3.3``...): from here to the end of the document, blocks
+  are for that Airflow version and newer (``airflow.sdk``, the standard provider...);
+  ``<!-- docs: airflow-3-next -->``: only the next block that runs (with its output blocks). On an
+  older Airflow (the version matrix) they are listed as not run instead. The paragraph right after
+  the directive must say so (it names "Airflow 3", "Airflow 3.3"...). Everything else also runs
+  on Airflow 2.11.
 - A hidden block (``invisible-code-block``) may check what a shown block did or set up sandbox
   state a sentence describes; it may not define a connection or touch ``os.environ``.
 - A ```` ```text ```` block right after a block that ran is what that block printed (stdout); a
@@ -56,26 +62,35 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 from unittest import SkipTest, mock
 
 import pytest
-import structlog.testing
+from airflow import __version__ as airflow_version
 from sybil import Document, Example, Region, Sybil
 from sybil.evaluators.python import PythonEvaluator
 from sybil.evaluators.skip import Skipper
 from sybil.parsers.markdown import CodeBlockParser, SkipParser
 from sybil.parsers.markdown.lexers import FencedCodeBlockLexer
 
-pytestmark = pytest.mark.docs
-
 try:
     from airflow.sdk import DAG
 except ImportError:  # Airflow 2.x
     from airflow import DAG
+
+try:  # Airflow 3's task SDK logs through structlog; Airflow 2 does not install it
+    from structlog.testing import capture_logs
+except ImportError:
+
+    @contextlib.contextmanager
+    def capture_logs() -> Iterator[list[dict[str, Any]]]:
+        yield []
+
+
+pytestmark = pytest.mark.docs
 
 REPO = Path(__file__).resolve().parents[2]
 CONN_ENV = "AIRFLOW_CONN_LEADPIPE_DEFAULT"
@@ -85,6 +100,9 @@ SHELL_TIMEOUT = 180
 LAST_OUTPUT = "_docs_last_output"
 #: doctest's matcher: ``...`` matches any text, runs of whitespace compare equal.
 MATCH_FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+#: Namespace key: (version, "page" or "next") while blocks need a newer Airflow (``docs: airflow-3``).
+NEWER_AIRFLOW = "_docs_newer_airflow"
+AIRFLOW = tuple(int(part) for part in airflow_version.split(".")[:2])
 #: Namespace key: the DAG Python blocks run in from ``<!-- docs: in-dag -->`` on.
 IN_DAG = "_docs_in_dag"
 #: The fence of a block that shows a shell block's stderr.
@@ -140,7 +158,7 @@ def run_python(example: Example) -> None:
         # Airflow 3's task SDK logs through structlog (operators' self.log), the rest through logging.
         with (
             contextlib.redirect_stdout(printed),
-            structlog.testing.capture_logs() as events,
+            capture_logs() as events,
             dag if dag is not None else contextlib.nullcontext(),
         ):
             _python(example)
@@ -236,15 +254,20 @@ class FileBlockParser:
             yield Region(region.start, region.end, (name, region.lexemes["source"]), write_file)
 
 
-_DIRECTIVE = re.compile(r"<!--\s*docs:\s*(?P<name>[\w-]+)\s*-->")
+_DIRECTIVE = re.compile(r"<!--\s*docs:\s*(?P<name>[\w.-]+)\s*-->")
+_AIRFLOW_DIRECTIVE = re.compile(r"airflow-(?P<version>\d+(?:\.\d+)?)(?P<next>-next)?")
 #: What the visible paragraph after each directive must name (case-insensitive), so that a reader
 #: sees what the test provides.
-DIRECTIVE_WORDS = {"sandbox": ("sandbox", "connection"), "in-dag": ("dag",)}
+DIRECTIVE_WORDS = {
+    "sandbox": ("sandbox", "connection"),
+    "in-dag": ("dag",),
+}
 
 
 def _paragraph_after(document: Document, end: int) -> str:
     """The visible text after ``end`` up to the next blank line, code fence or comment."""
-    rest = document.text[end:].lstrip("\n")
+    # Directives written one after the other share the paragraph after the last of them.
+    rest = re.sub(r"^(?:\s*<!--\s*docs:[^>]*-->)*", "", document.text[end:]).lstrip("\n")
     return re.split(r"\n\s*\n|```|<!--", rest, maxsplit=1)[0]
 
 
@@ -255,6 +278,10 @@ def use_sandbox(example: Example) -> None:
     connection = server.connection_env()
     os.environ.update(connection)
     namespace["shell_env"].update(connection)
+
+
+def needs_airflow(version: tuple[int, ...], scope: str, example: Example) -> None:
+    example.namespace[NEWER_AIRFLOW] = (version, scope)
 
 
 def use_dag(example: Example) -> None:
@@ -273,10 +300,16 @@ class DirectiveParser:
         for match in _DIRECTIVE.finditer(document.text):
             name = match["name"]
             evaluator = self.evaluators.get(name)
+            words = DIRECTIVE_WORDS.get(name, ())
+            if found := _AIRFLOW_DIRECTIVE.fullmatch(name):
+                version = tuple(int(part) for part in found["version"].split("."))
+                scope = "next" if found["next"] else "page"
+                evaluator = functools.partial(needs_airflow, version, scope)
+                words = (f"airflow {found['version']}",)
             if evaluator is None:
                 raise ValueError(f"{document.path}: unknown directive 'docs: {name}'")
             said = _paragraph_after(document, match.end()).lower()
-            missing = [word for word in DIRECTIVE_WORDS[name] if word not in said]
+            missing = [word for word in words if word not in said]
             if missing:
                 evaluator = functools.partial(_unexplained, name, missing)
             yield Region(match.start(), match.end(), name, evaluator)
@@ -375,7 +408,22 @@ def test_document_runs_as_written(path, leadpipe_sandbox_server, airflow_db, tmp
 
 def _run(document: Document, name: str, marked_blocks: list[tuple[str, int, str]]) -> list[str]:
     failures = []
+    outputs = (check_output, check_log, check_stderr)
+    skipping_outputs = False  # the block these output blocks belong to was not run
     for example in document.examples():
+        runs = example.region.evaluator in (run_python, run_shell)
+        if runs or example.region.evaluator not in outputs:
+            skipping_outputs = False
+        needs = example.namespace.get(NEWER_AIRFLOW) if runs else None
+        if needs and needs[1] == "next":
+            del example.namespace[NEWER_AIRFLOW]
+        if needs and needs[0] > AIRFLOW:
+            wanted = ".".join(map(str, needs[0]))
+            marked_blocks.append((name, example.line, f"for Airflow {wanted} and newer, as the page says"))
+            skipping_outputs = True
+            continue
+        if skipping_outputs and example.region.evaluator in outputs:
+            continue
         if isinstance(example.region.evaluator, Skipper):
             action, reason = example.parsed
             if action in ("start", "next") and not (reason and reason.strip().strip("\"'")):
