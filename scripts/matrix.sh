@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Run the unit and dag.test suites (all but tests/e2e, tests/demo, tests/packaging,
-# tests/distributed and the docs' executed snippets, tests/docs/test_snippets.py) on each
-# supported Airflow minor.
+# Run the unit, dag.test and docs suites (all but tests/e2e, tests/demo, tests/packaging and
+# tests/distributed; the docs' executed snippets not on 3.0 and 3.2, see below) on each supported
+# Airflow minor.
 #
 #   bash scripts/matrix.sh                 # every version in MATRIX_VERSIONS
 #   bash scripts/matrix.sh 2.11.2 3.3.2    # just these
@@ -95,12 +95,15 @@ for version in "${versions[@]}"; do
     # Same isolation as scripts/test.sh (tests/conftest.py), minus the end-to-end suite (3.3.2
     # only), tests/demo (scripts/demo.sh's output, for the default Airflow the main suite runs),
     # tests/packaging (it builds the wheel and installs it with Airflow 3.3.2 itself),
-    # tests/distributed (Celery and PostgreSQL, installed in the 3.3.2 venv only) and the docs'
-    # executed snippets (the documentation is written for, and run on, the default Airflow; the
-    # other tests/docs checks, links and argument tables, are static and run on every version).
+    # tests/distributed (Celery and PostgreSQL, installed in the 3.3.2 venv only). The docs'
+    # executed snippets run too (a block a page marks as for a newer Airflow, <!-- docs: airflow-3 -->,
+    # is listed as not run), except on 3.0 and 3.2, whose own log lines land in outputs the pages
+    # show (3.0: httpx and Airflow log lines on stdout; 3.2: alembic's lines before CLI output).
+    snippets=()
+    case "$version" in 3.0.* | 3.2.*) snippets=(--ignore=tests/docs/test_snippets.py) ;; esac
     if ! ".venv-matrix-$version/bin/python" -m pytest -q -rs -p no:cacheprovider -m "not e2e and not distributed" \
         --ignore=tests/e2e --ignore=tests/demo --ignore=tests/packaging --ignore=tests/distributed \
-        --ignore=tests/docs/test_snippets.py "${pytest_args[@]}" >>"$log" 2>&1; then
+        "${snippets[@]}" "${pytest_args[@]}" >>"$log" 2>&1; then
       status=FAILED
     fi
     # pytest's closing line, e.g. "120 passed, 3 skipped in 41.02s" (with or without "===").
