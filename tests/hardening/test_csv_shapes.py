@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_leadpipe.exceptions import LeadpipeResponseError
-from airflow_provider_leadpipe.utils.csv_rows import CsvEncoder
+from airflow_provider_leadpipe.utils.csv_rows import CsvEncoder, escape_formula
 from tests.hardening.figures import tally
 
 FULL = {
@@ -76,6 +76,8 @@ def _cell(person: dict[str, Any], column: str) -> str:
         return "true" if value else "false"
     if isinstance(value, (dict, list)):
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if isinstance(value, str):  # the encoder's default: a text cell a spreadsheet would run gets a '
+        return escape_formula(value)
     return str(value)
 
 
