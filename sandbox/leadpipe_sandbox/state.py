@@ -107,7 +107,10 @@ class KeyState:
 
     def patch(self, changes: dict[str, Any], now: datetime) -> None:
         """Lay a partial configuration (JSON) over the current one."""
-        merged = deep_merge(self.config_json(), changes)
+        base = self.config_json()
+        if "recovery" in changes:  # exactly one of three modes: a new recovery replaces the old whole
+            base.pop("recovery", None)
+        merged = deep_merge(base, changes)
         self.apply(
             KeyConfig.model_validate(merged),
             now,

@@ -111,6 +111,22 @@ def test_exhaust_and_recover_in_seconds(leadpipe_sandbox: LeadpipeSandbox, accou
     assert account_of("sk_test_sandbox")["healthy"] is True
 
 
+def test_a_new_recovery_replaces_the_old_one_whole(
+    leadpipe_sandbox: LeadpipeSandbox, account_of: AccountOf
+) -> None:
+    leadpipe_sandbox.exhaust_credits(recover_after_account_calls=2)
+    leadpipe_sandbox.reset_credits()
+    state = leadpipe_sandbox.exhaust_credits(recover_in_seconds=3600)  # was a 400 (two modes merged)
+    recovery = state["config"]["recovery"]
+    assert recovery["at"] is not None and recovery["afterAccountCalls"] is None, recovery
+    state = leadpipe_sandbox.exhaust_credits(recover_after_account_calls=1)
+    assert (
+        state["config"]["recovery"]["afterAccountCalls"] == 1
+        and state["config"]["recovery"].get("at") is None
+    )
+    assert [account_of("sk_test_sandbox")["healthy"] for _ in range(2)] == [False, True]
+
+
 def test_intent_block_set_and_cleared(leadpipe_sandbox: LeadpipeSandbox, account_of: AccountOf) -> None:
     leadpipe_sandbox.set_intent({"audienceSlots": 3, "audienceSlotsUsed": 1, "status": "active"})
     assert account_of("sk_test_sandbox")["intent"] == {
