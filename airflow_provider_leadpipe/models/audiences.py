@@ -284,16 +284,6 @@ class AudienceExport(ApiModel):
 _URL_KEYS = ("downloadUrl", "downloadUrlExpiresAt", "downloadUrlTtlSeconds")
 
 
-__all__ = [
-    "Audience",
-    "AudienceExport",
-    "AudienceResultsPage",
-    "AudienceRun",
-    "AudienceRunStats",
-    "AudienceRunStatus",
-]
-
-
 # -- requests: an audience's name, config and status as the operators and the hook send them ----
 
 AUDIENCE_STATUSES: tuple[str, ...] = ("draft", "active", "paused")
@@ -324,3 +314,16 @@ def audience_config(value: Any) -> dict[str, Any]:
 def audience_status(value: Any) -> str | None:
     """``draft``, ``active``, ``paused``, or None (leave the status as it is)."""
     return validation.one_of(value, "status", AUDIENCE_STATUSES)
+
+
+__all__ = [
+    "Audience",
+    "AudienceExport",
+    "AudienceResultsPage",
+    "AudienceRun",
+    "AudienceRunStats",
+    "AudienceRunStatus",
+    "audience_config",
+    "audience_name",
+    "audience_status",
+]
