@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pendulum
+from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
 
 from airflow_provider_leadpipe.conditions.credit_alerts import (
     PARSERS,
@@ -26,6 +27,19 @@ from airflow_provider_leadpipe.utils.tasks import Literal
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
+
+
+def _alert_context(context: Context, payload: dict[str, Any]) -> Any:
+    """A copy of the task's context with ``leadpipe_alert`` (a notifier merges its own fields into
+    the context it gets: the task's is left alone)."""
+    if AIRFLOW_V_3_0_PLUS:
+        return {**context, "leadpipe_alert": payload}
+    # Airflow 2's lazy Context warns on every deprecated key read: copy it without reading them.
+    from airflow.utils.context import context_copy_partial  # type: ignore[attr-defined,unused-ignore]
+
+    fresh = context_copy_partial(context, set(context.keys()))
+    fresh["leadpipe_alert"] = payload
+    return fresh
 
 
 def _notifiers(value: Any) -> tuple[Callable[..., Any], ...]:
@@ -150,7 +164,7 @@ class LeadpipeCreditReportOperator(LeadpipeBaseOperator):
                 label = type(notifier).__name__
                 try:
                     # A BaseNotifier renders its template fields in place: one copy per alert.
-                    copy.copy(notifier)({**context, "leadpipe_alert": payload})
+                    copy.copy(notifier)(_alert_context(context, payload))
                 except Exception as exc:
                     failed.append({"threshold": name, "notifier": label})
                     self.log.warning(

@@ -148,11 +148,13 @@ class Broken(BaseNotifier):
 
 
 def alert_report(pulled, *, used, **op_kwargs):
-    ti = FakeTI(pulled)
+    context = {"ti": FakeTI(pulled)}
     op = LeadpipeCreditReportOperator(task_id="credit_report", **op_kwargs)
     with respx.mock(assert_all_called=True) as mock, time_machine.travel(NOW, tick=False):
         mock.get(ACCOUNT_URL).respond(200, json={"data": account_data(credits=credits(used))})
-        return op.execute(context={"ti": ti})
+        value = op.execute(context=context)
+    assert set(context) == {"ti"}  # notifiers got copies: the task's own context is left alone
+    return value
 
 
 def test_one_notifier_renders_each_alert_afresh(leadpipe_conn, monkeypatch):
