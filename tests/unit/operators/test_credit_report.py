@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import ClassVar
 
 import pendulum
 import pytest
 import respx
 import time_machine
+from airflow.providers.common.compat.sdk import BaseNotifier
 
 from airflow_provider_leadpipe.exceptions import LeadpipeConfigError
 from airflow_provider_leadpipe.models.credit_report import Observation
@@ -121,3 +123,89 @@ def test_key_not_in_report_or_log(leadpipe_conn, task_log, caplog, capsys):
 def test_bad_conn_id_is_a_config_error():
     with pytest.raises(LeadpipeConfigError, match="leadpipe_conn_id"):
         LeadpipeCreditReportOperator(task_id="r", leadpipe_conn_id="  ")
+
+
+# -- threshold alerts ------------------------------------------------------------------------
+
+
+class Recording(BaseNotifier):
+    """Records what it rendered; ``text`` is templated, as in Airflow's own notifiers."""
+
+    template_fields = ("text",)
+    sent: ClassVar[list[str]] = []
+
+    def __init__(self, text="{{ leadpipe_alert.message }}"):
+        super().__init__()
+        self.text = text
+
+    def notify(self, context):
+        type(self).sent.append(self.text)
+
+
+class Broken(BaseNotifier):
+    def notify(self, context):
+        raise RuntimeError("SMTP server said no")
+
+
+def alert_report(pulled, *, used, **op_kwargs):
+    context = {"ti": FakeTI(pulled)}
+    op = LeadpipeCreditReportOperator(task_id="credit_report", **op_kwargs)
+    with respx.mock(assert_all_called=True) as mock, time_machine.travel(NOW, tick=False):
+        mock.get(ACCOUNT_URL).respond(200, json={"data": account_data(credits=credits(used))})
+        value = op.execute(context=context)
+    assert set(context) == {"ti"}  # notifiers got copies: the task's own context is left alone
+    return value
+
+
+def test_one_notifier_renders_each_alert_afresh(leadpipe_conn, monkeypatch):
+    monkeypatch.setattr(Recording, "sent", [])
+    notifier = Recording()
+    value = alert_report(
+        earlier_report(NOW.subtract(days=1), used=300),
+        used=460,
+        min_credits=50,
+        max_percent_used=90,
+        notifiers=[notifier],
+    )
+    assert value["alerts"]["fired"] == ["min_credits", "max_percent_used"]
+    assert len(Recording.sent) == 2
+    assert Recording.sent[0].startswith("Leadpipe credits alert (min_credits): 40 credits left")
+    assert Recording.sent[1].startswith("Leadpipe credits alert (max_percent_used): 92% of credits used")
+    assert notifier.text == "{{ leadpipe_alert.message }}"  # the user's notifier is left as given
+
+
+def test_a_failing_notifier_is_logged_and_the_others_still_send(leadpipe_conn, monkeypatch, task_log):
+    monkeypatch.setattr(Recording, "sent", [])
+    value = alert_report(None, used=460, min_credits=50, notifiers=[Broken(), Recording()])
+    assert value["alerts"]["fired"] == ["min_credits"]
+    assert value["alerts"]["failed"] == [{"threshold": "min_credits", "notifier": "Broken"}]
+    assert len(Recording.sent) == 1
+    assert "Notifier Broken failed to send the min_credits alert (the report goes on)" in task_log()
+
+
+def test_when_every_notifier_fails_the_alert_is_not_counted_as_sent(leadpipe_conn):
+    value = alert_report(None, used=460, min_credits=50, notifiers=[Broken()])
+    assert value["alerts"]["crossed"] == ["min_credits"]
+    assert value["alerts"]["fired"] == [] and value["alerts"]["notified"] == {}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"min_credits": -5}, "min_credits"),
+        ({"max_percent_used": 150}, "max_percent_used"),
+        ({"exhaustion_margin_hours": "soon"}, "exhaustion_margin_hours"),
+        ({"notifiers": Recording()}, "notifiers must be a list"),
+        ({"notifiers": ["slack"]}, r"notifiers\[0\]"),
+    ],
+)
+def test_bad_alert_arguments_fail_at_parse_time(kwargs, named):
+    with pytest.raises(LeadpipeConfigError, match=rf"LeadpipeCreditReportOperator 'r': .*{named}"):
+        LeadpipeCreditReportOperator(task_id="r", **kwargs)
+
+
+def test_templated_threshold_is_checked_once_rendered(leadpipe_conn):
+    op = LeadpipeCreditReportOperator(task_id="r", max_percent_used="{{ params.pct }}")  # no error yet
+    op.render_template_fields({"params": {"pct": "250"}})
+    with pytest.raises(LeadpipeConfigError, match="max_percent_used must be a number from 0 to 100"):
+        op.execute(context={"ti": FakeTI(None)})  # before any request: no respx route is needed
