@@ -141,7 +141,13 @@ class LeadpipeVisitorsToStorageOperator(LeadpipeLineageMixin, LeadpipeBaseOperat
             target,
             " (gzip)" if use_gzip else "",
         )
-        state = self._seen = self._open_state(target, context) if self.only_new else None
+        state = self._seen = (
+            seen.open_for_task(
+                target, context, self.dedupe_keys, state_path=self.state_path, conn_id=self.storage_conn_id
+            )
+            if self.only_new
+            else None
+        )
         self._file = storage.AtomicFile(
             target,
             compress=use_gzip,
@@ -175,22 +181,8 @@ class LeadpipeVisitorsToStorageOperator(LeadpipeLineageMixin, LeadpipeBaseOperat
                 state.size,
                 state.path,
             )
-            result |= {
-                "duplicates_skipped": state.duplicates,
-                "seen_before": state.seen_before,
-                "state_size": state.size,
-                "state_path": str(state.path),
-            }
+            result |= seen.summary(state)
         return result
-
-    def _open_state(self, target: ObjectStoragePath, context: Context) -> seen.SeenState:
-        """This task's only_new state (settling one a crash left pending)."""
-        if self.state_path:
-            path = storage.file_target(self.state_path, conn_id=self.storage_conn_id, name="state_path")
-        else:
-            path = seen.default_state_path(target, seen.task_key(context))
-        run_id = str(context.get("run_id") or getattr(context.get("ti"), "run_id", "") or "manual")
-        return seen.SeenState.open(path, self.dedupe_keys, run_id, conn_id=self.storage_conn_id)
 
     async def _pull(self, out: IO[bytes]) -> tuple[int, int, int | None]:
         """(records written, pages that held records, the API's latest announced total)."""
@@ -207,14 +199,11 @@ class LeadpipeVisitorsToStorageOperator(LeadpipeLineageMixin, LeadpipeBaseOperat
                             self.log.info("Leadpipe reports %d matching visitor(s)", page.meta.total)
                         expected = page.meta.total
                     # A blocking write of one page (~50 records); read-ahead requests stay in flight.
-                    problem = None
                     try:
-                        kept = self._new_only(page.records, records)
-                    except LeadpipeConfigError as exc:  # a dedupe key is missing: named, not quoted
-                        problem = str(exc)
-                    if problem is not None:
-                        del page  # raised out here, with no record in reach of the traceback
-                        raise LeadpipeConfigError(problem)
+                        kept = seen.new_only(self._seen, page.records, records)
+                    except LeadpipeConfigError:  # a dedupe key is missing: named, never quoted
+                        del page  # no record in reach of the traceback
+                        raise
                     out.write(jsonl(kept, page=page.number, offset=records))
                     del kept
                     records += len(page.records)
@@ -223,13 +212,6 @@ class LeadpipeVisitorsToStorageOperator(LeadpipeLineageMixin, LeadpipeBaseOperat
                         self.log.info("... %d records from %d pages so far", records, pages)
                     del page  # personal data: not kept while the next page is awaited (tracebacks)
         return records, pages, expected
-
-    def _new_only(self, page: list[dict[str, Any]], before: int) -> list[dict[str, Any]]:
-        """The page's records to write: all of them, or with ``only_new`` the ones not seen."""
-        if self._seen is None:
-            return page
-        admit = self._seen.admit
-        return [record for position, record in enumerate(page, before + 1) if admit(record, position)]
 
     def _query(self, *given: Any) -> dict[str, str]:
         """The visitor query of ``given`` (timeframe, domain, visitor_email), else of this task's."""

@@ -39,7 +39,7 @@ from typing import Any
 from airflow.providers.common.compat.sdk import ObjectStoragePath
 
 from airflow_provider_leadpipe.exceptions import LeadpipeConfigError, LeadpipeStateError
-from airflow_provider_leadpipe.utils.storage import AtomicFile
+from airflow_provider_leadpipe.utils.storage import AtomicFile, file_target
 
 MAGIC = b"LEADPIPE-ONLY-NEW\n"
 VERSION = 1
@@ -253,6 +253,53 @@ class SeenState:
     def commit(self) -> None:
         """Move the pending state onto the state (after the file is in place)."""
         self.pending.move(self.path)
+
+
+def new_only(state: SeenState | None, records: list[Any], before: int) -> list[Any]:
+    """The records of one page to write: all of them without a state, else the ones not seen.
+
+    ``before``: how many records of the pull came before this page. A record missing a dedupe key
+    raises a fresh :class:`LeadpipeConfigError` with no record in reach of its traceback (the
+    caller deletes its own reference to the page before re-raising).
+    """
+    if state is None:
+        return records
+    problem = None
+    try:
+        return [
+            record for position, record in enumerate(records, before + 1) if state.admit(record, position)
+        ]
+    except LeadpipeConfigError as exc:
+        problem = str(exc)
+    records = []  # personal data: not kept in this frame, which the error's traceback holds
+    raise LeadpipeConfigError(problem)
+
+
+def open_for_task(
+    target: ObjectStoragePath,
+    context: Any,
+    keys: tuple[str, ...] | None,
+    *,
+    state_path: Any = None,
+    conn_id: str | None = None,
+) -> SeenState:
+    """The ``only_new`` state of the task running in ``context`` that writes ``target``."""
+    if state_path:
+        path = file_target(state_path, conn_id=conn_id, name="state_path")
+    else:
+        path = default_state_path(target, task_key(context))
+    run_id = str(context.get("run_id") or getattr(context.get("ti"), "run_id", "") or "manual")
+    return SeenState.open(path, keys, run_id, conn_id=conn_id)
+
+
+def summary(state: SeenState) -> dict[str, Any]:
+    """The XCom entries of ``only_new``: counts and the state's size and path, no record."""
+    return {
+        "duplicates_skipped": state.duplicates,
+        "seen_before": state.seen_before,
+        "state_size": state.size,
+        "state_path": str(state.path),
+    }
 
 
 def _parse(data: bytes, where: ObjectStoragePath) -> tuple[dict[str, Any], bytes]:
