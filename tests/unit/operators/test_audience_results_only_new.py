@@ -100,7 +100,7 @@ def test_only_new_as_csv_takes_its_columns_from_the_first_page_written(leadpipe_
 
 
 def test_only_new_with_the_export_method_is_refused():
-    with pytest.raises(LeadpipeConfigError, match="only_new.*method='results'"):
+    with pytest.raises(LeadpipeConfigError, match=r"only_new.*method='results'"):
         LeadpipeAudienceResultsToStorageOperator(
             task_id="t",
             audience_id="6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b",
