@@ -19,7 +19,7 @@ from airflow_provider_leadpipe.exceptions import (
 )
 from airflow_provider_leadpipe.models import AudienceRun
 from airflow_provider_leadpipe.triggers.base import check
-from airflow_provider_leadpipe.utils import csv_rows, seen, storage, validation
+from airflow_provider_leadpipe.utils import assets, csv_rows, seen, storage, validation
 from airflow_provider_leadpipe.utils.lineage import LeadpipeLineageMixin
 from airflow_provider_leadpipe.utils.tasks import Literal
 
@@ -48,7 +48,10 @@ class LeadpipeAudienceResultsToStorageOperator(LeadpipeLineageMixin, _AudienceOp
     ``"warn"`` (the capped file is written and ``truncated`` is True). People are personal data:
     they go to the file only, never to XCom or the log.
 
-    Returns ``{"path", "records", "audience_run_id", "data_date", "truncated"}`` to XCom.
+    Returns ``{"path", "records", "audience_run_id", "data_date", "truncated"}`` to XCom. The event
+    of every asset in ``outlets`` gets ``{"path", "records", "duplicates_skipped",
+    "audience_run_id", "data_date"}`` in ``extra``, and the ``dataDate`` as its partition key on
+    Airflow 3.3+ (:mod:`airflow_provider_leadpipe.utils.assets`).
 
     With ``only_new=True`` (``method="results"``) the file holds only people this task has not
     landed from an earlier run, each once, identified by ``dedupe_keys`` (``["hashedEmail"]`` is
@@ -211,6 +214,9 @@ class LeadpipeAudienceResultsToStorageOperator(LeadpipeLineageMixin, _AudienceOp
                 state.path,
             )
             result |= seen.summary(state)
+        extra = {key: result[key] for key in ("path", "records", "audience_run_id", "data_date")}
+        extra["duplicates_skipped"] = result.get("duplicates_skipped", 0)
+        assets.emit(self.outlets, context, extra, partition=run.data_date)
         return result
 
     def _completed_run(self, audience_id: str, run_id: str | None) -> AudienceRun:

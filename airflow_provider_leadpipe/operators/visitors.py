@@ -12,7 +12,7 @@ from airflow.providers.common.compat.sdk import ObjectStoragePath
 from airflow_provider_leadpipe.exceptions import LeadpipeConfigError
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.operators.base import LeadpipeBaseOperator
-from airflow_provider_leadpipe.utils import seen, storage, validation
+from airflow_provider_leadpipe.utils import assets, seen, storage, validation
 from airflow_provider_leadpipe.utils.lineage import LeadpipeLineageMixin
 from airflow_provider_leadpipe.utils.storage import jsonl
 from airflow_provider_leadpipe.utils.tasks import Literal
@@ -47,7 +47,8 @@ class LeadpipeVisitorsToStorageOperator(LeadpipeLineageMixin, LeadpipeBaseOperat
 
     Returns ``{"path": <str>, "records": <int>, "pages": <int>, "expected_records": <int | None>}``
     to XCom: ``pages`` that held records, ``expected_records`` the API's announced total (None if
-    it sent none).
+    it sent none). The event of every asset in ``outlets`` gets ``{"path", "records",
+    "duplicates_skipped"}`` in ``extra`` (:mod:`airflow_provider_leadpipe.utils.assets`).
 
     With ``only_new=True`` the file holds only records this task has not landed before, each once
     (pages that shift while paging repeat records): identified by a fingerprint of the whole record,
@@ -182,6 +183,12 @@ class LeadpipeVisitorsToStorageOperator(LeadpipeLineageMixin, LeadpipeBaseOperat
                 state.path,
             )
             result |= seen.summary(state)
+        extra = {
+            "path": str(target),
+            "records": written,
+            "duplicates_skipped": result.get("duplicates_skipped", 0),
+        }
+        assets.emit(self.outlets, context, extra)
         return result
 
     async def _pull(self, out: IO[bytes]) -> tuple[int, int, int | None]:

@@ -15,6 +15,7 @@ from tests.integration.test_visitors_dag import dag_from_source
 pytestmark = pytest.mark.integration
 
 DAG_ID = "leadpipe_visitors_only_new_it"
+ASSET = "file:///warehouse/leadpipe/new-visitors"
 
 DAG_SOURCE = f'''
 from __future__ import annotations
@@ -22,9 +23,10 @@ from __future__ import annotations
 import pendulum
 
 try:
-    from airflow.sdk import DAG
+    from airflow.sdk import DAG, Asset
 except ImportError:  # Airflow 2.x
     from airflow import DAG
+    from airflow.datasets import Dataset as Asset
 
 from airflow_provider_leadpipe.operators.visitors import LeadpipeVisitorsToStorageOperator
 
@@ -41,6 +43,7 @@ with DAG(
         timeframe="{{{{ params.timeframe }}}}",
         only_new=True,
         dedupe_keys=["email"],
+        outlets=[Asset("{ASSET}")],
     )
 '''
 
@@ -106,3 +109,32 @@ def test_overlapping_daily_windows_land_each_visitor_once(airflow_db, leadpipe_s
     assert again.state == "success", task_states(again)
     assert again.run_id == first_run_id
     assert xcom_value(again, "pull_new_visitors")["records"] == results[0]["records"]
+
+    # Every run's asset event carries its counts, for a DAG scheduled on the asset.
+    extras = [event["extra"] for event in asset_events(ASSET)]
+    assert extras == [
+        {"path": r["path"], "records": r["records"], "duplicates_skipped": r["duplicates_skipped"]}
+        for r in (*results, results[0])
+    ]
+
+
+def asset_events(uri: str) -> list[dict]:
+    """The asset events of ``uri`` in the metadata database, oldest first."""
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    try:
+        from airflow.models.asset import AssetEvent, AssetModel
+    except ImportError:  # Airflow 2.x
+        from airflow.models.dataset import DatasetEvent as AssetEvent
+        from airflow.models.dataset import DatasetModel as AssetModel
+
+    key = "asset_id" if hasattr(AssetEvent, "asset_id") else "dataset_id"
+    with create_session() as session:
+        rows = session.execute(
+            select(AssetEvent.extra)
+            .join(AssetModel, getattr(AssetEvent, key) == AssetModel.id)
+            .where(AssetModel.uri == uri)
+            .order_by(AssetEvent.id)
+        ).all()
+    return [{"extra": row.extra} for row in rows]

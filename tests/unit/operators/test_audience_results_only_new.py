@@ -135,3 +135,31 @@ def test_no_personal_data_in_the_state_the_xcom_or_the_logs(
             assert text.encode() not in state
             assert text not in shown
         assert bytes.fromhex(person["hashedEmail"])[:8] not in state
+
+
+def test_the_asset_events_carry_the_counts_and_the_data_date_as_partition(
+    leadpipe_sandbox, two_days, tmp_path
+):
+    from airflow.sdk import Asset
+    from airflow.sdk.execution_time.context import OutletEventAccessors
+
+    audience_id, first, _ = two_days
+    asset = Asset("s3://warehouse/orbit/people")
+    op = LeadpipeAudienceResultsToStorageOperator(
+        task_id="land",
+        audience_id=audience_id,
+        audience_run_id=first["id"],
+        path=str(tmp_path / "p.jsonl"),
+        outlets=[asset],
+    )
+    events = OutletEventAccessors()
+    result = op.execute({**context("day0"), "outlet_events": events})
+    assert events[asset].extra == {
+        "path": str(tmp_path / "p.jsonl"),
+        "records": 180,
+        "audience_run_id": first["id"],
+        "data_date": "2026-05-04",
+        "duplicates_skipped": 0,
+    }
+    assert events[asset].partition_keys == {"2026-05-04"}  # Airflow 3.3: add_partitions
+    assert "duplicates_skipped" not in result  # the XCom keeps its shape without only_new

@@ -213,3 +213,16 @@ def test_no_personal_data_in_the_state_the_xcom_or_the_logs(api, tmp_path, caplo
             assert text.encode() not in state
             assert text not in shown
     assert "only_new: skipped 5 repeated within the pull" in shown
+
+
+def test_the_asset_events_of_the_outlets_carry_the_counts(api, tmp_path):
+    from airflow.sdk import Asset, AssetAlias
+    from airflow.sdk.execution_time.context import OutletEventAccessors
+
+    asset, alias = Asset("file:///warehouse/visitors"), AssetAlias("visitors-alias")
+    api.serve(visitors(60) + visitors(5))
+    op = make(tmp_path / "v.jsonl", only_new=True, outlets=[asset, alias])
+    events = OutletEventAccessors()
+    op.execute({**context("day1"), "outlet_events": events})
+    assert events[asset].extra == {"path": str(tmp_path / "v.jsonl"), "records": 60, "duplicates_skipped": 5}
+    assert events[alias].extra == {}  # an alias names its asset at runtime: the user's DAG does
