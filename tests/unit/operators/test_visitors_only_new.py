@@ -119,7 +119,8 @@ def test_a_retried_or_cleared_run_lands_again_what_it_landed(api, tmp_path):
     assert pull(tmp_path, "day2")["records"] == 50  # and day 2 still lands its own again
 
 
-def test_a_crash_between_the_file_and_the_state_is_recovered(api, tmp_path, monkeypatch):
+@pytest.mark.parametrize("suffix", [".jsonl", ".jsonl.gz"])
+def test_a_crash_between_the_file_and_the_state_is_recovered(api, tmp_path, monkeypatch, suffix):
     everyone = visitors(200)
     api.serve(everyone[:100])
 
@@ -129,14 +130,14 @@ def test_a_crash_between_the_file_and_the_state_is_recovered(api, tmp_path, monk
     real_commit = seen.SeenState.commit
     monkeypatch.setattr(seen.SeenState, "commit", crash)
     with pytest.raises(KeyboardInterrupt):
-        pull(tmp_path, "day1")
+        pull(tmp_path, "day1", name="day1" + suffix)
     monkeypatch.setattr(seen.SeenState, "commit", real_commit)
-    assert len(emails(tmp_path / "day1.jsonl")) == 100  # the file was committed, the state not
+    assert len(emails(tmp_path / ("day1" + suffix))) == 100  # the file was committed, the state not
     assert [n for n in state_files(tmp_path) if n.endswith(".pending")]
 
     api.serve(everyone[50:150])  # the next day: its pull first settles the pending state
-    result = pull(tmp_path, "day2")
-    assert emails(tmp_path / "day2.jsonl") == [r["email"] for r in everyone[100:150]]
+    result = pull(tmp_path, "day2", name="day2" + suffix)
+    assert emails(tmp_path / ("day2" + suffix)) == [r["email"] for r in everyone[100:150]]
     assert result["seen_before"] == 50
     assert not [n for n in state_files(tmp_path) if n.endswith(".pending")]
 
