@@ -286,6 +286,8 @@ def open_for_task(
     """The ``only_new`` state of the task running in ``context`` that writes ``target``."""
     if state_path:
         path = file_target(state_path, conn_id=conn_id, name="state_path")
+        if str(path) in (str(target), f"{target}.pending"):
+            raise LeadpipeConfigError(f"state_path must differ from path, got {str(path)!r} for both")
     else:
         path = default_state_path(target, task_key(context))
     run_id = str(context.get("run_id") or getattr(context.get("ti"), "run_id", "") or "manual")

@@ -227,3 +227,10 @@ def test_the_asset_events_of_the_outlets_carry_the_counts(api, tmp_path):
     op.execute({**context("day1"), "outlet_events": events})
     assert events[asset].extra == {"path": str(tmp_path / "v.jsonl"), "records": 60, "duplicates_skipped": 5}
     assert events[alias].extra == {}  # an alias names its asset at runtime: the user's DAG does
+
+
+def test_a_state_path_equal_to_the_path_is_refused_before_anything_is_pulled(api, tmp_path):
+    target = tmp_path / "day1.jsonl"
+    with pytest.raises(LeadpipeConfigError, match="state_path must differ from path"):
+        pull(tmp_path, "day1", state_path=str(target))
+    assert list(tmp_path.iterdir()) == [] and api.fake.pages == []
