@@ -151,3 +151,11 @@ class LeadpipeAudienceRunTimeoutError(LeadpipeError, AirflowFailException):
 class LeadpipeExportTruncatedError(LeadpipeError, AirflowFailException):
     """An audience run holds more people than ``export.csv`` serves (its row cap), and the task
     was told to fail then (``on_truncated="fail"``). Retrying cannot change the cap."""
+
+
+class LeadpipeStateError(LeadpipeError, AirflowFailException):
+    """An ``only_new`` state object is corrupt, foreign or of another version (named in the message).
+
+    Not retried: a retry would read the same object. Nothing is overwritten; move the object away
+    (the next pull then lands every record again) or restore it.
+    """

@@ -31,7 +31,7 @@ from typing import Any
 
 from bench.harness import ROOT, render_table, run_child
 
-BENCHMARKS = ("sandbox", "triggerer", "many", "hook", "imports", "visitors", "audiences")
+BENCHMARKS = ("sandbox", "triggerer", "many", "hook", "imports", "visitors", "audiences", "only_new")
 
 
 @dataclass
@@ -622,6 +622,46 @@ def bench_audiences(args: argparse.Namespace) -> tuple[Section, list[Target]]:
     return section, targets
 
 
+def bench_only_new(args: argparse.Namespace) -> tuple[Section, list[Target]]:
+    """bench/only_new.py: a 10k-record pull, plain and with only_new against 10k-1M fingerprints."""
+    print("[bench] only_new visitor pulls", file=sys.stderr, flush=True)
+    sizes = (10000,) if args.quick else (10000, 100000, 1000000)
+    cases = [["--impl", "plain"]] + [["--impl", "only_new", "--remembered", str(n)] for n in sizes]
+    results = []
+    for case in cases:
+        print(f"[bench] only_new: {' '.join(case)}", file=sys.stderr, flush=True)
+        results += run_child("only_new", case, timeout=900)
+    rows = [
+        [
+            r["impl"],
+            r["remembered"],
+            r["records"],
+            fmt(r["seconds"], 2),
+            fmt(r["peak_rss_mb"], 1),
+            fmt(r["state_mb"], 1),
+            r.get("error", ""),
+        ]
+        for r in results
+    ]
+    section = Section(
+        "7. only_new visitor pulls (10,000 records, no added latency)",
+        ["pull", "remembered", "records", "seconds", "peak RSS MB", "state MB", "errors"],
+        rows,
+        ["The state costs 20 bytes per fingerprint in memory and on the store; no record is kept."],
+    )
+    plain, largest = results[0], results[-1]
+    growth = largest["peak_rss_mb"] - plain["peak_rss_mb"]
+    budget = 3 * largest["state_mb"] + 10  # the state read, the merged state written, slack
+    target = Target(
+        f"7. only_new with {largest['remembered']:,} fingerprints: peak RSS over the plain pull "
+        f"within 3x the state's size + 10 MB ({budget:.0f} MB)",
+        f"{growth:+.1f} MB",
+        f"{fmt(plain['peak_rss_mb'], 1)} MB",
+        growth <= budget,
+    )
+    return section, [target]
+
+
 RUNNERS: dict[str, Callable[[argparse.Namespace], tuple[Section, list[Target]]]] = {
     "sandbox": bench_sandbox,
     "triggerer": bench_triggerer,
@@ -630,6 +670,7 @@ RUNNERS: dict[str, Callable[[argparse.Namespace], tuple[Section, list[Target]]]]
     "imports": bench_imports,
     "visitors": bench_visitors,
     "audiences": bench_audiences,
+    "only_new": bench_only_new,
 }
 
 

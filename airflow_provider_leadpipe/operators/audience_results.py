@@ -19,7 +19,7 @@ from airflow_provider_leadpipe.exceptions import (
 )
 from airflow_provider_leadpipe.models import AudienceRun
 from airflow_provider_leadpipe.triggers.base import check
-from airflow_provider_leadpipe.utils import csv_rows, storage, validation
+from airflow_provider_leadpipe.utils import assets, csv_rows, seen, storage, validation
 from airflow_provider_leadpipe.utils.lineage import LeadpipeLineageMixin
 from airflow_provider_leadpipe.utils.tasks import Literal
 
@@ -48,7 +48,16 @@ class LeadpipeAudienceResultsToStorageOperator(LeadpipeLineageMixin, _AudienceOp
     ``"warn"`` (the capped file is written and ``truncated`` is True). People are personal data:
     they go to the file only, never to XCom or the log.
 
-    Returns ``{"path", "records", "audience_run_id", "data_date", "truncated"}`` to XCom.
+    Returns ``{"path", "records", "audience_run_id", "data_date", "truncated"}`` to XCom. The event
+    of every asset in ``outlets`` gets ``{"path", "records", "duplicates_skipped",
+    "audience_run_id", "data_date"}`` in ``extra``, and the ``dataDate`` as its partition key on
+    Airflow 3.3+ (:mod:`airflow_provider_leadpipe.utils.assets`).
+
+    With ``only_new=True`` (``method="results"``) the file holds only people this task has not
+    landed from an earlier run, each once, identified by ``dedupe_keys`` (``["hashedEmail"]`` is
+    the API's natural key) or by the whole record; see the visitor pull and
+    :mod:`airflow_provider_leadpipe.utils.seen` for the state beside the file. The XCom adds
+    ``duplicates_skipped``, ``seen_before``, ``state_size`` and ``state_path``.
 
     :param audience_id: the audience's id, a UUID (templated).
     :param path: target file (templated), e.g. ``"s3://bucket/orbit/{{ ds }}.jsonl.gz"``.
@@ -66,6 +75,10 @@ class LeadpipeAudienceResultsToStorageOperator(LeadpipeLineageMixin, _AudienceOp
         ``@``, a tab or a carriage return) gets a leading ``'``; numbers and phone numbers such as
         ``+1 534 555 0100`` are left as they are (see :mod:`airflow_provider_leadpipe.utils.csv_rows`).
         ``"keep"`` writes every cell as the API sent it.
+    :param only_new: land only people this task has not landed before (default False).
+    :param dedupe_keys: fields that identify a person for ``only_new``, e.g. ``["hashedEmail"]``;
+        None for the whole record. A person without one of them fails the task, naming the field.
+    :param state_path: where ``only_new`` keeps its state (templated); None for beside the file.
     :param storage_conn_id: Airflow connection for the object store (templated).
     :param leadpipe_conn_id: the Leadpipe connection (templated).
     :param hook_params: per-task hook settings (``timeout``, ``max_retries``, ``retry_backoff``).
@@ -75,6 +88,7 @@ class LeadpipeAudienceResultsToStorageOperator(LeadpipeLineageMixin, _AudienceOp
         "audience_id",
         "path",
         "audience_run_id",
+        "state_path",
         "storage_conn_id",
         "leadpipe_conn_id",
     )
@@ -98,6 +112,9 @@ class LeadpipeAudienceResultsToStorageOperator(LeadpipeLineageMixin, _AudienceOp
         on_incomplete: str | None = "fail",
         concurrency: int = 4,
         csv_formulas: str = "escape",
+        only_new: bool = False,
+        dedupe_keys: Sequence[str] | None = None,
+        state_path: str | ObjectStoragePath | None = None,
         storage_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -119,7 +136,16 @@ class LeadpipeAudienceResultsToStorageOperator(LeadpipeLineageMixin, _AudienceOp
         self.on_incomplete = self.checked(storage.check_on_incomplete, on_incomplete)
         self.concurrency = self.checked(validation.concurrency, concurrency)
         self.csv_formulas = self.checked(validation.choice, csv_formulas, "csv_formulas", csv_rows.FORMULAS)
+        self.only_new = bool(only_new)
+        self.dedupe_keys = self.checked(seen.check_dedupe_keys, dedupe_keys)
+        if self.only_new and self.method == "export":
+            raise LeadpipeConfigError(
+                f"{type(self).__name__} '{self.task_id}': only_new reads each person, which "
+                "method='export' does not: use method='results'"
+            )
+        self.state_path = state_path
         self.storage_conn_id = storage_conn_id
+        self._seen: seen.SeenState | None = None
         self._file: storage.AtomicFile | None = None
         self.check_literals()
 
@@ -141,24 +167,57 @@ class LeadpipeAudienceResultsToStorageOperator(LeadpipeLineageMixin, _AudienceOp
                 " (gzip)" if use_gzip else "",
                 self.method,
             )
-            self._file = storage.AtomicFile(target, compress=use_gzip, owner=storage.task_owner(context))
+            state = self._seen = (
+                seen.open_for_task(
+                    target,
+                    context,
+                    self.dedupe_keys,
+                    state_path=self.state_path,
+                    conn_id=self.storage_conn_id,
+                )
+                if self.only_new
+                else None
+            )
+            self._file = storage.AtomicFile(
+                target,
+                compress=use_gzip,
+                owner=storage.task_owner(context),
+                before_commit=(lambda sha256: state.prepare(target, sha256)) if state else None,
+            )
             try:
                 if self.method == "export":
                     records, truncated = self._write_export(audience_id, run, self._file)
                 else:
                     records, truncated = self._write_results(audience_id, run, self._file), False
+                if state is not None:
+                    state.commit()
             finally:
-                self._file = None
+                self._file = self._seen = None
+        if state is not None:
+            records -= state.duplicates + state.seen_before
         self.log.info("Wrote %d people of audience run %s to %s", records, run.id, target)
         resource = f"audiences/{audience_id}/runs/{run.id}"
         self.record_lineage(self.hook.settings.base_url, resource, target, records)
-        return {
+        result = {
             "path": str(target),
             "records": records,
             "audience_run_id": run.id,
             "data_date": run.data_date,
             "truncated": truncated,
         }
+        if state is not None:
+            self.log.info(
+                "only_new: skipped %d repeated within the pull and %d landed before; %d fingerprints in %s",
+                state.duplicates,
+                state.seen_before,
+                state.size,
+                state.path,
+            )
+            result |= seen.summary(state)
+        extra = {key: result[key] for key in ("path", "records", "audience_run_id", "data_date")}
+        extra["duplicates_skipped"] = result.get("duplicates_skipped", 0)
+        assets.emit(self.outlets, context, extra, partition=run.data_date)
+        return result
 
     def _completed_run(self, audience_id: str, run_id: str | None) -> AudienceRun:
         condition = AudienceRunCondition(audience_id, run_id)
@@ -195,7 +254,14 @@ class LeadpipeAudienceResultsToStorageOperator(LeadpipeLineageMixin, _AudienceOp
                 async for page in pages:
                     total = page.total
                     # A blocking write of one page; read-ahead requests stay in flight.
-                    out.write(encode(page.results))
+                    try:
+                        kept = seen.new_only(self._seen, page.results, records)
+                    except LeadpipeConfigError:  # a dedupe key is missing: named, never quoted
+                        del page  # no person in reach of the traceback
+                        raise
+                    if kept or self._seen is None:  # CSV columns come from the first page written
+                        out.write(encode(kept))
+                    del kept
                     records += len(page.results)
                     del page  # people's data: not kept while the next page is awaited (tracebacks)
         return records, total

@@ -9,9 +9,10 @@ from typing import IO, TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import ObjectStoragePath
 
+from airflow_provider_leadpipe.exceptions import LeadpipeConfigError
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.operators.base import LeadpipeBaseOperator
-from airflow_provider_leadpipe.utils import storage, validation
+from airflow_provider_leadpipe.utils import assets, seen, storage, validation
 from airflow_provider_leadpipe.utils.lineage import LeadpipeLineageMixin
 from airflow_provider_leadpipe.utils.storage import jsonl
 from airflow_provider_leadpipe.utils.tasks import Literal
@@ -46,7 +47,17 @@ class LeadpipeVisitorsToStorageOperator(LeadpipeLineageMixin, LeadpipeBaseOperat
 
     Returns ``{"path": <str>, "records": <int>, "pages": <int>, "expected_records": <int | None>}``
     to XCom: ``pages`` that held records, ``expected_records`` the API's announced total (None if
-    it sent none).
+    it sent none). The event of every asset in ``outlets`` gets ``{"path", "records",
+    "duplicates_skipped"}`` in ``extra`` (:mod:`airflow_provider_leadpipe.utils.assets`).
+
+    With ``only_new=True`` the file holds only records this task has not landed before, each once
+    (pages that shift while paging repeat records): identified by a fingerprint of the whole record,
+    or of ``dedupe_keys``. What was landed is remembered as fingerprints in a state object beside
+    the file (:mod:`airflow_provider_leadpipe.utils.seen`: where, why, and how file and state change
+    together); a retried or cleared run lands again what it landed before. The XCom adds
+    ``duplicates_skipped`` (repeats within the pull), ``seen_before`` (landed by an earlier run),
+    ``state_size`` (fingerprints remembered) and ``state_path``; ``records`` counts what was
+    written, and the completeness check compares what arrived, before de-duplication.
 
     :param path: target file, e.g. ``"s3://bucket/leadpipe/visitors/{{ ds }}.jsonl.gz"`` (templated),
         or an ``ObjectStoragePath``. Parent folders are created for local paths.
@@ -58,6 +69,11 @@ class LeadpipeVisitorsToStorageOperator(LeadpipeLineageMixin, LeadpipeBaseOperat
     :param compression: ``"gzip"``, None, or ``"infer"`` (gzip when ``path`` ends in ``.gz``; the default).
     :param concurrency: pages requested at once, 1-16 (default 4).
     :param on_incomplete: ``"warn"`` (the default), ``"fail"``, or None to skip the comparison.
+    :param only_new: land only records this task has not landed before (default False).
+    :param dedupe_keys: the fields that identify a record for ``only_new`` (e.g. ``["email"]``);
+        None for the whole record. A record without one of them fails the task, naming the field.
+    :param state_path: where ``only_new`` keeps its state (templated); None for
+        ``.leadpipe-only-new.<task>.state`` beside the file. Set it when the folder changes per run.
     :param storage_conn_id: Airflow connection for the object store (templated); None for the
         store's default connection.
     :param leadpipe_conn_id: the Leadpipe connection (templated).
@@ -69,6 +85,7 @@ class LeadpipeVisitorsToStorageOperator(LeadpipeLineageMixin, LeadpipeBaseOperat
         "timeframe",
         "domain",
         "visitor_email",
+        "state_path",
         "storage_conn_id",
         "leadpipe_conn_id",
     )
@@ -88,6 +105,9 @@ class LeadpipeVisitorsToStorageOperator(LeadpipeLineageMixin, LeadpipeBaseOperat
         compression: str | None = "infer",
         concurrency: int = 4,
         on_incomplete: str | None = "warn",
+        only_new: bool = False,
+        dedupe_keys: Sequence[str] | None = None,
+        state_path: str | ObjectStoragePath | None = None,
         storage_conn_id: str | None = None,
         leadpipe_conn_id: str = LeadpipeHook.default_conn_name,
         **kwargs: Any,
@@ -100,7 +120,11 @@ class LeadpipeVisitorsToStorageOperator(LeadpipeLineageMixin, LeadpipeBaseOperat
         self.compression = storage.check_compression(compression)
         self.concurrency = validation.concurrency(concurrency)
         self.on_incomplete = storage.check_on_incomplete(on_incomplete)
+        self.only_new = bool(only_new)
+        self.dedupe_keys = seen.check_dedupe_keys(dedupe_keys)
+        self.state_path = state_path
         self.storage_conn_id = storage_conn_id
+        self._seen: seen.SeenState | None = None
         self._file: storage.AtomicFile | None = None
         self.check_literals()
 
@@ -118,7 +142,19 @@ class LeadpipeVisitorsToStorageOperator(LeadpipeLineageMixin, LeadpipeBaseOperat
             target,
             " (gzip)" if use_gzip else "",
         )
-        self._file = storage.AtomicFile(target, compress=use_gzip, owner=storage.task_owner(context))
+        state = self._seen = (
+            seen.open_for_task(
+                target, context, self.dedupe_keys, state_path=self.state_path, conn_id=self.storage_conn_id
+            )
+            if self.only_new
+            else None
+        )
+        self._file = storage.AtomicFile(
+            target,
+            compress=use_gzip,
+            owner=storage.task_owner(context),
+            before_commit=(lambda sha256: state.prepare(target, sha256)) if state else None,
+        )
         try:
             with self._file as out:
                 records, pages, expected = asyncio.run(self._pull(out))
@@ -130,11 +166,30 @@ class LeadpipeVisitorsToStorageOperator(LeadpipeLineageMixin, LeadpipeBaseOperat
                     what="visitor records",
                     logger=self.log,
                 )
+            if state is not None:
+                state.commit()
         finally:
-            self._file = None
-        self.log.info("Wrote %d visitor records from %d page(s) to %s", records, pages, target)
-        self.record_lineage(self.hook.settings.base_url, "visitors", target, records)
-        return {"path": str(target), "records": records, "pages": pages, "expected_records": expected}
+            self._file = self._seen = None
+        written = records - (state.duplicates + state.seen_before if state else 0)
+        self.log.info("Wrote %d visitor records from %d page(s) to %s", written, pages, target)
+        self.record_lineage(self.hook.settings.base_url, "visitors", target, written)
+        result = {"path": str(target), "records": written, "pages": pages, "expected_records": expected}
+        if state is not None:
+            self.log.info(
+                "only_new: skipped %d repeated within the pull and %d landed before; %d fingerprints in %s",
+                state.duplicates,
+                state.seen_before,
+                state.size,
+                state.path,
+            )
+            result |= seen.summary(state)
+        extra = {
+            "path": str(target),
+            "records": written,
+            "duplicates_skipped": result.get("duplicates_skipped", 0),
+        }
+        assets.emit(self.outlets, context, extra)
+        return result
 
     async def _pull(self, out: IO[bytes]) -> tuple[int, int, int | None]:
         """(records written, pages that held records, the API's latest announced total)."""
@@ -151,7 +206,13 @@ class LeadpipeVisitorsToStorageOperator(LeadpipeLineageMixin, LeadpipeBaseOperat
                             self.log.info("Leadpipe reports %d matching visitor(s)", page.meta.total)
                         expected = page.meta.total
                     # A blocking write of one page (~50 records); read-ahead requests stay in flight.
-                    out.write(jsonl(page.records, page=page.number, offset=records))
+                    try:
+                        kept = seen.new_only(self._seen, page.records, records)
+                    except LeadpipeConfigError:  # a dedupe key is missing: named, never quoted
+                        del page  # no record in reach of the traceback
+                        raise
+                    out.write(jsonl(kept, page=page.number, offset=records))
+                    del kept
                     records += len(page.records)
                     pages += 1
                     if pages % PROGRESS_EVERY == 0:

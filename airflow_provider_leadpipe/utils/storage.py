@@ -26,7 +26,7 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import IO, Any, cast
 
@@ -225,14 +225,23 @@ class AtomicFile:
     named ``.<name>.<owner>.<id>.tmp`` and entering the block first removes the temporaries an
     earlier try of that owner left beside the target. Airflow runs one try of a task instance at a
     time, so none of them is still being written.
+
+    ``before_commit`` is called with the SHA-256 (hex) of the bytes stored, once they are complete
+    and before the move; if it raises, nothing is moved (``only_new`` records its pending state there).
     """
 
     def __init__(
-        self, target: ObjectStoragePath, *, compress: bool = False, owner: str | None = None
+        self,
+        target: ObjectStoragePath,
+        *,
+        compress: bool = False,
+        owner: str | None = None,
+        before_commit: Callable[[str], None] | None = None,
     ) -> None:
         self.target = target
         self.compress = compress
         self.owner = owner
+        self.before_commit = before_commit
         name_max = check_length(target)
         self._prefix = temporary_prefix(target.name, owner, limit=name_max)
         self.temporary = target.with_name(f"{self._prefix}{uuid.uuid4().hex[:12]}.tmp")
@@ -250,7 +259,7 @@ class AtomicFile:
                 ) from None
         if self.owner:
             self._remove_leftovers()
-        raw = cast("IO[bytes]", self.temporary.open("wb"))
+        raw = cast("IO[bytes]", _Hashing(cast("IO[bytes]", self.temporary.open("wb"))))
         self._raw = raw
         out = gzip.GzipFile(fileobj=raw, mode="wb", filename="", mtime=0) if self.compress else raw
         self._out = cast("IO[bytes]", out)
@@ -279,6 +288,8 @@ class AtomicFile:
                     self._raw.close()
             if exc_type is None:
                 check_target(self.target)
+                if self.before_commit is not None:
+                    self.before_commit(cast("_Hashing", self._raw).sha256.hexdigest())
                 self.temporary.move(self.target)
         except BaseException:
             self.discard()
@@ -292,6 +303,24 @@ class AtomicFile:
             self.temporary.unlink(missing_ok=True)
         except Exception as exc:
             log.warning("Could not remove the temporary file %s: %s", self.temporary, exc)
+
+
+class _Hashing:
+    """A binary file that hashes (SHA-256) what is written through it."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        self.sha256 = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.sha256.update(data)
+        return self.raw.write(data)
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+    def close(self) -> None:
+        self.raw.close()
 
 
 class DownloadSink:
