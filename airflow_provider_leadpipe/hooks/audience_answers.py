@@ -19,6 +19,7 @@ from airflow_provider_leadpipe.exceptions import (
     LeadpipeConfigError,
     LeadpipeConflictError,
     LeadpipeError,
+    LeadpipeInvalidConfigError,
     LeadpipeNotFoundError,
     LeadpipeRequestError,
     LeadpipeResponseError,
@@ -222,15 +223,13 @@ def config_check(response: httpx.Response, settings: ApiSettings) -> AudienceCon
     return check
 
 
-def config_error(check: AudienceConfigCheck, what: str = "audience config") -> LeadpipeConfigError:
+def config_error(check: AudienceConfigCheck, what: str = "audience config") -> LeadpipeInvalidConfigError:
     """The error of an invalid config: every problem the API reported, one per line."""
     lines = check.problems() or ["(the API gave no detail)"]
-    error = LeadpipeConfigError(
-        f"Leadpipe says the {what} is invalid ({len(lines)} problem(s)):\n"
-        + "\n".join(f"- {line}" for line in lines)
+    listed = "\n".join(f"- {line}" for line in lines)
+    return LeadpipeInvalidConfigError(
+        f"Leadpipe says the {what} is invalid ({len(lines)} problem(s)):\n{listed}", problems=lines
     )
-    error.problems = lines  # type: ignore[attr-defined]
-    return error
 
 
 def preview(response: httpx.Response, settings: ApiSettings) -> AudiencePreview:

@@ -41,7 +41,12 @@ EXTRA_TOPICS = ((109, "Intent Data", "product", "Computer Software", "Sales Inte
 CATALOG_TOPICS = TOPICS + EXTRA_TOPICS
 DECISION_MAKERS = frozenset({"c_suite", "vp", "director"})
 
-_SENIORITIES = tuple(dict.fromkeys(job[1] for job in JOBS))
+#: The catalog's seniority values, by the generated people's own seniority field.
+SENIORITY_VALUES = {
+    "c_suite": "C-Level", "vp": "VP", "director": "Director", "manager": "Manager", "senior": "Senior",
+    "entry": "Entry",
+}  # fmt: skip
+_SENIORITIES = tuple(dict.fromkeys(SENIORITY_VALUES[job[1]] for job in JOBS))
 _DEPARTMENTS = tuple(dict.fromkeys(job[2] for job in JOBS))
 _INDUSTRIES = tuple(industry for industry, _ in INDUSTRIES)
 
@@ -67,7 +72,7 @@ def _filter(key: str, label: str, kind: str, values: tuple[str, ...] | None = No
         "ui": {"control": kind},
     }  # fmt: skip
     if values is not None:
-        spec["values"] = [{"value": value, "label": value.replace("_", " ").title()} for value in values]
+        spec["values"] = [{"value": value, "label": value.replace("_", " ")} for value in values]
     return spec
 
 
@@ -216,7 +221,7 @@ def _matcher(filters: dict[str, Any]) -> Callable[[dict[str, Any]], bool]:
             values: list[str] = value["values"] if isinstance(value, dict) else []
             if key == "company.industries" and row["company"]["industry"] not in values:
                 return False
-            if key == "role.seniority" and row["seniority"] not in values:
+            if key == "role.seniority" and SENIORITY_VALUES[row["seniority"]] not in values:
                 return False
             if key == "role.department" and row["department"] not in values:
                 return False
@@ -272,7 +277,7 @@ def preview(seed: int, pool: int, normalized: dict[str, Any]) -> dict[str, Any]:
         if row["intent"]["topicOverlap"] < overlap or not ok(row):
             continue
         industries[row["company"]["industry"]] += 1
-        seniorities[row["seniority"]] += 1
+        seniorities[SENIORITY_VALUES[row["seniority"]]] += 1
         if len(sample) < SAMPLE_SIZE:
             sample.append(mask(row))
     return {

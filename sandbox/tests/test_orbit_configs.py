@@ -14,7 +14,7 @@ CONFIG = {
     "topicIds": [103, 101, 101],
     "minScore": 20,
     "filters": {
-        "role.seniority": {"values": ["vp", "director"]},
+        "role.seniority": {"values": ["VP", "Director"]},
         "contact": {"hasBusinessEmail": True},
     },
 }
@@ -30,14 +30,14 @@ def test_validate_normalizes_and_hashes(client: httpx.Client) -> None:
         "minTopicOverlap": 1,
         "filters": {
             "contact.hasBusinessEmail": True,
-            "role.seniority": {"values": ["director", "vp"], "operator": "in", "mode": "any"},
+            "role.seniority": {"values": ["Director", "VP"], "operator": "in", "mode": "any"},
         },
     }
     assert [f["key"] for f in check["appliedFilters"]] == ["contact.hasBusinessEmail", "role.seniority"]
     # The same audience written another way has the same hash; another audience another hash.
     flat = {
         "topicIds": [101, 103],
-        "filters": {"contact.hasBusinessEmail": True, "role.seniority": ["vp", "director"]},
+        "filters": {"contact.hasBusinessEmail": True, "role.seniority": ["VP", "Director"]},
     }
     assert data(client.post(VALIDATE, json=flat))["configHash"] == check["configHash"]
     other = data(client.post(VALIDATE, json={**CONFIG, "minScore": 80}))["configHash"]
@@ -49,8 +49,8 @@ def test_validate_names_each_bad_key_and_value(client: httpx.Client) -> None:
         "topicIds": [101],
         "maxScore": 10,
         "filters": {
-            "role.seniorty": {"values": ["vp"]},
-            "role.seniority": {"values": ["vp", "boss", "czar"]},
+            "role.seniorty": {"values": ["VP"]},
+            "role.seniority": {"values": ["VP", "boss", "czar"]},
         },
     }
     check = data(client.post(VALIDATE, json=bad))
@@ -75,7 +75,7 @@ def test_preview_counts_the_generated_people_and_masks_the_sample(
     narrowed = data(client.post(PREVIEW, json=CONFIG))
     assert 0 < narrowed["totalCount"] < everyone["totalCount"]
     seniorities = {row["value"]: row["count"] for row in narrowed["breakdowns"]["seniorities"]}
-    assert set(seniorities) <= {"vp", "director"}
+    assert set(seniorities) <= {"VP", "Director"}
     assert sum(seniorities.values()) == narrowed["totalCount"]
     assert sum(row["count"] for row in narrowed["breakdowns"]["industries"]) == narrowed["totalCount"]
     assert narrowed["configHash"] == data(client.post(VALIDATE, json=CONFIG))["configHash"]
@@ -84,7 +84,7 @@ def test_preview_counts_the_generated_people_and_masks_the_sample(
         assert person["lastName"].endswith(".") and len(person["lastName"]) == 2
         assert person["phone"] is None and person["linkedinUrl"] is None
         assert person["businessEmail"].split("@")[0].endswith("***")
-        assert person["seniority"] in ("vp", "director")
+        assert person["seniority"] in ("vp", "director")  # the person's own field, as results show it
     nobody = data(
         client.post(PREVIEW, json={"topicIds": [101], "filters": {"jobTitle.include": ["Astronaut"]}})
     )
@@ -104,7 +104,7 @@ def test_filter_catalog(client: httpx.Client) -> None:
         keys
     )
     seniority = next(f for g in catalog["groups"] for f in g["filters"] if f["key"] == "role.seniority")
-    assert seniority["type"] == "multi_select" and {"value": "vp", "label": "Vp"} in seniority["values"]
+    assert seniority["type"] == "multi_select" and {"value": "VP", "label": "VP"} in seniority["values"]
 
 
 def test_topic_search_and_list(client_for, leadpipe_sandbox: LeadpipeSandbox) -> None:

@@ -20,8 +20,8 @@ from leadpipe_sandbox.faults import Fault
 
 pytestmark = pytest.mark.integration
 
-CONFIG = {"topicIds": [101, 103], "filters": {"role.seniority": {"values": ["vp", "director"]}}}
-BAD = {"topicIds": [101], "filters": {"role.seniorty": {"values": ["vp"]}, "role.seniority": ["boss"]}}
+CONFIG = {"topicIds": [101, 103], "filters": {"role.seniority": {"values": ["VP", "Director"]}}}
+BAD = {"topicIds": [101], "filters": {"role.seniorty": {"values": ["VP"]}, "role.seniority": ["boss"]}}
 VALIDATE = "/v1/intent/audiences/validate"
 
 
@@ -44,8 +44,8 @@ def call(request, hook):
 def test_validate_valid_and_invalid(call):
     check = call("validate_audience_config", CONFIG)
     assert check.valid and check.problems() == []
-    assert check.normalized_config["filters"]["role.seniority"]["values"] == ["director", "vp"]
-    reordered = {"filters": {"role": {"seniority": ["director", "vp"]}}, "topicIds": [103, 101]}
+    assert check.normalized_config["filters"]["role.seniority"]["values"] == ["Director", "VP"]
+    reordered = {"filters": {"role": {"seniority": ["Director", "VP"]}}, "topicIds": [103, 101]}
     assert call("validate_audience_config", reordered).config_hash == check.config_hash
     invalid = call("validate_audience_config", BAD)
     assert not invalid.valid and invalid.config_hash is None
