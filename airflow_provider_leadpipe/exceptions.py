@@ -27,6 +27,15 @@ class LeadpipeConfigError(LeadpipeError, ValueError):
     """A connection, parameter or argument is unusable (missing key, bad base URL, bad value)."""
 
 
+class LeadpipeInvalidConfigError(LeadpipeConfigError, AirflowFailException):
+    """Orbit reported a config invalid; ``problems`` lists each bad key or value as it reported it.
+    Retrying cannot fix the config: the task fails at once."""
+
+    def __init__(self, message: str, *, problems: list[str] | None = None, **kwargs):
+        super().__init__(message, **kwargs)
+        self.problems = list(problems or [])
+
+
 class LeadpipeAuthError(LeadpipeError, AirflowFailException):
     """HTTP 401/403: the key is invalid or revoked, or the organization is not active.
 
@@ -142,6 +151,17 @@ class LeadpipeAudienceRunError(LeadpipeError, AirflowFailException):
         self.status = status
         self.error_code = error_code
         self.error_message = error_message
+
+
+class LeadpipeAudienceSizeError(LeadpipeError, AirflowFailException):
+    """An audience's preview counts fewer people than ``min_audience_size`` or more than
+    ``max_audience_size``: it was not made (or left) active. ``total_count`` is the preview's."""
+
+    def __init__(self, message: str, *, total_count: int, minimum: int | None, maximum: int | None, **kwargs):
+        super().__init__(message, **kwargs)
+        self.total_count = total_count
+        self.minimum = minimum
+        self.maximum = maximum
 
 
 class LeadpipeAudienceRunTimeoutError(LeadpipeError, AirflowFailException):

@@ -19,6 +19,7 @@ from airflow_provider_leadpipe.exceptions import (
     LeadpipeConfigError,
     LeadpipeConflictError,
     LeadpipeError,
+    LeadpipeInvalidConfigError,
     LeadpipeNotFoundError,
     LeadpipeRequestError,
     LeadpipeResponseError,
@@ -39,6 +40,7 @@ from airflow_provider_leadpipe.models import (
     AudienceRun,
     AudienceRunStatus,
 )
+from airflow_provider_leadpipe.models.audience_configs import AudienceConfigCheck, AudiencePreview
 
 # -- response handlers (pure: a response in, a value or a typed error out) -------------------------
 
@@ -179,6 +181,63 @@ def run_error(refused: Refused, audience_id: str, run_id: str) -> LeadpipeError:
         error_message=refused.message,
         http_status=409,
     )
+
+
+# -- configs: validate and preview ---------------------------------------------------------------
+
+
+def _rejected(response: httpx.Response, settings: ApiSettings) -> AudienceConfigCheck | None:
+    """A 400/422 about the config itself, as an invalid check: its ``data.errors`` (the sandbox's
+    shape) or ``error.details``, else the error message as one problem. None for another answer."""
+    if response.status_code not in (400, 422):
+        return None
+    body = _json_object(response)
+    data = body.get("data")
+    error = body.get("error")
+    listed = data.get("errors") if isinstance(data, Mapping) else None
+    if listed is None and isinstance(error, Mapping):
+        listed = error.get("details")
+    summary, code = summarize_error_body(response, settings)  # redacted and bounded
+    if not isinstance(listed, list) or not listed:
+        listed = [{"field": "config", "code": code, "message": summary}]
+    problems = [
+        {k: redact(v, settings) if isinstance(v, str) else v for k, v in item.items()}
+        for item in listed
+        if isinstance(item, Mapping)
+    ]
+    return AudienceConfigCheck.from_data({"valid": False, "errors": problems})
+
+
+def config_check(response: httpx.Response, settings: ApiSettings) -> AudienceConfigCheck:
+    """``validate``: the check; a 400/422 about the config is an invalid check, not an error."""
+    rejected = _rejected(response, settings)
+    if rejected is not None:
+        return rejected
+    check = AudienceConfigCheck.from_response(handle_response(response, settings))
+    if not check.valid:  # the server's own text in messages: key removed
+        problems = [
+            p.model_copy(update={"message": redact(p.message, settings) if p.message else p.message})
+            for p in check.errors
+        ]
+        check = check.model_copy(update={"errors": problems})
+    return check
+
+
+def config_error(check: AudienceConfigCheck, what: str = "audience config") -> LeadpipeInvalidConfigError:
+    """The error of an invalid config: every problem the API reported, one per line."""
+    lines = check.problems() or ["(the API gave no detail)"]
+    listed = "\n".join(f"- {line}" for line in lines)
+    return LeadpipeInvalidConfigError(
+        f"Leadpipe says the {what} is invalid ({len(lines)} problem(s)):\n{listed}", problems=lines
+    )
+
+
+def preview(response: httpx.Response, settings: ApiSettings) -> AudiencePreview:
+    """``preview``: the preview; a 400/422 about the config raises ``LeadpipeConfigError``."""
+    rejected = _rejected(response, settings)
+    if rejected is not None:
+        raise config_error(rejected)
+    return AudiencePreview.from_response(handle_response(response, settings))
 
 
 # -- export.csv: a streamed answer -------------------------------------------------------------

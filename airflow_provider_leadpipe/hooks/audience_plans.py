@@ -24,10 +24,19 @@ from airflow_provider_leadpipe.models import (
     AudienceRun,
     AudienceRunStats,
 )
+from airflow_provider_leadpipe.models.audience_configs import (
+    AudienceConfigCheck,
+    AudiencePreview,
+    FilterCatalog,
+    Topic,
+)
 from airflow_provider_leadpipe.models.audiences import audience_config, audience_name, audience_status
 from airflow_provider_leadpipe.utils import validation
 
 AUDIENCES_PATH = "/v1/intent/audiences"
+TOPICS_PATH = "/v1/intent/topics"
+#: Largest ``limit`` of ``GET /v1/intent/topics/search`` (documented: 1-50).
+MAX_TOPIC_SEARCH_LIMIT = 50
 #: Largest ``limit`` of ``GET .../runs`` (documented: 1-100).
 MAX_RUNS_LIMIT = 100
 #: Audiences asked for per page of ``GET /v1/intent/audiences``: the contract documents ``limit``
@@ -270,3 +279,86 @@ def get_export(audience_id: str, run_id: str, export_id: str) -> Plan[AudienceEx
     path = f"{_run_path(audience_id, run_id)}/exports/{quote(path_id(export_id, 'export_id'), safe='')}"
     what = f"export {export_id} of {_run_what(audience_id, run_id)}"
     return (yield Call("GET", path, answers.parsing(AudienceExport.from_response, what)))
+
+
+# -- configs before an audience is saved: validate, preview, filters, topics ----------------------
+
+
+def validate_config(config: Mapping[str, Any]) -> Plan[AudienceConfigCheck]:
+    body = audience_config(config)
+    return (yield Call("POST", f"{AUDIENCES_PATH}/validate", answers.config_check, json=body))
+
+
+def preview_config(config: Mapping[str, Any]) -> Plan[AudiencePreview]:
+    body = audience_config(config)
+    return (yield Call("POST", f"{AUDIENCES_PATH}/preview", answers.preview, json=body))
+
+
+def filter_catalog() -> Plan[FilterCatalog]:
+    what = "audience filter catalog"
+    return (
+        yield Call("GET", f"{AUDIENCES_PATH}/filters", answers.parsing(FilterCatalog.from_response, what))
+    )
+
+
+def _topic_text(value: Any, name: str) -> str | None:
+    text = validation.optional_str(value, name)
+    return None if text is None else validation.check_length(text, name, (1, 100))
+
+
+def search_topics(
+    query: str, limit: int, topic_type: str | None = None, industry: str | None = None
+) -> Plan[list[Topic]]:
+    q = _topic_text(query, "query")
+    if q is None:
+        raise LeadpipeConfigError(f"query must be a non-empty string, got {validation.shown(query)}")
+    params: dict[str, Any] = {
+        "q": q,
+        "limit": validation.whole_number(limit, "limit", 1, MAX_TOPIC_SEARCH_LIMIT),
+    }
+    for key, value in (("type", topic_type), ("industry", industry)):
+        if _topic_text(value, key) is not None:
+            params[key] = value
+    parse = answers.parsing(Topic.list_from_response, "topic search")
+    return (yield Call("GET", f"{TOPICS_PATH}/search", parse, params))
+
+
+def get_topics(topic_ids: Any) -> Plan[list[Topic]]:
+    """The topics of these ids, in the order asked; an id the API does not list is left out.
+    (``ids`` is not a documented parameter: the answer is filtered here too.)"""
+    ids = [
+        validation.whole_number(value, "topic id", 1)
+        for value in validation.value_list(topic_ids, "topic_ids") or []
+    ]
+    if not ids:
+        raise LeadpipeConfigError("topic_ids must list at least one topic id")
+    parse = answers.parsing(Topic.list_from_response, "topic list")
+    rows = yield Call("GET", TOPICS_PATH, parse, {"ids": ",".join(map(str, ids))})
+    by_id = {topic.topic_id: topic for topic in rows}
+    return [by_id[topic_id] for topic_id in ids if topic_id in by_id]
+
+
+def resolve_topic_names(names: Any) -> Plan[list[int]]:
+    """The id of each topic name (an exact, case-insensitive match of ``topicName``), in order.
+
+    :raises LeadpipeConfigError: naming every name that matched no topic or more than one, with
+        the candidates the search found.
+    """
+    wanted = validation.string_list(names, "topic_names") or ()
+    ids: list[int] = []
+    problems: list[str] = []
+    for name in wanted:
+        found = yield from search_topics(name, MAX_TOPIC_SEARCH_LIMIT)
+        exact = [topic for topic in found if topic.topic_name.casefold() == name.strip().casefold()]
+        if len(exact) == 1:
+            ids.append(exact[0].topic_id)
+            continue
+        candidates = exact or found
+        listed = "; ".join(topic.describe() for topic in candidates[:10]) or "none"
+        kind = f"is ambiguous ({len(exact)} topics have this name)" if exact else "matches no topic by name"
+        problems.append(f"{name!r} {kind}; candidates: {listed}")
+    if problems:
+        raise LeadpipeConfigError(
+            "Topic names could not be resolved to ids:\n" + "\n".join(f"- {p}" for p in problems)
+        )
+    return ids

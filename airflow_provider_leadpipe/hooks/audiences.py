@@ -1,6 +1,7 @@
 """Orbit intent audiences (``/v1/intent/audiences...``, generation 3) for :class:`LeadpipeHook`.
 
-:class:`AudiencesHookMixin` adds audience CRUD, runs (queue with an ``Idempotency-Key``, list,
+:class:`AudiencesHookMixin` adds audience CRUD, config checks (validate, preview, the filter
+catalog, topic look-ups), runs (queue with an ``Idempotency-Key``, list,
 get one, cancel), results (a page, or every row through sync and async iterators), run stats, the
 streamed ``export.csv`` and stored exports with their verified download.
 
@@ -11,7 +12,7 @@ answers read by :mod:`.audience_answers`), which the sync method runs with ``sel
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -31,6 +32,12 @@ from airflow_provider_leadpipe.models import (
     AudienceResultsPage,
     AudienceRun,
     AudienceRunStats,
+)
+from airflow_provider_leadpipe.models.audience_configs import (
+    AudienceConfigCheck,
+    AudiencePreview,
+    FilterCatalog,
+    Topic,
 )
 from airflow_provider_leadpipe.utils import validation
 from airflow_provider_leadpipe.utils.storage import DownloadSink
@@ -134,6 +141,65 @@ class AudiencesHookMixin:
     async def adelete_audience(self, audience_id: str) -> dict[str, Any]:
         """Async :meth:`delete_audience`."""
         return await self._arun(orbit.delete_audience(audience_id))
+
+    # -- configs before an audience is saved -------------------------------------------------------
+
+    def validate_audience_config(self, config: Mapping[str, Any]) -> AudienceConfigCheck:
+        """What Orbit says of ``config``: ``valid``, ``config_hash``, ``normalized_config``, or its
+        problems (``errors``; an invalid config is an answer, not an error)."""
+        return self._run(orbit.validate_config(config))
+
+    async def avalidate_audience_config(self, config: Mapping[str, Any]) -> AudienceConfigCheck:
+        """Async :meth:`validate_audience_config`."""
+        return await self._arun(orbit.validate_config(config))
+
+    def preview_audience(self, config: Mapping[str, Any]) -> AudiencePreview:
+        """Who ``config`` would match today (``total_count``, ``breakdowns``; a masked ``sample``).
+
+        :raises LeadpipeConfigError: naming each problem of an invalid config."""
+        return self._run(orbit.preview_config(config))
+
+    async def apreview_audience(self, config: Mapping[str, Any]) -> AudiencePreview:
+        """Async :meth:`preview_audience`."""
+        return await self._arun(orbit.preview_config(config))
+
+    def get_audience_filters(self) -> FilterCatalog:
+        """The filter catalog (the keys and values a config's ``filters`` may use)."""
+        return self._run(orbit.filter_catalog())
+
+    async def aget_audience_filters(self) -> FilterCatalog:
+        """Async :meth:`get_audience_filters`."""
+        return await self._arun(orbit.filter_catalog())
+
+    def search_topics(
+        self, query: str, *, limit: int = 10, topic_type: str | None = None, industry: str | None = None
+    ) -> list[Topic]:
+        """Topics whose name matches ``query`` (``limit`` 1-50)."""
+        return self._run(orbit.search_topics(query, limit, topic_type, industry))
+
+    async def asearch_topics(
+        self, query: str, *, limit: int = 10, topic_type: str | None = None, industry: str | None = None
+    ) -> list[Topic]:
+        """Async :meth:`search_topics`."""
+        return await self._arun(orbit.search_topics(query, limit, topic_type, industry))
+
+    def get_topics(self, topic_ids: Sequence[int]) -> list[Topic]:
+        """The topics of these ids, in that order (an unknown id is left out)."""
+        return self._run(orbit.get_topics(topic_ids))
+
+    async def aget_topics(self, topic_ids: Sequence[int]) -> list[Topic]:
+        """Async :meth:`get_topics`."""
+        return await self._arun(orbit.get_topics(topic_ids))
+
+    def resolve_topic_ids(self, names: Sequence[str]) -> list[int]:
+        """The id of each topic name (exact, case-insensitive).
+
+        :raises LeadpipeConfigError: naming each unknown or ambiguous name with its candidates."""
+        return self._run(orbit.resolve_topic_names(names))
+
+    async def aresolve_topic_ids(self, names: Sequence[str]) -> list[int]:
+        """Async :meth:`resolve_topic_ids`."""
+        return await self._arun(orbit.resolve_topic_names(names))
 
     # -- runs -----------------------------------------------------------------------------------
 

@@ -7,11 +7,20 @@
 - :mod:`~airflow_provider_leadpipe.models.pixels`: a tracking pixel.
 - :mod:`~airflow_provider_leadpipe.models.audiences`: Orbit intent audiences, their runs, result
   pages, run stats and stored exports.
+- :mod:`~airflow_provider_leadpipe.models.audience_configs`: a config's check and preview, the
+  filter catalog and topics.
 """
 
 from __future__ import annotations
 
 from airflow_provider_leadpipe.models.account import AccountStatus, Credits, Intent, Organization, Pixels
+from airflow_provider_leadpipe.models.audience_configs import (
+    AudienceConfigCheck,
+    AudiencePreview,
+    ConfigProblem,
+    FilterCatalog,
+    Topic,
+)
 from airflow_provider_leadpipe.models.audiences import (
     Audience,
     AudienceExport,
@@ -35,15 +44,19 @@ from airflow_provider_leadpipe.models.visitors import PageMeta, VisitorPage
 __all__ = [
     "AccountStatus",
     "Audience",
+    "AudienceConfigCheck",
     "AudienceExport",
+    "AudiencePreview",
     "AudienceResultsPage",
     "AudienceRun",
     "AudienceRunStats",
     "AudienceRunStatus",
     "Boolean",
+    "ConfigProblem",
     "Count",
     "Credits",
     "DateTime",
+    "FilterCatalog",
     "Intent",
     "ListMeta",
     "Number",
@@ -52,6 +65,7 @@ __all__ = [
     "Pixel",
     "Pixels",
     "String",
+    "Topic",
     "VisitorPage",
     "parse_model",
 ]

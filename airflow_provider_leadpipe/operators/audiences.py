@@ -1,6 +1,7 @@
 """Orbit intent audiences: keep an audience in shape and run it (its people: ``audience_results``).
 
-- :class:`LeadpipeUpsertAudienceOperator`: create or update an audience found by its exact name.
+- :class:`LeadpipeUpsertAudienceOperator`: create or update an audience found by its exact name,
+  its config validated (and optionally size-gated) first.
 - :class:`LeadpipeRunAudienceOperator`: queue a manual run (idempotently) and wait for it.
 """
 
@@ -15,9 +16,11 @@ from airflow_provider_leadpipe.conditions.audiences import AudienceRunCondition
 from airflow_provider_leadpipe.exceptions import (
     TRANSIENT_ERRORS,
     LeadpipeAudienceRunTimeoutError,
+    LeadpipeAudienceSizeError,
     LeadpipeConfigError,
     LeadpipeConflictError,
 )
+from airflow_provider_leadpipe.hooks.audience_answers import config_error
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.models import Audience, AudienceRun
 from airflow_provider_leadpipe.models.audiences import audience_config, audience_name, audience_status
@@ -49,63 +52,149 @@ class _AudienceOperator(LeadpipeBaseOperator):
 
 
 class LeadpipeUpsertAudienceOperator(_AudienceOperator):
-    """Make sure an Orbit audience with this exact name exists with this config (and status).
+    """Make sure an Orbit audience with this exact name exists with this config (and status),
+    checking the config with Orbit before anything is created or changed.
 
-    Finds the audience by its exact ``name``; creates it when there is none; updates its config
-    (and status, when given) when there is one; fails with ``LeadpipeConflictError`` naming both
-    ids when two audiences have that name. ``status="active"`` without a free audience slot fails
-    at once with ``LeadpipeSlotsFullError`` (pause another audience to free one).
+    1. Topic names in ``topic_names`` are resolved to ids (an exact, case-insensitive match) and
+       added to the config's ``topicIds``; an unknown or ambiguous name fails with
+       ``LeadpipeConfigError`` listing the candidates.
+    2. The config is validated (``POST /v1/intent/audiences/validate``); an invalid one fails with
+       ``LeadpipeConfigError`` naming each bad key or value as Orbit reports it, and nothing is
+       created or changed.
+    3. With ``min_audience_size`` / ``max_audience_size``, an audience that would be active after
+       the upsert is previewed first; a ``totalCount`` outside the bounds fails with
+       ``LeadpipeAudienceSizeError`` and nothing is created or changed. The preview's sample
+       (people, masked) is never logged nor pushed.
+    4. The audience is found by its exact ``name``: created when there is none; when there is one,
+       its current config is validated too and, if the two ``configHash`` agree and the status is
+       already the one asked, nothing is sent. Two audiences of that name fail with
+       ``LeadpipeConflictError`` naming both ids; ``status="active"`` without a free audience
+       slot fails at once with ``LeadpipeSlotsFullError``.
 
-    Returns the audience with the API's key names (``id``, ``name``, ``status``, ...) to XCom.
+    Returns the audience with the API's key names (``id``, ``name``, ``status``, ...) plus
+    ``"upsert"`` (``"created"``, ``"updated"`` or ``"unchanged"``) and the config's ``configHash``.
 
     :param name: the audience's name (templated).
     :param config: the Orbit config, a dict passed through as it is (templated), e.g.
         ``{"topicIds": [101, 202], "minScore": 70, "filters": {...}}``.
     :param status: ``"draft"``, ``"active"`` or ``"paused"`` (templated); None leaves it as it is
         (a new audience gets Orbit's default).
+    :param topic_names: topic names to resolve and add to ``topicIds`` (templated).
+    :param min_audience_size: refuse to leave the audience active when the preview counts fewer.
+    :param max_audience_size: refuse to leave the audience active when the preview counts more.
     :param leadpipe_conn_id: the Leadpipe connection (templated).
     :param hook_params: per-task hook settings (``timeout``, ``max_retries``, ``retry_backoff``).
     """
 
-    template_fields: Sequence[str] = ("name", "config", "status", "leadpipe_conn_id")
+    template_fields: Sequence[str] = ("name", "config", "status", "topic_names", "leadpipe_conn_id")
     literals = (
         Literal(("name",), audience_name),
         Literal(("config",), audience_config),
         Literal(("status",), audience_status),
+        Literal(("topic_names",), validation.string_list, ("topic_names",)),
     )
 
     def __init__(
-        self, *, name: str, config: dict[str, Any], status: str | None = None, **kwargs: Any
+        self,
+        *,
+        name: str,
+        config: dict[str, Any],
+        status: str | None = None,
+        topic_names: list[str] | None = None,
+        min_audience_size: int | None = None,
+        max_audience_size: int | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.name = name
         self.config = config
         self.status = status
+        self.topic_names = topic_names
+        self.min_audience_size = self.checked(_size, min_audience_size, "min_audience_size")
+        self.max_audience_size = self.checked(_size, max_audience_size, "max_audience_size")
+        low, high = self.min_audience_size, self.max_audience_size
+        if low is not None and high is not None and low > high:
+            raise LeadpipeConfigError(
+                f"{type(self).__name__} '{self.task_id}': min_audience_size "
+                f"({self.min_audience_size}) is larger than max_audience_size ({self.max_audience_size})"
+            )
         self.check_literals()
 
     def execute(self, context: Context) -> dict[str, Any]:
         name = self.checked(audience_name, self.name)
         config = self.checked(audience_config, self.config)
         status = self.checked(audience_status, self.status)
+        names = self.checked(validation.string_list, self.topic_names, "topic_names")
         with self.hook:
+            if names:
+                ids = self.hook.resolve_topic_ids(names)
+                known: list[Any] = config["topicIds"] if isinstance(config.get("topicIds"), list) else []
+                config = {**config, "topicIds": list(dict.fromkeys([*known, *ids]))}
+                self.log.info("Topics %s resolved to ids %s", list(names), ids)
+            check = self.hook.validate_audience_config(config)
+            if not check.valid:
+                raise config_error(check, f"config of audience {name!r}")
             matches = [audience for audience in self.hook.list_audiences() if audience.name == name]
             if len(matches) > 1:
                 raise LeadpipeConflictError(
                     f"{len(matches)} Leadpipe audiences are named {name!r} "
                     f"({', '.join(a.id for a in matches)}); rename or delete all but one"
                 )
-            audience: Audience
-            if matches:
-                audience = self.hook.update_audience(matches[0].id, config=config, status=status)
-                self.log.info(
-                    "Updated audience %s (%r): status %s", audience.id, audience.name, audience.status
-                )
-            else:
+            current = matches[0] if matches else None
+            if status == "active" or (status is None and current is not None and current.is_active):
+                self._gate(name, config)
+            if current is None:
                 audience = self.hook.create_audience(name, config, status=status)
-                self.log.info(
-                    "Created audience %s (%r): status %s", audience.id, audience.name, audience.status
-                )
-        return audience.to_dict()
+                outcome = "created"
+            else:
+                same = self._same_config(current, check.config_hash)
+                changes: dict[str, Any] = {} if same else {"config": config}
+                if status is not None and status != current.status:
+                    changes["status"] = status
+                if changes:
+                    audience = self.hook.update_audience(current.id, **changes)
+                    outcome = "updated"
+                else:
+                    audience, outcome = current, "unchanged"
+        self.log.info(
+            "Audience %s (%r) %s: status %s, configHash %s",
+            audience.id,
+            audience.name,
+            outcome,
+            audience.status,
+            check.config_hash,
+        )
+        return {**audience.to_dict(), "upsert": outcome, "configHash": check.config_hash}
+
+    def _same_config(self, current: Audience, config_hash: str | None) -> bool:
+        """Whether the audience's current config has this ``configHash`` (False when unknown)."""
+        config = current.config
+        if config is None:  # a list row may leave the config out
+            config = self.hook.get_audience(current.id).config
+        if config is None or config_hash is None:
+            return False
+        return self.hook.validate_audience_config(config).config_hash == config_hash
+
+    def _gate(self, name: str, config: dict[str, Any]) -> None:
+        """Preview the config when a size bound is set; refuse a size outside the bounds."""
+        low, high = self.min_audience_size, self.max_audience_size
+        if low is None and high is None:
+            return
+        total = self.hook.preview_audience(config).total_count  # the sample is never looked at
+        self.log.info("Preview of audience %r: %d people (data date as of the preview)", name, total)
+        if (low is not None and total < low) or (high is not None and total > high):
+            bounds = f"{low if low is not None else 0} to {high if high is not None else 'any'}"
+            raise LeadpipeAudienceSizeError(
+                f"Leadpipe audience {name!r} would match {total} people today, outside "
+                f"{bounds} (min_audience_size/max_audience_size): not made active; nothing was changed",
+                total_count=total,
+                minimum=low,
+                maximum=high,
+            )
+
+
+def _size(value: Any, name: str) -> int | None:
+    return None if value is None else validation.whole_number(value, name, 0)
 
 
 # -- run ---------------------------------------------------------------------------------------

@@ -17,8 +17,9 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
+from pydantic import ValidationError
 
+from leadpipe_sandbox import orbit_config
 from leadpipe_sandbox.asgi import (
     HttpError,
     Request,
@@ -34,6 +35,7 @@ from leadpipe_sandbox.orbit import (
     Run,
     StoredExport,
 )
+from leadpipe_sandbox.orbit_config import AudienceConfig
 from leadpipe_sandbox.people import compact
 from leadpipe_sandbox.pixels import validation_message
 from leadpipe_sandbox.timeutil import iso, utcnow
@@ -65,19 +67,6 @@ CSV = b"text/csv; charset=utf-8"
 T = TypeVar("T")
 AnyResponse = Response | StreamingResponse
 Handler = Callable[[Request, "KeyState", list[str]], "AnyResponse | Awaitable[AnyResponse]"]
-
-
-class AudienceConfig(BaseModel):
-    """The documented config fields are checked; anything else passes through untouched."""
-
-    model_config = ConfigDict(extra="allow")
-
-    topicIds: list[StrictInt] = Field(min_length=1, max_length=250)
-    minScore: StrictInt | None = Field(default=None, ge=0, le=99)
-    maxScore: StrictInt | None = Field(default=None, ge=50, le=99)
-    minTopicOverlap: StrictInt | None = Field(default=None, ge=1, le=250)
-    filters: dict[str, Any] | None = None
-    sourceUrl: str | None = None
 
 
 def route(segments: list[str]) -> tuple[str, list[str]] | None:
@@ -122,7 +111,23 @@ class OrbitApi:
             ("GET", EXPORT_CSV): self._export_csv,
             ("POST", EXPORTS): self._create_export,
             ("GET", EXPORT): self._get_export,
+            ("POST", orbit_config.VALIDATE): self._validate,
+            ("POST", orbit_config.PREVIEW): self._preview,
+            ("GET", orbit_config.FILTERS): lambda request, key, params: answer(200, orbit_config.catalog()),
+            ("GET", orbit_config.TOPICS_PATH): self._topics,
+            ("GET", orbit_config.TOPIC_SEARCH): self._topics,
         }
+
+    # -- configs before an audience: validate, preview, topics (see orbit_config) ----------------
+
+    def _validate(self, request: Request, key: KeyState, params: list[str]) -> AnyResponse:
+        return answer(200, orbit_config.validate_response(key, _body(request)))
+
+    def _preview(self, request: Request, key: KeyState, params: list[str]) -> AnyResponse:
+        return answer(200, orbit_config.preview_response(key, _body(request)))
+
+    def _topics(self, request: Request, key: KeyState | None, params: list[str]) -> AnyResponse:
+        return answer(200, orbit_config.topics(request, search=request.path == orbit_config.TOPIC_SEARCH))
 
     # -- audiences -----------------------------------------------------------------------------
 

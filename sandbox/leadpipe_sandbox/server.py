@@ -27,6 +27,7 @@ from leadpipe_sandbox.control import CONTROL_PREFIX, ControlApi
 from leadpipe_sandbox.faults import DEFAULT_STATUS, Fault
 from leadpipe_sandbox.orbit_api import DOWNLOAD_PREFIX, OrbitApi, download_response
 from leadpipe_sandbox.orbit_api import route as orbit_route
+from leadpipe_sandbox.orbit_config import PUBLIC
 from leadpipe_sandbox.pixels import (
     PixelConflict,
     PixelCreate,
@@ -151,6 +152,12 @@ class SandboxApp:
     def _answer(
         self, request: Request, key: KeyState | None, route_path: str, params: list[str]
     ) -> AnyResponse | Awaitable[AnyResponse]:
+        public = self._routes.get((request.method, route_path)) if route_path in PUBLIC else None
+        if key is None and public is not None and "x-api-key" not in request.headers:
+            try:  # topic discovery: no key needed
+                return public(request, None, params)  # type: ignore[arg-type,return-value]
+            except HttpError as exc:
+                return exc.response()
         if key is None:
             return error_response(401, "Invalid API key")
         if key.config.revoked:

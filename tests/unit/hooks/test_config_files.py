@@ -1,0 +1,125 @@
+"""Audience files checked without Airflow running: ``python -m airflow_provider_leadpipe.hooks.config_files``
+against the sandbox over loopback HTTP, one line per problem and a non-zero exit status."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from airflow_provider_leadpipe.exceptions import LeadpipeConfigError
+from airflow_provider_leadpipe.hooks.config_files import KEYS, check_audience_files
+from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
+
+GOOD = """\
+name: CRM switchers
+status: active
+topic_names: [CRM Software]
+min_audience_size: 1
+config:
+  topicIds: [101]
+  filters:
+    role.seniority: {values: [VP, Director]}
+"""
+
+
+def write(folder, files):
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    return folder
+
+
+def command(sandbox, folder):
+    env = {**os.environ, "AIRFLOW_CONN_LEADPIPE_DEFAULT": sandbox.connection_json()}
+    return subprocess.run(
+        [sys.executable, "-m", "airflow_provider_leadpipe.hooks.config_files", str(folder)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_a_clean_folder_exits_0(leadpipe_sandbox, tmp_path):
+    write(tmp_path, {"crm.yaml": GOOD, "notes.txt": "not an audience"})
+    done = command(leadpipe_sandbox, tmp_path)
+    assert (done.returncode, done.stdout) == (0, ""), done.stderr
+    assert "1 audience file(s) checked, 0 problem(s)" in done.stderr
+    assert leadpipe_sandbox.request_count("/v1/intent/audiences/validate", method="POST") == 1
+    assert leadpipe_sandbox.request_count("/v1/intent/audiences", method="POST") == 0  # nothing created
+
+
+def test_each_problem_is_one_line_and_the_exit_status_is_1(leadpipe_sandbox, tmp_path):
+    write(
+        tmp_path,
+        {
+            "a_good.yaml": GOOD,
+            "b_bad_filter.json": json.dumps(
+                {
+                    "name": "Bad",
+                    "config": {
+                        "topicIds": [101],
+                        "filters": {"role.seniorty": ["VP"], "role.seniority": ["boss"]},
+                    },
+                }
+            ),
+            "c_broken.yml": "name: [unclosed\n",
+            "d_no_config.yaml": "name: Nothing\nextra: 1\n",
+            "e_topics.yaml": (
+                "name: T\ntopic_names: [Intent Data, Quantum Baking]\nconfig: {topicIds: [101]}\n"
+            ),
+            "f_empty.yaml": GOOD.replace("min_audience_size: 1", "min_audience_size: 2000"),
+        },
+    )
+    done = command(leadpipe_sandbox, tmp_path)
+    assert done.returncode == 1, done.stderr
+    lines = done.stdout.splitlines()
+    by_file = {
+        name: [line for line in lines if line.startswith(str(tmp_path / name))]
+        for name in sorted(os.listdir(tmp_path))
+    }
+    assert by_file["a_good.yaml"] == []
+    assert [line.split(": ", 1)[1] for line in by_file["b_bad_filter.json"]] == [
+        "config: filters.role.seniorty: Unknown filter key 'role.seniorty'",
+        "config: filters.role.seniority: 'boss' is not a value of filter 'role.seniority'",
+    ]
+    assert len(by_file["c_broken.yml"]) == 1 and "not valid YML" in by_file["c_broken.yml"][0]
+    assert by_file["d_no_config.yaml"][0].endswith("unknown key 'extra' (known: " + ", ".join(KEYS) + ")")
+    assert "config must be a dict" in by_file["d_no_config.yaml"][1]
+    topics = "\n".join(by_file["e_topics.yaml"])
+    assert "'Intent Data' is ambiguous" in topics and "'Quantum Baking' matches no topic" in topics
+    assert "outside min_audience_size 2000" in by_file["f_empty.yaml"][0]
+    assert len(lines) == sum(len(found) for found in by_file.values())
+    assert "6 audience file(s) checked" in done.stderr
+    assert leadpipe_sandbox.request_count("/v1/intent/audiences", method="POST") == 0
+
+
+def test_the_function_and_a_missing_folder(leadpipe_sandbox, tmp_path):
+    write(tmp_path, {"crm.yaml": GOOD})
+    with LeadpipeHook() as hook:
+        assert check_audience_files(tmp_path, hook) == []
+    with pytest.raises(LeadpipeConfigError, match="is not a folder"):
+        check_audience_files(tmp_path / "missing")
+    done = command(leadpipe_sandbox, tmp_path / "missing")
+    assert done.returncode == 2 and "is not a folder" in done.stderr
+
+
+def test_a_wrong_key_exits_2_without_echoing_it(leadpipe_sandbox, tmp_path):
+    write(tmp_path, {"crm.yaml": GOOD})
+    conn = json.loads(leadpipe_sandbox.connection_json())
+    conn["password"] = "sk_wrong_key_0123456789"
+    env = {**os.environ, "AIRFLOW_CONN_LEADPIPE_DEFAULT": json.dumps(conn)}
+    done = subprocess.run(
+        [sys.executable, "-m", "airflow_provider_leadpipe.hooks.config_files", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "sk_wrong_key_0123456789" not in done.stdout + done.stderr
