@@ -1,2 +1,2 @@
-"""Sensors of the Leadpipe provider: ``leadpipe`` (the account), ``audiences`` (Orbit audience runs);
+"""Sensors of the Leadpipe provider: ``account`` (the account), ``audiences`` (Orbit audience runs);
 ``base`` holds the control flow both share."""

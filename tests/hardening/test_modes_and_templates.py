@@ -109,12 +109,15 @@ SCALARS = {
     "audience_run_id",
     "idempotency_key",
     "min_data_date",
+    "exhaustion_margin_hours",
+    "state_path",
 }
 #: Template fields that hold a list: read with validation.value_list (through the parser named here).
 LISTS = {
     "fail_on_statuses": lambda value: validation.string_list(value, "fail_on_statuses"),
     "included_paths": lambda value: path_list(value, "included_paths"),
     "excluded_paths": lambda value: path_list(value, "excluded_paths"),
+    "topic_names": lambda value: validation.string_list(value, "topic_names"),
 }
 #: Template fields that hold a mapping: read through validation.mapping (by the parser named here).
 MAPPINGS = {"config": audience_config}

@@ -4,7 +4,8 @@ Floors, lowest first: the package root, ``exceptions``, ``utils`` and ``models``
 ``hooks``; ``triggers``; ``sensors`` and ``operators``; ``plugins``. A module may import its own
 floor or a lower one; ``sensors`` and ``operators`` share a floor but not code (what both need
 lives lower). Every import counts: at module level, inside functions, and under
-``TYPE_CHECKING``. The sandbox (``testing``) is its own product and is not part of the floors.
+``TYPE_CHECKING``. The sandbox (``leadpipe_sandbox``, in ``sandbox/``) is its own distribution,
+outside the floors.
 """
 
 from __future__ import annotations
