@@ -21,6 +21,7 @@ cannot be read, 0 otherwise. The connection comes from ``AIRFLOW_CONN_<ID>`` as 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Sequence
@@ -117,14 +118,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("folder")
     parser.add_argument("--conn-id", default="leadpipe_default", help="the Leadpipe connection id")
     args = parser.parse_args(argv)
+    answer = sys.stdout
     try:
-        with LeadpipeHook(leadpipe_conn_id=args.conn_id) as hook:
+        # Airflow 2 logs to stdout (connection look-ups, each HTTP request), which is this
+        # command's answer: while it works, whatever else is printed goes to stderr.
+        with contextlib.redirect_stdout(sys.stderr), LeadpipeHook(leadpipe_conn_id=args.conn_id) as hook:
             lines = check_audience_files(args.folder, hook)
     except (LeadpipeError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for line in lines:
-        print(line)
+        print(line, file=answer)
     files = len(audience_files(args.folder))
     print(f"{files} audience file(s) checked, {len(lines)} problem(s)", file=sys.stderr)
     return 1 if lines else 0

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 def _alert_context(context: Context, payload: dict[str, Any]) -> Any:
     """A copy of the task's context with ``leadpipe_alert`` (a notifier merges its own fields into
     the context it gets: the task's is left alone)."""
-    if AIRFLOW_V_3_0_PLUS:
+    if AIRFLOW_V_3_0_PLUS or not hasattr(context, "_context"):  # a plain mapping (tests, 3.x)
         return {**context, "leadpipe_alert": payload}
     # Airflow 2's lazy Context warns on every deprecated key read: copy it without reading them.
     from airflow.utils.context import context_copy_partial  # type: ignore[attr-defined,unused-ignore]

@@ -9,6 +9,7 @@ import re
 import pendulum
 import pytest
 import time_machine
+from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
 
 from tests.conftest import DAGS_FOLDER
 from tests.integration.dag_runs import (
@@ -127,9 +128,12 @@ def test_a_raising_notifier_is_logged_and_the_report_succeeds(
 
     alerts = report_on(dag, leadpipe_sandbox, 0, start, used=950)  # asserts the run succeeded
     assert alerts["fired"] == ["min_credits"]
-    assert alerts["failed"] == [{"threshold": "min_credits", "notifier": "Exploding"}]
     assert [record["notifier"] for record in notifications()] == ["broken"]  # the other one still sent
     out = dag_run_output(capsys.readouterr().out)
-    assert "Notifier Exploding failed to send the min_credits alert (the report goes on)" in out
-    assert "notification service unreachable" in out
+    if AIRFLOW_V_3_0_PLUS:
+        assert alerts["failed"] == [{"threshold": "min_credits", "notifier": "Exploding"}]
+        assert "Notifier Exploding failed to send the min_credits alert (the report goes on)" in out
+        assert "notification service unreachable" in out
+    else:  # Airflow 2's BaseNotifier catches and logs its own error (outside the task log)
+        assert alerts["failed"] == []
     assert KEY not in out

@@ -8,6 +8,7 @@ import json
 
 import pendulum
 import pytest
+from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
 
 from tests.integration.dag_runs import api_records, task_states, xcom_value
 from tests.integration.test_visitors_dag import dag_from_source
@@ -52,8 +53,10 @@ def run_of_day(dag, day: int, timeframe: str, out_dir) -> object:
     """The DAG run of 2026-03-<day>; its run id depends on the day only, as a cleared run keeps it."""
     when = pendulum.datetime(2026, 3, day, tz="UTC")
     # Airflow 3 names a dag.test() run after run_after (default: now); 2.x after the logical date.
-    after = {"run_after": when} if "run_after" in inspect.signature(dag.test).parameters else {}
-    return dag.test(logical_date=when, run_conf={"out_dir": str(out_dir), "timeframe": timeframe}, **after)
+    parameters = inspect.signature(dag.test).parameters
+    after = {"run_after": when} if "run_after" in parameters else {}
+    date = "logical_date" if "logical_date" in parameters else "execution_date"  # 2.x: execution_date
+    return dag.test(**{date: when}, run_conf={"out_dir": str(out_dir), "timeframe": timeframe}, **after)
 
 
 @pytest.fixture
@@ -111,6 +114,8 @@ def test_overlapping_daily_windows_land_each_visitor_once(airflow_db, leadpipe_s
     assert xcom_value(again, "pull_new_visitors")["records"] == results[0]["records"]
 
     # Every run's asset event carries its counts, for a DAG scheduled on the asset.
+    if not AIRFLOW_V_3_0_PLUS:
+        return  # dag.test on Airflow 2.11 stores no dataset event (the unit tests check the extra)
     extras = [event["extra"] for event in asset_events(ASSET)]
     assert extras == [
         {"path": r["path"], "records": r["records"], "duplicates_skipped": r["duplicates_skipped"]}

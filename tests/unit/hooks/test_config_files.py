@@ -7,6 +7,8 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -33,7 +35,15 @@ def write(folder, files):
 
 
 def command(sandbox, folder):
-    env = {**os.environ, "AIRFLOW_CONN_LEADPIPE_DEFAULT": sandbox.connection_json()}
+    # A metadata DB of its own: a second process writing to the suite's SQLite file while this one
+    # holds it open leaves it "malformed" for every later test (the connection comes from the env).
+    home = Path(tempfile.mkdtemp(prefix="leadpipe-cli-home-"))
+    env = {
+        **os.environ,
+        "AIRFLOW_CONN_LEADPIPE_DEFAULT": sandbox.connection_json(),
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+    }
     return subprocess.run(
         [sys.executable, "-m", "airflow_provider_leadpipe.hooks.config_files", str(folder)],
         capture_output=True,

@@ -140,8 +140,12 @@ def test_no_personal_data_in_the_state_the_xcom_or_the_logs(
 def test_the_asset_events_carry_the_counts_and_the_data_date_as_partition(
     leadpipe_sandbox, two_days, tmp_path
 ):
-    from airflow.sdk import Asset
-    from airflow.sdk.execution_time.context import OutletEventAccessors
+    from airflow.providers.common.compat.assets import Asset
+
+    try:
+        from airflow.sdk.execution_time.context import OutletEventAccessors
+    except ImportError:  # Airflow 2.x
+        from airflow.utils.context import OutletEventAccessors  # type: ignore[no-redef]
 
     audience_id, first, _ = two_days
     asset = Asset("s3://warehouse/orbit/people")
@@ -161,5 +165,6 @@ def test_the_asset_events_carry_the_counts_and_the_data_date_as_partition(
         "data_date": "2026-05-04",
         "duplicates_skipped": 0,
     }
-    assert events[asset].partition_keys == {"2026-05-04"}  # Airflow 3.3: add_partitions
+    if hasattr(events[asset], "add_partitions"):  # Airflow 3.3+; below, data_date in extra only
+        assert events[asset].partition_keys == {"2026-05-04"}
     assert "duplicates_skipped" not in result  # the XCom keeps its shape without only_new

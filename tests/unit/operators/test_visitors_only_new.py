@@ -217,8 +217,12 @@ def test_no_personal_data_in_the_state_the_xcom_or_the_logs(api, tmp_path, caplo
 
 
 def test_the_asset_events_of_the_outlets_carry_the_counts(api, tmp_path):
-    from airflow.sdk import Asset, AssetAlias
-    from airflow.sdk.execution_time.context import OutletEventAccessors
+    from airflow.providers.common.compat.assets import Asset, AssetAlias
+
+    try:
+        from airflow.sdk.execution_time.context import OutletEventAccessors
+    except ImportError:  # Airflow 2.x
+        from airflow.utils.context import OutletEventAccessors  # type: ignore[no-redef]
 
     asset, alias = Asset("file:///warehouse/visitors"), AssetAlias("visitors-alias")
     api.serve(visitors(60) + visitors(5))
