@@ -389,10 +389,7 @@ def test_fresh_state_in_every_event_loop():
     # Nothing keeps an ended loop alive (asgiref, under Airflow's connection lookup, holds the
     # latest loop in a thread-local until the next one starts).
     assert [ref() for ref in loops[:2]] == [None, None]
-    # Of this test's loops, only the live last one may have state (the registries are keyed weakly,
-    # so a loop another test still holds on to may be listed too: it is that test's, not a leak).
-    ours = [ref() for ref in loops]
-    assert [loop for loop in [*_REGISTRY, *_FLIGHTS] if loop is not None and loop in ours[:-1]] == []
+    assert all(loop in (None, loops[-1]()) for loop in [*_REGISTRY, *_FLIGHTS])
 
 
 async def test_a_rotated_key_is_picked_up_by_a_long_waiting_trigger(monkeypatch, leadpipe_conn):
