@@ -18,7 +18,8 @@ therefore share one :class:`AccountPoller` per credential:
   read after it asked, and reads of one connection start at most once per :data:`LOOKUP_GATHER`.
   Airflow's triggerer creates the triggers handed to it in one pass of its loop, about once a
   second: a pass costs a read or two however many triggers it starts; a lone trigger waits for
-  none. The account watchers join a poller the same way.
+  none. The read attaches the waiting subscriptions to their poller itself, so a starting trigger
+  suspends only on its subscription.
 
 - The poller is a single task that fetches ``GET /v1/data/account`` every
   ``min(subscriber intervals)`` (measured start to start; at most one request in flight) and
@@ -56,7 +57,6 @@ from airflow_provider_leadpipe.exceptions import TRANSIENT_ERRORS
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.hooks.responses import forget_locals
 from airflow_provider_leadpipe.hooks.settings import sharing_key
-from airflow_provider_leadpipe.hooks.single_flight import single_flight
 from airflow_provider_leadpipe.models import AccountStatus
 from airflow_provider_leadpipe.triggers import events
 
@@ -64,7 +64,8 @@ log = logging.getLogger("airflow.providers.leadpipe.poller")
 
 #: Reads of one connection by starting triggers begin at most once per this many seconds; the
 #: triggers arriving in between share the next one (see :func:`subscribe`), so triggers that keep
-#: arriving do not read the connection (a secrets backend lookup) once each.
+#: arriving do not read the connection (a secrets backend lookup) once each. Airflow's triggerer
+#: starts triggers in passes about a second apart, so a pass waits for none.
 LOOKUP_GATHER = 0.2
 
 _REGISTRY: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[bytes, AccountPoller]] = (
@@ -78,8 +79,7 @@ def subscribe(
     subscription: Subscription,
     refused: Mapping[bytes, dict[str, Any]] | None = None,
 ) -> None:
-    """Subscribe ``subscription`` to the poller of what ``conn_id`` resolves to, once it is read:
-    the one way into a poller, for the account triggers and the account watcher.
+    """Subscribe ``subscription`` to the poller of what ``conn_id`` resolves to, once it is read.
 
     Returns at once; the connection is read in the background, then ``subscription`` is attached
     to :meth:`AccountPoller.for_key` of its :func:`~airflow_provider_leadpipe.hooks.settings.sharing_key`
@@ -87,46 +87,115 @@ def subscribe(
     final event it got), the subscription is finished with that error's event instead. Leave with
     :meth:`Subscription.leave` in any case.
 
-    Subscriptions of one connection and ``hook_params`` share reads
-    (:func:`~airflow_provider_leadpipe.hooks.single_flight.single_flight`, gathered over
-    :data:`LOOKUP_GATHER`): every subscription is served by a read that started after it asked.
+    Subscriptions of one connection and ``hook_params`` share reads. A read may be joined only
+    until it starts, so every subscription is served by a read that started after it asked; it
+    starts at once when none did in the last :data:`LOOKUP_GATHER` seconds, else that long after
+    the last one did. A starting trigger thus waits on nothing but its subscription.
     """
-    # Created in the asking trigger's context, as its own read would be (per-team secrets).
-    subscription.read = asyncio.get_running_loop().create_task(
-        _subscribe(conn_id, hook_params, subscription, refused)
-    )
+    loop = asyncio.get_running_loop()
+    reads = _READS.get(loop)
+    if reads is None:
+        reads = _READS[loop] = _Reads()
+    reads.join((conn_id, *sorted(hook_params.items())), conn_id, hook_params, subscription, refused)
 
 
-async def _subscribe(
-    conn_id: str,
-    hook_params: Mapping[str, Any],
-    subscription: Subscription,
-    refused: Mapping[bytes, dict[str, Any]] | None,
-) -> None:
-    key = (__name__, conn_id, *sorted(hook_params.items()))
+class _Read:
+    """One connection read and the subscriptions waiting for it (with their refused keys)."""
+
+    __slots__ = ("waiting",)
+
+    def __init__(self) -> None:
+        self.waiting: dict[Subscription, Mapping[bytes, dict[str, Any]] | None] = {}
+
+
+class _Reads:
+    """The connection reads of starting subscriptions in one event loop: see :func:`subscribe`.
+    (asyncio has no single-flight helper; this is the few lines it takes. It attaches the
+    waiting subscriptions itself, rather than have each await a shared future, so a starting
+    trigger waits on one thing, its subscription.)"""
+
+    def __init__(self) -> None:
+        # No reference to the loop: _READS is keyed weakly by it.
+        #: Reads not started yet, which a subscription may join.
+        self.waiting: dict[tuple[Any, ...], _Read] = {}
+        #: When the latest read started, for LOOKUP_GATHER seconds after it did.
+        self.started: dict[tuple[Any, ...], float] = {}
+        #: The read tasks (the event loop keeps only weak references to tasks).
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def join(
+        self,
+        key: tuple[Any, ...],
+        conn_id: str,
+        hook_params: Mapping[str, Any],
+        subscription: Subscription,
+        refused: Mapping[bytes, dict[str, Any]] | None,
+    ) -> None:
+        read = self.waiting.get(key)
+        if read is None:
+            loop = asyncio.get_running_loop()
+            delay = max(0.0, self.started.get(key, -LOOKUP_GATHER) + LOOKUP_GATHER - loop.time())
+            hook = LeadpipeHook(leadpipe_conn_id=conn_id, **hook_params)
+            read = _Read()
+            # Created in the asking trigger's context, as its own read would be (per-team secrets).
+            task = loop.create_task(self._read(key, read, hook, delay))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+            self.waiting[key] = read
+        read.waiting[subscription] = refused
+        subscription.read = read
+
+    async def _read(self, key: tuple[Any, ...], read: _Read, hook: LeadpipeHook, delay: float) -> None:
+        await asyncio.sleep(delay)  # at least to the next pass of the loop: its triggers join
+        if self.waiting.get(key) is read:
+            del self.waiting[key]  # started: a subscription from now on waits for a read of its own
+        if not read.waiting:
+            return  # every subscription left before the read started: no read
+        loop = asyncio.get_running_loop()
+        started = self.started[key] = loop.time()
+        loop.call_later(LOOKUP_GATHER, self._forget, key, started)
+        outcome: bytes | dict[str, Any]
+        try:
+            outcome = sharing_key(await hook.aget_settings())
+        except Exception as exc:  # no connection, bad settings: an error event, as a bad answer
+            outcome = events.from_exception(exc)  # (nothing read: no key to redact)
+        # In an empty context, as the poller's own work: what it logs is no one trigger's business.
+        contextvars.Context().run(_hand_over, read, hook, outcome)
+
+    def _forget(self, key: tuple[Any, ...], started: float) -> None:
+        if self.started.get(key) == started:
+            del self.started[key]
+
+
+def _hand_over(read: _Read, hook: LeadpipeHook, outcome: bytes | dict[str, Any]) -> None:
+    """Attach the subscriptions waiting for ``read`` to the poller of ``outcome``, the sharing key
+    read, or finish them with the event of their refused key, or with ``outcome``, the error event
+    of a failed read."""
+    waiting, read.waiting = list(read.waiting.items()), {}  # who waits now (some may have left)
+    poller = None
+    handled = 0
     try:
-        outcome = await single_flight(key, lambda: _read(conn_id, hook_params), gather=LOOKUP_GATHER)
-    except Exception as exc:  # no connection, bad settings: an error event, as a bad answer
-        subscription.read = None
-        subscription.finish(events.from_exception(exc))  # (nothing read: no key to redact)
-        return
-    subscription.read = None
-    sharing, hook = outcome
-    try:
-        if refused is not None and sharing in refused:
-            subscription.finish(refused[sharing])  # still the key that was refused
-        else:
-            AccountPoller.for_key(sharing, hook).attach(subscription)
-    except Exception as exc:  # a bug: the trigger gets its error event now
+        for subscription, refused in waiting:
+            subscription.read = None
+            if isinstance(outcome, dict):
+                subscription.finish(outcome)
+            elif refused is not None and outcome in refused:
+                subscription.finish(refused[outcome])  # still the key that was refused
+            else:
+                if poller is None:
+                    poller = AccountPoller.for_key(outcome, hook)
+                poller.attach(subscription)
+            handled += 1
+    except Exception as exc:  # a bug: the triggers not handed over get its error event now
         forget_locals(exc)
         log.exception("Leadpipe connection read: handing triggers to their poller failed")
-        subscription.finish(events.from_exception(exc))
+        error = events.from_exception(exc)
+        for subscription, _ in waiting[handled:]:
+            subscription.read = None
+            subscription.finish(error)
 
 
-async def _read(conn_id: str, hook_params: Mapping[str, Any]) -> tuple[bytes, LeadpipeHook]:
-    """The sharing key of what ``conn_id`` resolves to, and a hook whose settings are read."""
-    hook = LeadpipeHook(leadpipe_conn_id=conn_id, **hook_params)
-    return sharing_key(await hook.aget_settings()), hook
+_READS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Reads] = weakref.WeakKeyDictionary()
 
 
 class Answer:
@@ -209,13 +278,13 @@ class Subscription:
         self._wakeup: asyncio.Future[None] | None = None
         #: The poller it is attached to, once it is.
         self.poller: AccountPoller | None = None
-        #: Its way to the poller before that: the connection read (see :func:`subscribe`).
-        self.read: asyncio.Task[None] | None = None
+        #: The connection read it waits for before that (see :func:`subscribe`).
+        self.read: _Read | None = None
 
     def leave(self) -> None:
         """Stop waiting: leave the connection read or the poller (which stops with its last)."""
         if self.read is not None:
-            self.read.cancel()
+            self.read.waiting.pop(self, None)
             self.read = None
         if self.poller is not None:
             self.poller.unsubscribe(self)

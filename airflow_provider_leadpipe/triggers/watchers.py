@@ -47,9 +47,10 @@ from airflow_provider_leadpipe.conditions.account import (
 from airflow_provider_leadpipe.conditions.audiences import RECENT_RUNS
 from airflow_provider_leadpipe.exceptions import TRANSIENT_ERRORS, LeadpipeAuthError, LeadpipeResponseError
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
+from airflow_provider_leadpipe.hooks.settings import sharing_key
 from airflow_provider_leadpipe.models import AccountStatus
 from airflow_provider_leadpipe.triggers.base import LeadpipeTriggerMixin
-from airflow_provider_leadpipe.triggers.poller import Answer, Subscription, subscribe
+from airflow_provider_leadpipe.triggers.poller import AccountPoller, Answer, Subscription
 from airflow_provider_leadpipe.utils import validation
 
 #: Seconds between retries after a refused key, a missing connection or an unknown audience
@@ -131,20 +132,15 @@ def _now() -> str:
 
 
 class _Observer(Subscription):
-    """A place at the shared account poller that keeps every answer (no verdict); ``None`` in
-    :attr:`queue` when it is finished (its connection could not be read: :attr:`result`)."""
+    """A place at the shared account poller that keeps every answer (no verdict, never done)."""
 
     def __init__(self, interval: float):
         super().__init__(AccountCondition(), interval)
-        self.queue: asyncio.Queue[Answer | None] = asyncio.Queue()
+        self.queue: asyncio.Queue[Answer] = asyncio.Queue()
 
     def deliver(self, answer: Answer) -> None:
         self.answers += 1
         self.queue.put_nowait(answer)
-
-    def finish(self, result: dict[str, Any]) -> None:
-        super().finish(result)
-        self.queue.put_nowait(None)
 
 
 class LeadpipeAccountEventTrigger(LeadpipeTriggerMixin, BaseEventTrigger):
@@ -201,22 +197,25 @@ class LeadpipeAccountEventTrigger(LeadpipeTriggerMixin, BaseEventTrigger):
         if not isinstance(last, bool):
             last = None
         while True:
-            # Read in this trigger's context (per-team secrets), and again after a refusal.
+            # Read here, in this trigger's context (per-team secrets), and again after a refusal.
+            hook = self.new_hook()
+            try:
+                key = sharing_key(await hook.aget_settings())
+            except Exception as exc:
+                self.log.error(
+                    "Leadpipe connection '%s' unusable (the watcher is NOT watching); retry in %gs: %s",
+                    self.leadpipe_conn_id,
+                    _slow_retry(self.poll_interval),
+                    hook.redact(str(exc) or type(exc).__name__),
+                )
+                await asyncio.sleep(_slow_retry(self.poll_interval))
+                continue
+            poller = AccountPoller.for_key(key, hook)
             observer = _Observer(self.poll_interval)
-            subscribe(self.leadpipe_conn_id, self.hook_params, observer)
+            poller.attach(observer)
             try:
                 while True:
                     answer = await observer.queue.get()
-                    if answer is None:
-                        assert observer.result is not None
-                        self.log.error(
-                            "Leadpipe connection '%s' unusable (the watcher is NOT watching); "
-                            "retry in %gs: %s",
-                            self.leadpipe_conn_id,
-                            _slow_retry(self.poll_interval),
-                            observer.result["message"],
-                        )
-                        break
                     if answer.error is not None:
                         if isinstance(answer.error, LeadpipeAuthError):
                             self.log.error(
@@ -245,7 +244,7 @@ class LeadpipeAccountEventTrigger(LeadpipeTriggerMixin, BaseEventTrigger):
                         last = satisfied
                         await state.save({"satisfied": satisfied, "since": _now()})
             finally:
-                observer.leave()
+                poller.unsubscribe(observer)
             await asyncio.sleep(_slow_retry(self.poll_interval))
 
 

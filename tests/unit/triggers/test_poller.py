@@ -14,9 +14,9 @@ import respx
 
 from airflow_provider_leadpipe.conditions.account import AccountCondition
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
-from airflow_provider_leadpipe.hooks.single_flight import _FLIGHTS
 from airflow_provider_leadpipe.triggers.account import LeadpipeAccountTrigger
 from airflow_provider_leadpipe.triggers.poller import (
+    _READS,
     _REGISTRY,
     LOOKUP_GATHER,
     AccountPoller,
@@ -180,13 +180,11 @@ async def test_a_bug_while_handing_triggers_to_their_poller_gives_each_an_error_
         waiting = [Subscription(AccountCondition(), 10) for _ in range(3)]
         for subscription in waiting:
             subscribe("leadpipe_default", {}, subscription)
-        await eventually(lambda: waiting[0].answers and waiting[2].answers and waiting[1].result, timeout=60)
+        await eventually(lambda: waiting[0].answers and all(s.result for s in waiting[1:]), timeout=60)
         waiting[0].leave()
-        waiting[2].leave()
-    # Each is handed over on its own: the one that broke is told, not left hanging; the others poll.
-    assert waiting[0].result is None and waiting[2].result is None
-    assert waiting[0].poller is not None and waiting[2].poller is waiting[0].poller
-    assert waiting[1].result["error"] == "RuntimeError"
+    # The first was handed over; the one that broke and the one after it are told, not left hanging.
+    assert waiting[0].result is None and waiting[0].poller is not None
+    assert [s.result["error"] for s in waiting[1:]] == ["RuntimeError", "RuntimeError"]
     assert "handing triggers to their poller failed" in caplog.text
     assert unretrieved == []
 
@@ -389,7 +387,7 @@ def test_fresh_state_in_every_event_loop():
     # Nothing keeps an ended loop alive (asgiref, under Airflow's connection lookup, holds the
     # latest loop in a thread-local until the next one starts).
     assert [ref() for ref in loops[:2]] == [None, None]
-    assert all(loop in (None, loops[-1]()) for loop in [*_REGISTRY, *_FLIGHTS])
+    assert all(loop in (None, loops[-1]()) for loop in [*_REGISTRY, *_READS])
 
 
 async def test_a_rotated_key_is_picked_up_by_a_long_waiting_trigger(monkeypatch, leadpipe_conn):
