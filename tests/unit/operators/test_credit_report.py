@@ -11,7 +11,7 @@ import pytest
 import respx
 import time_machine
 from airflow.providers.common.compat.sdk import BaseNotifier
-from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
+from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_1_PLUS
 
 from airflow_provider_leadpipe.exceptions import LeadpipeConfigError
 from airflow_provider_leadpipe.models.credit_report import Observation
@@ -129,10 +129,10 @@ def test_bad_conn_id_is_a_config_error():
 # -- threshold alerts ------------------------------------------------------------------------
 
 
-#: Airflow 2's BaseNotifier renders against the task's whole context (``context["dag"]``), which these
+#: Before 3.1, BaseNotifier renders against the task's whole context (``context["dag"]``), which these
 #: unit tests do not build; tests/integration/test_credit_alerts.py runs notifiers in dag.test there.
-needs_full_context_before_3 = pytest.mark.skipif(
-    not AIRFLOW_V_3_0_PLUS, reason="Airflow 2's BaseNotifier needs the whole task context (see dag.test)"
+needs_full_context_before_3_1 = pytest.mark.skipif(
+    not AIRFLOW_V_3_1_PLUS, reason="BaseNotifier before 3.1 needs the whole task context (see dag.test)"
 )
 
 
@@ -165,7 +165,7 @@ def alert_report(pulled, *, used, **op_kwargs):
     return value
 
 
-@needs_full_context_before_3
+@needs_full_context_before_3_1
 def test_one_notifier_renders_each_alert_afresh(leadpipe_conn, monkeypatch):
     monkeypatch.setattr(Recording, "sent", [])
     notifier = Recording()
@@ -183,7 +183,7 @@ def test_one_notifier_renders_each_alert_afresh(leadpipe_conn, monkeypatch):
     assert notifier.text == "{{ leadpipe_alert.message }}"  # the user's notifier is left as given
 
 
-@needs_full_context_before_3
+@needs_full_context_before_3_1
 def test_a_failing_notifier_is_logged_and_the_others_still_send(leadpipe_conn, monkeypatch, task_log):
     monkeypatch.setattr(Recording, "sent", [])
     value = alert_report(None, used=460, min_credits=50, notifiers=[Broken(), Recording()])
@@ -193,7 +193,7 @@ def test_a_failing_notifier_is_logged_and_the_others_still_send(leadpipe_conn, m
     assert "Notifier Broken failed to send the min_credits alert (the report goes on)" in task_log()
 
 
-@needs_full_context_before_3
+@needs_full_context_before_3_1
 def test_when_every_notifier_fails_the_alert_is_not_counted_as_sent(leadpipe_conn):
     value = alert_report(None, used=460, min_credits=50, notifiers=[Broken()])
     assert value["alerts"]["crossed"] == ["min_credits"]
