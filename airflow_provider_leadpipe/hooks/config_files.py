@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from airflow.providers.common.compat.sdk import AirflowNotFoundException
 
 from airflow_provider_leadpipe.exceptions import LeadpipeConfigError, LeadpipeError
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
@@ -124,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # command's answer: while it works, whatever else is printed goes to stderr.
         with contextlib.redirect_stdout(sys.stderr), LeadpipeHook(leadpipe_conn_id=args.conn_id) as hook:
             lines = check_audience_files(args.folder, hook)
-    except (LeadpipeError, OSError) as exc:
+    except (LeadpipeError, OSError, AirflowNotFoundException) as exc:  # the last: no such connection
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for line in lines:

@@ -34,18 +34,18 @@ def write(folder, files):
     return folder
 
 
-def command(sandbox, folder):
+def command(sandbox, folder, *args, connection=None):
     # A metadata DB of its own: a second process writing to the suite's SQLite file while this one
     # holds it open leaves it "malformed" for every later test (the connection comes from the env).
     home = Path(tempfile.mkdtemp(prefix="leadpipe-cli-home-"))
     env = {
         **os.environ,
-        "AIRFLOW_CONN_LEADPIPE_DEFAULT": sandbox.connection_json(),
+        "AIRFLOW_CONN_LEADPIPE_DEFAULT": connection or sandbox.connection_json(),
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
     }
     return subprocess.run(
-        [sys.executable, "-m", "airflow_provider_leadpipe.hooks.config_files", str(folder)],
+        [sys.executable, "-m", "airflow_provider_leadpipe.hooks.config_files", str(folder), *args],
         capture_output=True,
         text=True,
         env=env,
@@ -122,14 +122,13 @@ def test_a_wrong_key_exits_2_without_echoing_it(leadpipe_sandbox, tmp_path):
     write(tmp_path, {"crm.yaml": GOOD})
     conn = json.loads(leadpipe_sandbox.connection_json())
     conn["password"] = "sk_wrong_key_0123456789"
-    env = {**os.environ, "AIRFLOW_CONN_LEADPIPE_DEFAULT": json.dumps(conn)}
-    done = subprocess.run(
-        [sys.executable, "-m", "airflow_provider_leadpipe.hooks.config_files", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
+    done = command(leadpipe_sandbox, tmp_path, connection=json.dumps(conn))
     assert done.returncode == 2, done.stderr
     assert "sk_wrong_key_0123456789" not in done.stdout + done.stderr
+
+
+def test_an_undefined_connection_exits_2(leadpipe_sandbox, tmp_path):
+    write(tmp_path, {"crm.yaml": GOOD})
+    done = command(leadpipe_sandbox, tmp_path, "--conn-id", "leadpipe_nowhere")
+    assert done.returncode == 2, done.stderr
+    assert "leadpipe_nowhere" in done.stderr and done.stdout == ""
