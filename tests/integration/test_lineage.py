@@ -6,9 +6,13 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import sqlite3
 import subprocess
 import sys
+import tempfile
 import urllib.parse
+from contextlib import closing
+from pathlib import Path
 
 import pytest
 
@@ -79,8 +83,19 @@ def run_dag(conf: dict, *, env: dict | None = None, block_openlineage: bool = Fa
     args = [sys.executable, "-c", RUNNER, str(DAGS_FOLDER), DAG_ID, json.dumps(conf)]
     if block_openlineage:
         args.append("--no-openlineage")
+    # A copy of the migrated metadata DB of its own: a second process writing to the SQLite file
+    # this one holds open left it "malformed" for every later test (seen in a fresh-clone run).
+    url = os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    assert url.startswith("sqlite:///"), url
+    db = Path(tempfile.mkdtemp(prefix="leadpipe-lineage-db-")) / "airflow.db"
+    with (
+        closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as source,
+        closing(sqlite3.connect(db)) as copy,
+    ):
+        source.backup(copy)
+    own = {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{db}"}
     result = subprocess.run(
-        args, env={**os.environ, **(env or {})}, cwd=REPO, capture_output=True, text=True, timeout=300
+        args, env={**os.environ, **own, **(env or {})}, cwd=REPO, capture_output=True, text=True, timeout=300
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
