@@ -167,23 +167,16 @@ class LeadpipeAudienceResultsToStorageOperator(LeadpipeLineageMixin, _AudienceOp
                 " (gzip)" if use_gzip else "",
                 self.method,
             )
-            state = self._seen = (
-                seen.open_for_task(
-                    target,
-                    context,
-                    self.dedupe_keys,
-                    state_path=self.state_path,
-                    conn_id=self.storage_conn_id,
-                )
-                if self.only_new
-                else None
-            )
-            self._file = storage.AtomicFile(
+            self._file, state = seen.open_landing(
                 target,
+                context,
+                only_new=self.only_new,
+                keys=self.dedupe_keys,
+                state_path=self.state_path,
+                conn_id=self.storage_conn_id,
                 compress=use_gzip,
-                owner=storage.task_owner(context),
-                before_commit=(lambda sha256: state.prepare(target, sha256)) if state else None,
             )
+            self._seen = state
             try:
                 if self.method == "export":
                     records, truncated = self._write_export(audience_id, run, self._file)
@@ -206,14 +199,7 @@ class LeadpipeAudienceResultsToStorageOperator(LeadpipeLineageMixin, _AudienceOp
             "truncated": truncated,
         }
         if state is not None:
-            self.log.info(
-                "only_new: skipped %d repeated within the pull and %d landed before; %d fingerprints in %s",
-                state.duplicates,
-                state.seen_before,
-                state.size,
-                state.path,
-            )
-            result |= seen.summary(state)
+            result |= seen.logged_summary(state, self.log)
         extra = {key: result[key] for key in ("path", "records", "audience_run_id", "data_date")}
         extra["duplicates_skipped"] = result.get("duplicates_skipped", 0)
         assets.emit(self.outlets, context, extra, partition=run.data_date)

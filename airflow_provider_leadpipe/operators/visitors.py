@@ -142,19 +142,16 @@ class LeadpipeVisitorsToStorageOperator(LeadpipeLineageMixin, LeadpipeBaseOperat
             target,
             " (gzip)" if use_gzip else "",
         )
-        state = self._seen = (
-            seen.open_for_task(
-                target, context, self.dedupe_keys, state_path=self.state_path, conn_id=self.storage_conn_id
-            )
-            if self.only_new
-            else None
-        )
-        self._file = storage.AtomicFile(
+        self._file, state = seen.open_landing(
             target,
+            context,
+            only_new=self.only_new,
+            keys=self.dedupe_keys,
+            state_path=self.state_path,
+            conn_id=self.storage_conn_id,
             compress=use_gzip,
-            owner=storage.task_owner(context),
-            before_commit=(lambda sha256: state.prepare(target, sha256)) if state else None,
         )
+        self._seen = state
         try:
             with self._file as out:
                 records, pages, expected = asyncio.run(self._pull(out))
@@ -175,14 +172,7 @@ class LeadpipeVisitorsToStorageOperator(LeadpipeLineageMixin, LeadpipeBaseOperat
         self.record_lineage(self.hook.settings.base_url, "visitors", target, written)
         result = {"path": str(target), "records": written, "pages": pages, "expected_records": expected}
         if state is not None:
-            self.log.info(
-                "only_new: skipped %d repeated within the pull and %d landed before; %d fingerprints in %s",
-                state.duplicates,
-                state.seen_before,
-                state.size,
-                state.path,
-            )
-            result |= seen.summary(state)
+            result |= seen.logged_summary(state, self.log)
         extra = {
             "path": str(target),
             "records": written,

@@ -39,7 +39,7 @@ from typing import Any
 from airflow.providers.common.compat.sdk import ObjectStoragePath
 
 from airflow_provider_leadpipe.exceptions import LeadpipeConfigError, LeadpipeStateError
-from airflow_provider_leadpipe.utils.storage import AtomicFile, file_target
+from airflow_provider_leadpipe.utils.storage import AtomicFile, file_target, task_owner
 
 MAGIC = b"LEADPIPE-ONLY-NEW\n"
 VERSION = 1
@@ -292,6 +292,43 @@ def open_for_task(
         path = default_state_path(target, task_key(context))
     run_id = str(context.get("run_id") or getattr(context.get("ti"), "run_id", "") or "manual")
     return SeenState.open(path, keys, run_id, conn_id=conn_id)
+
+
+def open_landing(
+    target: ObjectStoragePath,
+    context: Any,
+    *,
+    only_new: bool,
+    keys: tuple[str, ...] | None,
+    state_path: Any = None,
+    conn_id: str | None = None,
+    compress: bool = False,
+) -> tuple[AtomicFile, SeenState | None]:
+    """The atomic file a pull writes ``target`` through and, with ``only_new``, its state.
+
+    The state's new version is prepared by the file's commit (``before_commit``), so the file and
+    the state change together or not at all; call :meth:`SeenState.commit` after the block.
+    """
+    state = open_for_task(target, context, keys, state_path=state_path, conn_id=conn_id) if only_new else None
+    file = AtomicFile(
+        target,
+        compress=compress,
+        owner=task_owner(context),
+        before_commit=(lambda sha256: state.prepare(target, sha256)) if state else None,
+    )
+    return file, state
+
+
+def logged_summary(state: SeenState, log: logging.Logger | Any) -> dict[str, Any]:
+    """Log what ``only_new`` skipped (counts only) and return :func:`summary`."""
+    log.info(
+        "only_new: skipped %d repeated within the pull and %d landed before; %d fingerprints in %s",
+        state.duplicates,
+        state.seen_before,
+        state.size,
+        state.path,
+    )
+    return summary(state)
 
 
 def summary(state: SeenState) -> dict[str, Any]:
