@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
 ORBIT = "/v1/intent/audiences"
+
+
+def hook_caller(hook: Any, mode: str) -> Callable[..., Any]:
+    """``call(method, *args)``: a hook method by its sync name, through it (``mode="sync"``) or
+    through its async twin ``a<method>`` (``mode="async"``), so one test covers both."""
+
+    def invoke(method: str, /, *args: Any, **kwargs: Any) -> Any:
+        if mode == "sync":
+            return getattr(hook, method)(*args, **kwargs)
+        return asyncio.run(getattr(hook, f"a{method}")(*args, **kwargs))
+
+    return invoke
 
 
 @dataclass

@@ -42,6 +42,39 @@ def load_dag(dag_id: str) -> Any:
     return bag.dags[dag_id]
 
 
+class DagFiles:
+    """DAG files written to the test DAG folder (dag.test() runs only DAGs that live there).
+
+    ``dags.load(dag_id, source)`` writes ``<dag_id>.py`` and returns its ``dag``; :meth:`remove`
+    deletes every file written (the :func:`dag_file` fixtures call it after the test).
+    """
+
+    def __init__(self) -> None:
+        self.written: list[Path] = []
+
+    def load(self, dag_id: str, source: str) -> Any:
+        import importlib.util
+
+        path = DAGS_FOLDER / f"{dag_id}.py"
+        path.write_text(source)
+        self.written.append(path)
+        spec = importlib.util.spec_from_file_location(dag_id, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module.dag
+
+    def remove(self) -> None:
+        for path in self.written:
+            path.unlink(missing_ok=True)
+
+
+def try_number(dag_run: Any, task_id: str) -> int:
+    """The try number of ``task_id`` in ``dag_run`` (1 when it was not retried)."""
+    [ti] = [ti for ti in dag_run.get_task_instances() if ti.task_id == task_id]
+    return ti.try_number
+
+
 def task_states(dag_run: Any) -> dict[str, str | None]:
     """Each task's state as a plain string (Airflow 2.x and 3.x hand back enum members or strings)."""
     return {ti.task_id: getattr(ti.state, "value", ti.state) for ti in dag_run.get_task_instances()}

@@ -4,8 +4,6 @@ topic search, topics by id and topic names resolved to ids; the typed errors of 
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from airflow_provider_leadpipe.exceptions import (
@@ -17,6 +15,7 @@ from airflow_provider_leadpipe.exceptions import (
 )
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from leadpipe_sandbox.faults import Fault
+from tests.orbit import hook_caller
 
 pytestmark = pytest.mark.integration
 
@@ -33,12 +32,8 @@ def hook(leadpipe_sandbox):
 
 @pytest.fixture(params=["sync", "async"])
 def call(request, hook):
-    def invoke(method, /, *args, **kwargs):
-        if request.param == "sync":
-            return getattr(hook, method)(*args, **kwargs)
-        return asyncio.run(getattr(hook, f"a{method}")(*args, **kwargs))
-
-    return invoke
+    """Call a hook method by its sync name, through the sync method or its async twin."""
+    return hook_caller(hook, request.param)
 
 
 def test_validate_valid_and_invalid(call):

@@ -21,6 +21,7 @@ from airflow_provider_leadpipe.exceptions import (
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.models import AudienceRunStatus
 from leadpipe_sandbox.faults import Fault
+from tests.orbit import hook_caller
 
 pytestmark = pytest.mark.integration
 
@@ -36,12 +37,8 @@ def hook(leadpipe_sandbox):
 
 @pytest.fixture(params=["sync", "async"])
 def call(request, hook):
-    def invoke(method, /, *args, **kwargs):
-        if request.param == "sync":
-            return getattr(hook, method)(*args, **kwargs)
-        return asyncio.run(getattr(hook, f"a{method}")(*args, **kwargs))
-
-    return invoke
+    """Call a hook method by its sync name, through the sync method or its async twin."""
+    return hook_caller(hook, request.param)
 
 
 def wait_done(call, audience_id, run_id, limit=20):

@@ -4,19 +4,19 @@ pull checked row by row, and a capped export that must leave nothing behind."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import airflow
 import pytest
 from packaging.version import Version
 
-from tests.conftest import DAGS_FOLDER
 from tests.integration.dag_runs import (
     NO_LOGICAL_DATE,
+    DagFiles,
     dag_run_output,
     task_log_to_this_tests_stdout,
     task_states,
+    try_number,
     xcom_value,
 )
 from tests.orbit import api_people
@@ -78,32 +78,15 @@ LAND = """land = LeadpipeAudienceResultsToStorageOperator(
 
 @pytest.fixture
 def dag_file():
-    """``dag_file(dag_id, source)``: the DAG of a file written to the DAG folder (dag.test() runs
-    only DAGs that live there); the files are removed after the test."""
-    written = []
-
-    def load(dag_id: str, source: str):
-        path = DAGS_FOLDER / f"{dag_id}.py"
-        path.write_text(source)
-        written.append(path)
-        spec = importlib.util.spec_from_file_location(dag_id, path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module.dag
-
-    yield load
-    for path in written:
-        path.unlink()
+    """``dag_file(dag_id, source)``: the DAG of a file written to the DAG folder, removed after."""
+    dags = DagFiles()
+    yield dags.load
+    dags.remove()
 
 
 @pytest.fixture
 def make_dag(dag_file):
     return lambda dag_id, **kwargs: dag_file(dag_id, dag_source(dag_id, **kwargs))
-
-
-def try_number(dag_run, task_id: str) -> int:
-    [ti] = [ti for ti in dag_run.get_task_instances() if ti.task_id == task_id]
-    return ti.try_number
 
 
 @pytest.fixture

@@ -5,19 +5,19 @@ gate refuses activation, and the preview's masked sample reaches neither XCom no
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 
 import httpx
 import pytest
 
-from tests.conftest import DAGS_FOLDER
 from tests.integration.dag_runs import (
     NO_LOGICAL_DATE,
+    DagFiles,
     dag_run_output,
     task_log_to_this_tests_stdout,
     task_states,
+    try_number,
     xcom_value,
 )
 
@@ -65,27 +65,10 @@ with DAG(
 
 @pytest.fixture
 def dag_file():
-    """``dag_file(dag_id, source)``: the DAG of a file written to the DAG folder (dag.test() runs
-    only DAGs that live there); the files are removed after the test."""
-    written = []
-
-    def load(dag_id: str, text: str):
-        path = DAGS_FOLDER / f"{dag_id}.py"
-        path.write_text(text)
-        written.append(path)
-        spec = importlib.util.spec_from_file_location(dag_id, path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module.dag
-
-    yield load
-    for path in written:
-        path.unlink()
-
-
-def try_number_of(dag_run) -> int:
-    [ti] = [ti for ti in dag_run.get_task_instances() if ti.task_id == "upsert_audience"]
-    return ti.try_number
+    """``dag_file(dag_id, source)``: the DAG of a file written to the DAG folder, removed after."""
+    dags = DagFiles()
+    yield dags.load
+    dags.remove()
 
 
 def writes(sandbox) -> int:
@@ -103,7 +86,7 @@ def test_an_invalid_filter_key_fails_before_anything_is_sent(
     bad = {**CONFIG, "filters": {"role.seniorty": {"values": ["VP"]}}}
     dag_run = run(dag_file, "orbit_upsert_invalid_it", config=bad)
     assert task_states(dag_run)["upsert_audience"] == "failed"
-    assert try_number_of(dag_run) == 1, "an invalid config is not retried"
+    assert try_number(dag_run, "upsert_audience") == 1, "an invalid config is not retried"
     output = capsys.readouterr()
     # Airflow 3.0 prints the traceback with rich: colour codes and wrapped lines.
     text = " ".join(re.sub(r"\x1b\[[0-9;]*m", "", output.out + output.err).split())
@@ -128,7 +111,7 @@ def test_unchanged_config_sends_no_update_and_size_gate_refuses_activation(
     nobody = {"topicIds": [101], "filters": {"jobTitle.include": ["Astronaut"]}}
     gated = run(dag_file, "orbit_upsert_gated_it", config=nobody, status="active")
     assert task_states(gated)["upsert_audience"] == "failed"
-    assert try_number_of(gated) == 1, "a size gate is not retried"
+    assert try_number(gated, "upsert_audience") == 1, "a size gate is not retried"
     assert writes(leadpipe_sandbox) == 1
     [audience] = leadpipe_sandbox.orbit_state()["audiences"]
     assert (audience["status"], audience["config"]) == ("draft", CONFIG)

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
 
 import httpx
 import pendulum
 import pytest
 
-from tests.conftest import DAGS_FOLDER
-from tests.integration.dag_runs import NO_LOGICAL_DATE, api_records, task_states, xcom_value
+from tests.integration.dag_runs import NO_LOGICAL_DATE, DagFiles, api_records, task_states, xcom_value
 
 pytestmark = pytest.mark.integration
 
@@ -61,20 +59,11 @@ with DAG(
 '''
 
 
-def dag_from_source(dag_id: str, source: str):
-    """The DAG, from a file inside the DAG folder (dag.test() runs only DAGs that live there)."""
-    path = DAGS_FOLDER / f"{dag_id}.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location(dag_id, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    yield module.dag
-    path.unlink()
-
-
 @pytest.fixture
 def dag():
-    yield from dag_from_source(DAG_ID, DAG_SOURCE)
+    dags = DagFiles()
+    yield dags.load(DAG_ID, DAG_SOURCE)
+    dags.remove()
 
 
 def listed_pixels(sandbox) -> list[dict]:
@@ -217,7 +206,9 @@ with DAG("{DATA_DAG_ID}", schedule=None, start_date=pendulum.datetime(2026, 1, 1
 
 @pytest.fixture
 def data_dag():
-    yield from dag_from_source(DATA_DAG_ID, DATA_DAG_SOURCE)
+    dags = DagFiles()
+    yield dags.load(DATA_DAG_ID, DATA_DAG_SOURCE)
+    dags.remove()
 
 
 def test_broken_text_is_written_and_a_short_pull_fails_in_a_dag_run(

@@ -26,6 +26,7 @@ from airflow_provider_leadpipe.hooks import settings as api_settings
 from airflow_provider_leadpipe.hooks.audience_plans import idempotency_key
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 from airflow_provider_leadpipe.models import AudienceExport, AudienceRunStatus
+from tests.orbit import hook_caller
 from tests.unit.conftest import API_KEY, BASE_URL
 from tests.unit.models.test_audiences import (
     AUDIENCE,
@@ -52,6 +53,7 @@ FAILED = {
     "errorCode": "MATERIALIZATION_FAILED",
     "errorMessage": "worker died",
 }
+
 CONFIG = {"topicIds": [101, 202], "minScore": 70, "filters": {"role": {"isDecisionMaker": True}}}
 
 
@@ -63,13 +65,7 @@ def hook(leadpipe_conn):
 @pytest.fixture(params=["sync", "async"])
 def call(request, hook):
     """Call a hook method by its sync name, through the sync method or its async twin."""
-
-    def invoke(method, /, *args, **kwargs):
-        if request.param == "sync":
-            return getattr(hook, method)(*args, **kwargs)
-        return asyncio.run(getattr(hook, f"a{method}")(*args, **kwargs))
-
-    return invoke
+    return hook_caller(hook, request.param)
 
 
 def sent(route, index=-1):
