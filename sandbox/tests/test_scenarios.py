@@ -86,28 +86,40 @@ def test_exhaust_and_recover_after_n_account_calls(
     assert [account_of("sk_test_sandbox")["healthy"] for _ in range(3)] == [False, False, True]
 
 
-def test_exhaust_and_recover_at_a_time(leadpipe_sandbox: LeadpipeSandbox, account_of: AccountOf) -> None:
-    # 2 s: the answer before the recovery must come before it, even on a slow, busy machine.
-    at = datetime.now(timezone.utc) + timedelta(seconds=2)
-    leadpipe_sandbox.exhaust_credits(recover_at=at)
+def test_exhaust_and_recover_at_a_time_ahead(
+    leadpipe_sandbox: LeadpipeSandbox, account_of: AccountOf
+) -> None:
+    # No race with the wall clock: an hour ahead, every answer is before the recovery whatever the
+    # machine's speed (the next test takes a time already past: the next answer is after it).
+    ahead = datetime.now(timezone.utc) + timedelta(hours=1)
+    leadpipe_sandbox.exhaust_credits(recover_at=ahead)
     before = account_of("sk_test_sandbox")
     assert before["healthy"] is False
-    assert before["credits"]["resetsAt"] == at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    time.sleep(max(0.0, (at - datetime.now(timezone.utc)).total_seconds()) + 0.05)
+    assert before["credits"]["resetsAt"] == ahead.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    assert account_of("sk_test_sandbox")["healthy"] is False
+
+
+def test_exhaust_and_recover_at_a_time_past(leadpipe_sandbox: LeadpipeSandbox, account_of: AccountOf) -> None:
+    past = datetime.now(timezone.utc) - timedelta(seconds=1)
+    leadpipe_sandbox.exhaust_credits(recover_at=past)
     after = account_of("sk_test_sandbox")
     assert (after["healthy"], after["credits"]["used"]) == (True, 0)
     # The next cycle starts: resetsAt moves on by 30 days.
     next_reset = datetime.fromisoformat(after["credits"]["resetsAt"].replace("Z", "+00:00"))
-    assert abs(next_reset - (at + timedelta(days=30))) < timedelta(milliseconds=2)
+    assert abs(next_reset - (past + timedelta(days=30))) < timedelta(milliseconds=2)
 
 
 def test_exhaust_and_recover_in_seconds(leadpipe_sandbox: LeadpipeSandbox, account_of: AccountOf) -> None:
-    # 2 s: the answer before the recovery must come before it, even on a slow, busy machine.
-    state = leadpipe_sandbox.exhaust_credits(recover_in_seconds=2)
-    assert state["config"]["recovery"]["at"] is not None
-    assert account_of("sk_test_sandbox")["healthy"] is False
+    # The recovery time is the server's clock plus the seconds given.
+    sent = datetime.now(timezone.utc)
+    state = leadpipe_sandbox.exhaust_credits(recover_in_seconds=3600)
+    answered = datetime.now(timezone.utc)
     at = datetime.fromisoformat(state["config"]["recovery"]["at"].replace("Z", "+00:00"))
-    time.sleep(max(0.0, (at - datetime.now(timezone.utc)).total_seconds()) + 0.05)  # until it is past
+    margin = timedelta(milliseconds=1)  # the sandbox writes milliseconds
+    assert sent + timedelta(hours=1) - margin <= at <= answered + timedelta(hours=1) + margin
+    assert account_of("sk_test_sandbox")["healthy"] is False
+    # Zero seconds: the recovery is due at once (no sleeping on the wall clock).
+    leadpipe_sandbox.exhaust_credits(recover_in_seconds=0)
     assert account_of("sk_test_sandbox")["healthy"] is True
 
 
