@@ -10,8 +10,7 @@ import pendulum
 import pytest
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_1_PLUS
 
-from tests.integration.dag_runs import api_records, task_states, xcom_value
-from tests.integration.test_visitors_dag import dag_from_source
+from tests.integration.dag_runs import DagFiles, api_records, task_states, xcom_value
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +65,9 @@ def run_of_day(dag, day: int, timeframe: str, out_dir) -> object:
 
 @pytest.fixture
 def dag():
-    yield from dag_from_source(DAG_ID, DAG_SOURCE)
+    dags = DagFiles()
+    yield dags.load(DAG_ID, DAG_SOURCE)
+    dags.remove()
 
 
 def new_by_email(records: list[dict], landed: set[str]) -> tuple[list[dict], int, int]:
