@@ -100,6 +100,8 @@ def get_provider_info() -> dict[str, Any]:
         "plugins": [
             {"name": "leadpipe", "plugin-class": f"{_PACKAGE}.plugins.leadpipe.LeadpipePlugin"},
         ],
+        # "Leadpipe connection" on every Leadpipe task (Airflow 3.1+): the credits page of its connection.
+        "extra-links": [f"{_PACKAGE}.utils.links.LeadpipeCreditsLink"],
         "connection-types": [
             {
                 "connection-type": "leadpipe",

@@ -5,7 +5,8 @@ own: Airflow's user (JWT cookie or bearer token) with read access to connections
 task-instance view also needs read access to the DAG's XCom. Cards are limited to the
 connections the user may read, and chart only the reports of DAGs whose XCom the user may read
 (the task-instance view's rule, asked of the auth manager for each DAG). Only GET exists: the
-page changes nothing. Every parameter is checked by its declared type before a route runs: a bad
+page changes nothing. ``/credits?conn_id=...`` shows that one connection (the tasks' extra link
+leads there). Every parameter is checked by its declared type before a route runs: a bad
 value answers 422 naming it.
 """
 
@@ -26,7 +27,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import Field
 
 from airflow_provider_leadpipe.plugins import data, render
-from airflow_provider_leadpipe.plugins.links import base_path
+from airflow_provider_leadpipe.plugins.links import URL_PREFIX, base_path
 
 TITLE = "Leadpipe credits"
 
@@ -37,6 +38,8 @@ UNMAPPED = "{MAP_INDEX}"
 MAX_MAP_INDEX = 2**31 - 1
 #: Airflow's dag, run and task ids: 1 to 250 characters (its ``ID_LEN``), no control characters.
 AirflowId = Annotated[str, Query(min_length=1, max_length=250, pattern=r"^[^\x00-\x1f\x7f]+$")]
+#: A connection id to show alone (the tasks' "Leadpipe connection" link): Airflow's id rule, as above.
+ConnIdFilter = Annotated[str | None, Query(min_length=1, max_length=250, pattern=r"^[^\x00-\x1f\x7f]+$")]
 #: -1 (not mapped) or a map index, as ASCII digits; or the unfilled placeholder (-1).
 MapIndex = Annotated[Annotated[int, Field(ge=-1, le=MAX_MAP_INDEX)] | Literal["{MAP_INDEX}"], Query()]
 
@@ -51,24 +54,28 @@ def create_app() -> FastAPI:
     )
 
     @app.get("/credits", response_class=HTMLResponse)
-    async def credits_page(user: GetUserDep) -> HTMLResponse:
-        conn_ids = [c for c in data.leadpipe_conn_ids() if _may_read(c, user)]
+    async def credits_page(user: GetUserDep, conn_id: ConnIdFilter = None) -> HTMLResponse:
+        # ``conn_id``: that connection's card alone, if it is listed and the user may read it.
+        conn_ids = [c for c in data.leadpipe_conn_ids() if conn_id in (None, c) and _may_read(c, user)]
         statuses = await data.fetch_statuses(conn_ids)
         reports = data.credit_reports([d for d in data.report_dag_ids() if _may_read_reports(d, user)])
         docs_href = base_path(f"/dags/{render.EXAMPLE_DAG_ID}")
         cards = [
             render.Card(
-                conn_id=conn_id,
-                account=statuses[conn_id].account,
-                error=statuses[conn_id].error,
-                error_type=statuses[conn_id].error_type,
-                reports=reports.get(conn_id, ()),
+                conn_id=shown,
+                account=statuses[shown].account,
+                error=statuses[shown].error,
+                error_type=statuses[shown].error_type,
+                reports=reports.get(shown, ()),
                 docs_href=docs_href,
             )
-            for conn_id in conn_ids
+            for shown in conn_ids
         ]
         footer = render.live_footer(pendulum.now("UTC"), data.CACHE_SECONDS)
-        return _html(render.page(cards, title=TITLE, footer=footer))
+        if conn_id is None:
+            return _html(render.page(cards, title=TITLE, footer=footer))
+        empty = render.no_such_connection(conn_id, base_path(f"{URL_PREFIX}/credits"))
+        return _html(render.page(cards, title=TITLE, footer=footer, empty=empty, subtitle=conn_id))
 
     @app.get(
         "/credits/report",

@@ -1,17 +1,8 @@
-"""Where the Leadpipe credits page lives: its URL prefix, and paths under Airflow's base URL."""
+"""Where the Leadpipe credits page lives: its URL prefix, and paths under Airflow's base URL
+(defined in :mod:`airflow_provider_leadpipe.utils.links`, which the tasks' extra link shares)."""
 
 from __future__ import annotations
 
-#: The page's app is mounted here by the API server.
-URL_PREFIX = "/leadpipe"
+from airflow_provider_leadpipe.utils.links import URL_PREFIX, base_path, credits_url
 
-
-def base_path(path: str) -> str:
-    """``path`` under Airflow's ``[api] base_url`` path (as the edge3 provider builds its links)."""
-    from urllib.parse import urlparse
-
-    from airflow.configuration import conf
-
-    base = conf.get("api", "base_url", fallback="/") or "/"
-    prefix = urlparse(base).path if base.startswith(("http://", "https://")) else base
-    return prefix.rstrip("/") + path
+__all__ = ["URL_PREFIX", "base_path", "credits_url"]

@@ -333,6 +333,16 @@ NO_REPORT = (
 )
 
 
+def no_such_connection(conn_id: str, all_href: str) -> str:
+    """What a page filtered to ``conn_id`` says when it has no card: the same whether the
+    connection does not exist, is not a listed ``leadpipe`` one, or the user may not read it."""
+    return (
+        f'<p class="hint">No <code>leadpipe</code> connection <code>{html.escape(conn_id)}</code> that '
+        "you may read is listed here (connections that live only in a secrets backend cannot be). "
+        f'<a href="{html.escape(all_href)}">All connections</a>.</p>'
+    )
+
+
 def live_footer(fetched_at: pendulum.DateTime, cache_seconds: float) -> str:
     return (
         f"Live account status fetched {html.escape(_date(fetched_at))}; answers are cached for "

@@ -1,18 +1,19 @@
 """What every Leadpipe operator and sensor shares: :class:`LeadpipeTaskMixin` (connection id,
-``hook_params``, errors named after the task, the arguments checked at DAG parse time) and the
-deferral timeout of a task that waits in the triggerer."""
+``hook_params``, errors named after the task, the arguments checked at DAG parse time, the
+"Leadpipe connection" extra link) and the deferral timeout of a task that waits in the triggerer."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, ClassVar, TypeVar
 
-from airflow.providers.common.compat.sdk import conf
+from airflow.providers.common.compat.sdk import BaseOperatorLink, conf
 
 from airflow_provider_leadpipe.exceptions import LeadpipeConfigError
 from airflow_provider_leadpipe.utils import validation
+from airflow_provider_leadpipe.utils.links import EXTRA_LINKS
 
 T = TypeVar("T")
 
@@ -44,7 +45,8 @@ class Literal:
 
 
 class LeadpipeTaskMixin:
-    """The connection id, ``hook_params`` and literal checks of a Leadpipe operator or sensor.
+    """The connection id, ``hook_params``, literal checks and extra link of a Leadpipe operator or
+    sensor.
 
     Call :meth:`init_leadpipe` from ``__init__`` (after ``super().__init__``) and
     :meth:`check_literals` once the arguments are set; list the checks in :attr:`literals`.
@@ -53,6 +55,9 @@ class LeadpipeTaskMixin:
     task_id: str
     leadpipe_conn_id: str
     hook_params: dict[str, Any]
+
+    #: "Leadpipe connection": the credits page of ``leadpipe_conn_id`` (Airflow 3.1+; none before).
+    operator_extra_links: Collection[BaseOperatorLink] = EXTRA_LINKS
 
     #: The arguments checked by :meth:`check_literals` (besides ``leadpipe_conn_id``).
     literals: ClassVar[Sequence[Literal]] = ()

@@ -108,6 +108,12 @@ def test_credits_page_shows_every_connection_and_the_report_history(
     for secret in (KEY, DOWN_KEY, "sk_test_unlimited", sandbox.api_key):
         assert secret not in html
 
+    # Filtered to one connection (where the tasks' "Leadpipe connection" link leads): that card alone.
+    alone = api.get("/leadpipe/credits", params={"conn_id": "leadpipe_default"})
+    assert alone.status_code == 200 and list(_cards(alone.text)) == ["leadpipe_default"]
+    assert f"<strong>{remaining}</strong> of 500 credits left" in alone.text
+    assert KEY not in alone.text
+
     # The task-instance view shows that run's report as a card.
     report = api.get(
         "/leadpipe/credits/report",

@@ -66,7 +66,7 @@ def _kind(annotation: Any) -> str:
         return _kind(typing.get_args(annotation)[0])
     if any(_kind(arg) == "number" for arg in typing.get_args(annotation) if arg is not type(None)):
         return "number"
-    if annotation is str:
+    if annotation is str or set(typing.get_args(annotation)) == {str, type(None)}:  # optional text too
         return "id"
     raise AssertionError(f"classify the parameter type {annotation!r} in this test")
 
@@ -135,6 +135,8 @@ def test_every_route_answers_a_bad_parameter_with_4xx_never_500(airflow_db):
     assert failed == [], failed
     assert refused == [], refused
     assert rejected_good == [], rejected_good
+    # The page's one filter (the tasks' "Leadpipe connection" link sets it).
+    assert dict(routes)["/credits"] == {"conn_id": "id"}
     # What the task-instance view declares (the UI fills these four placeholders).
     assert dict(routes)["/credits/report"] == {
         "dag_id": "id",
