@@ -180,7 +180,7 @@ def test_a_size_gate_refuses_activation(
     assert not (tmp_path / "out").exists()
 
 
-def test_the_ci_command_passes_over_the_example_audiences(leadpipe_sandbox):
+def test_the_ci_command_passes_over_the_example_audiences(leadpipe_sandbox, tmp_path):
     # A metadata DB of its own: a second process must not write to the suite's SQLite file.
     home = Path(tempfile.mkdtemp(prefix="leadpipe-cli-home-"))
     env = {
@@ -203,4 +203,15 @@ def test_the_ci_command_passes_over_the_example_audiences(leadpipe_sandbox):
     assert leadpipe_sandbox.request_count(VALIDATE, method="POST") == 1
     assert leadpipe_sandbox.request_count("/v1/intent/audiences/preview", method="POST") == 1  # size-gated
     assert writes(leadpipe_sandbox) == 0
+
+    edited = tmp_path / "audiences"
+    shutil.copytree(EXAMPLE_DAGS / "audiences", edited)
+    edit(edited / FILE_NAME, "role.seniority:", "role.seniorty:")
+    done = subprocess.run(
+        [sys.executable, "-m", command, str(edited)], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout == (
+        f"{edited / FILE_NAME}: config: filters.role.seniorty: Unknown filter key 'role.seniorty'\n"
+    )
     shutil.rmtree(home, ignore_errors=True)
