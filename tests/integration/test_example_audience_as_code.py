@@ -139,8 +139,9 @@ def test_runs_end_to_end_and_a_second_run_sends_no_update(
     personal = {p[field] for p in people for field in ("email", "fullName") if p.get(field)}
     personal |= {p[field] for p in sample for field in ("fullName", "email") if p.get(field)}
     second_xcom = {task_id: xcom_value(second, task_id) for task_id in TASKS}
-    text = output_text(capsys) + json.dumps([first_xcom, second_xcom])
-    assert "unchanged" in text  # the log and XCom were captured
+    logs = output_text(capsys)
+    assert f"('{NAME}') unchanged: status active" in logs  # the task logs were captured
+    text = logs + json.dumps([first_xcom, second_xcom])
     assert personal and not [value for value in personal if value in text]
 
 
