@@ -36,6 +36,8 @@ DAGS_FOLDER.mkdir()
 for source in (REPO / "example_dags", REPO / "tests" / "dags"):
     for dag_file in source.glob("*.py"):
         shutil.copy(dag_file, DAGS_FOLDER / dag_file.name)
+# The audience files leadpipe_audience_as_code reads, beside it as in a real DAGs folder.
+shutil.copytree(REPO / "example_dags" / "audiences", DAGS_FOLDER / "audiences")
 
 
 # Property tests: CI (CI=true, as .ci/run is started) draws the same examples on every run, so a red

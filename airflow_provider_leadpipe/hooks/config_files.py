@@ -16,6 +16,9 @@ names, ``validate``, and the preview when a size bound is set. Run it as
 ``python -m airflow_provider_leadpipe.hooks.config_files <folder> [--conn-id leadpipe_default]``:
 one line per problem (``<file>: <problem>``), exit status 1 when there is any, 2 when the folder
 cannot be read, 0 otherwise. The connection comes from ``AIRFLOW_CONN_<ID>`` as in Airflow.
+
+A DAG reads the same file with :func:`read_audience_file` (checked locally, Orbit not asked) and
+passes :meth:`AudienceFile.upsert_arguments` to ``LeadpipeUpsertAudienceOperator``.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import contextlib
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,29 +59,91 @@ def _load(path: Path) -> Any:
     return yaml.safe_load(text)
 
 
-def check_file(hook: LeadpipeHook, path: Path) -> list[str]:
-    """Every problem of one audience file (empty when Orbit accepts it)."""
+@dataclass(frozen=True)
+class AudienceFile:
+    """One audience file, read and checked locally: the upsert operator's arguments."""
+
+    path: Path
+    name: str
+    config: dict[str, Any]
+    status: str | None = None
+    topic_names: list[str] | None = None
+    min_audience_size: int | None = None
+    max_audience_size: int | None = None
+
+    def upsert_arguments(self) -> dict[str, Any]:
+        """Keyword arguments for ``LeadpipeUpsertAudienceOperator`` (name, config, status, topic
+        names and size bounds)."""
+        return {
+            "name": self.name,
+            "config": self.config,
+            "status": self.status,
+            "topic_names": self.topic_names,
+            "min_audience_size": self.min_audience_size,
+            "max_audience_size": self.max_audience_size,
+        }
+
+
+def _read(path: Path) -> tuple[AudienceFile | None, list[str]]:
+    """The file's audience (None when it has none) and its local problems (unknown keys, bad values)."""
     try:
         spec = _load(path)
     except (ValueError, yaml.YAMLError, UnicodeDecodeError) as exc:
-        return [f"not valid {path.suffix.lstrip('.').upper()}: {' '.join(str(exc).split())[:200]}"]
+        return None, [f"not valid {path.suffix.lstrip('.').upper()}: {' '.join(str(exc).split())[:200]}"]
     if not isinstance(spec, dict):
-        return ["must hold one audience: a mapping with name and config"]
+        return None, ["must hold one audience: a mapping with name and config"]
     problems = [f"unknown key {key!r} (known: {', '.join(KEYS)})" for key in spec if key not in KEYS]
     try:
-        audience_name(spec.get("name"))
-        audience_status(spec.get("status"))
+        name = audience_name(spec.get("name"))
+        status = audience_status(spec.get("status"))
         config = audience_config(spec.get("config"))
         names = validation.string_list(spec.get("topic_names"), "topic_names")
         low, high = (
             None if spec.get(key) is None else validation.whole_number(spec[key], key, 0)
             for key in ("min_audience_size", "max_audience_size")
         )
+        audience = AudienceFile(
+            path=path,
+            name=name,
+            config=config,
+            status=status,
+            topic_names=list(names) if names else None,
+            min_audience_size=low,
+            max_audience_size=high,
+        )
     except LeadpipeConfigError as exc:
-        return [*problems, str(exc)]
+        return None, [*problems, str(exc)]
+    if low is not None and high is not None and low > high:
+        problems.append(f"min_audience_size ({low}) is larger than max_audience_size ({high})")
+    return audience, problems
+
+
+def read_audience_file(path: str | Path) -> AudienceFile:
+    """One audience file (YAML or JSON), checked locally as the CI command checks it; Orbit is not
+    asked (the upsert operator does that when it runs).
+
+    :raises LeadpipeConfigError: naming the file and each problem (not valid YAML/JSON, an unknown
+        key, a bad value).
+    """
+    path = Path(path)
     try:
-        if names:
-            ids = hook.resolve_topic_ids(names)
+        audience, problems = _read(path)
+    except OSError as exc:
+        raise LeadpipeConfigError(f"audience file {path} cannot be read: {exc}") from None
+    if problems or audience is None:
+        raise LeadpipeConfigError(f"audience file {path}: " + "; ".join(problems))
+    return audience
+
+
+def check_file(hook: LeadpipeHook, path: Path) -> list[str]:
+    """Every problem of one audience file (empty when Orbit accepts it)."""
+    audience, problems = _read(path)
+    if audience is None:
+        return problems
+    config, low, high = audience.config, audience.min_audience_size, audience.max_audience_size
+    try:
+        if audience.topic_names:
+            ids = hook.resolve_topic_ids(audience.topic_names)
             known = config["topicIds"] if isinstance(config.get("topicIds"), list) else []
             config = {**config, "topicIds": list(dict.fromkeys([*known, *ids]))}
         check = hook.validate_audience_config(config)

@@ -58,6 +58,7 @@ def airflow(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Iterat
     dags.mkdir()
     for dag_file in (REPO / "example_dags").glob("*.py"):
         shutil.copy(dag_file, dags / dag_file.name)
+    shutil.copytree(REPO / "example_dags" / "audiences", dags / "audiences")  # leadpipe_audience_as_code's
 
     stack = AirflowStandalone(
         home=root / "home",

@@ -39,7 +39,7 @@ EXAMPLE_DAGS = sorted(path.stem for path in (REPO / "example_dags").glob("*.py")
 def _run_conf(dag_id: str, tmp_path: Path) -> dict[str, Any]:
     if dag_id == "leadpipe_credit_gated_pull":
         return {"output_dir": str(tmp_path / "out"), "timeframe": "24h", "min_credits": 1}
-    if dag_id == "leadpipe_intent_audience_daily":
+    if dag_id in ("leadpipe_intent_audience_daily", "leadpipe_audience_as_code"):
         return {"output_dir": str(tmp_path / "out")}
     return {}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_leadpipe.exceptions import LeadpipeConfigError
-from airflow_provider_leadpipe.hooks.config_files import KEYS, check_audience_files
+from airflow_provider_leadpipe.hooks.config_files import KEYS, check_audience_files, read_audience_file
 from airflow_provider_leadpipe.hooks.leadpipe import LeadpipeHook
 
 GOOD = """\
@@ -132,3 +133,35 @@ def test_an_undefined_connection_exits_2(leadpipe_sandbox, tmp_path):
     done = command(leadpipe_sandbox, tmp_path, "--conn-id", "leadpipe_nowhere")
     assert done.returncode == 2, done.stderr
     assert "leadpipe_nowhere" in done.stderr and done.stdout == ""
+
+
+def test_read_audience_file_gives_the_upsert_arguments_or_a_typed_error(tmp_path):
+    good = read_audience_file(write(tmp_path, {"crm.yaml": GOOD}) / "crm.yaml")
+    assert good.upsert_arguments() == {
+        "name": "CRM switchers",
+        "config": {"topicIds": [101], "filters": {"role.seniority": {"values": ["VP", "Director"]}}},
+        "status": "active",
+        "topic_names": ["CRM Software"],
+        "min_audience_size": 1,
+        "max_audience_size": None,
+    }
+    # A misspelt size bound must not drop the gate silently.
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(GOOD.replace("min_audience_size", "min_audiance_size"))
+    with pytest.raises(
+        LeadpipeConfigError, match=re.escape(f"audience file {typo}: unknown key 'min_audiance_size'")
+    ):
+        read_audience_file(typo)
+    broken = write(tmp_path, {"broken.json": '{"name": "X", "config": {"topicIds": [1]},'}) / "broken.json"
+    with pytest.raises(LeadpipeConfigError, match=r"broken\.json: not valid JSON"):
+        read_audience_file(broken)
+    with pytest.raises(LeadpipeConfigError, match=r"missing\.yaml cannot be read"):
+        read_audience_file(tmp_path / "missing.yaml")
+
+
+def test_a_min_size_above_the_max_size_is_a_problem(leadpipe_sandbox, tmp_path):
+    inverted = GOOD.replace("min_audience_size: 1", "min_audience_size: 500\nmax_audience_size: 100")
+    write(tmp_path, {"crm.yaml": inverted})
+    with LeadpipeHook() as hook:
+        lines = check_audience_files(tmp_path, hook)
+    assert f"{tmp_path / 'crm.yaml'}: min_audience_size (500) is larger than max_audience_size (100)" in lines
