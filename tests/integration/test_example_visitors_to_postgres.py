@@ -8,8 +8,10 @@ lands its file again and changes no row. No e-mail reaches the XCom or the outpu
 
 from __future__ import annotations
 
+import gzip
 import importlib.util
 import inspect
+import io
 import json
 import sys
 from collections.abc import Iterator
@@ -187,3 +189,29 @@ def test_a_load_the_table_refuses_changes_nothing_and_quotes_no_record(
     output = dag_run_output(captured.out + captured.err)
     assert not [email for email in emails if email in output]
     assert f"into {TABLE} failed (CheckViolation, SQLSTATE 23514); the table is unchanged" in output
+
+
+def test_the_copy_reads_each_json_line_whole_with_psycopg2_too(db):
+    """The load's COPY through psycopg2's ``copy_expert`` (the hook's driver with SQLAlchemy 1.4,
+    as on Airflow 2.11; the DAG runs above use psycopg 3): quotes, backslashes, tabs, commas and
+    non-ASCII text arrive as written."""
+    import psycopg2
+
+    spec = importlib.util.spec_from_file_location("visitors_to_postgres", EXAMPLE_DAGS / f"{DAG_ID}.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    records = [
+        {"email": "a@example.com", "note": 'say "hi",\tthen \\ leave', "name": "Zoë 😀"},
+        {"email": "b@example.com", "note": "line\nbreak; \u0001\u0002 control", "n": [1, 2.5, None]},
+    ]
+    data = gzip.compress("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode())
+    connection = psycopg2.connect(host="127.0.0.1", port=db.port, user="airflow", dbname="postgres")
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(example.STAGE)
+            example.copy_into(cursor, example.COPY, gzip.GzipFile(fileobj=io.BytesIO(data)))
+            cursor.execute(f"SELECT line FROM {TABLE}_stage ORDER BY n")
+            assert [line for (line,) in cursor.fetchall()] == records
+    finally:
+        connection.rollback()
+        connection.close()
