@@ -33,7 +33,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 #: The canary. Padded in the connection so the stripped key the hook sends is what must be masked.
 CANARY = "sk_live_CANARY_b7e2c91d4fa8063e5d1c"
-EXAMPLE_DAGS = sorted(path.stem for path in (REPO / "example_dags").glob("*.py"))
+#: Not leadpipe_visitors_to_postgres: it needs a PostgreSQL server (and defines no DAG without the
+#: Postgres provider); integration/test_example_visitors_to_postgres.py searches its output.
+EXAMPLE_DAGS = sorted(
+    path.stem for path in (REPO / "example_dags").glob("*.py") if path.stem != "leadpipe_visitors_to_postgres"
+)
 
 
 def _run_conf(dag_id: str, tmp_path: Path) -> dict[str, Any]:
