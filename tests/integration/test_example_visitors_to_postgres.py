@@ -13,6 +13,7 @@ import importlib.util
 import inspect
 import io
 import json
+import subprocess
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import pendulum
 import pytest
 
+from tests.conftest import REPO
 from tests.distributed.services import Postgres, postgres_bindir
 from tests.integration.dag_runs import (
     EXAMPLE_DAGS,
@@ -66,6 +68,8 @@ def postgres(request, tmp_path_factory) -> Iterator[Postgres]:
     """A throwaway PostgreSQL server (Debian's binaries) for this module, stopped at its end."""
     if not HAS_PROVIDER:
         pytest.skip("needs apache-airflow-providers-postgres (see test_parses_without_import_errors)")
+    if postgres_bindir() is None:  # as tests/distributed does: Debian's package, when it can
+        subprocess.run(["bash", str(REPO / "scripts" / "install_services.sh")], check=False)
     bindir = postgres_bindir()
     if bindir is None:
         pytest.skip("no PostgreSQL server installed (scripts/install_services.sh installs Debian's)")
