@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Make sure PostgreSQL and a Redis server exist for the distributed suite in tests/distributed/.
-# The suite runs this itself when either is missing; nothing else needs PostgreSQL, Redis, root or
-# sudo. It only installs: the suite starts its own servers (initdb into a temporary folder, free
+# Make sure PostgreSQL and a Redis server exist for the distributed suite in tests/distributed/
+# and the PostgreSQL example's test (tests/integration/test_example_visitors_to_postgres.py).
+# Those tests run this themselves when a server is missing; nothing else needs PostgreSQL, Redis,
+# root or sudo. It only installs: the suite starts its own servers (initdb into a temporary folder, free
 # loopback ports) and removes them afterwards; the packages' own system services are not used.
 #
 # Uses Debian's packages (`postgresql`, `redis-server`).

@@ -122,8 +122,8 @@ def read_audience_file(path: str | Path) -> AudienceFile:
     """One audience file (YAML or JSON), checked locally as the CI command checks it; Orbit is not
     asked (the upsert operator does that when it runs).
 
-    :raises LeadpipeConfigError: naming the file and each problem (not valid YAML/JSON, an unknown
-        key, a bad value).
+    :raises LeadpipeConfigError: naming the file and what is wrong: not valid YAML/JSON, every
+        unknown key, or the first bad value.
     """
     path = Path(path)
     try:

@@ -20,6 +20,7 @@ from typing import Any
 
 import pendulum
 import pytest
+from airflow.exceptions import AirflowException
 
 from tests.conftest import REPO
 from tests.distributed.services import Postgres, postgres_bindir
@@ -182,6 +183,7 @@ def test_a_load_the_table_refuses_changes_nothing_and_quotes_no_record(
         f" landed_at timestamptz NOT NULL DEFAULT now(), CHECK (length(email) < {limit}))",
     )
     dag = load_dag(DAG_ID)
+    dag.get_task("load_into_postgres").retries = 0  # its 3 retries wait 5 minutes each
     run = run_of_day(dag, 10, "7d", tmp_path)
     assert task_states(run) == {
         "create_table": "success",
@@ -193,6 +195,57 @@ def test_a_load_the_table_refuses_changes_nothing_and_quotes_no_record(
     output = dag_run_output(captured.out + captured.err)
     assert not [email for email in emails if email in output]
     assert f"into {TABLE} failed (CheckViolation, SQLSTATE 23514); the table is unchanged" in output
+    assert "VisitorsLoadError" in output
+
+
+def example_module() -> Any:
+    spec = importlib.util.spec_from_file_location("visitors_to_postgres", EXAMPLE_DAGS / f"{DAG_ID}.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    return example
+
+
+def jsonl_gz(path: Any, records: list[dict]) -> str:
+    path.write_bytes(gzip.compress("".join(json.dumps(r) + "\n" for r in records).encode()))
+    return str(path)
+
+
+def test_a_record_without_email_is_skipped_and_an_odd_visit_time_left_empty(db, tmp_path):
+    """The record schema is not published: one odd record must not fail the day's load."""
+    example = example_module()
+    execute(db, example.CREATE_TABLE)
+    path = jsonl_gz(
+        tmp_path / "day.jsonl.gz",
+        [
+            {"email": "a@example.com", "visit": {"visitedAt": "2026-03-01T10:00:00Z"}},
+            {"email": None, "visit": {"visitedAt": "2026-03-01T11:00:00Z"}},
+            {"name": "no e-mail key"},
+            {"email": "b@example.com", "visit": {"visitedAt": "yesterday"}},
+        ],
+    )
+    loaded = example.load_file(path)
+    assert (loaded["staged"], loaded["skipped"], loaded["inserted"], loaded["updated"]) == (4, 2, 2, 0)
+    rows = dict(execute(db, f"SELECT email, visited_at IS NOT NULL FROM {TABLE}"))
+    assert rows == {"a@example.com": True, "b@example.com": False}
+
+
+def test_a_refused_load_raises_a_typed_error_chained_to_nothing(db, tmp_path):
+    """The database's error quotes the failing row: it is neither the message, nor the cause, nor
+    the context of the error the task fails with (a traceback prints all three)."""
+    example = example_module()
+    execute(
+        db,
+        f"CREATE TABLE {TABLE} (email text PRIMARY KEY, visited_at timestamptz, record jsonb NOT NULL,"
+        " landed_at timestamptz NOT NULL DEFAULT now(), CHECK (email <> 'secret.person@example.com'))",
+    )
+    path = jsonl_gz(tmp_path / "day.jsonl.gz", [{"email": "secret.person@example.com"}])
+    with pytest.raises(example.VisitorsLoadError) as caught:
+        example.load_file(path)
+    error = caught.value
+    assert isinstance(error, AirflowException)
+    assert error.__cause__ is None and error.__context__ is None
+    assert "secret.person" not in str(error) and "SQLSTATE 23514" in str(error)
+    assert execute(db, f"SELECT count(*) FROM {TABLE}") == [(0,)]
 
 
 def test_the_copy_reads_each_json_line_whole_with_psycopg2_too(db):
@@ -201,9 +254,7 @@ def test_the_copy_reads_each_json_line_whole_with_psycopg2_too(db):
     non-ASCII text arrive as written."""
     import psycopg2
 
-    spec = importlib.util.spec_from_file_location("visitors_to_postgres", EXAMPLE_DAGS / f"{DAG_ID}.py")
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
+    example = example_module()
     records = [
         {"email": "a@example.com", "note": 'say "hi",\tthen \\ leave', "name": "Zoë 😀"},
         {"email": "b@example.com", "note": "line\nbreak; \u0001\u0002 control", "n": [1, 2.5, None]},
@@ -214,7 +265,7 @@ def test_the_copy_reads_each_json_line_whole_with_psycopg2_too(db):
         with connection.cursor() as cursor:
             cursor.execute(example.STAGE)
             example.copy_into(cursor, example.COPY, gzip.GzipFile(fileobj=io.BytesIO(data)))
-            cursor.execute(f"SELECT line FROM {TABLE}_stage ORDER BY n")
+            cursor.execute(f"SELECT line FROM {example.STAGE_TABLE} ORDER BY n")
             assert [line for (line,) in cursor.fetchall()] == records
     finally:
         connection.rollback()

@@ -53,7 +53,7 @@ def test_routes_refuse_unauthenticated_requests(path):
 
 @pytest.fixture
 def listed(airflow_db, monkeypatch):
-    """The page's data layer with three listed connections, each healthy, and no reports."""
+    """The page's data layer: three listed connections, each failing with a connection error; no reports."""
     from airflow_provider_leadpipe.plugins import data
 
     async def statuses(conn_ids):

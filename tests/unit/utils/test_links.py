@@ -25,11 +25,6 @@ def _conn_id_of(url: str) -> str:
     return value
 
 
-def _link(task: BaseOperator) -> str:
-    (link,) = [link for link in task.operator_extra_links if isinstance(link, LeadpipeCreditsLink)]
-    return link.get_link(task, ti_key=None)  # type: ignore[arg-type]  # the link ignores the key
-
-
 @pytest.mark.parametrize(
     ("base_url", "expected"),
     [
