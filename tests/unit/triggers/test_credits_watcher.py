@@ -65,7 +65,8 @@ def test_kwargs_are_json_native_with_the_alerts_names():
     assert json.loads(json.dumps(kwargs)) == kwargs
     assert recreate(trigger).serialize() == (path, kwargs)
     assert repr(trigger) == (
-        "LeadpipeCreditsLowEventTrigger(leadpipe_conn_id='leadpipe_default', min_credits=50, poll_interval=60)"
+        "LeadpipeCreditsLowEventTrigger(leadpipe_conn_id='leadpipe_default', "
+        "min_credits=50, poll_interval=60)"
     )
 
 
@@ -102,9 +103,7 @@ async def test_an_account_already_low_is_the_baseline(leadpipe_sandbox, task_log
     assert logged(task_log, "baseline (crossed: min_credits)") == ["info"]
 
 
-async def test_one_event_per_downward_crossing_and_rearmed_when_credits_come_back(
-    leadpipe_sandbox, task_log
-):
+async def test_one_event_per_downward_crossing_and_rearmed_when_credits_come_back(leadpipe_sandbox, task_log):
     left(leadpipe_sandbox, 500)
     leadpipe_sandbox.set_organization(name="Acme Corp")
     watching = Watching(low_watcher(min_credits=100))
