@@ -19,9 +19,10 @@ Two DAGs:
 The notifier is Airflow's SMTP notifier (`apache-airflow-providers-smtp`, connection
 `smtp_default`) to `LEADPIPE_EXAMPLE_ALERT_EMAIL` (default `ops@example.com`); swap in Slack,
 Apprise or your own `BaseNotifier`. Without the SMTP provider the alerts go to the task log and the
-report's XCom only. `MIN_CREDITS` is `LEADPIPE_EXAMPLE_MIN_CREDITS` (default 500) and the watcher
-polls every `LEADPIPE_EXAMPLE_WATCH_INTERVAL` seconds (default 300), both read when the file is
-parsed (the watcher's arguments must be fixed values). Needs a `leadpipe` connection named
+report's XCom only. `MIN_CREDITS` is `LEADPIPE_EXAMPLE_MIN_CREDITS` (default 500), the watcher
+polls every `LEADPIPE_EXAMPLE_WATCH_INTERVAL` seconds (default 300) and the pull retries after
+`LEADPIPE_EXAMPLE_RETRY_DELAY` seconds (default 120), all read when the file is parsed (the
+watcher's arguments must be fixed values). Needs a `leadpipe` connection named
 `leadpipe_default`.
 """
 
@@ -56,6 +57,7 @@ except ImportError:  # no SMTP provider: the alerts are logged and in the XCom o
 
 MIN_CREDITS = float(os.environ.get("LEADPIPE_EXAMPLE_MIN_CREDITS", "500"))
 WATCH_INTERVAL = float(os.environ.get("LEADPIPE_EXAMPLE_WATCH_INTERVAL", "300"))
+RETRY_DELAY = float(os.environ.get("LEADPIPE_EXAMPLE_RETRY_DELAY", "120"))
 MAX_PERCENT_USED = 90
 ALERT_EMAIL = os.environ.get("LEADPIPE_EXAMPLE_ALERT_EMAIL", "ops@example.com")
 OUTPUT_DIR = os.environ.get("LEADPIPE_EXAMPLE_OUTPUT_DIR", "/tmp/leadpipe-example")
@@ -76,7 +78,7 @@ def email(subject: str, body: str) -> list[Any]:
 
 
 #: The pull's retries: Airflow 3.3's retry_policy where it exists, plain retries everywhere.
-PULL_RETRIES: dict[str, Any] = {"retries": 3, "retry_delay": pendulum.duration(minutes=2)}
+PULL_RETRIES: dict[str, Any] = {"retries": 3, "retry_delay": pendulum.duration(seconds=RETRY_DELAY)}
 if LeadpipeRetryPolicy is not None:
     PULL_RETRIES["retry_policy"] = LeadpipeRetryPolicy(max_retry_after=900)
 

@@ -39,7 +39,7 @@ EXAMPLE_DAGS = sorted(path.stem for path in (REPO / "example_dags").glob("*.py")
 def _run_conf(dag_id: str, tmp_path: Path) -> dict[str, Any]:
     if dag_id == "leadpipe_credit_gated_pull":
         return {"output_dir": str(tmp_path / "out"), "timeframe": "24h", "min_credits": 1}
-    if dag_id == "leadpipe_intent_audience_daily":
+    if dag_id in ("leadpipe_intent_audience_daily", "leadpipe_credit_alerts"):
         return {"output_dir": str(tmp_path / "out")}
     return {}
 
@@ -113,6 +113,7 @@ def canary_sandbox(leadpipe_sandbox, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_LEADPIPE_DEFAULT", json.dumps(conn))
     monkeypatch.setenv("LEADPIPE_EXAMPLE_POKE_INTERVAL", "0.2")
     monkeypatch.setenv("LEADPIPE_EXAMPLE_POLL_INTERVAL", "0.2")
+    monkeypatch.setenv("LEADPIPE_EXAMPLE_RETRY_DELAY", "0")  # leadpipe_credit_alerts' pull retries
     return leadpipe_sandbox
 
 
