@@ -76,7 +76,9 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "hooks": _modules("hooks.leadpipe"),
         "sensors": _modules("sensors.account", "sensors.audiences"),
-        "triggers": _modules("triggers.account", "triggers.audiences", "triggers.watchers"),
+        "triggers": _modules(
+            "triggers.account", "triggers.audiences", "triggers.watchers", "triggers.credits"
+        ),
         "operators": _modules(
             "operators.account",
             "operators.credit_report",

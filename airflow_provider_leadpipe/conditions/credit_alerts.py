@@ -21,6 +21,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from airflow_provider_leadpipe.conditions.account import PARSERS as _ACCOUNT_PARSERS
+from airflow_provider_leadpipe.models.account import Credits
 from airflow_provider_leadpipe.models.credit_report import CreditReport
 from airflow_provider_leadpipe.utils import validation
 from airflow_provider_leadpipe.utils.text import iso as _iso
@@ -68,15 +69,20 @@ class CreditThresholds:
 
     def crossed(self, report: CreditReport) -> dict[str, bool | None]:
         """Each threshold that is on: crossed (True), not (False), or cannot tell yet (None)."""
-        credits = report.current.status.credits
-        result: dict[str, bool | None] = {}
+        result: dict[str, bool | None] = {**self.balance_crossed(report.current.status.credits)}
+        if self.exhaustion_margin_hours is not None:
+            result["exhaustion_margin_hours"] = self._runs_out(report)
+        return result
+
+    def balance_crossed(self, credits: Credits) -> dict[str, bool]:
+        """``min_credits`` and ``max_percent_used`` (those that are on), judged on one balance alone:
+        crossed (True) or not (False)."""
+        result: dict[str, bool] = {}
         if self.min_credits is not None:
             result["min_credits"] = credits.remaining is not None and credits.remaining < self.min_credits
         if self.max_percent_used is not None:
             percent = credits.percent_used
             result["max_percent_used"] = percent is not None and percent > self.max_percent_used
-        if self.exhaustion_margin_hours is not None:
-            result["exhaustion_margin_hours"] = self._runs_out(report)
         return result
 
     def _runs_out(self, report: CreditReport) -> bool | None:
@@ -93,6 +99,16 @@ class CreditThresholds:
     def reason(self, name: str, report: CreditReport) -> str:
         """Why threshold ``name`` is crossed, in one line."""
         credits = report.current.status.credits
+        if name != "exhaustion_margin_hours":
+            return self.balance_reason(name, credits)
+        when = _iso(report.projected_exhaustion_at, seconds=True)
+        if credits.resets_at is None:
+            return f"credits run out {when} and there is no reset date"
+        margin = f" + {_fmt(self.exhaustion_margin_hours)} h" if self.exhaustion_margin_hours else ""
+        return f"credits run out {when}, before the next reset{margin}"
+
+    def balance_reason(self, name: str, credits: Credits) -> str:
+        """Why ``min_credits`` or ``max_percent_used`` is crossed by ``credits``, in one line."""
         if name == "min_credits":
             return f"{_fmt(credits.remaining)} credits left, below min_credits={_fmt(self.min_credits)}"
         if name == "max_percent_used":
@@ -100,12 +116,6 @@ class CreditThresholds:
                 f"{_fmt(credits.percent_used)}% of credits used, above "
                 f"max_percent_used={_fmt(self.max_percent_used)}"
             )
-        if name == "exhaustion_margin_hours":
-            when = _iso(report.projected_exhaustion_at, seconds=True)
-            if credits.resets_at is None:
-                return f"credits run out {when} and there is no reset date"
-            margin = f" + {_fmt(self.exhaustion_margin_hours)} h" if self.exhaustion_margin_hours else ""
-            return f"credits run out {when}, before the next reset{margin}"
         raise ValueError(f"unknown threshold {name!r}")
 
 

@@ -1,6 +1,6 @@
 """Asset watchers: turn a Leadpipe change into asset events (event-driven scheduling, Airflow >= 3.0).
 
-Both triggers are **edge-triggered**: the first observation after a start is the baseline and
+The triggers are **edge-triggered**: the first observation after a start is the baseline and
 yields nothing; afterwards each change yields exactly one event, and a state that stays as it is
 yields nothing more (a level-triggered watcher would start a DAG run on every poll).
 
@@ -10,6 +10,8 @@ yields nothing more (a level-triggered watcher would start a DAG run on every po
 - :class:`LeadpipeAudienceRunEventTrigger`: a run of an audience newly reaches ``completed`` (daily
   or manual); one event per run, oldest completion first. Payload: ``audience_id``, ``run`` (the run
   dict: ``id``, ``dataDate``, ``resultCount``... never people), ``message``.
+- :class:`~airflow_provider_leadpipe.triggers.credits.LeadpipeCreditsLowEventTrigger` (its own
+  module, on :class:`AccountWatcherBase`): the other edge, credits falling below a threshold.
 
 **The watermark** (the last state seen / the completed runs seen) lives in the asset state store
 when the triggerer injects one (Airflow >= 3.3, a watcher on exactly one asset): a trigger re-created
@@ -23,7 +25,7 @@ Transient API errors never end a watcher (it logs them and polls again); a refus
 401/403) or a missing connection is logged as an error and retried every :data:`SLOW_RETRY`
 seconds, reading the connection again (a rotated key is picked up). All kwargs are JSON-native
 (no tuples: on Airflow 3.2 they make the watcher be re-created on every parse); the hook is built
-inside :meth:`run`. The account watcher shares the account poll with the sensors' triggers of the
+inside :meth:`run`. The account watchers share the account poll with the sensors' triggers of the
 same credential (:mod:`airflow_provider_leadpipe.triggers.poller`).
 """
 
@@ -143,7 +145,86 @@ class _Observer(Subscription):
         self.queue.put_nowait(answer)
 
 
-class LeadpipeAccountEventTrigger(LeadpipeTriggerMixin, BaseEventTrigger):
+class AccountWatcherBase(LeadpipeTriggerMixin, BaseEventTrigger):
+    """The account watchers' run loop: observe the shared account poll, judge each status into a
+    JSON state (:meth:`observe`), yield when a state change is an edge (:meth:`edge`), keep the
+    state as the watermark. The first observation without a watermark is the baseline."""
+
+    def identity(self) -> dict[str, Any]:
+        """What names this watcher's watermark (the connection and the condition)."""
+        raise NotImplementedError
+
+    def observe(self, status: AccountStatus) -> tuple[Any, str]:
+        """``status`` judged: the state to compare and keep (JSON), and why, in one line."""
+        raise NotImplementedError
+
+    def edge(self, last: Any, now: Any, status: AccountStatus, reason: str) -> dict[str, Any] | None:
+        """The event's payload (logged here) when going from ``last`` to ``now`` fires, else None."""
+        raise NotImplementedError
+
+    def describe(self, state: Any) -> str:
+        """A state in a few words, for the baseline's log line."""
+        return json.dumps(state)
+
+    def restore(self, saved: Any) -> Any:
+        """The last state from a saved watermark (None: none, take a baseline)."""
+        return saved.get("state") if isinstance(saved, dict) else None
+
+    def watermark(self, now: Any) -> dict[str, Any]:
+        return {"state": now, "since": _now()}
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        state = WatcherState(self, self.identity())
+        last = self.restore(await state.load())
+        while True:
+            # Read here, in this trigger's context (per-team secrets), and again after a refusal.
+            hook = self.new_hook()
+            try:
+                key = sharing_key(await hook.aget_settings())
+            except Exception as exc:
+                self.log.error(
+                    "Leadpipe connection '%s' unusable (the watcher is NOT watching); retry in %gs: %s",
+                    self.leadpipe_conn_id,
+                    _slow_retry(self.poll_interval),
+                    hook.redact(str(exc) or type(exc).__name__),
+                )
+                await asyncio.sleep(_slow_retry(self.poll_interval))
+                continue
+            poller = AccountPoller.for_key(key, hook)
+            observer = _Observer(self.poll_interval)
+            poller.attach(observer)
+            try:
+                while True:
+                    answer = await observer.queue.get()
+                    if answer.error is not None:
+                        if isinstance(answer.error, LeadpipeAuthError):
+                            self.log.error(
+                                "Leadpipe refused the key of connection '%s'; the watcher is NOT "
+                                "watching, retries in %gs: %s",
+                                self.leadpipe_conn_id,
+                                _slow_retry(self.poll_interval),
+                                answer.message,
+                            )
+                            break
+                        self.log.warning("Leadpipe account check failed, will retry: %s", answer.message)
+                        continue
+                    assert answer.status is not None
+                    now, reason = self.observe(answer.status)
+                    if last is None:
+                        self.log.info("baseline (%s): %s", self.describe(now), reason)
+                    else:
+                        payload = self.edge(last, now, answer.status, reason)
+                        if payload is not None:
+                            yield TriggerEvent(payload)
+                    if now != last:
+                        last = now
+                        await state.save(self.watermark(now))
+            finally:
+                poller.unsubscribe(observer)
+            await asyncio.sleep(_slow_retry(self.poll_interval))
+
+
+class LeadpipeAccountEventTrigger(AccountWatcherBase):
     """Yield an event each time the account goes from not satisfying the condition to satisfying it.
 
     The condition is the sensor's (:class:`~airflow_provider_leadpipe.conditions.AccountCondition`,
@@ -181,71 +262,30 @@ class LeadpipeAccountEventTrigger(LeadpipeTriggerMixin, BaseEventTrigger):
     def kwargs(self) -> dict[str, Any]:
         return {**super().kwargs(), **self.condition.to_dict()}
 
-    def _identity(self) -> dict[str, Any]:
+    def identity(self) -> dict[str, Any]:
         return {"watch": "account", "conn": self.leadpipe_conn_id, **self.condition.to_dict()}
 
-    def _judge(self, status: AccountStatus) -> tuple[bool, str]:
+    def observe(self, status: AccountStatus) -> tuple[bool, str]:
         try:
             return self.condition.evaluate(status)
         except LeadpipeAccountError as exc:  # e.g. an expired organization: not usable (yet)
             return False, str(exc)
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        state = WatcherState(self, self._identity())
-        saved = await state.load()
-        last: bool | None = saved.get("satisfied") if isinstance(saved, dict) else None
-        if not isinstance(last, bool):
-            last = None
-        while True:
-            # Read here, in this trigger's context (per-team secrets), and again after a refusal.
-            hook = self.new_hook()
-            try:
-                key = sharing_key(await hook.aget_settings())
-            except Exception as exc:
-                self.log.error(
-                    "Leadpipe connection '%s' unusable (the watcher is NOT watching); retry in %gs: %s",
-                    self.leadpipe_conn_id,
-                    _slow_retry(self.poll_interval),
-                    hook.redact(str(exc) or type(exc).__name__),
-                )
-                await asyncio.sleep(_slow_retry(self.poll_interval))
-                continue
-            poller = AccountPoller.for_key(key, hook)
-            observer = _Observer(self.poll_interval)
-            poller.attach(observer)
-            try:
-                while True:
-                    answer = await observer.queue.get()
-                    if answer.error is not None:
-                        if isinstance(answer.error, LeadpipeAuthError):
-                            self.log.error(
-                                "Leadpipe refused the key of connection '%s'; the watcher is NOT "
-                                "watching, retries in %gs: %s",
-                                self.leadpipe_conn_id,
-                                _slow_retry(self.poll_interval),
-                                answer.message,
-                            )
-                            break
-                        self.log.warning("Leadpipe account check failed, will retry: %s", answer.message)
-                        continue
-                    assert answer.status is not None
-                    satisfied, reason = self._judge(answer.status)
-                    if last is None:
-                        self.log.info(
-                            "baseline (condition %s): %s", "met" if satisfied else "not met", reason
-                        )
-                    elif satisfied and not last:
-                        self.log.info("condition now met: %s", reason)
-                        changed_at = _now()
-                        yield TriggerEvent(
-                            {"account": answer.status.to_dict(), "changed_at": changed_at, "message": reason}
-                        )
-                    if satisfied != last:
-                        last = satisfied
-                        await state.save({"satisfied": satisfied, "since": _now()})
-            finally:
-                poller.unsubscribe(observer)
-            await asyncio.sleep(_slow_retry(self.poll_interval))
+    def edge(self, last: bool, now: bool, status: AccountStatus, reason: str) -> dict[str, Any] | None:
+        if not now or last:
+            return None
+        self.log.info("condition now met: %s", reason)
+        return {"account": status.to_dict(), "changed_at": _now(), "message": reason}
+
+    def describe(self, state: bool) -> str:
+        return "condition met" if state else "condition not met"
+
+    def restore(self, saved: Any) -> bool | None:
+        last = saved.get("satisfied") if isinstance(saved, dict) else None
+        return last if isinstance(last, bool) else None
+
+    def watermark(self, now: bool) -> dict[str, Any]:
+        return {"satisfied": now, "since": _now()}
 
 
 class LeadpipeAudienceRunEventTrigger(LeadpipeTriggerMixin, BaseEventTrigger):

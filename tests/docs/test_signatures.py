@@ -101,7 +101,13 @@ def user_facing_classes() -> list[str]:
         if cls.__module__.startswith(kinds) and name.endswith(("Operator", "Sensor")) and "Base" not in name
     ]
     return sorted(
-        [*names, "LeadpipeAccountEventTrigger", "LeadpipeAudienceRunEventTrigger", "LeadpipeSandbox"]
+        [
+            *names,
+            "LeadpipeAccountEventTrigger",
+            "LeadpipeAudienceRunEventTrigger",
+            "LeadpipeCreditsLowEventTrigger",
+            "LeadpipeSandbox",
+        ]
     )
 
 

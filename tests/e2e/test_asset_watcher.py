@@ -1,5 +1,7 @@
 """The example DAG `leadpipe_audience_on_new_run` in real Airflow: its asset watcher runs in the
-triggerer, and each daily run Leadpipe (the sandbox) completes starts exactly one DAG run.
+triggerer, and each daily run Leadpipe (the sandbox) completes starts exactly one DAG run. And the
+example `leadpipe_credits_low` (in `leadpipe_credit_alerts.py`): each time the credits fall below
+its threshold starts exactly one DAG run, across a triggerer restart too.
 
 Its own `airflow standalone` (the watcher's audience id is read when the DAG file is parsed). The
 triggerer is restarted in between, with a run completing while it is down: that run starts one DAG
@@ -27,7 +29,9 @@ from tests.e2e.airflow_api import wait_for_dag
 from tests.e2e.standalone import AirflowStandalone
 
 DAG_ID = "leadpipe_audience_on_new_run"
+LOW_DAG_ID = "leadpipe_credits_low"
 RUNS = "/v1/intent/audiences/{audienceId}/runs"
+ACCOUNT = "/v1/data/account"
 #: The stack: a fast watcher, a fast dag-processor and a triggerer soon seen as dead.
 STACK_ENV = {
     "LEADPIPE_EXAMPLE_WATCH_INTERVAL": "0.5",
@@ -51,6 +55,7 @@ def stack(tmp_path_factory, sandbox, audience) -> Iterator[AirflowStandalone]:
     dags = root / "dags"
     dags.mkdir()
     shutil.copy(REPO / "example_dags" / f"{DAG_ID}.py", dags)
+    shutil.copy(REPO / "example_dags" / "leadpipe_credit_alerts.py", dags)  # leadpipe_credits_low
     out = root / "out"
     stack = AirflowStandalone(
         home=root / "home",
@@ -60,6 +65,7 @@ def stack(tmp_path_factory, sandbox, audience) -> Iterator[AirflowStandalone]:
             **STACK_ENV,
             "LEADPIPE_EXAMPLE_AUDIENCE_ID": audience["id"],
             "LEADPIPE_EXAMPLE_OUTPUT_DIR": str(out),
+            "LEADPIPE_EXAMPLE_MIN_CREDITS": "100",
             "AIRFLOW_CONN_LEADPIPE_DEFAULT": sandbox.connection_json(),
         },
     )
@@ -68,8 +74,8 @@ def stack(tmp_path_factory, sandbox, audience) -> Iterator[AirflowStandalone]:
         yield stack
 
 
-def dag_runs(api: httpx.Client) -> list[dict]:
-    response = api.get(f"/api/v2/dags/{DAG_ID}/dagRuns")
+def dag_runs(api: httpx.Client, dag_id: str = DAG_ID) -> list[dict]:
+    response = api.get(f"/api/v2/dags/{dag_id}/dagRuns")
     response.raise_for_status()
     return response.json()["dag_runs"]
 
@@ -84,19 +90,21 @@ def wait_until(predicate, what: str, stack: AirflowStandalone, timeout: float = 
     raise AssertionError(f"{what} not seen after {timeout:.0f} s\n{stack.log_tail()}")
 
 
-def finished_runs(api: httpx.Client, count: int, stack: AirflowStandalone) -> list[dict]:
+def finished_runs(
+    api: httpx.Client, count: int, stack: AirflowStandalone, dag_id: str = DAG_ID
+) -> list[dict]:
     """Wait until ``count`` DAG runs exist and are all finished; return them."""
 
     def done():
-        runs = dag_runs(api)
+        runs = dag_runs(api, dag_id)
         return runs if len(runs) >= count and all(r["state"] in ("success", "failed") for r in runs) else None
 
     return wait_until(done, f"{count} finished DAG run(s)", stack)
 
 
-def polls(sandbox, more: int, stack: AirflowStandalone) -> None:
-    start = sandbox.request_count(RUNS)
-    wait_until(lambda: sandbox.request_count(RUNS) >= start + more, f"{more} watcher polls", stack)
+def polls(sandbox, more: int, stack: AirflowStandalone, path: str = RUNS) -> None:
+    start = sandbox.request_count(path)
+    wait_until(lambda: sandbox.request_count(path) >= start + more, f"{more} watcher polls", stack)
 
 
 def landed(stack: AirflowStandalone, audience_id: str, run_id: str) -> list[dict]:
@@ -182,3 +190,55 @@ def test_each_new_daily_run_starts_exactly_one_dag_run(stack, sandbox, audience,
         # On Airflow 3.3 the watermark was in the asset state store, not in memory.
         assert "keeps its watermark in memory" not in triggerer_log
         assert sandbox.api_key not in triggerer_log
+
+
+def low_message(api: httpx.Client, run: dict) -> str:
+    url = f"/api/v2/dags/{LOW_DAG_ID}/dagRuns/{run['dag_run_id']}/taskInstances/credits_low_message"
+    response = api.get(f"{url}/xcomEntries/return_value")
+    response.raise_for_status()
+    return str(response.json()["value"])
+
+
+def test_each_fall_below_the_threshold_starts_exactly_one_dag_run(stack, sandbox, tmp_path):
+    limit = sandbox.key_state()["config"]["credits"]["limit"]
+    try:
+        with stack.client() as api, contextlib.ExitStack() as triggerers:
+            if not triggerer_pids(stack):  # the test above ended with no triggerer running
+                triggerers.enter_context(own_triggerer(stack, tmp_path / "triggerer-1.log"))
+            wait_for_dag(api, LOW_DAG_ID)
+            polls(sandbox, 3, stack, ACCOUNT)  # the watcher runs and has its baseline
+            assert dag_runs(api, LOW_DAG_ID) == []
+
+            sandbox.set_credits(used=limit - 50)  # 50 left: below 100
+            [run] = finished_runs(api, 1, stack, LOW_DAG_ID)
+            assert run["state"] == "success", stack.log_tail()
+            assert run["run_type"] == "asset_triggered"
+            message = low_message(api, run)
+            assert message.startswith(
+                "Leadpipe credits low (min_credits): 50 credits left, below min_credits=100."
+            )
+            assert f"50 of {limit} credits left" in message
+
+            # Restart the triggerer while the credits stay low: no second DAG run.
+            for pid in triggerer_pids(stack)[:1]:
+                os.kill(pid, signal.SIGTERM)
+            wait_until(lambda: not triggerer_pids(stack), "the triggerer's exit", stack, timeout=60)
+            triggerers.close()
+            log = tmp_path / "triggerer-2.log"
+            with own_triggerer(stack, log):
+                polls(sandbox, 4, stack, ACCOUNT)  # the re-created watcher polled again and again...
+                assert len(dag_runs(api, LOW_DAG_ID)) == 1  # ...without a second DAG run
+
+                sandbox.reset_credits()  # credits back (re-armed), then low again: one more run
+                polls(sandbox, 3, stack, ACCOUNT)
+                sandbox.set_credits(used=limit - 10)
+                finished_runs(api, 2, stack, LOW_DAG_ID)
+                polls(sandbox, 4, stack, ACCOUNT)
+                runs = dag_runs(api, LOW_DAG_ID)
+                assert len(runs) == 2
+                assert {r["state"] for r in runs} == {"success"}, log.read_text()[-3000:]
+                triggerer_log = log.read_text()
+        assert "keeps its watermark in memory" not in triggerer_log
+        assert sandbox.api_key not in triggerer_log
+    finally:
+        sandbox.reset_credits()  # the e2e sandbox is shared with the other modules

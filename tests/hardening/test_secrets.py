@@ -43,7 +43,7 @@ EXAMPLE_DAGS = sorted(
 def _run_conf(dag_id: str, tmp_path: Path) -> dict[str, Any]:
     if dag_id == "leadpipe_credit_gated_pull":
         return {"output_dir": str(tmp_path / "out"), "timeframe": "24h", "min_credits": 1}
-    if dag_id in ("leadpipe_intent_audience_daily", "leadpipe_audience_as_code"):
+    if dag_id in ("leadpipe_intent_audience_daily", "leadpipe_audience_as_code", "leadpipe_credit_alerts"):
         return {"output_dir": str(tmp_path / "out")}
     return {}
 
@@ -117,6 +117,7 @@ def canary_sandbox(leadpipe_sandbox, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_LEADPIPE_DEFAULT", json.dumps(conn))
     monkeypatch.setenv("LEADPIPE_EXAMPLE_POKE_INTERVAL", "0.2")
     monkeypatch.setenv("LEADPIPE_EXAMPLE_POLL_INTERVAL", "0.2")
+    monkeypatch.setenv("LEADPIPE_EXAMPLE_RETRY_DELAY", "0")  # leadpipe_credit_alerts' pull retries
     return leadpipe_sandbox
 
 
