@@ -8,13 +8,16 @@ Two DAGs:
   `credit_report` (LeadpipeCreditReportOperator, whatever the pull did) compares the account with
   the previous report and alerts through its notifiers when fewer than `MIN_CREDITS` credits are
   left, more than 90% are used, or credits run out before the next reset (or within 48 h after
-  it): each threshold once per crossing per billing cycle, not on every run.
+  it): each threshold once per crossing per billing cycle, not on every run. `any_failed` fails
+  the run when a task above failed (without it, the report, which runs anyway, would make a run
+  whose pull failed a success: a run's state is its last tasks').
 - `leadpipe_credits_low` (Airflow 3.0+): scheduled on the asset
   `leadpipe://api.aws53.cloud/account/credits-low`, whose watcher (LeadpipeCreditsLowEventTrigger,
   in the triggerer) emits one event each time the balance falls below `MIN_CREDITS` or above 90%
   used, between reports. `credits_low_message` reads the events' messages (organization, credits
   left of the limit; never the key) and its notifier sends them. On Airflow 2.x there are no
-  watchers: the DAG has no schedule, and a run by hand has nothing to tell (it skips).
+  watchers: the DAG has no schedule and no notifier, and a run by hand has nothing to tell (it
+  skips).
 
 The notifier is Airflow's SMTP notifier (`apache-airflow-providers-smtp`, connection
 `smtp_default`) to `LEADPIPE_EXAMPLE_ALERT_EMAIL` (default `ops@example.com`); swap in Slack,
@@ -32,7 +35,7 @@ import os
 from typing import Any
 
 import pendulum
-from airflow.providers.common.compat.sdk import AirflowSkipException
+from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
 
 from airflow_provider_leadpipe.operators.credit_report import LeadpipeCreditReportOperator
 from airflow_provider_leadpipe.operators.visitors import LeadpipeVisitorsToStorageOperator
@@ -63,8 +66,9 @@ ALERT_EMAIL = os.environ.get("LEADPIPE_EXAMPLE_ALERT_EMAIL", "ops@example.com")
 OUTPUT_DIR = os.environ.get("LEADPIPE_EXAMPLE_OUTPUT_DIR", "/tmp/leadpipe-example")
 
 
-def email(subject: str, body: str) -> list[Any]:
-    """An SMTP notifier (subject and body are templates), or none without the SMTP provider."""
+def mail_notifiers(subject: str, body: str) -> list[Any]:
+    """An SMTP notifier, or none without the SMTP provider. ``subject`` is a template; ``body`` is
+    a Jinja expression, HTML-escaped in the mail (an organization name is the API's text)."""
     if SmtpNotifier is None:
         return []
     return [
@@ -72,7 +76,7 @@ def email(subject: str, body: str) -> list[Any]:
             to=ALERT_EMAIL,
             from_email="airflow@example.com",
             subject=subject,
-            html_content=f"<pre>{body}</pre>",
+            html_content="<pre>{{ (" + body + ") | e }}</pre>",
         )
     ]
 
@@ -105,10 +109,17 @@ def leadpipe_credit_alerts():
         min_credits=MIN_CREDITS,
         max_percent_used=MAX_PERCENT_USED,
         exhaustion_margin_hours=48,
-        notifiers=email("{{ leadpipe_alert.reason }}", "{{ leadpipe_alert.message }}"),
+        notifiers=mail_notifiers("{{ leadpipe_alert.reason }}", "leadpipe_alert.message"),
         trigger_rule="all_done",  # report (and alert) even when the pull failed
     )
+
+    @task(trigger_rule="one_failed", retries=0)
+    def any_failed() -> None:
+        """Runs only when a task above failed (else it is skipped), and fails the run."""
+        raise AirflowFailException("a task of this run failed (pull_visitors or credit_report): see its log")
+
     pull >> report
+    [pull, report] >> any_failed()
 
 
 leadpipe_credit_alerts()
@@ -141,11 +152,14 @@ else:
     doc_md=__doc__,
 )
 def leadpipe_credits_low():
+    # Airflow 3 only (where there are events): Airflow 2 runs a task's success callback when the
+    # task skips too, and would mail an empty message for a run by hand.
     @task(
-        on_success_callback=email(
-            "Leadpipe credits low",
-            "{{ ti.xcom_pull(task_ids='credits_low_message') }}",
+        on_success_callback=mail_notifiers(
+            "Leadpipe credits low", "ti.xcom_pull(task_ids='credits_low_message')"
         )
+        if credits_low is not None
+        else []
     )
     def credits_low_message(triggering_asset_events: Any = None) -> str:
         """The watcher's messages, one per event; skips when there is none (a run by hand)."""

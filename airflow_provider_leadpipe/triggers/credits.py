@@ -28,8 +28,9 @@ class LeadpipeCreditsLowEventTrigger(AccountWatcherBase):
     The thresholds are the credit report's alerts' (same names, same meaning, each off with
     ``None``; at least one is required): ``min_credits`` is crossed when ``credits.remaining`` is
     below it, ``max_percent_used`` when ``credits.percentUsed`` is above it. A plan without a
-    credit cap crosses neither. ``exhaustion_margin_hours`` is not offered: it needs a burn rate,
-    that is a history of reports, which a watcher does not keep (use the credit report's alerts).
+    credit cap crosses neither. ``exhaustion_margin_hours`` is not offered (anything but ``None``
+    is refused): it needs a burn rate, that is a history of reports, which a watcher does not keep
+    (use the credit report's alerts).
 
     Edge-triggered: the first observation without a watermark is the baseline (an account already
     low yields nothing); afterwards an event is yielded when a threshold becomes crossed, one event
@@ -44,6 +45,8 @@ class LeadpipeCreditsLowEventTrigger(AccountWatcherBase):
     :param max_percent_used: fire when more than this percentage of the credits is used (0-100).
     :param poll_interval: seconds between account checks (any positive number; default 300).
     :param hook_params: hook settings (``timeout``, ``max_retries``, ``retry_backoff``).
+    :param exhaustion_margin_hours: only ``None`` (the report's threshold, named here to refuse it
+        with a clear error).
     :raises LeadpipeConfigError: a bad threshold, or none at all.
     """
 
@@ -55,8 +58,15 @@ class LeadpipeCreditsLowEventTrigger(AccountWatcherBase):
         max_percent_used: float | None = None,
         poll_interval: float = 300,
         hook_params: Mapping[str, Any] | None = None,
+        exhaustion_margin_hours: None = None,
     ) -> None:
         super().__init__()
+        if exhaustion_margin_hours is not None:
+            raise LeadpipeConfigError(
+                f"{type(self).__name__} does not take exhaustion_margin_hours (got "
+                f"{exhaustion_margin_hours!r}): it needs a burn rate, which only the credit report "
+                "knows; use LeadpipeCreditReportOperator(exhaustion_margin_hours=..., notifiers=[...])"
+            )
         self.init_trigger(leadpipe_conn_id, poll_interval, hook_params)
         self.thresholds = CreditThresholds(min_credits=min_credits, max_percent_used=max_percent_used)
         if not self.thresholds.to_dict():
@@ -93,11 +103,11 @@ class LeadpipeCreditsLowEventTrigger(AccountWatcherBase):
         if not fired:
             return None
         reasons = "; ".join(self.thresholds.balance_reason(name, status.credits) for name in fired)
-        resets = _iso(status.credits.resets_at, seconds=True) or "no reset date"
+        resets_at = _iso(status.credits.resets_at, seconds=True)
         message = (
             f"Leadpipe credits low ({', '.join(fired)}): {reasons}.\n"
             f"Organization: {status.organization.name} (connection {self.leadpipe_conn_id})\n"
-            f"Credits: {_balance(status)}; resets {resets}"
+            f"Credits: {_balance(status)}; {f'resets {resets_at}' if resets_at else 'no reset date'}"
         )
         self.log.warning("%s", message.replace("\n", " / "))
         return {
@@ -122,4 +132,4 @@ def _balance(status: AccountStatus) -> str:
     credits = status.credits
     if credits.unlimited:
         return f"{_fmt(credits.used)} used, no credit cap"
-    return f"{_fmt(credits.remaining)} of {_fmt(credits.limit)} credits left"
+    return f"{_fmt(credits.remaining)} of {_fmt(credits.limit)} left"

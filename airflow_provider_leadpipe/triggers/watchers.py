@@ -164,18 +164,20 @@ class AccountWatcherBase(LeadpipeTriggerMixin, BaseEventTrigger):
 
     def describe(self, state: Any) -> str:
         """A state in a few words, for the baseline's log line."""
-        return json.dumps(state)
+        raise NotImplementedError
 
     def restore(self, saved: Any) -> Any:
         """The last state from a saved watermark (None: none, take a baseline)."""
-        return saved.get("state") if isinstance(saved, dict) else None
+        raise NotImplementedError
 
     def watermark(self, now: Any) -> dict[str, Any]:
-        return {"state": now, "since": _now()}
+        """The JSON value saved in the asset state store for the state ``now``."""
+        raise NotImplementedError
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         state = WatcherState(self, self.identity())
         last = self.restore(await state.load())
+        resumed = last is not None  # from a saved watermark: say what the first answer decides
         while True:
             # Read here, in this trigger's context (per-team secrets), and again after a refusal.
             hook = self.new_hook()
@@ -214,6 +216,14 @@ class AccountWatcherBase(LeadpipeTriggerMixin, BaseEventTrigger):
                         self.log.info("baseline (%s): %s", self.describe(now), reason)
                     else:
                         payload = self.edge(last, now, answer.status, reason)
+                        if resumed:
+                            resumed = False
+                            self.log.info(
+                                "resumed from the saved watermark (%s), now %s: %s",
+                                self.describe(last),
+                                self.describe(now),
+                                "an edge, one event" if payload is not None else "no edge, no event",
+                            )
                         if payload is not None:
                             yield TriggerEvent(payload)
                     if now != last:

@@ -192,6 +192,12 @@ def test_each_new_daily_run_starts_exactly_one_dag_run(stack, sandbox, audience,
         assert sandbox.api_key not in triggerer_log
 
 
+#: What the credits-low watcher logs at its first answer after a restart when it does not fire.
+RESUMED_STILL_LOW = (
+    "resumed from the saved watermark (crossed: min_credits), now crossed: min_credits: no edge"
+)
+
+
 def low_message(api: httpx.Client, run: dict) -> str:
     url = f"/api/v2/dags/{LOW_DAG_ID}/dagRuns/{run['dag_run_id']}/taskInstances/credits_low_message"
     response = api.get(f"{url}/xcomEntries/return_value")
@@ -206,7 +212,7 @@ def test_each_fall_below_the_threshold_starts_exactly_one_dag_run(stack, sandbox
             if not triggerer_pids(stack):  # the test above ended with no triggerer running
                 triggerers.enter_context(own_triggerer(stack, tmp_path / "triggerer-1.log"))
             wait_for_dag(api, LOW_DAG_ID)
-            polls(sandbox, 3, stack, ACCOUNT)  # the watcher runs and has its baseline
+            polls(sandbox, 3, stack, ACCOUNT)  # the watcher runs, and has seen the credits not low
             assert dag_runs(api, LOW_DAG_ID) == []
 
             sandbox.set_credits(used=limit - 50)  # 50 left: below 100
@@ -217,7 +223,7 @@ def test_each_fall_below_the_threshold_starts_exactly_one_dag_run(stack, sandbox
             assert message.startswith(
                 "Leadpipe credits low (min_credits): 50 credits left, below min_credits=100."
             )
-            assert f"50 of {limit} credits left" in message
+            assert f"Credits: 50 of {limit} left" in message
 
             # Restart the triggerer while the credits stay low: no second DAG run.
             for pid in triggerer_pids(stack)[:1]:
@@ -226,8 +232,13 @@ def test_each_fall_below_the_threshold_starts_exactly_one_dag_run(stack, sandbox
             triggerers.close()
             log = tmp_path / "triggerer-2.log"
             with own_triggerer(stack, log):
-                polls(sandbox, 4, stack, ACCOUNT)  # the re-created watcher polled again and again...
-                assert len(dag_runs(api, LOW_DAG_ID)) == 1  # ...without a second DAG run
+                # The re-created watcher's own word on its first answer (no waiting on a clock for
+                # something not to happen): resumed from the asset state store, still low, no event.
+                wait_until(
+                    lambda: RESUMED_STILL_LOW in log.read_text(), "the re-created watcher's decision", stack
+                )
+                assert "Leadpipe credits low" not in log.read_text()  # the line an event is logged with
+                assert len(dag_runs(api, LOW_DAG_ID)) == 1
 
                 sandbox.reset_credits()  # credits back (re-armed), then low again: one more run
                 polls(sandbox, 3, stack, ACCOUNT)

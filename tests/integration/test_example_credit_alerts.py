@@ -47,7 +47,7 @@ def both_dags():
 
 def test_parses_without_import_errors():
     report_dag, low_dag = both_dags()
-    assert set(report_dag.task_ids) == {"pull_visitors", "credit_report"}
+    assert set(report_dag.task_ids) == {"pull_visitors", "credit_report", "any_failed"}
     assert set(low_dag.task_ids) == {"credits_low_message"}
     report = report_dag.get_task("credit_report")
     assert (report.min_credits, report.max_percent_used, report.exhaustion_margin_hours) == (500, 90, 48)
@@ -81,8 +81,28 @@ def report_run(dag, sandbox, start, day, used, out):
     with time_machine.travel(start.add(days=day), tick=True):
         run = dag.test(run_conf={"output_dir": str(out)})
     assert run.state == "success", task_states(run)
-    assert task_states(run) == {"pull_visitors": "success", "credit_report": "success"}
+    assert task_states(run) == {
+        "pull_visitors": "success",
+        "credit_report": "success",
+        "any_failed": "skipped",
+    }
     return xcom_value(run, "credit_report")["alerts"]
+
+
+def test_a_failed_pull_fails_the_run_though_the_report_ran(
+    airflow_db, leadpipe_sandbox, monkeypatch, tmp_path
+):
+    from leadpipe_sandbox.faults import Fault
+
+    sandbox_account(leadpipe_sandbox, monkeypatch, KEY, organization="Acme Failing Pull")
+    dag = load_dag(DAG_ID)
+    dag.get_task("pull_visitors").retries = 0
+    dag.get_task("pull_visitors").retry_policy = None  # Airflow 3.3: the policy would retry too
+    # A 400 on the visitor pull: a request error, not retried by the hook.
+    leadpipe_sandbox.queue_faults(Fault(kind="error", status=400, path="/v1/data"), api_key=KEY)
+    run = dag.test(run_conf={"output_dir": str(tmp_path)})
+    assert task_states(run) == {"pull_visitors": "failed", "credit_report": "success", "any_failed": "failed"}
+    assert run.state == "failed"
 
 
 def test_the_alert_is_sent_once_over_several_daily_runs(airflow_db, leadpipe_sandbox, monkeypatch, tmp_path):
@@ -180,12 +200,34 @@ def test_airflows_smtp_notifier_mails_the_alert(
     )
 
 
-@pytest.mark.skipif(not AIRFLOW_V_3_0_PLUS, reason="asset watchers need Airflow 3.0")
 def test_the_low_credits_dag_run_by_hand_has_nothing_to_tell(airflow_db, leadpipe_sandbox, smtp_server):
+    # On Airflow 2.x too: no watcher, no schedule, and a run by hand skips.
     _, low_dag = both_dags()
     run = low_dag.test()
     assert task_states(run) == {"credits_low_message": "skipped"}
     assert smtp_server.messages == []
+
+
+@pytest.mark.skipif(
+    not AIRFLOW_V_3_0_PLUS, reason="asset watchers need Airflow 3.0 (no events, no mail before)"
+)
+def test_the_low_credits_task_mails_its_message_escaped(smtp_server, monkeypatch):
+    """The task's success callback: Airflow's SMTP notifier, its template reading the task's XCom."""
+    monkeypatch.setenv("LEADPIPE_EXAMPLE_ALERT_EMAIL", "low@example.com")
+    _, low_dag = both_dags()
+    [notifier] = low_dag.get_task("credits_low_message").on_success_callback
+    message = "Leadpipe credits low (min_credits): 50 credits left.\nOrganization: Smith & <Co>"
+
+    class TaskInstance:  # what the template reads: ti.xcom_pull(task_ids=...)
+        def xcom_pull(self, task_ids=None, **_):
+            assert task_ids == "credits_low_message"
+            return message
+
+    notifier({"dag": low_dag, "ti": TaskInstance()})
+    [(recipients, mail)] = smtp_server.messages
+    assert recipients == ["low@example.com"] and mail["subject"] == "Leadpipe credits low"
+    html = mail.get_body(preferencelist=("html",)).get_content()
+    assert "Organization: Smith &amp; &lt;Co&gt;" in html and "50 credits left" in html
 
 
 @pytest.mark.skipif(not AIRFLOW_V_3_0_PLUS, reason="asset watchers need Airflow 3.0")

@@ -86,9 +86,13 @@ def test_bad_or_missing_thresholds_are_refused_naming_them(kwargs, match):
         LeadpipeCreditsLowEventTrigger(**kwargs)
 
 
-def test_the_burn_rate_threshold_is_not_offered():
-    with pytest.raises(TypeError, match="exhaustion_margin_hours"):
+def test_the_burn_rate_threshold_is_refused_with_a_typed_error_naming_it():
+    with pytest.raises(
+        LeadpipeConfigError, match=r"does not take exhaustion_margin_hours \(got 24\).*credit report"
+    ):
         LeadpipeCreditsLowEventTrigger(min_credits=5, exhaustion_margin_hours=24)
+    trigger = LeadpipeCreditsLowEventTrigger(min_credits=5, exhaustion_margin_hours=None)
+    assert "exhaustion_margin_hours" not in trigger.serialize()[1]
 
 
 # -- the downward edge --------------------------------------------------------------------------
@@ -134,7 +138,7 @@ async def test_one_event_per_downward_crossing_and_rearmed_when_credits_come_bac
     assert first["changed_at"].endswith("Z") or "+00:00" in first["changed_at"]
     assert first["message"].startswith("Leadpipe credits low (min_credits): 80 credits left")
     assert "Acme Corp (connection leadpipe_default)" in first["message"]
-    assert "80 of 1000 credits left" in first["message"]
+    assert first["message"].endswith("Credits: 80 of 1000 left; no reset date")
     assert logged(task_log, "Leadpipe credits low") == ["warning", "warning"]
     # The key appears in no payload and no log line.
     assert leadpipe_sandbox.api_key not in json.dumps(watching.events)
@@ -166,7 +170,7 @@ async def test_an_unlimited_plan_never_runs_low(leadpipe_sandbox):
     assert watching.events == []
 
 
-async def test_a_triggerer_restart_does_not_repeat_the_event(leadpipe_sandbox):
+async def test_a_triggerer_restart_does_not_repeat_the_event(leadpipe_sandbox, task_log):
     store = DictStore()
     left(leadpipe_sandbox, 500)
     trigger = low_watcher(min_credits=100)
@@ -183,6 +187,8 @@ async def test_a_triggerer_restart_does_not_repeat_the_event(leadpipe_sandbox):
     rewatching = Watching(again)
     await polls(leadpipe_sandbox, ACCOUNT, more=4)  # still low: not repeated
     assert rewatching.events == []
+    resumed = "resumed from the saved watermark (crossed: min_credits), now crossed: min_credits: no edge"
+    assert logged(task_log, resumed) == ["info"]
     leadpipe_sandbox.reset_credits()  # back, then low again: the re-created watcher fires
     await polls(leadpipe_sandbox, ACCOUNT)
     left(leadpipe_sandbox, 20)
@@ -208,7 +214,7 @@ async def test_a_crossing_while_no_trigger_ran_fires_when_it_starts_again(leadpi
     await rewatching.stop()
 
 
-async def test_the_credits_and_account_watchers_and_a_sensor_share_one_poll(leadpipe_sandbox):
+async def test_the_credits_watcher_and_a_sensor_share_one_poll(leadpipe_sandbox):
     left(leadpipe_sandbox, 500)
     sensor_trigger = LeadpipeAccountTrigger(
         leadpipe_conn_id="leadpipe_default",
