@@ -337,6 +337,7 @@ class LeadpipeAudienceRunEventTrigger(LeadpipeTriggerMixin, BaseEventTrigger):
         seen: list[str] | None = None
         if isinstance(saved, dict) and isinstance(saved.get("completed"), list):
             seen = [str(run_id) for run_id in saved["completed"]]
+        resumed = seen is not None  # from a saved watermark: say what the first answer finds
         while True:
             delay = self.poll_interval
             try:
@@ -356,6 +357,14 @@ class LeadpipeAudienceRunEventTrigger(LeadpipeTriggerMixin, BaseEventTrigger):
                                 (run for run in completed if run.id not in known),
                                 key=lambda run: run.completed_at or run.created_at or "",
                             )
+                            if resumed:
+                                resumed = False
+                                self.log.info(
+                                    "resumed from the saved watermark (%d completed run(s) known): "
+                                    "%d new completed run(s)",
+                                    len(known),
+                                    len(new),
+                                )
                             for run in new:
                                 message = f"audience {self.audience_id}: run {run.id} completed"
                                 self.log.info("%s", message)

@@ -14,6 +14,7 @@ import contextlib
 import gzip
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -172,10 +173,15 @@ def test_each_new_daily_run_starts_exactly_one_dag_run(stack, sandbox, audience,
         log = tmp_path / "triggerer.log"
         with own_triggerer(stack, log):
             finished_runs(api, 2, stack)
-            polls(sandbox, 4, stack)  # the re-created watcher polled again and again...
-            time.sleep(2)
+            # The re-created watcher's own word on its first answer (no waiting on a clock for
+            # something not to happen): resumed from the asset state store, one new run (the second).
+            wait_until(
+                lambda: RESUMED_ONE_NEW_RUN.search(log.read_text()),
+                "the re-created watcher's decision",
+                stack,
+            )
             runs = dag_runs(api)
-            assert len(runs) == 2  # ...without a second DAG run for the first run
+            assert len(runs) == 2  # no second DAG run for the first run
             assert {r["state"] for r in runs} == {"success"}, log.read_text()[-3000:]
             assert len(landed(stack, audience["id"], second["id"])) == 4
 
@@ -191,6 +197,11 @@ def test_each_new_daily_run_starts_exactly_one_dag_run(stack, sandbox, audience,
         assert "keeps its watermark in memory" not in triggerer_log
         assert sandbox.api_key not in triggerer_log
 
+
+#: What the audience-runs watcher logs at its first answer after a restart: one new completed run.
+RESUMED_ONE_NEW_RUN = re.compile(
+    r"resumed from the saved watermark \(\d+ completed run\(s\) known\): 1 new completed"
+)
 
 #: What the credits-low watcher logs at its first answer after a restart when it does not fire.
 RESUMED_STILL_LOW = (

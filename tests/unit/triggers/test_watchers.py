@@ -342,7 +342,7 @@ async def test_a_run_that_completes_later_yields_when_it_completes(leadpipe_sand
 
 @pytest.mark.parametrize("store_type", [DictStore, BlockingStore])
 async def test_recreated_with_a_saved_watermark_neither_repeats_nor_misses(
-    leadpipe_sandbox, audience, store_type
+    leadpipe_sandbox, audience, store_type, task_log
 ):
     store = store_type()
     runs = RUNS
@@ -364,9 +364,11 @@ async def test_recreated_with_a_saved_watermark_neither_repeats_nor_misses(
     assert watching.events[0]["run"]["id"] == one["id"]
     assert [e["run"]["id"] for e in rewatching.events] == [two["id"]]  # no repeat of one, two not missed
     assert len(store.data) == 1  # one watermark, rewritten in place
+    resumed = "resumed from the saved watermark (1 completed run(s) known): 1 new completed run(s)"
+    assert logged(task_log, resumed) == ["info"]
 
 
-async def test_account_watermark_survives_recreation(leadpipe_sandbox):
+async def test_account_watermark_survives_recreation(leadpipe_sandbox, task_log):
     store = DictStore()
     leadpipe_sandbox.exhaust_credits()
     trigger = account_watcher()
@@ -389,6 +391,9 @@ async def test_account_watermark_survives_recreation(leadpipe_sandbox):
     await polls(leadpipe_sandbox, ACCOUNT, more=4)
     await watching.stop()
     assert watching.events == []  # not repeated
+    assert logged(
+        task_log, "resumed from the saved watermark (condition met), now condition met: no edge"
+    ) == ["info"]
 
 
 async def test_without_a_store_the_watermark_is_in_memory_with_one_warning(
