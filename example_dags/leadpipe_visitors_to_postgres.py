@@ -9,8 +9,8 @@
 3. `load_into_postgres` (the Postgres hook) reads that path from the XCom -- never the records --
    and, in one transaction, COPYs the file into a temporary staging table, then upserts it into
    `leadpipe_visitors` (`INSERT ... ON CONFLICT (email) DO UPDATE`, only where the record changed).
-   A record without an e-mail is not loaded (counted in `skipped`); a `visitedAt` that is not an
-   ISO 8601 time leaves `visited_at` empty. A failed load leaves the table as it was and raises
+   A record without an e-mail is not loaded (counted in `skipped`); a `visitedAt` that is not a
+   time PostgreSQL reads leaves `visited_at` empty. A failed load leaves the table as it was and raises
    `VisitorsLoadError` (no database text: PostgreSQL quotes the failing row, e-mail included).
    Its XCom: `{"path", "staged", "skipped", "inserted", "updated", "table"}`.
 
@@ -85,17 +85,25 @@ COPY = (
     f"COPY {STAGE_TABLE} (line) FROM STDIN "
     "WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02', ENCODING 'UTF8')"
 )
+# The record schema is not published: a visitedAt that is not a time PostgreSQL reads is stored as
+# NULL rather than failing the whole day's load. A function of this session only (pg_temp), as
+# PostgreSQL < 16 has no pg_input_is_valid.
+SAFE_TIMESTAMP = """
+CREATE FUNCTION pg_temp.leadpipe_timestamptz(value text) RETURNS timestamptz
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    RETURN value::timestamptz;
+EXCEPTION WHEN others THEN
+    RETURN NULL;
+END $$
+"""
 # The first record of a key in the file wins (only_new writes each key once anyway); a record
-# without an e-mail is skipped; a row whose record is unchanged is not touched. The record schema
-# is not published: a visitedAt that does not look like an ISO 8601 time is stored as NULL rather
-# than failing the whole day's load. RETURNING tells inserted rows (xmax = 0) from updated ones.
+# without an e-mail is skipped; a row whose record is unchanged is not touched. RETURNING tells
+# inserted rows (xmax = 0) from updated ones.
 UPSERT = f"""
 INSERT INTO {TABLE} AS target (email, visited_at, record)
 SELECT DISTINCT ON (line ->> 'email')
-       line ->> 'email',
-       CASE WHEN line -> 'visit' ->> 'visitedAt' ~ '^\\d{{4}}-\\d{{2}}-\\d{{2}}[T ]\\d{{2}}:\\d{{2}}'
-            THEN (line -> 'visit' ->> 'visitedAt')::timestamptz END,
-       line
+       line ->> 'email', pg_temp.leadpipe_timestamptz(line -> 'visit' ->> 'visitedAt'), line
 FROM {STAGE_TABLE}
 WHERE line ->> 'email' IS NOT NULL
 ORDER BY line ->> 'email', n
@@ -148,6 +156,7 @@ def load_file(path: str) -> dict[str, Any]:
             stream = gzip.GzipFile(fileobj=raw) if source.name.endswith(".gz") else raw
             try:
                 cursor.execute(STAGE)
+                cursor.execute(SAFE_TIMESTAMP)
                 copy_into(cursor, COPY, stream)
                 cursor.execute(f"SELECT count(*) FROM {STAGE_TABLE}")
                 (staged,) = cursor.fetchone()
@@ -161,11 +170,19 @@ def load_file(path: str) -> dict[str, Any]:
                 with suppress(Exception):  # the rollback's own error would quote nothing new
                     connection.rollback()
         if failure is None:
-            connection.commit()
+            try:
+                connection.commit()
+            except Exception as error:  # e.g. the connection dropped: the outcome is unknown
+                failure = f"commit: {type(error).__name__}"
     finally:
         connection.close()
     if failure is not None:
-        raise VisitorsLoadError(f"Loading {path} into {TABLE} failed ({failure}); the table is unchanged")
+        outcome = (
+            "whether the table has it is unknown; loading the file again is safe"
+            if failure.startswith("commit:")
+            else "the table is unchanged"
+        )
+        raise VisitorsLoadError(f"Loading {path} into {TABLE} failed ({failure}); {outcome}")
     inserted = sum(changed)
     return {
         "path": path,

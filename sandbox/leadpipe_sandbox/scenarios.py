@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 from pydantic.alias_generators import to_camel
 
 from leadpipe_sandbox.faults import Fault, FaultRate
@@ -71,6 +71,11 @@ class KeyConfig(_Model):
     revoked: bool = False
     visitors: int | None = Field(default=None, ge=0, le=10**9, description="null: the sandbox's --visitors.")
     visitor_seed: int | None = Field(default=None, description="null: the sandbox's --seed.")
+    visitors_as_of: Annotated[AwareDatetime, PlainSerializer(iso, when_used="json")] | None = Field(
+        default=None,
+        description="null: timeframes end now; a time (ISO 8601 with offset): they end there, a frozen "
+        "clock for tests whose pulls must see the same window however long they take.",
+    )
     domains: list[str] = Field(
         default=list(DEFAULT_DOMAINS), min_length=1, description="Sites visitors are seen on."
     )

@@ -191,7 +191,11 @@ class SandboxApp:
             raise HttpError(400, f"timeframe must be one of {', '.join(TIMEFRAMES)}")
         page = int(page_text)
         records, total = key.visitors.query(
-            page=page, timeframe=timeframe, domain=query.get("domain"), email=query.get("email"), now=utcnow()
+            page=page,
+            timeframe=timeframe,
+            domain=query.get("domain"),
+            email=query.get("email"),
+            now=key.config.visitors_as_of or utcnow(),
         )
         return json_response(
             200, {"data": records, "meta": {"total": total, "page": page, "perPage": PAGE_SIZE}}

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pytest
 
-from leadpipe_sandbox import LeadpipeSandbox
+from leadpipe_sandbox import LeadpipeSandbox, SandboxError
 
 ClientFactory = Callable[..., httpx.Client]
 DOMAINS = ("acme.io", "shop.acme.io", "docs.acme.io")
@@ -143,3 +143,25 @@ def test_sandbox_fixture_options_control_size(
 ) -> None:
     assert leadpipe_sandbox.visitors == 1000
     assert client.get("/v1/data").json()["meta"]["total"] == leadpipe_sandbox.visitors
+
+
+def test_visitors_as_of_freezes_the_windows_end(
+    client: httpx.Client, leadpipe_sandbox: LeadpipeSandbox
+) -> None:
+    newest = visited_at(client.get("/v1/data").json()["data"][0])
+    # Frozen at the newest visit plus 7 days exactly: the 7-day window holds that visit alone...
+    leadpipe_sandbox.update_key({"visitorsAsOf": (newest + timedelta(days=7)).isoformat()})
+    week = client.get("/v1/data", params={"timeframe": "7d"}).json()
+    assert [visited_at(r) for r in week["data"]] == [newest]
+    # ...a second later, none; and "all" has no end to freeze.
+    leadpipe_sandbox.update_key({"visitorsAsOf": (newest + timedelta(days=7, seconds=1)).isoformat()})
+    assert client.get("/v1/data", params={"timeframe": "7d"}).json()["meta"]["total"] == 0
+    assert client.get("/v1/data").json()["meta"]["total"] == 1000
+    # null: the windows end now again.
+    leadpipe_sandbox.update_key({"visitorsAsOf": None})
+    assert client.get("/v1/data", params={"timeframe": "7d"}).json()["meta"]["total"] > 1
+
+
+def test_visitors_as_of_needs_an_offset(leadpipe_sandbox: LeadpipeSandbox) -> None:
+    with pytest.raises(SandboxError, match="visitorsAsOf"):
+        leadpipe_sandbox.update_key({"visitorsAsOf": "2026-03-01T00:00:00"})

@@ -217,7 +217,10 @@ def low_message(api: httpx.Client, run: dict) -> str:
 
 
 def test_each_fall_below_the_threshold_starts_exactly_one_dag_run(stack, sandbox, tmp_path):
-    limit = sandbox.key_state()["config"]["credits"]["limit"]
+    # 500: 50 left is 90 % used, so max_percent_used=90 is not crossed too (any limit of 1,000 or
+    # more would cross both with fewer than 100 left).
+    limit = 500
+    sandbox.set_credits(used=0, limit=limit)
     try:
         with stack.client() as api, contextlib.ExitStack() as triggerers:
             if not triggerer_pids(stack):  # the test above ended with no triggerer running
@@ -256,6 +259,14 @@ def test_each_fall_below_the_threshold_starts_exactly_one_dag_run(stack, sandbox
                 sandbox.set_credits(used=limit - 10)
                 finished_runs(api, 2, stack, LOW_DAG_ID)
                 polls(sandbox, 4, stack, ACCOUNT)
+                # One event since the restart: the new crossing only (the watcher's own warning line
+                # per event; Airflow's "Trigger fired event" line repeats the payload).
+                warnings = [
+                    line
+                    for line in log.read_text().splitlines()
+                    if "Leadpipe credits low (" in line and "Trigger fired event" not in line
+                ]
+                assert len(warnings) == 1, warnings
                 runs = dag_runs(api, LOW_DAG_ID)
                 assert len(runs) == 2
                 assert {r["state"] for r in runs} == {"success"}, log.read_text()[-3000:]

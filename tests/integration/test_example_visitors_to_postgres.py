@@ -126,7 +126,9 @@ def test_three_overlapping_daily_runs_land_each_visitor_once_and_a_rerun_adds_no
     task_log_to_this_tests_stdout(monkeypatch)
     postgres = db
     # 6,000 visits of 2,000 people over 180 days: people come back, within a window and across them.
-    leadpipe_sandbox.update_key({"visitors": 6_000})
+    # The windows end at a frozen time: every pull and the test's own reads see the same records
+    # (with the clock running, a visit 43 minutes apart from the next can leave a window mid-test).
+    leadpipe_sandbox.update_key({"visitors": 6_000, "visitorsAsOf": pendulum.now("UTC").isoformat()})
     dag = load_dag(DAG_ID)
     expected: dict[str, dict] = {}  # email -> the first record pulled for it
     pulls, loads, xcoms = [], [], []
@@ -220,13 +222,14 @@ def test_a_record_without_email_is_skipped_and_an_odd_visit_time_left_empty(db, 
             {"email": "a@example.com", "visit": {"visitedAt": "2026-03-01T10:00:00Z"}},
             {"email": None, "visit": {"visitedAt": "2026-03-01T11:00:00Z"}},
             {"name": "no e-mail key"},
-            {"email": "b@example.com", "visit": {"visitedAt": "yesterday"}},
+            {"email": "b@example.com", "visit": {"visitedAt": "last Tuesday"}},
+            {"email": "c@example.com", "visit": {"visitedAt": "2026-02-30T10:00:00Z"}},  # no such day
         ],
     )
     loaded = example.load_file(path)
-    assert (loaded["staged"], loaded["skipped"], loaded["inserted"], loaded["updated"]) == (4, 2, 2, 0)
+    assert (loaded["staged"], loaded["skipped"], loaded["inserted"], loaded["updated"]) == (5, 2, 3, 0)
     rows = dict(execute(db, f"SELECT email, visited_at IS NOT NULL FROM {TABLE}"))
-    assert rows == {"a@example.com": True, "b@example.com": False}
+    assert rows == {"a@example.com": True, "b@example.com": False, "c@example.com": False}
 
 
 def test_a_refused_load_raises_a_typed_error_chained_to_nothing(db, tmp_path):

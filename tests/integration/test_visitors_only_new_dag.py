@@ -88,7 +88,9 @@ def new_by_email(records: list[dict], landed: set[str]) -> tuple[list[dict], int
 
 def test_overlapping_daily_windows_land_each_visitor_once(airflow_db, leadpipe_sandbox, dag, tmp_path):
     # 6,000 visits of 2,000 people over 180 days: 90 days repeat people within the pull.
-    leadpipe_sandbox.update_key({"visitors": 6_000})
+    # The windows end at a frozen time: every pull and the test's own reads see the same records
+    # (with the clock running, a visit 43 minutes apart from the next can leave a window mid-test).
+    leadpipe_sandbox.update_key({"visitors": 6_000, "visitorsAsOf": pendulum.now("UTC").isoformat()})
     landed: set[str] = set()
     results = []
     first_run_id = None
