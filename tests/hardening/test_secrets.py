@@ -245,7 +245,9 @@ def test_the_key_sent_is_registered_with_the_secrets_masker(leadpipe_sandbox, mo
         leadpipe_sandbox.configure_key(key, scenario="sandbox")
         conn = {**json.loads(leadpipe_sandbox.connection_json(key)), "password": f" {key}\t"}
         monkeypatch.setenv("AIRFLOW_CONN_LEADPIPE_MASK", json.dumps(conn))
-        assert redact(f"key={key}") == f"key={key}"  # not masked before the hook read it
+        # Not masked as a whole before the hook read it (other tests' short secrets, e.g. a JSON
+        # string extra on Airflow 2.11, may mask a few characters inside it: not the point here).
+        assert redact(f"key={key}") != "key=***"
         hook = LeadpipeHook("leadpipe_mask")
         settings = hook.settings if path == "sync" else asyncio.run(hook.aget_settings())
         assert settings.api_key == key
